@@ -1,0 +1,181 @@
+"""Colour hash: the fractions of an image that are black, gray, and faintly or brightly coloured per hue.
+
+ImageHash classifies every pixel from Pillow's `convert("L")` and `convert("HSV")`. Both are
+functions of the pixel's RGB value alone, so for large RGB images we classify each of the 2^24
+colours once (with Pillow itself, so the table is exact by construction) and then classify the
+image with one table lookup per pixel: the same counts as ImageHash, without a full-resolution
+HSV image.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from lookalike.algorithms.registry import Algorithm, register
+from lookalike.hash import Hash
+
+if TYPE_CHECKING:
+    from lookalike.prepare import ImageView
+
+HUE_BINS = 6
+BLACK, GRAY = 0, 1
+FAINT = 2  # categories 2..7: faint colours by hue bin
+BRIGHT = FAINT + HUE_BINS  # categories 8..13: bright colours by hue bin
+COLOURED_ON_EDGE = BRIGHT + HUE_BINS  # 14: saturation exactly 170, coloured but in neither bin
+CATEGORIES = COLOURED_ON_EDGE + 1
+
+BLACK_BELOW = 256 // 8  # intensity < 32
+GRAY_BELOW = 256 // 3  # saturation < 85
+FAINT_BELOW = 256 * 2 // 3  # saturation < 170 (and > 170 is bright: 170 itself is neither)
+
+# Images with more pixels than this use the colour table; smaller ones convert to HSV directly.
+TABLE_MIN_PIXELS = 1_500_000
+
+
+@dataclass(frozen=True)
+class ColorCounts:
+    """How many pixels fall in each colour category, and how many pixels there are."""
+
+    per_category: tuple[int, ...]  # length CATEGORIES
+    total: int
+
+    @property
+    def coloured(self) -> int:
+        return sum(self.per_category[FAINT:])
+
+
+@functools.cache
+def hue_bin_of() -> npt.NDArray[np.uint8]:
+    """Hue byte -> bin 0..5, exactly as numpy.histogram with linspace(0, 255, 7) edges assigns it."""
+    edges = np.linspace(0, 255, HUE_BINS + 1)
+    bins = [int(np.histogram([hue], bins=edges)[0].argmax()) for hue in range(256)]
+    return np.asarray(bins, dtype=np.uint8)
+
+
+def categorize(
+    intensity: npt.NDArray[np.uint8], hue: npt.NDArray[np.uint8], saturation: npt.NDArray[np.uint8]
+) -> npt.NDArray[np.uint8]:
+    """Per-pixel category from Pillow's L, H and S bytes (any matching shapes)."""
+    category = np.full(intensity.shape, COLOURED_ON_EDGE, dtype=np.uint8)
+    hue_bin = hue_bin_of()[hue]
+    faint = saturation < FAINT_BELOW
+    bright = saturation > FAINT_BELOW
+    category[faint] = FAINT + hue_bin[faint]
+    category[bright] = BRIGHT + hue_bin[bright]
+    category[saturation < GRAY_BELOW] = GRAY
+    category[intensity < BLACK_BELOW] = BLACK
+    return category
+
+
+def count_categories(category: npt.NDArray[np.uint8]) -> ColorCounts:
+    counts = np.bincount(category.ravel(), minlength=CATEGORIES)
+    return ColorCounts(tuple(int(c) for c in counts[:CATEGORIES]), int(category.size))
+
+
+def color_counts_via_hsv(image: Image.Image, intensity: Image.Image) -> ColorCounts:
+    """Counts from Pillow's own HSV conversion of `image` (any mode Pillow converts)."""
+    if image.mode == "LAB":  # Pillow cannot go LAB -> HSV directly; ImageHash would fail here
+        image = image.convert("RGB")
+    hsv = image.convert("HSV")
+    hue, saturation, _ = (np.asarray(band) for band in hsv.split())
+    return count_categories(categorize(np.asarray(intensity), hue, saturation))
+
+
+@functools.cache
+def rgb_category_table() -> npt.NDArray[np.uint8]:
+    """Category of every RGB colour, indexed by r | g << 8 | b << 16, computed with Pillow."""
+    table = np.empty(1 << 24, dtype=np.uint8)
+    red_green = np.arange(1 << 16, dtype=np.uint32)
+    chunk_blues = 16
+    for blue_start in range(0, 256, chunk_blues):
+        blues = np.arange(blue_start, blue_start + chunk_blues, dtype=np.uint32)
+        codes = (red_green[None, :] | (blues[:, None] << 16)).ravel()
+        rgb = np.empty((codes.size, 3), dtype=np.uint8)
+        rgb[:, 0] = codes & 0xFF
+        rgb[:, 1] = (codes >> 8) & 0xFF
+        rgb[:, 2] = codes >> 16
+        strip = Image.fromarray(rgb.reshape(chunk_blues * 256, 256, 3), "RGB")
+        hue, saturation, _ = (np.asarray(band).ravel() for band in strip.convert("HSV").split())
+        intensity = np.asarray(strip.convert("L")).ravel()
+        table[codes] = categorize(intensity, hue, saturation)
+    table.flags.writeable = False
+    return table
+
+
+def rgb_codes(image: Image.Image) -> npt.NDArray[np.uint32]:
+    """r | g << 8 | b << 16 for every pixel of an RGB/RGBA/RGBX image."""
+    rgbx = image if image.mode in ("RGBX", "RGBA") else image.convert("RGBX")
+    codes = np.asarray(rgbx).view(np.uint32).ravel()
+    if not np.little_endian:  # pragma: no cover - the table is indexed little-endian
+        codes = codes.byteswap()
+    return np.bitwise_and(codes, 0x00FFFFFF)
+
+
+def color_counts_via_table(image: Image.Image) -> ColorCounts:
+    """Counts for an RGB/RGBA/RGBX image by one lookup per pixel in the colour table."""
+    category = rgb_category_table()[rgb_codes(image)]
+    histogram = Image.frombuffer("L", (category.size, 1), category.tobytes(), "raw", "L", 0, 1).histogram()
+    return ColorCounts(tuple(histogram[:CATEGORIES]), int(category.size))
+
+
+def color_counts(image: Image.Image, intensity: Image.Image) -> ColorCounts:
+    """ImageHash's pixel classification for `image`, whose grayscale is `intensity`."""
+    if image.mode in ("RGB", "RGBA", "RGBX") and image.width * image.height >= TABLE_MIN_PIXELS:
+        return color_counts_via_table(image)
+    return color_counts_via_hsv(image, intensity)
+
+
+def color_values(counts: ColorCounts, binbits: int) -> list[int]:
+    """The 14 quantised fractions, with ImageHash 4.3.2's exact float arithmetic."""
+    maxvalue = 2**binbits
+    if counts.total == 0:
+        return [0] * (2 + 2 * HUE_BINS)
+    per = counts.per_category
+    values = [
+        min(maxvalue - 1, int(per[BLACK] / counts.total * maxvalue)),
+        min(maxvalue - 1, int(per[GRAY] / counts.total * maxvalue)),
+    ]
+    coloured = max(1, counts.coloured)
+    for count in per[FAINT : FAINT + 2 * HUE_BINS]:
+        values.append(min(maxvalue - 1, int(count * maxvalue * 1.0 / coloured)))
+    return values
+
+
+def color_bits(counts: ColorCounts, binbits: int) -> npt.NDArray[np.bool_]:
+    """ImageHash's colorhash bits (its per-value bit pattern, which is not plain binary)."""
+    bits = [
+        value // (2 ** (binbits - i - 1)) % 2 ** (binbits - i) > 0
+        for value in color_values(counts, binbits)
+        for i in range(binbits)
+    ]
+    return np.asarray(bits, dtype=bool)
+
+
+def _counts(view: ImageView) -> ColorCounts:
+    return view.memo("color-counts", lambda: color_counts(view.source, view.gray_image()))
+
+
+def _compute(view: ImageView, binbits: int) -> Hash:
+    return Hash.from_bits(color_bits(_counts(view), binbits))
+
+
+COLORHASH = register(
+    Algorithm(
+        name="colorhash",
+        summary="colour hash: black, gray and 12 hue/saturation fractions, binbits bits each",
+        param_name="binbits",
+        default_param=3,
+        valid_params=lambda b: 1 <= b <= 16,
+        nbits=lambda b: 14 * b,
+        compute=_compute,
+        working_side=lambda b: 128,
+        max_distance=lambda b: max(1, round(14 * b * 4 / 42)),
+        aliases=("color_hash", "colour_hash"),
+    )
+)

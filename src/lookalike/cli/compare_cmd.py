@@ -1,0 +1,87 @@
+"""`lookalike compare`: the seed article's table of distances from one image to others."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from lookalike.algorithms import HashValue
+from lookalike.cli import options
+from lookalike.cli.output import emit_json, report_error
+from lookalike.errors import ImageError
+from lookalike.pipeline import hash_file
+
+
+def compare_command(
+    source: Annotated[Path, typer.Argument(help="The image to compare against.", show_default=False)],
+    others: Annotated[list[Path], typer.Argument(help="Images to compare with SOURCE.", show_default=False)],
+    hashes: options.Hashes = options.DEFAULT_HASH_TEXT,
+    json_output: options.Json = False,
+    mode: options.ModeOption = "fast",
+    orientation: options.Orientation = True,
+) -> None:
+    """Hamming distance per hash from SOURCE to each OTHER, and their sum (the seed's combined
+    distance: aHash + colorhash by default). Lower is more alike; 0 is identical.
+
+    Example:
+
+        lookalike compare cat1.jpg cat2.jpg cat3.jpg firetruck1.jpg
+    """
+    hash_mode = options.check_mode(mode)
+    try:
+        reference = hash_file(source, hashes, mode=hash_mode, orientation=orientation)
+    except ImageError as exc:
+        report_error(str(exc))
+        raise typer.Exit(1) from None
+    rows: list[tuple[str, dict[str, float]]] = []
+    failed = False
+    for other in others:
+        try:
+            result = hash_file(other, hashes, mode=hash_mode, orientation=orientation)
+        except ImageError as exc:
+            report_error(str(exc))
+            failed = True
+            if json_output:
+                emit_json({"source": str(source), "other": str(other), "error": exc.reason})
+            continue
+        distances = {name: _distance(reference[name], result[name]) for name in reference}
+        rows.append((str(other), distances))
+        if json_output:
+            emit_json(
+                {
+                    "source": str(source),
+                    "other": str(other),
+                    "distances": distances,
+                    "total": _total(distances),
+                }
+            )
+    if not json_output:
+        _print_table(str(source), list(reference), rows)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _distance(a: HashValue, b: HashValue) -> float:
+    value = a - b  # type: ignore[operator]
+    return int(value) if float(value).is_integer() else round(float(value), 4)
+
+
+def _total(distances: dict[str, float]) -> float:
+    total = sum(distances.values())
+    return int(total) if float(total).is_integer() else round(total, 4)
+
+
+def _print_table(source: str, names: list[str], rows: list[tuple[str, dict[str, float]]]) -> None:
+    from rich.console import Console
+
+    table = Table(title=f"Hamming distance from {source}", title_justify="left")
+    table.add_column("image", overflow="fold")
+    for name in names:
+        table.add_column(name, justify="right")
+    table.add_column("total", justify="right", style="bold")
+    for other, distances in rows:
+        table.add_row(other, *(str(distances[n]) for n in names), str(_total(distances)))
+    Console(highlight=False).print(table)

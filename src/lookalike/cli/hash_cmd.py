@@ -1,0 +1,77 @@
+"""`lookalike hash`: hash files and folders, print or save the hashes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lookalike.cli import options
+from lookalike.cli.output import advance, emit_json, emit_line, progress_bar, quality_fields, report_error
+from lookalike.discover import SkippedPath, iter_image_paths
+from lookalike.errors import ImageError
+from lookalike.pipeline import HashResult, hash_files
+from lookalike.writers import open_hash_writer
+
+
+def hash_command(
+    paths: Annotated[list[Path], typer.Argument(help="Image files or folders.", show_default=False)],
+    hashes: options.Hashes = options.DEFAULT_HASH_TEXT,
+    json_output: options.Json = False,
+    recursive: options.Recursive = False,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Also write all hashes to FILE (.jsonl, .csv or .parquet)."),
+    ] = None,
+    workers: options.Workers = None,
+    mode: options.ModeOption = "fast",
+    orientation: options.Orientation = True,
+    progress: options.ShowProgress = True,
+) -> None:
+    """Hash image files (and the images in folders).
+
+    Example:
+
+        lookalike hash cat.jpg photos/ --recursive --hashes phash,pdq --json
+    """
+    hash_mode = options.check_mode(mode)
+    skipped: list[SkippedPath] = []
+    files = list(iter_image_paths(paths, recursive=recursive, on_skip=skipped.append))
+    for skip in skipped:
+        report_error(f"{skip.path}: {skip.reason}")
+    failures: list[ImageError] = []
+    hashed = 0
+    writer = open_hash_writer(out) if out else None
+    try:
+        with progress_bar("hashing", len(files), enabled=progress and len(files) > 1) as bar:
+            results = hash_files(files, hashes, workers=workers, mode=hash_mode, orientation=orientation)
+            for path, result in advance(bar, results):
+                if isinstance(result, ImageError):
+                    failures.append(result)
+                    _print_failure(path, result, json_output)
+                    continue
+                hashed += 1
+                _print_result(path, result, json_output)
+                if writer:
+                    writer.write(path, result)
+    finally:
+        if writer:
+            writer.close()
+    options.print_summary(hashed=hashed, failures=failures, skipped=len(skipped), show=len(files) > 1)
+    if failures or skipped:
+        raise typer.Exit(1)
+
+
+def _print_result(path: str, result: HashResult, json_output: bool) -> None:
+    if json_output:
+        emit_json({"path": path, "hashes": {k: str(v) for k, v in result.items()}, **quality_fields(result)})
+    else:
+        fields = "  ".join(f"{name}={value}" for name, value in result.items())
+        emit_line(f"{path}  {fields}")
+
+
+def _print_failure(path: str, error: ImageError, json_output: bool) -> None:
+    if json_output:
+        emit_json({"path": path, "error": error.reason})
+    report_error(str(error))

@@ -1,0 +1,74 @@
+"""Options shared by several commands, so every command spells them the same way."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Annotated
+
+import typer
+
+from lookalike.cli.output import stderr
+from lookalike.errors import ImageError
+from lookalike.pipeline import DEFAULT_HASHES
+from lookalike.prepare import Mode
+
+DEFAULT_HASH_TEXT = ",".join(DEFAULT_HASHES)
+
+Hashes = Annotated[
+    str,
+    typer.Option(
+        "--hashes",
+        help="Comma-separated algorithms: ahash, dhash, dhash_vertical, phash, phash_simple, whash, "
+        "whash_db4, colorhash, crop_resistant, pdq; a size after a colon, e.g. phash:16, colorhash:4.",
+    ),
+]
+Json = Annotated[bool, typer.Option("--json", help="One JSON object per line on stdout.")]
+Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")]
+Workers = Annotated[
+    int | None, typer.Option("--workers", "-w", min=1, help="Worker processes (default: all cores).")
+]
+ModeOption = Annotated[
+    str,
+    typer.Option(
+        "--mode",
+        help="fast: JPEGs decoded at reduced scale (a bit or two from exact); "
+        "exact: bit-identical to ImageHash.",
+    ),
+]
+Orientation = Annotated[
+    bool,
+    typer.Option("--orientation/--no-orientation", help="Apply EXIF orientation before hashing."),
+]
+ShowProgress = Annotated[
+    bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")
+]
+
+
+def check_mode(mode: str) -> Mode:
+    if mode == "fast":
+        return "fast"
+    if mode == "exact":
+        return "exact"
+    raise typer.BadParameter(f"--mode must be fast or exact, not {mode!r}")
+
+
+def print_summary(
+    *, hashed: int, failures: list[ImageError], skipped: int = 0, cached: int = 0, show: bool
+) -> None:
+    """The end-of-run summary on stderr: counts, then failures grouped by reason."""
+    if not show:
+        return
+    parts = [f"hashed {hashed}"]
+    if cached:
+        parts.append(f"cached {cached}")
+    parts.append(f"failed {len(failures)}")
+    if skipped:
+        parts.append(f"skipped folders {skipped}")
+    stderr.print(", ".join(parts))
+    reasons = Counter(_reason_class(f.reason) for f in failures)
+    for reason, count in reasons.most_common():
+        stderr.print(f"  {count} x {reason}")
+
+
+def _reason_class(reason: str) -> str:
+    return reason.split(" (", 1)[0]

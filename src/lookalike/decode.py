@@ -1,0 +1,223 @@
+"""Bytes or a path in, a decoded Pillow image out: limits, EXIF orientation, reduced-scale JPEG decode.
+
+This is the only module that reads image files. Every failure becomes a `lookalike.errors.ImageError`
+that names the file and the reason, so a batch job can report it and go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import stat
+import warnings
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from lookalike.errors import (
+    CorruptImageError,
+    FileMissingError,
+    ImageError,
+    ImageTooLargeError,
+    NotAFileError,
+    UnreadableFileError,
+    UnsupportedImageError,
+)
+
+ImageSource = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO | Image.Image
+
+_optional_plugins_registered = False
+
+
+def _register_optional_plugins() -> None:
+    """Enable HEIC/AVIF decoding when the `lookalike[heif]` extra is installed."""
+    global _optional_plugins_registered
+    if _optional_plugins_registered:
+        return
+    _optional_plugins_registered = True
+    with contextlib.suppress(Exception):
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+    with contextlib.suppress(Exception):
+        import pillow_avif  # noqa: F401
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """Bounds that keep a hostile file from exhausting memory or time."""
+
+    max_pixels: int = 178_956_970  # Pillow's decompression-bomb error threshold
+    max_side: int = 200_000
+    max_file_bytes: int = 1 << 30
+
+
+DEFAULT_LIMITS = DecodeLimits()
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """A loaded image plus what we learnt about it while decoding."""
+
+    image: Image.Image
+    name: str
+    format: str | None
+    width: int  # full-resolution width, after EXIF orientation
+    height: int
+    draft_scale: int  # 1 = full scale; 8 = JPEG decoded at 1/8 scale
+
+
+def read_file(path: str | os.PathLike[str], limits: DecodeLimits = DEFAULT_LIMITS) -> bytes:
+    """Read a whole image file, turning OS errors into ImageErrors that name the file."""
+    name = os.fspath(path)
+    try:
+        info = os.stat(name)
+    except FileNotFoundError:
+        raise FileMissingError(name, "no such file") from None
+    except PermissionError:
+        raise UnreadableFileError(name, "permission denied") from None
+    except OSError as exc:
+        raise UnreadableFileError(name, exc.strerror or str(exc)) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise NotAFileError(name, "is a directory")
+    if not stat.S_ISREG(info.st_mode):
+        raise NotAFileError(name, "is not a regular file")
+    if info.st_size > limits.max_file_bytes:
+        raise ImageTooLargeError(name, f"file is {info.st_size} bytes, limit {limits.max_file_bytes}")
+    try:
+        with open(name, "rb") as handle:
+            return handle.read(limits.max_file_bytes + 1)
+    except FileNotFoundError:
+        raise FileMissingError(name, "no such file (deleted while reading)") from None
+    except PermissionError:
+        raise UnreadableFileError(name, "permission denied") from None
+    except OSError as exc:
+        raise UnreadableFileError(name, exc.strerror or str(exc)) from None
+
+
+def source_name(source: ImageSource) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    if isinstance(source, Image.Image):
+        return str(getattr(source, "filename", "") or "<image>")
+    return str(getattr(source, "name", "") or "<bytes>")
+
+
+def draft_request(width: int, height: int, min_side: int) -> tuple[int, int]:
+    """The size to ask Pillow's JPEG draft for so that the shorter side stays >= min_side."""
+    shorter = min(width, height)
+    if shorter <= min_side:
+        return width, height
+    scale = min_side / shorter
+    return max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))
+
+
+def decode(
+    source: ImageSource,
+    *,
+    orientation: bool = True,
+    draft_min_side: int | None = None,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    name: str | None = None,
+) -> DecodedImage:
+    """Decode `source` (path, bytes, file object or Pillow image) into a loaded image.
+
+    `draft_min_side` enables reduced-scale JPEG decoding: the decoder skips DCT detail so the
+    shorter side is still at least that many pixels (never upscaled). `orientation` applies the
+    EXIF orientation tag, so a phone photo and its upright copy hash alike.
+    """
+    _register_optional_plugins()
+    label = name or source_name(source)
+    try:
+        if isinstance(source, Image.Image):
+            return _finish(source, label, orientation, draft_min_side=None, limits=limits)
+        if isinstance(source, (str, os.PathLike)):
+            data: bytes | BinaryIO = read_file(source, limits)
+        elif isinstance(source, (bytes, bytearray, memoryview)):
+            data = bytes(source)
+        else:
+            data = source
+        stream = io.BytesIO(data) if isinstance(data, bytes) else data
+        if isinstance(data, bytes) and not data:
+            raise UnsupportedImageError(label, "empty file (0 bytes)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            try:
+                image = Image.open(stream)
+            except UnidentifiedImageError:
+                raise UnsupportedImageError(label, "not a recognised image format") from None
+        return _finish(image, label, orientation, draft_min_side, limits)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(label, str(exc)) from None
+    except MemoryError:
+        raise ImageTooLargeError(label, "out of memory while decoding") from None
+    except Exception as exc:  # hostile bytes can make any decoder raise anything
+        raise CorruptImageError(label, _describe(exc)) from None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if "truncated" in text.lower():
+        return f"truncated image data ({text})"
+    return f"cannot decode image data ({type(exc).__name__}: {text})"
+
+
+def _check_limits(image: Image.Image, label: str, limits: DecodeLimits) -> None:
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise CorruptImageError(label, f"image has no pixels ({width}x{height})")
+    if width > limits.max_side or height > limits.max_side:
+        raise ImageTooLargeError(label, f"{width}x{height} exceeds the {limits.max_side}-pixel side limit")
+    if width * height > limits.max_pixels:
+        raise ImageTooLargeError(
+            label, f"{width}x{height} = {width * height} pixels exceeds the limit of {limits.max_pixels}"
+        )
+
+
+def _finish(
+    image: Image.Image,
+    label: str,
+    orientation: bool,
+    draft_min_side: int | None,
+    limits: DecodeLimits,
+) -> DecodedImage:
+    _check_limits(image, label, limits)
+    full_width, full_height = image.size
+    draft_scale = 1
+    if draft_min_side is not None and image.format == "JPEG":
+        requested = draft_request(full_width, full_height, draft_min_side)
+        if requested != (full_width, full_height):
+            image.draft(image.mode, requested)
+            draft_scale = max(1, round(full_width / image.size[0]))
+    image.load()
+    image_format = image.format
+    if orientation:
+        image, transposed = _apply_orientation(image)
+        if transposed:
+            full_width, full_height = full_height, full_width
+    return DecodedImage(image, label, image_format, full_width, full_height, draft_scale)
+
+
+_SWAPS_AXES = {5, 6, 7, 8}
+
+
+def _apply_orientation(image: Image.Image) -> tuple[Image.Image, bool]:
+    """Apply the EXIF orientation tag; a broken or out-of-range tag is ignored, not fatal."""
+    try:
+        tag = image.getexif().get(0x0112)
+    except Exception:
+        return image, False
+    if not isinstance(tag, int) or tag not in range(2, 9):
+        return image, False
+    try:
+        rotated = ImageOps.exif_transpose(image)
+    except Exception:
+        return image, False
+    if rotated is None:
+        return image, False
+    return rotated, tag in _SWAPS_AXES

@@ -1,0 +1,32 @@
+"""Shared fixtures: real photographs committed under tests/fixtures and shipped in scikit-image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+COMMITTED_PHOTOS = sorted(p for p in (FIXTURES / "photos").iterdir() if p.suffix in {".jpg", ".png", ".webp"})
+
+
+def skimage_images() -> list[Path]:
+    """The images scikit-image's wheel ships (photos, textures, a few drawings)."""
+    import skimage.data
+
+    folder = Path(skimage.data.__file__).parent
+    return sorted(p for p in folder.iterdir() if p.suffix in {".png", ".jpg"})
+
+
+def all_photos() -> list[Path]:
+    return COMMITTED_PHOTOS + skimage_images()
+
+
+@pytest.fixture(scope="session")
+def photos() -> list[Path]:
+    return all_photos()
+
+
+@pytest.fixture(scope="session")
+def photo() -> Path:
+    return COMMITTED_PHOTOS[5]
