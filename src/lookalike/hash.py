@@ -26,15 +26,23 @@ def _hex_width(nbits: int) -> int:
 
 @functools.total_ordering
 class Hash:
-    """An immutable perceptual hash of `len(h)` bits, optionally with a quality score (0-100)."""
+    """An immutable perceptual hash of `len(h)` bits.
 
-    __slots__ = ("_nbits", "_value", "quality")
+    Optionally it carries a quality score (0-100; PDQ's, or the thumbnail contrast for 64-bit
+    hashes) and its 8 dihedral variants (rotations and flips, index 0 = the hash itself), which
+    dihedral search uses. Neither takes part in equality or hashing.
+    """
+
+    __slots__ = ("_nbits", "_value", "quality", "variants")
 
     _nbits: int
     _value: int
     quality: int | None
+    variants: tuple[Hash, ...] | None
 
-    def __init__(self, value: int, nbits: int, quality: int | None = None) -> None:
+    def __init__(
+        self, value: int, nbits: int, quality: int | None = None, variants: tuple[Hash, ...] | None = None
+    ) -> None:
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"hash value must be an int, not {type(value).__name__}")
         if not isinstance(nbits, int) or nbits < 1:
@@ -44,6 +52,7 @@ class Hash:
         object.__setattr__(self, "_value", value)
         object.__setattr__(self, "_nbits", nbits)
         object.__setattr__(self, "quality", quality)
+        object.__setattr__(self, "variants", variants)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Hash is immutable")
@@ -151,7 +160,11 @@ class Hash:
         return self._value.to_bytes((self._nbits + 7) // 8, "big")
 
     def with_quality(self, quality: int | None) -> Hash:
-        return Hash(self._value, self._nbits, quality)
+        return Hash(self._value, self._nbits, quality, self.variants)
+
+    def with_variants(self, variants: Iterable[Hash] | None) -> Hash:
+        """This hash carrying its dihedral variants (for rotation/flip-invariant search)."""
+        return Hash(self._value, self._nbits, self.quality, None if variants is None else tuple(variants))
 
     # ----- comparison ---------------------------------------------------------------------------
     def distance(self, other: Hash) -> int:
@@ -185,8 +198,8 @@ class Hash:
     def __hash__(self) -> int:
         return hash((self._nbits, self._value))
 
-    def __reduce__(self) -> tuple[type[Hash], tuple[int, int, int | None]]:
-        return (Hash, (self._value, self._nbits, self.quality))
+    def __reduce__(self) -> tuple[type[Hash], tuple[int, int, int | None, tuple[Hash, ...] | None]]:
+        return (Hash, (self._value, self._nbits, self.quality, self.variants))
 
 
 class MultiHash:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from lookalike.algorithms import HashSpec, HashValue, parse_specs
 from lookalike.decode import DEFAULT_LIMITS, DecodeLimits, ImageSource, decode, read_file
 from lookalike.errors import ImageError, LookalikeError
+from lookalike.hash import Hash
 from lookalike.prepare import ImageView, Mode
 
 DEFAULT_HASHES: tuple[str, ...] = ("ahash", "colorhash")
@@ -68,6 +69,7 @@ class HashOptions:
     mode: Mode = "fast"
     orientation: bool = True
     limits: DecodeLimits = DEFAULT_LIMITS
+    dihedral: bool = False
 
     @classmethod
     def build(
@@ -76,6 +78,7 @@ class HashOptions:
         mode: Mode = "fast",
         orientation: bool = True,
         limits: DecodeLimits = DEFAULT_LIMITS,
+        dihedral: bool = False,
     ) -> HashOptions:
         if mode not in ("fast", "exact"):
             raise LookalikeError(f"mode must be 'fast' or 'exact', not {mode!r}")
@@ -84,7 +87,7 @@ class HashOptions:
         names = tuple(str(item).strip() if isinstance(item, str) else item.key for item in items)
         by_key = {spec.key: spec for spec in specs}
         ordered = tuple(by_key[parse_specs([name])[0].key] for name in names)
-        return cls(ordered, names, mode, orientation, limits)
+        return cls(ordered, names, mode, orientation, limits, dihedral)
 
     @property
     def working_side(self) -> int:
@@ -92,8 +95,18 @@ class HashOptions:
 
 
 def compute_hashes(view: ImageView, options: HashOptions) -> dict[str, HashValue]:
-    """Every requested hash from one prepared view (shared conversions and resizes)."""
-    return {name: spec.compute(view) for name, spec in zip(options.names, options.specs, strict=True)}
+    """Every requested hash from one prepared view (shared conversions and resizes).
+
+    With `options.dihedral`, hashes of algorithms that support it carry their 8 rotation/flip
+    variants, computed from the same reduced pixels (no second decode).
+    """
+    results: dict[str, HashValue] = {}
+    for name, spec in zip(options.names, options.specs, strict=True):
+        value = spec.compute(view)
+        if options.dihedral and isinstance(value, Hash) and spec.algorithm.dihedral is not None:
+            value = value.with_variants(spec.dihedral(view))
+        results[name] = value
+    return results
 
 
 def _hash_decoded_source(
@@ -120,6 +133,7 @@ def hash_image(
     mode: Mode = "fast",
     orientation: bool = True,
     limits: DecodeLimits = DEFAULT_LIMITS,
+    dihedral: bool = False,
 ) -> HashResult:
     """Hash a Pillow image, bytes, a file object or a path: `{name: Hash}` for each name asked.
 
@@ -127,7 +141,7 @@ def hash_image(
     ignores EXIF orientation); `mode="fast"` (default) decodes JPEGs at reduced scale and differs
     from exact by a bit or two at most.
     """
-    options = HashOptions.build(hashes, mode, orientation, limits)
+    options = HashOptions.build(hashes, mode, orientation, limits, dihedral)
     return _hash_decoded_source(image, options, None, None, None)
 
 
@@ -138,9 +152,10 @@ def hash_file(
     mode: Mode = "fast",
     orientation: bool = True,
     limits: DecodeLimits = DEFAULT_LIMITS,
+    dihedral: bool = False,
 ) -> HashResult:
     """Hash one file; the result also carries its sha256, byte size, width, height and format."""
-    return _hash_path(os.fspath(path), HashOptions.build(hashes, mode, orientation, limits))
+    return _hash_path(os.fspath(path), HashOptions.build(hashes, mode, orientation, limits, dihedral))
 
 
 def _hash_path(path: str, options: HashOptions) -> HashResult:
@@ -178,6 +193,7 @@ def hash_files(
     mode: Mode = "fast",
     orientation: bool = True,
     limits: DecodeLimits = DEFAULT_LIMITS,
+    dihedral: bool = False,
 ) -> Iterator[tuple[str, HashResult | ImageError]]:
     """Hash many files on all cores, yielding `(path, result or ImageError)` as each finishes.
 
@@ -185,7 +201,7 @@ def hash_files(
     is. A worker that crashes (a decoder bug on hostile bytes) is replaced; the file that crashed
     it twice is reported as failed.
     """
-    options = HashOptions.build(hashes, mode, orientation, limits)
+    options = HashOptions.build(hashes, mode, orientation, limits, dihedral)
     worker_count = default_workers() if workers is None else max(1, workers)
     path_iter = (os.fspath(p) for p in paths)
     if worker_count == 1:

@@ -1,0 +1,236 @@
+"""The Index API every backend implements (SQLite embedded by default, chDB, ClickHouse server).
+
+How matching flows, in six lines:
+1. Items are `(key, {algorithm: Hash})` pairs, or `IndexItem`s that also carry file facts.
+2. `add` stores them in the catalog (one row per key; same sha256 twice = one entry).
+3. `range_search(queries, algorithm, r)` returns every stored hash within Hamming distance r.
+4. `search(queries, algorithm, k)` returns the exact k nearest, ties broken by key.
+5. With `dihedral=True` each query's 8 rotation/flip variants are searched; the best counts.
+6. Hashes flagged unreliable (low quality, flat) are skipped unless `include_flagged=True`.
+
+Answers are always exact: approximate structures may prune, never drop a true match.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, overload
+
+from lookalike.hash import Hash
+
+
+@dataclass(frozen=True)
+class IndexItem:
+    """What `Index.add` stores for one image: its key, hashes and (optionally) file facts."""
+
+    key: str
+    hashes: Mapping[str, Hash]
+    sha256: str | None = None
+    byte_size: int | None = None
+    width: int | None = None
+    height: int | None = None
+    mtime: float | None = None
+    metadata: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One catalog row as stored."""
+
+    id: int
+    key: str
+    hashes: Mapping[str, Hash]  # algorithm key -> Hash (quality restored on the Hash)
+    sha256: str | None
+    byte_size: int | None
+    width: int | None
+    height: int | None
+    mtime: float | None
+    added_at: float
+    flagged: frozenset[str] = frozenset()  # algorithm keys whose hash is unreliable
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def pixels(self) -> int:
+        return (self.width or 0) * (self.height or 0)
+
+
+@dataclass(frozen=True, order=True)
+class Match:
+    """A stored hash near a query: sorted by distance, then key."""
+
+    distance: int
+    key: str
+    id: int = field(default=0, compare=False)
+    variant: int = field(default=0, compare=False)  # which dihedral variant of the query matched
+
+
+@dataclass(frozen=True)
+class AddReport:
+    """What an add did: new keys, changed keys, unchanged keys, and failures (key, reason)."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Group:
+    """Near-duplicates: `members[0]` is the best copy (most pixels, then largest file, then oldest)."""
+
+    members: tuple[Entry, ...]
+    distances: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (key, key) -> distance
+
+    @property
+    def best(self) -> Entry:
+        return self.members[0]
+
+
+Query = Hash | Sequence[Hash]
+
+
+class Index(ABC):
+    """A persistent catalog of image hashes with exact Hamming search. Use as a context manager."""
+
+    url: str
+
+    # ----- writing -------------------------------------------------------------------------------
+    @abstractmethod
+    def add(self, items: Iterable[IndexItem | tuple[str, Mapping[str, Hash]]]) -> AddReport:
+        """Store items; an existing key is updated, a known sha256 under a new key is skipped."""
+
+    @abstractmethod
+    def remove(self, keys: Iterable[str]) -> int:
+        """Delete entries by key; returns how many existed."""
+
+    # ----- reading -------------------------------------------------------------------------------
+    @abstractmethod
+    def get(self, key: str) -> Entry | None: ...
+
+    @abstractmethod
+    def entries(self) -> Iterator[Entry]: ...
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    # ----- searching -----------------------------------------------------------------------------
+    @overload
+    def range_search(
+        self,
+        queries: Hash,
+        algorithm: str,
+        max_distance: int,
+        *,
+        dihedral: bool = ...,
+        include_flagged: bool = ...,
+    ) -> list[Match]: ...
+
+    @overload
+    def range_search(
+        self,
+        queries: Sequence[Hash],
+        algorithm: str,
+        max_distance: int,
+        *,
+        dihedral: bool = ...,
+        include_flagged: bool = ...,
+    ) -> list[list[Match]]: ...
+
+    @abstractmethod
+    def range_search(
+        self,
+        queries: Query,
+        algorithm: str,
+        max_distance: int,
+        *,
+        dihedral: bool = False,
+        include_flagged: bool = False,
+    ) -> list[Match] | list[list[Match]]:
+        """Every stored hash within `max_distance` of each query, sorted by (distance, key)."""
+
+    @overload
+    def search(
+        self,
+        queries: Hash,
+        algorithm: str,
+        k: int = ...,
+        *,
+        dihedral: bool = ...,
+        include_flagged: bool = ...,
+    ) -> list[Match]: ...
+
+    @overload
+    def search(
+        self,
+        queries: Sequence[Hash],
+        algorithm: str,
+        k: int = ...,
+        *,
+        dihedral: bool = ...,
+        include_flagged: bool = ...,
+    ) -> list[list[Match]]: ...
+
+    @abstractmethod
+    def search(
+        self,
+        queries: Query,
+        algorithm: str,
+        k: int = 10,
+        *,
+        dihedral: bool = False,
+        include_flagged: bool = False,
+    ) -> list[Match] | list[list[Match]]:
+        """The exact `k` nearest stored hashes for each query, sorted by (distance, key)."""
+
+    @abstractmethod
+    def duplicates(self, algorithm: str, max_distance: int, *, strict: bool = False) -> list[Group]:
+        """Groups of near-duplicates: connected components of the "within r" graph, or with
+        `strict=True`, groups whose every member is within r of the group's centre."""
+
+    # ----- lifecycle -----------------------------------------------------------------------------
+    def close(self) -> None:  # noqa: B027 - optional for backends with nothing to release
+        """Release connections and files."""
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+DEFAULT_INDEX_URL = "sqlite:///lookalike.db"
+
+
+def open_index(url: str | os.PathLike[str] | None = None, **options: Any) -> Index:
+    """Open (creating if needed) the index at `url`.
+
+    `sqlite:///path/index.db` (the default, `./lookalike.db`), a bare file path (SQLite),
+    `chdb:///path` (embedded ClickHouse, extra `lookalike[chdb]`), or
+    `clickhouse://user:password@host:port/database[?cluster=NAME&secure=1]` (extra `lookalike[clickhouse]`).
+    """
+    text = DEFAULT_INDEX_URL if url is None else os.fspath(url)
+    scheme = text.split("://", 1)[0].lower() if "://" in text else "sqlite"
+    if scheme == "sqlite":
+        from lookalike.index.sqlite import SQLiteIndex
+
+        index: Index = SQLiteIndex.open(text, **options)
+        return index
+    if scheme == "chdb":
+        from lookalike.index.clickhouse import ClickHouseIndex
+
+        embedded: Index = ClickHouseIndex.open_chdb(text, **options)
+        return embedded
+    if scheme in ("clickhouse", "clickhouses"):
+        from lookalike.index.clickhouse import ClickHouseIndex
+
+        server: Index = ClickHouseIndex.open_server(text, **options)
+        return server
+    from lookalike.errors import IndexStoreError
+
+    raise IndexStoreError(f"unknown index URL scheme {scheme!r} in {text!r}")
