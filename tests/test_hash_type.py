@@ -25,7 +25,7 @@ def test_str_is_imagehash_hex_including_odd_lengths() -> None:
     bits[3] = True
     h = Hash.from_bits(bits)
     assert len(h) == 42
-    assert str(h) == "02000000000"  # 11 digits for 42 bits, like ImageHash's colorhash
+    assert str(h) == "04000000000"  # 11 digits for 42 bits, like ImageHash's colorhash
 
 
 def test_int_is_seed_hash_to_int() -> None:
