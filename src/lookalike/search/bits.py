@@ -25,13 +25,15 @@ def popcount_lut(values: Words) -> npt.NDArray[np.uint8]:
     """Set bits per uint64 via a byte lookup table (the fallback for NumPy < 2.0)."""
     contiguous = np.ascontiguousarray(values, dtype=np.uint64)
     per_byte = _BYTE_POPCOUNT[contiguous.view(np.uint8)]
-    return per_byte.reshape(*contiguous.shape, 8).sum(axis=-1, dtype=np.uint8)
+    counts: npt.NDArray[np.uint8] = per_byte.reshape(*contiguous.shape, 8).sum(axis=-1, dtype=np.uint8)
+    return counts
 
 
 def popcount(values: Words) -> npt.NDArray[np.uint8]:
     """Set bits per uint64 element (any shape)."""
     if _HAS_BITWISE_COUNT:
-        return np.bitwise_count(values)  # type: ignore[no-any-return]
+        counts: npt.NDArray[np.uint8] = np.bitwise_count(values)
+        return counts
     return popcount_lut(values)
 
 
@@ -83,7 +85,8 @@ def shell_masks(width: int, weight: int) -> npt.NDArray[np.uint64]:
     if weight == 0:
         return np.zeros(1, dtype=np.uint64)
     positions = np.array(list(itertools.combinations(range(width), weight)), dtype=np.uint64)
-    return np.bitwise_or.reduce(np.left_shift(np.uint64(1), positions), axis=1).astype(np.uint64)
+    masks: npt.NDArray[np.uint64] = np.bitwise_or.reduce(np.left_shift(np.uint64(1), positions), axis=1)
+    return masks.astype(np.uint64)
 
 
 def ball_size(width: int, radius: int) -> int:

@@ -36,7 +36,8 @@ class Chunk:
         mask = np.uint64((1 << self.width) - 1)
         column = words[:, self.word]
         shifted = column >> np.uint64(self.shift) if self.shift else column
-        return (shifted & mask).astype(np.int64)
+        chunk_values: npt.NDArray[np.int64] = (shifted & mask).astype(np.int64)
+        return chunk_values
 
 
 def chunk_layout(nbits: int, count: int, chunk_bits: int | None = None) -> tuple[Chunk, ...]:

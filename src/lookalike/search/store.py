@@ -159,7 +159,8 @@ class HashStore:
         positions = np.searchsorted(sorted_ids, ids)
         positions = np.minimum(positions, len(sorted_ids) - 1)
         hit = sorted_ids[positions] == ids
-        return self._main_id_order[positions[hit]]
+        rows: Ids = self._main_id_order[positions[hit]]
+        return rows
 
     def compact(self) -> None:
         """Fold the buffer into the table and drop removed rows (rebuilds the table)."""
@@ -186,9 +187,7 @@ class HashStore:
         if self._table is None:
             return self._delta_ids.copy(), self._delta_words.copy(), self._delta_flagged.copy()
         alive = slice(None) if self._main_dead is None else ~self._main_dead
-        main_flags = (
-            np.zeros(len(self._main_ids), bool) if self._main_flagged is None else self._main_flagged
-        )
+        main_flags = np.zeros(len(self._main_ids), bool) if self._main_flagged is None else self._main_flagged
         return (
             np.concatenate([self._main_ids[alive].astype(np.int64), self._delta_ids]),
             np.concatenate([self._table.words[alive], self._delta_words]),
