@@ -176,7 +176,7 @@ def test_all_pairs_match_brute_force(nbits: int) -> None:
 
 def test_snapshot_round_trip_answers_the_same(tmp_path: Path) -> None:
     hashes = random_hashes(3000, 64, seed=5, planted=500, max_flips=6)
-    store, ids = _store(hashes)
+    store, _ = _store(hashes)
     store.save(tmp_path / "s.npz", rev=7)
     loaded, extra = HashStore.load(tmp_path / "s.npz")
     assert extra == {"rev": "7"}
