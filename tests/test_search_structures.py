@@ -106,8 +106,12 @@ def test_range_search_matches_brute_force_on_real_photo_hashes(
         assert _hits(store, queries, radius, ids) == _reference_range(hashes, queries, radius), radius
 
 
+@pytest.mark.parametrize("scan_below", [0, 10**9], ids=["growing-radii", "scan"])
 @pytest.mark.parametrize(("nbits", "k"), [(64, 1), (64, 10), (256, 5), (42, 30)])
-def test_knn_returns_the_k_nearest_and_every_tie(nbits: int, k: int) -> None:
+def test_knn_returns_the_k_nearest_and_every_tie(
+    nbits: int, k: int, scan_below: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("lookalike.search.store.KNN_SCAN_BELOW", scan_below)
     hashes = random_hashes(4000, nbits, seed=k, planted=300, max_flips=6)
     store, ids = _store(hashes)
     queries = [hashes[i] for i in range(0, 4000, 331)] + random_hashes(3, nbits, seed=7)

@@ -118,7 +118,7 @@ class MultiIndexTable:
         chunks = chunk_layout(nbits, count, chunk_bits)
         index_dtype = np.uint32 if count < 2**32 else np.int64
         first = chunks[0].values(words)
-        order = np.argsort(first, kind="stable").astype(np.int64)
+        order = bucket_order(first)
         sorted_words = np.ascontiguousarray(words[order])
         starts: list[npt.NDArray[np.uint32] | npt.NDArray[np.int64]] = []
         rows: list[npt.NDArray[np.uint32] | npt.NDArray[np.int64] | None] = []
@@ -131,7 +131,7 @@ class MultiIndexTable:
             if position == 0:
                 rows.append(None)
             else:
-                rows.append(np.argsort(values, kind="stable").astype(index_dtype))
+                rows.append(bucket_order(values).astype(index_dtype))
         return cls(sorted_words, nbits, chunks, starts, rows), order
 
     def nbytes(self) -> int:
@@ -197,6 +197,17 @@ class MultiIndexTable:
         masks = shell_masks(self.chunks[chunk_index].width, radius)
         q, rows = self.probe(queries, chunk_index, masks)
         return q, rows, hamming_rows(self.words[rows], queries[q])
+
+
+def bucket_order(values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The stable sort order of chunk values (< 2**32): one SIMD sort of (value << 32 | row)
+    instead of NumPy's slower stable argsort."""
+    count = len(values)
+    if count >= 2**32:
+        return np.argsort(values, kind="stable").astype(np.int64)
+    packed = (values.astype(np.uint64) << np.uint64(32)) | np.arange(count, dtype=np.uint64)
+    packed.sort()
+    return (packed & np.uint64(0xFFFFFFFF)).astype(np.int64)
 
 
 def unique_pairs(

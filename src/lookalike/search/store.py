@@ -31,6 +31,7 @@ Distances = npt.NDArray[np.uint16]
 BoolArray = npt.NDArray[np.bool_]
 
 MIH_MIN_ROWS = 256  # below this a scan beats any table
+KNN_SCAN_BELOW = 200_000  # k-NN scans smaller tables: growing radii costs more Python than a scan
 SCAN_FRACTION = 0.08  # use MIH while expected candidates stay under this share of the rows
 BLOCK_WORK = 2_000_000  # probes + candidates handled per vectorised batch
 SNAPSHOT_FORMAT = 1
@@ -112,7 +113,10 @@ class HashStore:
         flags = np.zeros(len(ids_array), bool) if flagged is None else np.asarray(flagged, bool).ravel()
         if len(ids_array) == 0:
             return
-        if len(np.unique(ids_array)) != len(ids_array):  # the last write of an id wins
+        increasing = bool((ids_array[1:] > ids_array[:-1]).all())
+        if not increasing and len(_sorted_unique(ids_array)) != len(
+            ids_array
+        ):  # the last write of an id wins
             _, last = np.unique(ids_array[::-1], return_index=True)
             keep = np.sort(len(ids_array) - 1 - last)
             ids_array, words, flags = ids_array[keep], words[keep], flags[keep]
@@ -126,7 +130,9 @@ class HashStore:
 
     def remove(self, ids: npt.ArrayLike) -> int:
         """Delete rows by id; returns how many were present."""
-        ids_array = np.unique(np.asarray(ids, dtype=np.int64).ravel())
+        if len(self) == 0:
+            return 0
+        ids_array = _sorted_unique(np.asarray(ids, dtype=np.int64).ravel())
         if len(ids_array) == 0:
             return 0
         removed = 0
@@ -164,6 +170,8 @@ class HashStore:
 
     def compact(self) -> None:
         """Fold the buffer into the table and drop removed rows (rebuilds the table)."""
+        if len(self._delta_ids) == 0 and self._main_dead_count == 0:
+            return
         ids, words, flagged = self.rows()
         self._delta_ids = np.zeros(0, dtype=np.int64)
         self._delta_words = np.zeros((0, self.word_count), dtype=np.uint64)
@@ -311,7 +319,7 @@ class HashStore:
         assert table is not None
         excluded = self._main_excluded(include_flagged)
         n = len(table)
-        if n < MIH_MIN_ROWS:
+        if n < KNN_SCAN_BELOW:
             _, rows, d = brute_knn(table.words, query, k, excluded)
             return rows, d
         chunks = table.chunks
@@ -424,6 +432,17 @@ class HashStore:
                 store._main_ids = data["ids"]
                 store._main_flagged = data["flagged"] if "flagged" in data.files else None
         return store, extra
+
+
+def _sorted_unique(values: Ids) -> Ids:
+    """Sorted distinct values (NumPy 2's hash-based `np.unique` is far slower on millions)."""
+    ordered = np.sort(values)
+    if len(ordered) < 2:
+        return ordered
+    keep = np.empty(len(ordered), dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
 
 
 def _triple() -> tuple[Ids, Ids, Distances]:
