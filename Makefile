@@ -37,5 +37,9 @@ pytest: $(VENV)/.installed-test
 
 test: lint typecheck pytest
 
+bench: $(VENV)/.installed-test
+	$(PIP) install -e '.[test,faiss]'
+	$(BIN)/python bench/search.py --scale $${SCALE:-0.1}
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
