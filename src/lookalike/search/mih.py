@@ -40,9 +40,15 @@ class Chunk:
         return chunk_values
 
 
-def chunk_layout(nbits: int, count: int, chunk_bits: int | None = None) -> tuple[Chunk, ...]:
-    """Chunks for `count` hashes of `nbits` bits: about log2(count) bits each (MIH's optimum),
-    never crossing a word boundary, at most `MAX_CHUNK_BITS` bits (so tables stay small)."""
+def chunk_layout(
+    nbits: int, count: int, chunk_bits: int | None = None, compact: bool = True
+) -> tuple[Chunk, ...]:
+    """Chunks for `count` hashes of `nbits` bits, never crossing a word boundary.
+
+    MIH's optimum is about log2(count) bits per chunk. `compact` (for tables kept in memory)
+    rounds the chunk count up, so bucket arrays stay no larger than the hashes; otherwise (for a
+    one-off all-pairs join) it rounds to the nearest, trading memory for fewer probes.
+    """
     if chunk_bits is None:
         chunk_bits = round(math.log2(max(count, 2)))
     chunk_bits = max(4, min(MAX_CHUNK_BITS, chunk_bits))
@@ -50,7 +56,8 @@ def chunk_layout(nbits: int, count: int, chunk_bits: int | None = None) -> tuple
     chunks: list[Chunk] = []
     for word in range(word_count):
         valid = nbits - 64 * (word_count - 1) if word == 0 else 64
-        pieces = max(1, math.ceil(valid / chunk_bits))
+        pieces = math.ceil(valid / chunk_bits) if compact else round(valid / chunk_bits)
+        pieces = max(1, pieces, math.ceil(valid / MAX_CHUNK_BITS))
         base, extra = divmod(valid, pieces)
         shift = valid
         for piece in range(pieces):
@@ -112,10 +119,10 @@ class MultiIndexTable:
 
     @classmethod
     def build(
-        cls, words: Words, nbits: int, chunk_bits: int | None = None
+        cls, words: Words, nbits: int, chunk_bits: int | None = None, compact: bool = True
     ) -> tuple[MultiIndexTable, npt.NDArray[np.int64]]:
         count = int(words.shape[0])
-        chunks = chunk_layout(nbits, count, chunk_bits)
+        chunks = chunk_layout(nbits, count, chunk_bits, compact)
         index_dtype = np.uint32 if count < 2**32 else np.int64
         first = chunks[0].values(words)
         order = bucket_order(first)
@@ -204,7 +211,8 @@ def bucket_order(values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     instead of NumPy's slower stable argsort."""
     count = len(values)
     if count >= 2**32:
-        return np.argsort(values, kind="stable").astype(np.int64)
+        order: npt.NDArray[np.int64] = np.argsort(values, kind="stable").astype(np.int64)
+        return order
     packed = (values.astype(np.uint64) << np.uint64(32)) | np.arange(count, dtype=np.uint64)
     packed.sort()
     return (packed & np.uint64(0xFFFFFFFF)).astype(np.int64)

@@ -232,8 +232,11 @@ class HashStore:
 
     def uses_mih(self, max_distance: int) -> bool:
         """Whether a range query at this radius goes through the multi-index table."""
-        table = self._table
-        if table is None or len(table) < MIH_MIN_ROWS:
+        return self._table is not None and self._table_pays_off(self._table, max_distance)
+
+    @staticmethod
+    def _table_pays_off(table: MultiIndexTable, max_distance: int) -> bool:
+        if len(table) < MIH_MIN_ROWS:
             return False
         radii = chunk_radii(len(table.chunks), max_distance)
         probes = sum(ball_size(c.width, r) for c, r in zip(table.chunks, radii, strict=True) if r >= 0)
@@ -357,10 +360,17 @@ class HashStore:
         if table is None or max_distance < 0:
             return _triple()
         excluded = self._main_excluded(include_flagged)
+        ids: npt.NDArray[np.int32] | Ids = self._main_ids
+        if self.chunk_bits is None and len(table) >= MIH_MIN_ROWS:
+            # A join probes every row once: a one-off table with fewer, wider chunks pays off.
+            wide, order = MultiIndexTable.build(table.words, self.nbits, compact=False)
+            if len(wide.chunks) < len(table.chunks):
+                table, ids = wide, ids[order]
+                excluded = None if excluded is None else excluded[order]
         found_a: list[Ids] = []
         found_b: list[Ids] = []
         found_d: list[Distances] = []
-        if self.uses_mih(max_distance):
+        if self._table_pays_off(table, max_distance):
             radii = chunk_radii(len(table.chunks), max_distance)
             probes = sum(ball_size(c.width, r) for c, r in zip(table.chunks, radii, strict=True) if r >= 0)
             block = max(1, int(BLOCK_WORK // (probes + table.expected_candidates(radii) + 1)))
@@ -384,7 +394,7 @@ class HashStore:
         if excluded is not None and len(a):
             keep = ~(excluded[a] | excluded[b])
             a, b, d = a[keep], b[keep], d[keep]
-        return self._main_ids[a].astype(np.int64), self._main_ids[b].astype(np.int64), d
+        return ids[a].astype(np.int64), ids[b].astype(np.int64), d
 
     # ----- persistence -----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], **extra: int | str) -> None:
