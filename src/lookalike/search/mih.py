@@ -215,7 +215,8 @@ def bucket_order(values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         return order
     packed = (values.astype(np.uint64) << np.uint64(32)) | np.arange(count, dtype=np.uint64)
     packed.sort()
-    return (packed & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    rows: npt.NDArray[np.int64] = (packed & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    return rows
 
 
 def unique_pairs(
