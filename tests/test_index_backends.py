@@ -17,12 +17,14 @@ from lookalike import Hash
 from lookalike.errors import InvalidHashError, MissingVariantsError
 from lookalike.index import Index, IndexItem, Match, open_index
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "chdb"]
 
 
 def make_index(backend: str, folder: Path) -> Index:
     if backend == "sqlite":
         return open_index(f"sqlite:///{folder / 'index.db'}")
+    if backend == "chdb":
+        return open_index(f"chdb://{folder / 'chdb'}")
     raise AssertionError(f"no factory for backend {backend!r}")
 
 
