@@ -39,11 +39,22 @@ class Result:
         return len(next(iter(self._columns.values()))) if self._columns else 0
 
     def list(self, name: str) -> list[Any]:
+        if not self._columns:  # an answer with no rows may come without its columns
+            return []
         column = self._columns[name]
         return column.tolist() if isinstance(column, np.ndarray) else list(column)
 
     def array(self, name: str, dtype: npt.DTypeLike) -> npt.NDArray[Any]:
-        return np.asarray(self._columns[name], dtype=dtype)
+        return np.asarray(self.list(name) if not self._columns else self._columns[name], dtype=dtype)
+
+    @classmethod
+    def concat(cls, parts: Sequence[Result]) -> Result:
+        """The rows of several answers with the same columns, one after another."""
+        filled = [part for part in parts if part._columns]
+        if not filled:
+            return cls({})
+        names = list(filled[0]._columns)
+        return cls({name: [value for part in filled for value in part.list(name)] for name in names})
 
     def rows(self) -> list[tuple[Any, ...]]:
         return list(zip(*(self.list(name) for name in self._columns), strict=True))
@@ -55,6 +66,7 @@ class Connection(ABC):
     url: str
     version: tuple[int, ...]
     functions: frozenset[str]
+    last_rows_read: int = 0  # rows the last query read from storage (where the engine says)
 
     @abstractmethod
     def binder(self) -> Binder: ...
@@ -81,8 +93,17 @@ class Connection(ABC):
         self.functions = frozenset(names)
 
     def _fail(self, exc: BaseException, sql: str = "") -> IndexStoreError:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return IndexStoreError(f"{self.url}: {reason}")
+        return IndexStoreError(f"{self.url}: {_reason(exc)}")
+
+
+def _reason(exc: BaseException) -> str:
+    """ClickHouse's message without its stack trace ("Code: 47. DB::Exception: ...")."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    message = next((line for line in lines if "Exception" in line), lines[0])
+    code = lines[0] if lines[0].startswith("Code:") and lines[0] != message else ""
+    return f"{code} {message}".strip()
 
 
 # ----- chDB ----------------------------------------------------------------------------------------
@@ -123,7 +144,7 @@ class ChdbConnection(Connection):
                     others = ", ".join(sorted(_CHDB_SESSIONS)) or "another path"
                     raise IndexStoreError(
                         f"{url}: cannot open (chDB opens one data path per process; {others} is open):"
-                        f" {str(exc).strip().splitlines()[0]}"
+                        f" {_reason(exc)}"
                     ) from exc
                 shared = (session, 0)
             self._session = shared[0]
@@ -144,13 +165,15 @@ class ChdbConnection(Connection):
             raise self._fail(exc, sql) from exc
 
     def query(self, sql: str, binder: Binder | None = None) -> Result:
-        table = self._run(sql, binder, "ArrowTable")
-        return Result({name: table.column(name).to_pylist() for name in table.column_names})
+        import pyarrow as pa
 
-    def query_arrays(self, sql: str, binder: Binder | None = None) -> dict[str, npt.NDArray[Any]]:
-        """Like `query`, numeric columns as NumPy arrays (no Python objects per value)."""
-        table = self._run(sql, binder, "ArrowTable")
-        return {name: table.column(name).to_numpy() for name in table.column_names}
+        answer = self._run(sql, binder, "Arrow")
+        self.last_rows_read = int(answer.storage_rows_read())
+        data = answer.bytes()
+        if not data:
+            return Result({})
+        table = pa.ipc.open_file(pa.BufferReader(data)).read_all()
+        return Result({name: table.column(name).to_pylist() for name in table.column_names})
 
     def execute(self, sql: str, binder: Binder | None = None) -> None:
         self._run(sql, binder, "CSV")
@@ -267,7 +290,9 @@ class DriverConnection(Connection):
             secure=address.secure,
             connect_timeout=5,
             send_receive_timeout=300,
-            settings={"insert_distributed_sync": 1},
+            # inserts into a Distributed table wait for every shard (an error, not a queue);
+            # no automatic PREWHERE (18.16 mishandles bound scalars there on a cluster)
+            settings={"insert_distributed_sync": 1, "optimize_move_to_prewhere": 0},
         )
         self._probe()
 
@@ -284,6 +309,8 @@ class DriverConnection(Connection):
     def query(self, sql: str, binder: Binder | None = None) -> Result:
         answer = self._run(sql, binder, columnar=True, with_column_types=True)
         data, column_types = answer
+        progress = getattr(self._client.last_query, "progress", None)
+        self.last_rows_read = int(getattr(progress, "rows", 0) or 0)
         names = [name for name, _ in column_types]
         if not data:
             return Result({name: [] for name in names})

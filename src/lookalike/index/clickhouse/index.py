@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,10 +26,12 @@ from lookalike.dedupe import group_pairs
 from lookalike.errors import IndexStoreError, InvalidHashError
 from lookalike.hash import Hash
 from lookalike.index.base import AddReport, Entry, Group, Index, IndexItem, Match, Query
+from lookalike.index.clickhouse.binding import Binder
 from lookalike.index.clickhouse.connection import (
     ChdbConnection,
     Connection,
     DriverConnection,
+    Result,
     ServerAddress,
 )
 from lookalike.index.clickhouse.prefilter import MAX_PROBES_PER_ROW, build_probes, probes_per_row
@@ -107,11 +109,12 @@ class ClickHouseIndex(Index):
         self.url = url
         self._connection = connection
         self._tables = tables
-        self._dialect = Dialect(connection.functions)
+        self._dialect = Dialect.of(connection.version, connection.functions)
         self.prefilter = prefilter
         self._nbits: dict[str, int] = {}
         self._last_version = 0
         self._ddl_fanout: bool | None = None
+        self._shards: list[Connection] | None = None
         self._closed = False
         self._create_base_tables()
 
@@ -145,6 +148,34 @@ class ClickHouseIndex(Index):
     @property
     def tables(self) -> Tables:
         return self._tables
+
+    # ----- reads that bind scalars ---------------------------------------------------------------
+    def _read(self, make_sql: Callable[[Binder, Tables], str]) -> Result:
+        """Run a statement that binds scalar values. On a cluster of old servers (before 20.1,
+        which lose bound scalar subqueries in distributed queries) it runs on every shard's local
+        tables and the answers are concatenated; a shard that fails fails the whole read."""
+        if not self._split_reads():
+            binder = self._connection.binder()
+            return self._connection.query(make_sql(binder, self._tables), binder)
+        local = Tables(self._tables.database, self._tables.cluster, local_only=True)
+        parts = []
+        for shard in self._shard_connections():
+            binder = shard.binder()
+            parts.append(shard.query(make_sql(binder, local), binder))
+        return Result.concat(parts)
+
+    def _split_reads(self) -> bool:
+        return bool(self._tables.cluster) and not self._dialect.closures
+
+    def _shard_connections(self) -> list[Connection]:
+        if self._shards is None:
+            connection = self._connection
+            assert isinstance(connection, DriverConnection) and self._tables.cluster
+            self._shards = [
+                connection.on_host(host, port, database="default")
+                for host, port in connection.cluster_hosts(self._tables.cluster)
+            ]
+        return list(self._shards)
 
     # ----- schema --------------------------------------------------------------------------------
     def _create_base_tables(self) -> None:
@@ -180,7 +211,7 @@ class ClickHouseIndex(Index):
                 self._ddl_fanout = False
                 statements = statements[1:]
             except IndexStoreError as exc:
-                if "zookeeper" not in str(exc).lower() and "keeper" not in str(exc).lower():
+                if not any(sign in str(exc).lower() for sign in _NO_DISTRIBUTED_DDL):
                     raise
                 self._ddl_fanout = True
         if not self._ddl_fanout:
@@ -380,9 +411,10 @@ class ClickHouseIndex(Index):
     def _check_nbits(self, items: Iterable[IndexItem]) -> dict[str, int]:
         """Each algorithm keeps one bit length; returns the algorithms new to this index."""
         new: dict[str, int] = {}
+        stored = self._algorithms(refresh=True)  # other writers may have added algorithms
         for item in items:
             for algorithm, value in item.hashes.items():
-                known = self._nbits_of(algorithm) or new.get(algorithm)
+                known = stored.get(algorithm) or new.get(algorithm)
                 if known is None:
                     new[algorithm] = value.nbits
                 elif known != value.nbits:
@@ -583,14 +615,15 @@ class ClickHouseIndex(Index):
     def entries(self) -> Iterator[Entry]:
         after = ""
         while True:
-            binder = self._connection.binder()
-            bound_after = binder.scalar("after", "String", after)
-            page = self._connection.query(
-                f"SELECT DISTINCT key FROM {self._tables.entries()}"
-                f" WHERE key > {bound_after} AND deleted = 0 AND {live_filter(self._tables)}"
-                f" ORDER BY key LIMIT {KEY_PAGE}",
-                binder,
-            ).list("key")
+            page = sorted(
+                set(
+                    self._read(
+                        lambda binder, tables, after=after: f"SELECT DISTINCT key FROM {tables.entries()}"
+                        f" WHERE key > {binder.scalar('after', 'String', after)} AND deleted = 0"
+                        f" AND {live_filter(tables)} ORDER BY key LIMIT {KEY_PAGE}"
+                    ).list("key")
+                )
+            )[:KEY_PAGE]
             if not page:
                 return
             found = self.get_many(page)
@@ -723,9 +756,11 @@ class ClickHouseIndex(Index):
     ) -> npt.NDArray[np.int64]:
         """Per query, the smallest radius holding at least k stored hashes for some variant."""
         rows = QueryRows(words, np.zeros(len(words), dtype=np.int64))
-        binder = self._connection.binder()
-        sql = distance_histogram(self._dialect, self._tables, algorithm, nbits, rows, include_flagged, binder)
-        result = self._connection.query(sql, binder)
+        result = self._read(
+            lambda binder, tables: distance_histogram(
+                self._dialect, tables, algorithm, nbits, rows, include_flagged, binder
+            )
+        )
         counts = np.zeros((len(words), nbits + 1), dtype=np.int64)
         np.add.at(counts, (result.array("qi", np.int64), result.array("d", np.int64)), result.array("n", np.int64))
         cumulative = np.cumsum(counts, axis=1)
@@ -748,8 +783,8 @@ class ClickHouseIndex(Index):
         use_prefilter = self.prefilter and probes_per_row(nbits, int(rows.radius.max())) <= MAX_PROBES_PER_ROW
         if not use_prefilter:
             return self._run_hits(
-                lambda binder: range_full_scan(
-                    self._dialect, self._tables, algorithm, nbits, rows, include_flagged, binder
+                lambda binder, tables: range_full_scan(
+                    self._dialect, tables, algorithm, nbits, rows, include_flagged, binder
                 )
             )
         per_row = probes_per_row(nbits, int(rows.radius.max()))
@@ -759,17 +794,15 @@ class ClickHouseIndex(Index):
             part = QueryRows(rows.words[start : start + step], rows.radius[start : start + step])
             probes = build_probes(part.words, part.radius, nbits)
             found = self._run_hits(
-                lambda binder, part=part, probes=probes: range_prefilter(
-                    self._dialect, self._tables, algorithm, nbits, part, probes, include_flagged, binder
+                lambda binder, tables, part=part, probes=probes: range_prefilter(
+                    self._dialect, tables, algorithm, nbits, part, probes, include_flagged, binder
                 )
             )
             parts.append(Hits(found.rows + start, found.distances, found.keys, found.ids))
         return Hits.concat(parts)
 
-    def _run_hits(self, make_sql: Any) -> Hits:
-        binder = self._connection.binder()
-        sql = make_sql(binder)
-        result = self._connection.query(sql, binder)
+    def _run_hits(self, make_sql: Callable[[Binder, Tables], str]) -> Hits:
+        result = self._read(make_sql)
         return Hits(
             result.array("qi", np.int64),
             result.array("d", np.int64),
@@ -812,25 +845,29 @@ class ClickHouseIndex(Index):
         flag = "" if include_flagged else " AND flagged = 0"
         after = 0
         while True:
-            binder = self._connection.binder()
-            bound_after = binder.scalar("after", "UInt64", after)
-            result = self._connection.query(
-                f"SELECT version, key, sipHash64(key) AS id, {', '.join(words)} FROM {self._tables.hashes(algorithm)}"
-                f" WHERE version > {bound_after}{flag} AND {live_filter(self._tables)}"
-                f" ORDER BY version LIMIT {page}",
-                binder,
+            result = self._read(
+                lambda binder, tables, after=after: f"SELECT version, key, sipHash64(key) AS id,"
+                f" {', '.join(words)} FROM {tables.hashes(algorithm)}"
+                f" WHERE version > {binder.scalar('after', 'UInt64', after)}{flag} AND {live_filter(tables)}"
+                f" ORDER BY version LIMIT {page}"
             )
             if not len(result):
                 return
             stacked = np.stack([result.array(w, np.uint64) for w in words], axis=1)
             yield result.array("id", np.uint64).view(np.int64), [str(k) for k in result.list("key")], stacked
-            after = int(result.list("version")[-1])
+            after = max(int(v) for v in result.list("version"))  # shards' pages overlap: repeats are harmless
 
     # ----- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            for shard in self._shards or []:
+                shard.close()
             self._connection.close()
+
+
+# what a server without ZooKeeper / Keeper answers to ON CLUSTER
+_NO_DISTRIBUTED_DDL = ("zookeeper", "keeper", "ddl background thread is not initialized")
 
 
 def _on_cluster(statement: str, cluster: str) -> str:

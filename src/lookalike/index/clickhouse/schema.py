@@ -56,9 +56,10 @@ class Tables:
 
     database: str
     cluster: str | None = None
+    local_only: bool = False  # every name is the shard-local table (reads sent to each shard)
 
     def _name(self, base: str, local: bool) -> str:
-        suffix = "_local" if local and self.cluster else ""
+        suffix = "_local" if (local or self.local_only) and self.cluster else ""
         return f"`{self.database}`.`{base}{suffix}`"
 
     def entries(self, local: bool = False) -> str:

@@ -24,6 +24,7 @@ import numpy.typing as npt
 from lookalike.index.clickhouse.binding import Binder
 from lookalike.index.clickhouse.schema import Tables, word_count
 
+LE_R = "{distance} <= r"
 _M1 = 0x5555555555555555
 _M2 = 0x3333333333333333
 _M4 = 0x0F0F0F0F0F0F0F0F
@@ -40,9 +41,22 @@ def swar_popcount(x: str) -> str:
 
 @dataclass(frozen=True)
 class Dialect:
-    """Which popcount the engine offers (from `system.functions`)."""
+    """What the engine offers: its popcount functions (from `system.functions`) and whether a
+    lambda may read table columns (18.16's cannot: "Unknown identifier")."""
 
     functions: frozenset[str]
+    closures: bool = True
+
+    @classmethod
+    def of(cls, version: tuple[int, ...], functions: frozenset[str]) -> Dialect:
+        return cls(functions, closures=version >= (20,))
+
+    def prewhere(self, condition: str, rest: str) -> str:
+        """`PREWHERE condition WHERE rest`; old servers get one WHERE (18.16 loses bound scalar
+        subqueries in PREWHERE of a distributed query: "Not found column _subqueryN")."""
+        if self.closures:
+            return f" PREWHERE {condition} WHERE {rest}"
+        return f" WHERE ({condition}) AND {rest}"
 
     def word_distance(self, stored: str, query: str) -> str:
         if "bitHammingDistance" in self.functions:
@@ -52,6 +66,11 @@ class Dialect:
         return swar_popcount(f"bitXor({stored}, {query})")
 
     def distance(self, stored: Sequence[str], query: Sequence[str]) -> str:
+        if not self.functions:
+            # SWAR names its operand 8 times; a lambda names each XOR once (a distributed 18.16
+            # query cannot repeat a bound scalar subquery: each copy gets its own column name)
+            xors = ", ".join(f"bitXor({s}, {q})" for s, q in zip(stored, query, strict=True))
+            return f"toUInt32(arraySum(arrayMap(x -> {swar_popcount('x')}, [{xors}])))"
         terms = [self.word_distance(s, q) for s, q in zip(stored, query, strict=True)]
         return "toUInt32(" + " + ".join(terms) + ")"
 
@@ -94,21 +113,15 @@ def range_full_scan(
         distance = dialect.distance(stored, query)
         return (
             f"SELECT toUInt32(0) AS qi, {distance} AS d, key, sipHash64(key) AS id FROM {h}"
-            f" PREWHERE {distance} <= {radius}{flag} WHERE {live_filter(tables)}"
+            f"{dialect.prewhere(f'd <= {radius}{flag}', live_filter(tables))}"
         )
-    arrays = [binder.array(f"qw{i}", "UInt64", rows.words[:, i].tolist()) for i in range(len(stored))]
-    radii = binder.array("qr", "UInt32", rows.radius.tolist())
     positions = binder.array("qi", "UInt32", list(range(len(rows))))
-    names = [f"a{i}" for i in range(len(stored))]
-    distance = dialect.distance(stored, names)
-    lambda_args = ", ".join(names)
-    array_args = ", ".join(arrays)
+    radii = binder.array("qr", "UInt32", rows.radius.tolist())
+    over = _over_queries(dialect, binder, rows, stored)
     return (
         f"SELECT hit.1 AS qi, hit.2 AS d, key, sipHash64(key) AS id FROM {h}"
-        f" ARRAY JOIN arrayFilter(t -> t.2 <= t.3,"
-        f" arrayMap((i, {lambda_args}, r) -> (i, {distance}, r), {positions}, {array_args}, {radii})) AS hit"
-        f" PREWHERE arrayExists(({lambda_args}, r) -> {distance} <= r, {array_args}, {radii}){flag}"
-        f" WHERE {live_filter(tables)}"
+        f" ARRAY JOIN arrayFilter(t -> t.2 <= t.3, {over.map('(i, {distance}, r)', positions, radii)}) AS hit"
+        f"{dialect.prewhere(f'arrayExists({over.lambda_(LE_R, radii)}){flag}', live_filter(tables))}"
     )
 
 
@@ -133,12 +146,16 @@ def range_prefilter(
     if len(rows) == 1:
         query = [binder.scalar(f"q{i}", "UInt64", int(v)) for i, v in enumerate(rows.words[0])]
         radius = binder.scalar("r", "UInt32", int(rows.radius[0]))
+        inner_query = [binder.scalar(f"mq{i}", "UInt64", int(v)) for i, v in enumerate(rows.words[0])]
+        inner_radius = binder.scalar("mr", "UInt32", int(rows.radius[0]))
         distance = dialect.distance(stored, query)
+        candidates = (
+            f"version IN (SELECT version FROM {m} WHERE cv IN {cv_set}"
+            f" AND {dialect.distance(stored, inner_query)} <= {inner_radius}{flag}) AND d <= {radius}"
+        )
         return (
             f"SELECT toUInt32(0) AS qi, {distance} AS d, key, sipHash64(key) AS id FROM {h}"
-            f" PREWHERE version IN (SELECT version FROM {m} WHERE cv IN {cv_set}"
-            f" AND {distance} <= {radius}{flag}) AND {distance} <= {radius}"
-            f" WHERE {live_filter(tables)}"
+            f"{dialect.prewhere(candidates, live_filter(tables))}"
         )
     columns = {
         "qi": ("UInt32", probe_rows.tolist()),
@@ -157,11 +174,11 @@ def range_prefilter(
         f" INNER JOIN {probe_table} AS p ON m.cv = p.cv WHERE {distance} <= p.r"
     )
     same_words = " AND ".join(f"h.{w} = c.m{w}" for w in stored)
+    rest = f"{same_words} AND {live_filter(tables, 'h.')}"
     return (
         f"SELECT c.qi AS qi, c.d AS d, h.key AS key, sipHash64(h.key) AS id FROM {h} AS h"
         f" INNER JOIN ({candidates}) AS c ON h.version = c.version"
-        f" PREWHERE h.version IN (SELECT version FROM ({candidates}))"
-        f" WHERE {same_words} AND {live_filter(tables, 'h.')}"
+        f"{dialect.prewhere(f'h.version IN (SELECT version FROM ({candidates}))', rest)}"
     )
 
 
@@ -185,12 +202,40 @@ def distance_histogram(
             f"SELECT toUInt32(0) AS qi, {dialect.distance(stored, query)} AS d, count() AS n FROM {h}"
             f"{where} GROUP BY d"
         )
-    arrays = [binder.array(f"qw{i}", "UInt64", rows.words[:, i].tolist()) for i in range(len(stored))]
     positions = binder.array("qi", "UInt32", list(range(len(rows))))
-    names = [f"a{i}" for i in range(len(stored))]
-    distance = dialect.distance(stored, names)
+    over = _over_queries(dialect, binder, rows, stored)
     return (
         f"SELECT hit.1 AS qi, hit.2 AS d, count() AS n FROM {h}"
-        f" ARRAY JOIN arrayMap((i, {', '.join(names)}) -> (i, {distance}), {positions}, {', '.join(arrays)})"
-        f" AS hit{where} GROUP BY qi, d"
+        f" ARRAY JOIN {over.map('(i, {distance})', positions)} AS hit{where} GROUP BY qi, d"
+    )
+
+
+@dataclass(frozen=True)
+class _OverQueries:
+    """Lambdas over the bound query arrays that compute each stored row's distance to every
+    query. Without closures, the row's words enter as arrays too (`replicate`)."""
+
+    distance: str
+    params: list[str]
+    arrays: list[str]
+
+    def lambda_(self, body: str, *extra: str) -> str:
+        names = [*self.params, *(["r"] if extra else [])]
+        return f"({', '.join(names)}) -> {body.format(distance=self.distance)}, {', '.join([*self.arrays, *extra])}"
+
+    def map(self, body: str, positions: str, *extra: str) -> str:
+        names = ["i", *self.params, *(["r"] if extra else [])]
+        arrays = [positions, *self.arrays, *extra]
+        return f"arrayMap(({', '.join(names)}) -> {body.format(distance=self.distance)}, {', '.join(arrays)})"
+
+
+def _over_queries(dialect: Dialect, binder: Binder, rows: QueryRows, stored: list[str]) -> _OverQueries:
+    arrays = [binder.array(f"qw{i}", "UInt64", rows.words[:, i].tolist()) for i in range(len(stored))]
+    query_names = [f"a{i}" for i in range(len(stored))]
+    if dialect.closures:
+        return _OverQueries(dialect.distance(stored, query_names), query_names, arrays)
+    row_names = [f"s{i}" for i in range(len(stored))]
+    replicated = [f"replicate({column}, {arrays[0]})" for column in stored]
+    return _OverQueries(
+        dialect.distance(row_names, query_names), [*query_names, *row_names], [*arrays, *replicated]
     )
