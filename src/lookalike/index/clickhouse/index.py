@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -65,6 +66,8 @@ from lookalike.index.queries import (
 from lookalike.search.bits import popcount, words_of
 
 WRITE_BATCH = 100_000
+STAGE_KEYS_ABOVE = 20_000
+_SCRATCH = itertools.count()
 KEY_PAGE = 1000
 MAX_PROBES_PER_STATEMENT = 200_000
 DATABASE = "lookalike"
@@ -306,17 +309,17 @@ class ClickHouseIndex(Index):
         nbits: int,
         quality: npt.NDArray[np.int16] | None,
     ) -> AddReport:
-        last: dict[str, int] = {}
-        for position, key in enumerate(keys):
-            if not isinstance(key, str) or not key:
-                raise IndexStoreError(f"{self.url}: an index key must be a non-empty string, got {key!r}")
-            last[key] = position
-        positions = np.fromiter(last.values(), dtype=np.int64, count=len(last)) if len(last) < len(keys) else None
-        if positions is not None:
+        if len(set(keys)) < len(keys):  # the last occurrence of a key wins
+            last = {key: position for position, key in enumerate(keys)}
+            positions = np.fromiter(last.values(), dtype=np.int64, count=len(last))
             keys = list(last)
             rows = rows[positions]
             quality = None if quality is None else quality[positions]
-        existing = self._live_keys(keys)
+        if "" in keys or not all(type(key) is str for key in keys):
+            bad = next(key for key in keys if not isinstance(key, str) or not key)
+            raise IndexStoreError(f"{self.url}: an index key must be a non-empty string, got {bad!r}")
+        key_column = _string_column(keys)
+        existing = self._live_keys(keys, key_column) if self._any_stored_between(min(keys), max(keys)) else set()
         report = AddReport()
         if existing:
             keep = np.array([key not in existing for key in keys], dtype=bool)
@@ -333,6 +336,7 @@ class ClickHouseIndex(Index):
                 for i in old.tolist()
             )
             keys = [key for key, kept in zip(keys, keep.tolist(), strict=True) if kept]
+            key_column = _string_column(keys)
             rows = rows[keep]
             quality = None if quality is None else quality[keep]
         if not keys:
@@ -343,7 +347,7 @@ class ClickHouseIndex(Index):
         versions = self._versions(count)
         quality_column = quality if quality is not None else np.full(count, -1, dtype=np.int16)
         flagged = _flags(rows, nbits, quality_column)
-        import_keys = _string_column(keys)
+        import_keys = key_column
         self._insert(
             self._tables.entries(),
             {
@@ -502,20 +506,48 @@ class ClickHouseIndex(Index):
         """The live version of each of `keys` that is stored."""
         if not keys:
             return {}
-        binder = self._connection.binder()
+        connection = self._connection
+        if len(keys) > STAGE_KEYS_ABOVE and isinstance(connection, ChdbConnection):
+            return self._live_versions_staged(connection, _string_column(keys))
+        binder = connection.binder()
         key_set = binder.in_set("keys", "String", list(keys))
-        result = self._connection.query(
+        result = connection.query(
             f"SELECT key, max(version) AS latest FROM {self._tables.entries()}"
             f" WHERE key IN {key_set} AND deleted = 0 AND {live_filter(self._tables)} GROUP BY key",
             binder,
         )
         return {str(k): int(v) for k, v in result.rows()}
 
-    def _live_keys(self, keys: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        for start in range(0, len(keys), WRITE_BATCH * 10):
-            found.update(self._live_versions(keys[start : start + WRITE_BATCH * 10]))
-        return found
+    def _live_versions_staged(self, connection: ChdbConnection, keys: Any) -> dict[str, int]:
+        """`_live_versions` for a bulk load: the keys travel as one Arrow stream into a scratch
+        Memory table instead of a text parameter (a million keys: ~0.1 s instead of ~6 s)."""
+        scratch = f"`{self._tables.database}`.`scratch_keys_{os.getpid()}_{next(_SCRATCH)}`"
+        connection.execute(f"CREATE TABLE {scratch} (key String) ENGINE = Memory")
+        try:
+            connection.insert(scratch, {"key": keys}, {"key": "String"})
+            result = connection.query(
+                f"SELECT key, max(version) AS latest FROM {self._tables.entries()}"
+                f" WHERE key IN (SELECT key FROM {scratch}) AND deleted = 0 AND {live_filter(self._tables)}"
+                " GROUP BY key"
+            )
+        finally:
+            connection.execute(f"DROP TABLE IF EXISTS {scratch}")
+        return {str(k): int(v) for k, v in result.rows()}
+
+    def _live_keys(self, keys: Sequence[str], key_column: Any) -> set[str]:
+        connection = self._connection
+        if len(keys) > STAGE_KEYS_ABOVE and isinstance(connection, ChdbConnection):
+            return set(self._live_versions_staged(connection, key_column))
+        return set(self._live_versions(keys))
+
+    def _any_stored_between(self, low: str, high: str) -> bool:
+        """Whether any row has a key in [low, high]: new keys past the stored ones (a bulk load
+        in key order) skip the existence check. `entries` is sorted by key, so this is cheap."""
+        result = self._read(
+            lambda binder, tables: f"SELECT count() AS n FROM {tables.entries()}"
+            f" WHERE key >= {binder.scalar('low', 'String', low)} AND key <= {binder.scalar('high', 'String', high)}"
+        )
+        return sum(int(n) for n in result.list("n")) > 0
 
     def _owners_by_sha(self, digests: Sequence[str]) -> dict[str, str]:
         if not digests:
