@@ -46,12 +46,17 @@ def main() -> None:
         index.add_words(keys, "phash", words.reshape(-1, 1), 64)
         ingest = time.perf_counter() - started
         print(f"rows: {args.rows:,}  (chDB engine {'.'.join(map(str, index.connection.version))})")
-        print(f"ingest (add_words, Arrow stream, incl. pre-filter view): {args.rows / ingest:,.0f} hashes/s"
-              f" ({ingest:.1f} s)")
+        print(
+            f"ingest (add_words, Arrow stream, incl. pre-filter view): {args.rows / ingest:,.0f} hashes/s"
+            f" ({ingest:.1f} s)"
+        )
         index.connection.execute(f"OPTIMIZE TABLE {index.tables.hashes('phash')} FINAL")
         index.connection.execute(f"OPTIMIZE TABLE {index.tables.prefilter('phash', True)} FINAL")
         print()
-        print("| radius | NumPy brute force | chDB full scan | ratio | chDB pre-filter | ratio | rows read scan / pre-filter |")
+        print(
+            "| radius | NumPy brute force | chDB full scan | ratio | chDB pre-filter | ratio"
+            " | rows read scan / pre-filter |"
+        )
         print("|---|---|---|---|---|---|---|")
         for radius in [int(r) for r in args.radii.split(",")]:
             timings: dict[str, list[float]] = {"numpy": [], "scan": [], "pre": []}
@@ -71,10 +76,13 @@ def main() -> None:
                     rows_read[plan] = index.connection.last_rows_read
                     if sorted(m.key for m in found) != sorted(keys[i] for i in expected):
                         sys.exit(f"mismatch at radius {radius} ({plan})")
-            numpy_ms, scan_ms, pre_ms = (1000 * statistics.median(timings[p]) for p in ("numpy", "scan", "pre"))
+            numpy_ms, scan_ms, pre_ms = (
+                1000 * statistics.median(timings[p]) for p in ("numpy", "scan", "pre")
+            )
             print(
                 f"| {radius} | {numpy_ms:.1f} ms | {scan_ms:.1f} ms | {scan_ms / numpy_ms:.2f}x |"
-                f" {pre_ms:.1f} ms | {pre_ms / numpy_ms:.2f}x | {rows_read['scan']:,} / {rows_read['pre']:,} |"
+                f" {pre_ms:.1f} ms | {pre_ms / numpy_ms:.2f}x |"
+                f" {rows_read['scan']:,} / {rows_read['pre']:,} |"
             )
         print()
         index.prefilter = True
@@ -89,8 +97,9 @@ def main() -> None:
                 brute_force(words, int(query), radius)
             numpy_each = (time.perf_counter() - started) / 50
             print(
-                f"batch of {args.batch} queries, r={radius}, one statement (pre-filter): {elapsed * 1000:.0f} ms"
-                f" ({elapsed / args.batch * 1000:.2f} ms/query; NumPy brute force {numpy_each * 1000:.1f} ms/query)"
+                f"batch of {args.batch} queries, r={radius}, one statement (pre-filter):"
+                f" {elapsed * 1000:.0f} ms ({elapsed / args.batch * 1000:.2f} ms/query;"
+                f" NumPy brute force {numpy_each * 1000:.1f} ms/query)"
             )
         index.close()
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from clickhouse_cluster import Cluster, Unavailable
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -46,7 +46,7 @@ def test_urls_and_bare_paths_name_the_same_file(tmp_path: Path) -> None:
 def test_a_file_that_is_not_an_index_is_reported_by_name(tmp_path: Path) -> None:
     bogus = tmp_path / "notes.db"
     bogus.write_bytes(b"plain text, not a database" * 100)
-    with pytest.raises(IndexStoreError, match="notes.db"):
+    with pytest.raises(IndexStoreError, match=r"notes\.db"):
         open_index(bogus)
 
 

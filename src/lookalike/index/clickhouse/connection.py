@@ -38,14 +38,14 @@ class Result:
     def __len__(self) -> int:
         return len(next(iter(self._columns.values()))) if self._columns else 0
 
-    def list(self, name: str) -> list[Any]:
+    def values(self, name: str) -> list[Any]:
         if not self._columns:  # an answer with no rows may come without its columns
             return []
         column = self._columns[name]
         return column.tolist() if isinstance(column, np.ndarray) else list(column)
 
     def array(self, name: str, dtype: npt.DTypeLike) -> npt.NDArray[Any]:
-        return np.asarray(self.list(name) if not self._columns else self._columns[name], dtype=dtype)
+        return np.asarray(self.values(name) if not self._columns else self._columns[name], dtype=dtype)
 
     @classmethod
     def concat(cls, parts: Sequence[Result]) -> Result:
@@ -54,10 +54,10 @@ class Result:
         if not filled:
             return cls({})
         names = list(filled[0]._columns)
-        return cls({name: [value for part in filled for value in part.list(name)] for name in names})
+        return cls({name: [value for part in filled for value in part.values(name)] for name in names})
 
     def rows(self) -> list[tuple[Any, ...]]:
-        return list(zip(*(self.list(name) for name in self._columns), strict=True))
+        return list(zip(*(self.values(name) for name in self._columns), strict=True))
 
 
 class Connection(ABC):
@@ -85,11 +85,11 @@ class Connection(ABC):
         """Release the connection."""
 
     def _probe(self) -> None:
-        version = self.query("SELECT version() AS v").list("v")[0]
+        version = self.query("SELECT version() AS v").values("v")[0]
         self.version = tuple(int(part) for part in str(version).split(".")[:3] if part.isdigit())
         names = self.query(
             "SELECT name FROM system.functions WHERE name IN ('bitCount', 'bitHammingDistance')"
-        ).list("name")
+        ).values("name")
         self.functions = frozenset(names)
 
     def _fail(self, exc: BaseException, sql: str = "") -> IndexStoreError:
@@ -139,7 +139,7 @@ class ChdbConnection(Connection):
             if shared is None:
                 os.makedirs(self.path, exist_ok=True)
                 try:
-                    session = chdb_session.Session(self.path)
+                    session = chdb_session.Session(self.path)  # type: ignore[no-untyped-call]
                 except Exception as exc:
                     others = ", ".join(sorted(_CHDB_SESSIONS)) or "another path"
                     raise IndexStoreError(
@@ -332,7 +332,8 @@ class DriverConnection(Connection):
         binder = self.binder()
         name = binder.scalar("cluster", "String", cluster)
         result = self.query(
-            f"SELECT host_address, port FROM system.clusters WHERE cluster = {name} ORDER BY shard_num, replica_num",
+            f"SELECT host_address, port FROM system.clusters WHERE cluster = {name}"
+            " ORDER BY shard_num, replica_num",
             binder,
         )
         return [(str(h), int(p)) for h, p in result.rows()]
@@ -356,9 +357,11 @@ class DriverConnection(Connection):
 
 def _driver_column(values: Column) -> list[Any]:
     if isinstance(values, np.ndarray):
-        return values.tolist()
+        listed: list[Any] = values.tolist()
+        return listed
     if hasattr(values, "to_pylist"):
-        return list(values.to_pylist())
+        converted: list[Any] = values.to_pylist()
+        return converted
     return list(values)
 
 

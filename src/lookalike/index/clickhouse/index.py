@@ -12,6 +12,7 @@ queries, expands dihedral variants and sorts the few rows that come back (`index
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -250,7 +251,9 @@ class ClickHouseIndex(Index):
         for algorithm, nbits in new.items():
             self._create_algorithm_tables(algorithm, nbits)
         if new:
-            self._insert(self._tables.algorithms(), {"name": list(new), "nbits": list(new.values())}, ALGORITHM_TYPES)
+            self._insert(
+                self._tables.algorithms(), {"name": list(new), "nbits": list(new.values())}, ALGORITHM_TYPES
+            )
             self._nbits.update(new)
 
     # ----- writing -------------------------------------------------------------------------------
@@ -297,7 +300,9 @@ class ClickHouseIndex(Index):
             stop = min(start + WRITE_BATCH * 10, len(keys))
             part_quality = None if qualities is None else qualities[start:stop]
             report = report.merge(
-                self._add_words_batch(list(keys[start:stop]), algorithm, rows[start:stop], nbits, part_quality)
+                self._add_words_batch(
+                    list(keys[start:stop]), algorithm, rows[start:stop], nbits, part_quality
+                )
             )
         return report
 
@@ -319,7 +324,9 @@ class ClickHouseIndex(Index):
             bad = next(key for key in keys if not isinstance(key, str) or not key)
             raise IndexStoreError(f"{self.url}: an index key must be a non-empty string, got {bad!r}")
         key_column = _string_column(keys)
-        existing = self._live_keys(keys, key_column) if self._any_stored_between(min(keys), max(keys)) else set()
+        existing = (
+            self._live_keys(keys, key_column) if self._any_stored_between(min(keys), max(keys)) else set()
+        )
         report = AddReport()
         if existing:
             keep = np.array([key not in existing for key in keys], dtype=bool)
@@ -452,9 +459,7 @@ class ClickHouseIndex(Index):
             for name, value in row.items():
                 entries[name].append(value)
             for algorithm, value in item.hashes.items():
-                columns = per_algorithm.setdefault(
-                    algorithm, {name: [] for name in hash_types(value.nbits)}
-                )
+                columns = per_algorithm.setdefault(algorithm, {name: [] for name in hash_types(value.nbits)})
                 columns["key"].append(item.key)
                 columns["version"].append(version)
                 columns["quality"].append(-1 if value.quality is None else int(value.quality))
@@ -544,10 +549,13 @@ class ClickHouseIndex(Index):
         """Whether any row has a key in [low, high]: new keys past the stored ones (a bulk load
         in key order) skip the existence check. `entries` is sorted by key, so this is cheap."""
         result = self._read(
-            lambda binder, tables: f"SELECT count() AS n FROM {tables.entries()}"
-            f" WHERE key >= {binder.scalar('low', 'String', low)} AND key <= {binder.scalar('high', 'String', high)}"
+            lambda binder, tables: (
+                f"SELECT count() AS n FROM {tables.entries()}"
+                f" WHERE key >= {binder.scalar('low', 'String', low)}"
+                f" AND key <= {binder.scalar('high', 'String', high)}"
+            )
         )
-        return sum(int(n) for n in result.list("n")) > 0
+        return sum(int(n) for n in result.values("n")) > 0
 
     def _owners_by_sha(self, digests: Sequence[str]) -> dict[str, str]:
         if not digests:
@@ -647,15 +655,7 @@ class ClickHouseIndex(Index):
     def entries(self) -> Iterator[Entry]:
         after = ""
         while True:
-            page = sorted(
-                set(
-                    self._read(
-                        lambda binder, tables, after=after: f"SELECT DISTINCT key FROM {tables.entries()}"
-                        f" WHERE key > {binder.scalar('after', 'String', after)} AND deleted = 0"
-                        f" AND {live_filter(tables)} ORDER BY key LIMIT {KEY_PAGE}"
-                    ).list("key")
-                )
-            )[:KEY_PAGE]
+            page = sorted(set(self._read(functools.partial(_keys_after_sql, after)).values("key")))[:KEY_PAGE]
             if not page:
                 return
             found = self.get_many(page)
@@ -669,7 +669,7 @@ class ClickHouseIndex(Index):
             f"SELECT uniqExact(key) AS n FROM {self._tables.entries()}"
             f" WHERE deleted = 0 AND {live_filter(self._tables)}"
         )
-        return int(result.list("n")[0])
+        return int(result.values("n")[0])
 
     # ----- searching -----------------------------------------------------------------------------
     def range_search(  # type: ignore[override]
@@ -794,7 +794,9 @@ class ClickHouseIndex(Index):
             )
         )
         counts = np.zeros((len(words), nbits + 1), dtype=np.int64)
-        np.add.at(counts, (result.array("qi", np.int64), result.array("d", np.int64)), result.array("n", np.int64))
+        np.add.at(
+            counts, (result.array("qi", np.int64), result.array("d", np.int64)), result.array("n", np.int64)
+        )
         cumulative = np.cumsum(counts, axis=1)
         enough = cumulative >= k
         per_row = np.where(enough.any(axis=1), enough.argmax(axis=1), nbits)
@@ -808,7 +810,9 @@ class ClickHouseIndex(Index):
         live = rows.radius >= 0
         if not live.all():
             keep = np.flatnonzero(live)
-            found = self.hits(algorithm, nbits, QueryRows(rows.words[keep], rows.radius[keep]), include_flagged)
+            found = self.hits(
+                algorithm, nbits, QueryRows(rows.words[keep], rows.radius[keep]), include_flagged
+            )
             return Hits(keep[found.rows], found.distances, found.keys, found.ids)
         if not len(rows):
             return Hits.empty()
@@ -826,8 +830,8 @@ class ClickHouseIndex(Index):
             part = QueryRows(rows.words[start : start + step], rows.radius[start : start + step])
             probes = build_probes(part.words, part.radius, nbits)
             found = self._run_hits(
-                lambda binder, tables, part=part, probes=probes: range_prefilter(
-                    self._dialect, tables, algorithm, nbits, part, probes, include_flagged, binder
+                functools.partial(
+                    _prefilter_sql, self._dialect, algorithm, nbits, part, probes, include_flagged
                 )
             )
             parts.append(Hits(found.rows + start, found.distances, found.keys, found.ids))
@@ -838,7 +842,7 @@ class ClickHouseIndex(Index):
         return Hits(
             result.array("qi", np.int64),
             result.array("d", np.int64),
-            [str(k) for k in result.list("key")],
+            [str(k) for k in result.values("key")],
             result.array("id", np.uint64).view(np.int64),
         )
 
@@ -877,17 +881,18 @@ class ClickHouseIndex(Index):
         flag = "" if include_flagged else " AND flagged = 0"
         after = 0
         while True:
-            result = self._read(
-                lambda binder, tables, after=after: f"SELECT version, key, sipHash64(key) AS id,"
-                f" {', '.join(words)} FROM {tables.hashes(algorithm)}"
-                f" WHERE version > {binder.scalar('after', 'UInt64', after)}{flag} AND {live_filter(tables)}"
-                f" ORDER BY version LIMIT {page}"
-            )
+            result = self._read(functools.partial(_hashes_after_sql, algorithm, words, flag, after, page))
             if not len(result):
                 return
             stacked = np.stack([result.array(w, np.uint64) for w in words], axis=1)
-            yield result.array("id", np.uint64).view(np.int64), [str(k) for k in result.list("key")], stacked
-            after = max(int(v) for v in result.list("version"))  # shards' pages overlap: repeats are harmless
+            yield (
+                result.array("id", np.uint64).view(np.int64),
+                [str(k) for k in result.values("key")],
+                stacked,
+            )
+            after = max(
+                int(v) for v in result.values("version")
+            )  # shards' pages overlap: repeats are harmless
 
     # ----- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
@@ -896,6 +901,37 @@ class ClickHouseIndex(Index):
             for shard in self._shards or []:
                 shard.close()
             self._connection.close()
+
+
+def _keys_after_sql(after: str, binder: Binder, tables: Tables) -> str:
+    return (
+        f"SELECT DISTINCT key FROM {tables.entries()}"
+        f" WHERE key > {binder.scalar('after', 'String', after)} AND deleted = 0"
+        f" AND {live_filter(tables)} ORDER BY key LIMIT {KEY_PAGE}"
+    )
+
+
+def _hashes_after_sql(
+    algorithm: str, words: list[str], flag: str, after: int, page: int, binder: Binder, tables: Tables
+) -> str:
+    return (
+        f"SELECT version, key, sipHash64(key) AS id, {', '.join(words)} FROM {tables.hashes(algorithm)}"
+        f" WHERE version > {binder.scalar('after', 'UInt64', after)}{flag} AND {live_filter(tables)}"
+        f" ORDER BY version LIMIT {page}"
+    )
+
+
+def _prefilter_sql(
+    dialect: Dialect,
+    algorithm: str,
+    nbits: int,
+    rows: QueryRows,
+    probes: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
+    include_flagged: bool,
+    binder: Binder,
+    tables: Tables,
+) -> str:
+    return range_prefilter(dialect, tables, algorithm, nbits, rows, probes, include_flagged, binder)
 
 
 # what a server without ZooKeeper / Keeper answers to ON CLUSTER

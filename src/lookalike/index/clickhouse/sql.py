@@ -221,7 +221,8 @@ class _OverQueries:
 
     def lambda_(self, body: str, *extra: str) -> str:
         names = [*self.params, *(["r"] if extra else [])]
-        return f"({', '.join(names)}) -> {body.format(distance=self.distance)}, {', '.join([*self.arrays, *extra])}"
+        arrays = ", ".join([*self.arrays, *extra])
+        return f"({', '.join(names)}) -> {body.format(distance=self.distance)}, {arrays}"
 
     def map(self, body: str, positions: str, *extra: str) -> str:
         names = ["i", *self.params, *(["r"] if extra else [])]
