@@ -34,10 +34,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lookalike.dedupe import group_pairs
 from lookalike.errors import IndexStoreError, InvalidHashError
 from lookalike.hash import Hash
-from lookalike.index.base import AddReport, Entry, FileState, Group, Index, IndexItem, Match, Query
+from lookalike.index.base import AddReport, Entry, FileState, Index, IndexItem, Match, Pairs, Query
 from lookalike.index.flags import is_flagged
 from lookalike.index.queries import (
     as_query_list,
@@ -183,6 +182,10 @@ class SQLiteIndex(Index):
     def generation(self) -> int:
         """Increases with every committed change (other processes' too)."""
         return int(self._meta("generation"))
+
+    def algorithm_bits(self) -> dict[str, int]:
+        """Every stored algorithm and its hash length in bits."""
+        return {name: int(nbits) for name, nbits in self._db.execute("SELECT name, nbits FROM algorithms")}
 
     def _algorithm_nbits(self, algorithm: str) -> int | None:
         if algorithm not in self._nbits:
@@ -579,20 +582,15 @@ class SQLiteIndex(Index):
             )
         return results[0] if single else results
 
-    def duplicates(
-        self, algorithm: str, max_distance: int, *, strict: bool = False, include_flagged: bool = False
-    ) -> list[Group]:
-        """Groups of near-duplicates, best copy first (see `lookalike.dedupe`).
-
-        >>> for group in index.duplicates("phash", 6):
-        ...     keep, *others = group.members
-        """
+    def pairs(self, algorithm: str, max_distance: int, *, include_flagged: bool = False) -> Pairs:
+        """Every pair of entries within `max_distance`, found by the in-memory store's self-join."""
         loaded = self._loaded_store(canonical_algorithm(algorithm))
         if loaded is None:
-            return []
+            empty = np.zeros(0, dtype=np.int64)
+            return Pairs(empty, empty, empty, {})
         first, second, distances = loaded.store.pairs(max_distance, include_flagged)
         entries = self.entries_by_id(np.union1d(first, second).tolist())
-        return group_pairs(first, second, distances, entries, strict=strict)
+        return Pairs(first.astype(np.int64), second.astype(np.int64), distances.astype(np.int64), entries)
 
     # ----- the in-memory search structures ---------------------------------------------------------
     def _loaded_store(self, algorithm: str) -> _LoadedStore | None:
