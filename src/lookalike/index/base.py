@@ -106,6 +106,17 @@ class FileState:
 
 
 @dataclass(frozen=True)
+class IndexStats:
+    """What `lookalike index stats` shows: entries, hashes and flagged hashes per algorithm, disk use."""
+
+    entries: int
+    hashes: Mapping[str, int]
+    flagged: Mapping[str, int]
+    nbits: Mapping[str, int]
+    disk_bytes: int | None
+
+
+@dataclass(frozen=True)
 class Pairs:
     """Pairs of stored entries (by entry id) with their distance, and the entries involved."""
 
@@ -344,6 +355,23 @@ class Index(ABC):
         from lookalike.matcher import match_in_index
 
         return match_in_index(self, hashes, matcher, dihedral=dihedral, include_flagged=include_flagged)
+
+    def stats(self) -> IndexStats:
+        """Counts per algorithm (hashes, flagged hashes) and bytes on disk."""
+        hashes: dict[str, int] = {}
+        flagged: dict[str, int] = {}
+        count = 0
+        for entry in self.entries():
+            count += 1
+            for name in entry.hashes:
+                hashes[name] = hashes.get(name, 0) + 1
+            for name in entry.flagged:
+                flagged[name] = flagged.get(name, 0) + 1
+        return IndexStats(count, hashes, flagged, self.algorithm_bits(), self.disk_bytes())
+
+    def disk_bytes(self) -> int | None:
+        """Bytes the index occupies on disk, if the backend can tell."""
+        return None
 
     # ----- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:  # noqa: B027 - optional for backends with nothing to release

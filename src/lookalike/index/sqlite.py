@@ -183,6 +183,13 @@ class SQLiteIndex(Index):
         """Increases with every committed change (other processes' too)."""
         return int(self._meta("generation"))
 
+    def disk_bytes(self) -> int:
+        """The database, its WAL and the search snapshots."""
+        base = Path(self.path)
+        files = [base, base.with_name(base.name + "-wal"), base.with_name(base.name + "-shm")]
+        files += list(Path(f"{self.path}.search").glob("*.npz"))
+        return sum(f.stat().st_size for f in files if f.exists())
+
     def algorithm_bits(self) -> dict[str, int]:
         """Every stored algorithm and its hash length in bits."""
         return {name: int(nbits) for name, nbits in self._db.execute("SELECT name, nbits FROM algorithms")}

@@ -240,6 +240,18 @@ class ClickHouseIndex(Index):
             self._nbits = found
         return self._nbits
 
+    def disk_bytes(self) -> int | None:
+        """Active parts of this index's database (on a cluster: as the first server sees it)."""
+        try:
+            result = self._connection.query(
+                "SELECT sum(bytes_on_disk) AS b FROM system.parts WHERE active AND database = "
+                + (binder := self._connection.binder()).scalar("db", "String", self._tables.database),
+                binder,
+            )
+            return int(result.values("b")[0])
+        except Exception:
+            return None
+
     def algorithm_bits(self) -> dict[str, int]:
         """Every stored algorithm and its hash length in bits."""
         return dict(self._algorithms(refresh=True))
