@@ -33,6 +33,7 @@ PDQ_SIZE = 16  # DCT frequencies kept per axis: 16 x 16 = 256 bits
 DOWNSAMPLE_SIZE = 64
 MIN_HASHABLE_SIDE = 5  # the reference gives an all-zero hash, quality 0, below this
 LUMA_COEFFICIENTS = (0.299, 0.587, 0.114)
+LUMA_BAND_PIXELS = 1 << 15  # rows of luma computed at a time (float64 temporaries of 256 KiB)
 MATCH_DISTANCE = 31  # Meta's recommended PDQ match threshold
 UNRELIABLE_BELOW = 50
 # Fast mode decodes and reduces images to this shorter side (JPEG at up to 1/8 scale). Measured on
@@ -60,9 +61,23 @@ _GRAY_LUMA = (
 
 
 def pdq_luma(rgb: npt.NDArray[np.uint8]) -> Float32Array:
-    """Luma of an (H, W, 3) uint8 array: summed in float64, then stored as float32 (as `pdqhash`)."""
+    """Luma of an (H, W, 3) uint8 array as `pdqhash` computes it: R*0.299 + G*0.587 + B*0.114 in
+    float64, left to right, stored as float32. Done in bands of rows that stay in cache."""
+    height, width = rgb.shape[:2]
+    luma = np.empty((height, width), dtype=np.float32)
+    band = max(1, LUMA_BAND_PIXELS // max(width, 1))
+    total = np.empty((band, width), dtype=np.float64)
+    term = np.empty((band, width), dtype=np.float64)
     r, g, b = LUMA_COEFFICIENTS
-    return np.asarray((rgb[:, :, 0] * r + rgb[:, :, 1] * g + rgb[:, :, 2] * b).astype(np.float32))
+    for top in range(0, height, band):
+        pixels = rgb[top : top + band]
+        rows = pixels.shape[0]
+        acc, tmp = total[:rows], term[:rows]
+        np.multiply(pixels[:, :, 0], r, out=acc)
+        np.add(acc, np.multiply(pixels[:, :, 1], g, out=tmp), out=acc)
+        np.add(acc, np.multiply(pixels[:, :, 2], b, out=tmp), out=acc)
+        luma[top : top + rows] = acc
+    return luma
 
 
 def pdq_luma_from_gray(gray: npt.NDArray[np.uint8]) -> Float32Array:
