@@ -214,6 +214,7 @@ PDQ = register(
         max_distance=lambda n: MATCH_DISTANCE,
         dihedral=_dihedral,
         has_quality=True,
+        min_quality=UNRELIABLE_BELOW,
         aliases=("pdqhash",),
     )
 )
