@@ -6,6 +6,10 @@ keeps a running float32 sum (add the entering pixel, subtract the leaving one, d
 current window length), and the rounding of that running sum sets the last bits of every output.
 To be bit-exact with the reference this module repeats those float32 steps in the same order, one
 vectorised step per position along the filtered axis for all lines at once.
+
+Fast mode hashes a reduced image (JPEG decoded at 1/8 scale, or box-reduced). Blurring that small
+image would change the windows and the sample centres; `jarosz_downsample_blocks` instead applies
+the full-resolution blur-and-sample, as weights on block means, so fast hashes stay near exact ones.
 """
 
 from __future__ import annotations
@@ -40,14 +44,14 @@ def box_filter_axis0(lines: Float32Array, window: int, keep: Sequence[int] | Non
     length = lines.shape[0]
     half = (window + 2) // 2
     if keep is None:
-        return _box_filter_rows(lines, window, half, list(range(length)))
+        return _box_filter_positions(lines, window, half, list(range(length)))
     # Positions may repeat (an image smaller than the output grid); compute each once.
     unique = sorted(set(keep))
-    filtered = _box_filter_rows(lines, window, half, unique)
+    filtered = _box_filter_positions(lines, window, half, unique)
     return np.ascontiguousarray(filtered[np.searchsorted(unique, keep)])
 
 
-def _box_filter_rows(lines: Float32Array, window: int, half: int, wanted: list[int]) -> Float32Array:
+def _box_filter_positions(lines: Float32Array, window: int, half: int, wanted: list[int]) -> Float32Array:
     """`box_filter_axis0` for distinct sorted output positions `wanted`."""
     length = lines.shape[0]
     slot = np.full(length, -1)
