@@ -12,10 +12,11 @@ from PIL import Image
 import lookalike
 from conftest import COMMITTED_PHOTOS, FIXTURES, skimage_images
 from lookalike import Hash
-from lookalike.algorithms import get_algorithm, parse_spec
+from lookalike.algorithms import algorithm_names, get_algorithm, parse_spec
 from lookalike.algorithms.contrast import contrast_quality, thumbnail_quality
 from lookalike.hash import MultiHash
-from lookalike.quality import flag_reason, flagged_names, is_flagged
+from lookalike.index.flags import MIN_QUALITY
+from lookalike.quality import DEFAULT_MIN_QUALITY, flag_reason, flagged_names, is_flagged, min_quality
 
 THUMBNAIL_HASHES = ["ahash", "dhash", "dhash_vertical", "phash", "phash_simple", "whash", "whash_db4"]
 GATED = ["pdq", *THUMBNAIL_HASHES]
@@ -129,3 +130,12 @@ def test_thumbnail_quality_is_contrast_in_grey_levels() -> None:
     two_levels = np.array([[100, 104]] * 4, dtype=np.uint8)  # standard deviation 2 grey levels
     assert thumbnail_quality(two_levels) == 25
     assert contrast_quality(4.0) == 50 and contrast_quality(8.0) == 100 and contrast_quality(60.0) == 100
+
+
+def test_unknown_names_get_the_default_minimum_that_every_gated_algorithm_uses() -> None:
+    # The ClickHouse backend flags many rows at once with one threshold (index.flags.MIN_QUALITY).
+    assert min_quality("my_own_hash") == min_quality(None) == DEFAULT_MIN_QUALITY == MIN_QUALITY
+    for name in algorithm_names():
+        algorithm = get_algorithm(name)
+        assert algorithm.min_quality == (DEFAULT_MIN_QUALITY if algorithm.has_quality else 0), name
+    assert is_flagged(Hash(0b1011, 64, quality=30), "my_own_hash")

@@ -14,30 +14,42 @@ Indexes store the flag with each hash and skip flagged hashes in search unless a
 
 from __future__ import annotations
 
-from lookalike.algorithms import Algorithm, HashSpec, HashValue, get_algorithm, parse_spec
+from lookalike.algorithms import Algorithm, HashSpec, HashValue, get_algorithm
+from lookalike.errors import UnknownAlgorithmError
 from lookalike.hash import Hash, MultiHash
 
+DEFAULT_MIN_QUALITY = 50  # for hashes stored under a name that no registered algorithm has
 
-def _algorithm(algorithm: str | HashSpec | Algorithm) -> Algorithm:
+AlgorithmRef = str | HashSpec | Algorithm | None
+
+
+def min_quality(algorithm: AlgorithmRef) -> int:
+    """The quality below which `algorithm`'s hashes are flagged (a name like "phash:16" will do)."""
     if isinstance(algorithm, Algorithm):
-        return algorithm
+        return algorithm.min_quality
     if isinstance(algorithm, HashSpec):
-        return algorithm.algorithm
+        return algorithm.algorithm.min_quality
+    if algorithm is None:
+        return DEFAULT_MIN_QUALITY
     try:
-        return parse_spec(algorithm).algorithm
-    except ValueError:
-        return get_algorithm(algorithm.partition(":")[0])
+        return get_algorithm(algorithm.partition(":")[0]).min_quality
+    except UnknownAlgorithmError:
+        return DEFAULT_MIN_QUALITY
 
 
-def flag_reason(value: HashValue, algorithm: str | HashSpec | Algorithm) -> str | None:
-    """Why `value` (a hash made by `algorithm`, e.g. "pdq" or "phash:16") is unreliable, or None."""
+def flag_reason(value: HashValue, algorithm: AlgorithmRef = None) -> str | None:
+    """Why `value` (a hash made by `algorithm`, e.g. "pdq" or "phash:16") is unreliable, or None.
+
+    Without an algorithm (or with a name no algorithm is registered under) the minimum quality is
+    `DEFAULT_MIN_QUALITY`, which is what every registered algorithm with a quality score uses.
+    """
     if isinstance(value, MultiHash):
         if not value.segments:
             return "no segments"
         if all(_degenerate(segment) for segment in value.segments):
             return "every segment has all bits equal"
         return None
-    minimum = _algorithm(algorithm).min_quality
+    minimum = min_quality(algorithm)
     if value.quality is not None and value.quality < minimum:
         return f"quality {value.quality} < {minimum}"
     return _degenerate(value)
@@ -52,7 +64,7 @@ def _degenerate(value: Hash) -> str | None:
     return None
 
 
-def is_flagged(value: HashValue, algorithm: str | HashSpec | Algorithm) -> bool:
+def is_flagged(value: HashValue, algorithm: AlgorithmRef = None) -> bool:
     """True when `value` should not take part in matching (see the module docstring)."""
     return flag_reason(value, algorithm) is not None
 
@@ -62,4 +74,4 @@ def flagged_names(hashes: dict[str, HashValue]) -> frozenset[str]:
     return frozenset(name for name, value in hashes.items() if is_flagged(value, name))
 
 
-__all__ = ["flag_reason", "flagged_names", "is_flagged"]
+__all__ = ["DEFAULT_MIN_QUALITY", "flag_reason", "flagged_names", "is_flagged", "min_quality"]
