@@ -1,19 +1,13 @@
 """Which stored hashes are unreliable: searches skip them unless asked (`include_flagged=True`).
 
-TODO: replace this local rule with `lookalike.quality.is_flagged` once that module lands on main.
+The rule is `lookalike.quality`'s: quality below the algorithm's minimum (50 for every algorithm
+that has a quality score), or all bits equal. `MIN_QUALITY` serves the ClickHouse backend, which
+computes flags for many rows at once; a test keeps it equal to every registered minimum.
 """
 
 from __future__ import annotations
 
-from lookalike.hash import Hash
+from lookalike.quality import DEFAULT_MIN_QUALITY as MIN_QUALITY
+from lookalike.quality import is_flagged
 
-MIN_QUALITY = 50
-
-
-def is_flagged(value: Hash) -> bool:
-    """A hash is unreliable when its quality is below 50 (PDQ's rule) or its bits are all equal
-    (a flat image: every flat image gets the same hash, so it matches everything flat)."""
-    if value.quality is not None and value.quality < MIN_QUALITY:
-        return True
-    ones = value.popcount()
-    return ones == 0 or ones == value.nbits
+__all__ = ["MIN_QUALITY", "is_flagged"]

@@ -697,7 +697,9 @@ def _hash_rows(entry_id: int, hashes: Mapping[str, Hash], generation: int) -> li
             stored: tuple[Any, Any] = (value.to_int64(), None)
         else:
             stored = (None, value.words().astype(">u8").tobytes())
-        rows.append((algorithm, entry_id, *stored, value.quality, int(is_flagged(value)), generation))
+        rows.append(
+            (algorithm, entry_id, *stored, value.quality, int(is_flagged(value, algorithm)), generation)
+        )
     return rows
 
 

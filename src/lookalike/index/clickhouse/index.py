@@ -478,7 +478,7 @@ class ClickHouseIndex(Index):
                 columns["key"].append(item.key)
                 columns["version"].append(version)
                 columns["quality"].append(-1 if value.quality is None else int(value.quality))
-                columns["flagged"].append(int(is_flagged(value)))
+                columns["flagged"].append(int(is_flagged(value, algorithm)))
                 for i, word in enumerate(value.words().tolist()):
                     columns[f"w{i}"].append(word)
         self._insert(self._tables.entries(), entries, ENTRY_TYPES)
