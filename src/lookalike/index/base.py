@@ -279,9 +279,12 @@ class Index(ABC):
         """The exact `k` nearest stored hashes for each query, sorted by (distance, key)."""
 
     @abstractmethod
-    def duplicates(self, algorithm: str, max_distance: int, *, strict: bool = False) -> list[Group]:
+    def duplicates(
+        self, algorithm: str, max_distance: int, *, strict: bool = False, include_flagged: bool = False
+    ) -> list[Group]:
         """Groups of near-duplicates: connected components of the "within r" graph, or with
-        `strict=True`, groups whose every member is within r of the group's centre."""
+        `strict=True`, groups whose every member is within r of the group's centre. Each group
+        lists its best copy first; `lookalike.dedupe.group_pairs` turns pairs into groups."""
 
     def match(
         self,
