@@ -5,7 +5,11 @@ TODO: replace this local rule with `lookalike.quality.is_flagged` once that modu
 
 from __future__ import annotations
 
+import numpy as np
+import numpy.typing as npt
+
 from lookalike.hash import Hash
+from lookalike.search.bits import popcount
 
 MIN_QUALITY = 50
 
@@ -17,3 +21,14 @@ def is_flagged(value: Hash) -> bool:
         return True
     ones = value.popcount()
     return ones == 0 or ones == value.nbits
+
+
+def flagged_words(
+    words: npt.NDArray[np.uint64], nbits: int, quality: npt.NDArray[np.float64] | None = None
+) -> npt.NDArray[np.bool_]:
+    """`is_flagged` for an (n, words) array of hashes at once (quality NaN = none)."""
+    ones = popcount(words).sum(axis=1, dtype=np.int64)
+    flagged: npt.NDArray[np.bool_] = (ones == 0) | (ones == nbits)
+    if quality is not None:
+        flagged |= np.nan_to_num(quality, nan=MIN_QUALITY) < MIN_QUALITY
+    return flagged
