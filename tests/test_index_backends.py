@@ -3,6 +3,7 @@ factory to `make_index`, and the same tests run against it unchanged."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -18,12 +19,19 @@ from lookalike import Hash
 from lookalike.errors import InvalidHashError, MissingVariantsError
 from lookalike.index import Index, IndexItem, Match, open_index
 
-BACKENDS = ["sqlite"]
+# the 2-shard cluster of Debian's clickhouse-server 18.16 (started once per session: slow)
+BACKENDS = ["sqlite", "chdb", pytest.param("clickhouse-cluster", marks=pytest.mark.slow)]
 
 
-def make_index(backend: str, folder: Path) -> Index:
+def make_index(backend: str, folder: Path, request: pytest.FixtureRequest) -> Index:
     if backend == "sqlite":
         return open_index(f"sqlite:///{folder / 'index.db'}")
+    if backend == "chdb":
+        return open_index(f"chdb://{folder / 'chdb'}")
+    if backend == "clickhouse-cluster":
+        cluster = request.getfixturevalue("clickhouse_cluster")
+        database = "t_" + hashlib.blake2b(str(folder).encode(), digest_size=6).hexdigest()
+        return open_index(cluster.url(database))
     raise AssertionError(f"no factory for backend {backend!r}")
 
 
@@ -33,15 +41,15 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def index(backend: str, tmp_path: Path) -> Iterator[Index]:
-    opened = make_index(backend, tmp_path)
+def index(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Index]:
+    opened = make_index(backend, tmp_path, request)
     yield opened
     opened.close()
 
 
 @pytest.fixture
-def reopen(backend: str, tmp_path: Path) -> Callable[[], Index]:
-    return lambda: make_index(backend, tmp_path)
+def reopen(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[], Index]:
+    return lambda: make_index(backend, tmp_path, request)
 
 
 def _reference(stored: dict[str, Hash], query: Hash, radius: int) -> list[tuple[int, str]]:

@@ -36,10 +36,9 @@ from typing import Any, TypeVar, cast
 import numpy as np
 import numpy.typing as npt
 
-from lookalike.dedupe import group_pairs
 from lookalike.errors import IndexStoreError, InvalidHashError
 from lookalike.hash import Hash
-from lookalike.index.base import AddReport, Entry, FileState, Group, Index, IndexItem, Match, Query
+from lookalike.index.base import AddReport, Entry, FileState, Index, IndexItem, Match, Pairs, Query
 from lookalike.index.flags import flagged_words, is_flagged
 from lookalike.index.queries import (
     as_query_list,
@@ -202,6 +201,18 @@ class SQLiteIndex(Index):
         """Increases with every committed change (other processes' too)."""
         return int(self._meta("generation"))
 
+    def disk_bytes(self) -> int:
+        """The database, its WAL and the search snapshots."""
+        base = Path(self.path)
+        files = [base, base.with_name(base.name + "-wal"), base.with_name(base.name + "-shm")]
+        files += list(Path(f"{self.path}.search").glob("*.npz"))
+        return sum(f.stat().st_size for f in files if f.exists())
+
+    @_serialised
+    def algorithm_bits(self) -> dict[str, int]:
+        """Every stored algorithm and its hash length in bits."""
+        return {name: int(nbits) for name, nbits in self._db.execute("SELECT name, nbits FROM algorithms")}
+
     def _algorithm_nbits(self, algorithm: str) -> int | None:
         if algorithm not in self._nbits:
             for name, nbits in self._db.execute("SELECT name, nbits FROM algorithms"):
@@ -298,7 +309,7 @@ class SQLiteIndex(Index):
                 size = chosen.shape[1] * 8
                 values, blobs = [None] * count, [packed[i * size : (i + 1) * size] for i in range(count)]
             scores = None if quality is None else quality[fresh]
-            flags = flagged_words(chosen, nbits, scores).astype(int).tolist()
+            flags = flagged_words(chosen, nbits, scores, algorithm).astype(int).tolist()
             stored_quality = (
                 [None] * count
                 if scores is None
@@ -682,20 +693,15 @@ class SQLiteIndex(Index):
         return results[0] if single else results
 
     @_serialised
-    def duplicates(
-        self, algorithm: str, max_distance: int, *, strict: bool = False, include_flagged: bool = False
-    ) -> list[Group]:
-        """Groups of near-duplicates, best copy first (see `lookalike.dedupe`).
-
-        >>> for group in index.duplicates("phash", 6):
-        ...     keep, *others = group.members
-        """
+    def pairs(self, algorithm: str, max_distance: int, *, include_flagged: bool = False) -> Pairs:
+        """Every pair of entries within `max_distance`, found by the in-memory store's self-join."""
         loaded = self._loaded_store(canonical_algorithm(algorithm))
         if loaded is None:
-            return []
+            empty = np.zeros(0, dtype=np.int64)
+            return Pairs(empty, empty, empty, {})
         first, second, distances = loaded.store.pairs(max_distance, include_flagged)
         entries = self.entries_by_id(np.union1d(first, second).tolist())
-        return group_pairs(first, second, distances, entries, strict=strict)
+        return Pairs(first.astype(np.int64), second.astype(np.int64), distances.astype(np.int64), entries)
 
     # ----- the in-memory search structures ---------------------------------------------------------
     def _loaded_store(self, algorithm: str) -> _LoadedStore | None:
@@ -797,7 +803,9 @@ def _hash_rows(entry_id: int, hashes: Mapping[str, Hash], generation: int) -> li
             stored: tuple[Any, Any] = (value.to_int64(), None)
         else:
             stored = (None, value.words().astype(">u8").tobytes())
-        rows.append((algorithm, entry_id, *stored, value.quality, int(is_flagged(value)), generation))
+        rows.append(
+            (algorithm, entry_id, *stored, value.quality, int(is_flagged(value, algorithm)), generation)
+        )
     return rows
 
 
