@@ -14,7 +14,16 @@ from lookalike import __version__
 from lookalike.server import routes_banks, routes_images, routes_ops, routes_search
 from lookalike.server.config import ServerConfig
 from lookalike.server.errors import error_response, install_error_handlers
-from lookalike.server.limits import MULTIPART_OVERHEAD, BodyLimitMiddleware, BodyTimeout, BodyTooLarge
+from lookalike.server.limits import (
+    MULTIPART_OVERHEAD,
+    ASGIApp,
+    BodyLimitMiddleware,
+    BodyTimeout,
+    BodyTooLarge,
+    Receive,
+    Scope,
+    Send,
+)
 from lookalike.server.state import ServiceState
 
 STATIC = Path(__file__).parent / "static"
@@ -48,7 +57,14 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     async def too_slow(*_: object) -> object:
         return error_response(408, "request_timeout", "the request body arrived too slowly")
 
-    app.middleware("http")(state.metrics.middleware)
+    metrics = state.metrics
+
+    class MetricsMiddleware:
+        def __init__(self, inner: ASGIApp) -> None:
+            self.measured = metrics.middleware(inner)
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            await self.measured(scope, receive, send)
 
     def limit_for(path: str) -> int:
         if path.startswith("/v1/banks/") and path.endswith("/hashes"):
@@ -57,6 +73,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
             return settings.max_upload_bytes + MULTIPART_OVERHEAD
         return 64 * 1024
 
+    app.add_middleware(MetricsMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for, timeout=settings.body_timeout_seconds)
     for module in (routes_images, routes_search, routes_banks, routes_ops):
         app.include_router(module.router)

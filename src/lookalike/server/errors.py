@@ -59,6 +59,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        from lookalike.server.limits import BodyTimeout, body_signal
+
+        signal = body_signal(exc.__cause__)  # FastAPI turns form-parsing failures into a 400
+        if signal is not None:
+            if isinstance(signal, BodyTimeout):
+                return error_response(408, "request_timeout", "the request body arrived too slowly")
+            return error_response(413, "payload_too_large", "the request body exceeds the limit")
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
 

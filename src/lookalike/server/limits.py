@@ -62,7 +62,43 @@ class BodyLimitMiddleware:
                     raise BodyTooLarge
             return message
 
-        await self.app(scope, limited_receive, send)
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message.get("type") == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except Exception as exc:
+            signal = body_signal(exc)
+            if signal is None or started:
+                raise
+            await reply_for(signal, send, limit)
+
+
+def body_signal(exc: BaseException | None) -> BodyTooLarge | BodyTimeout | None:
+    """The body-limit signal behind an exception (frameworks wrap it in groups or as a cause)."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, (BodyTooLarge, BodyTimeout)):
+            return exc
+        grouped = getattr(exc, "exceptions", None)  # an exception group (Python >= 3.11, anyio)
+        if grouped:
+            exc = grouped[0]
+        else:
+            exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+async def reply_for(signal: BodyTooLarge | BodyTimeout, send: Send, limit: int) -> None:
+    if isinstance(signal, BodyTimeout):
+        await _reply(send, 408, "request_timeout", "the request body arrived too slowly")
+    else:
+        await _reply(send, 413, "payload_too_large", f"the body exceeds the limit of {limit} bytes")
 
 
 async def _reply(send: Send, status: int, code: str, message: str) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
-from fastapi import Request, Response
+from fastapi import Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from lookalike.server.limits import ASGIApp, Message, Receive, Scope, Send
 
 
 class Metrics:
@@ -28,20 +29,30 @@ class Metrics:
         self.index_entries = Gauge("lookalike_index_entries", "Entries in the index", registry=self.registry)
         self.bank_hashes = Gauge("lookalike_bank_hashes", "Hashes per bank", ["bank"], registry=self.registry)
 
-    async def middleware(
-        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = request.scope.get("route")
-            name = getattr(route, "path", "unmatched")
-            self.requests.labels(request.method, name, str(status)).inc()
-            self.latency.labels(name).observe(time.perf_counter() - started)
+    def middleware(self, app: ASGIApp) -> ASGIApp:
+        """An ASGI middleware counting requests by route template (not by raw path) and status."""
+
+        async def measured(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            started = time.perf_counter()
+            status = 500
+
+            async def send_and_note(message: Message) -> None:
+                nonlocal status
+                if message.get("type") == "http.response.start":
+                    status = int(message["status"])
+                await send(message)
+
+            try:
+                await app(scope, receive, send_and_note)
+            finally:
+                route = getattr(scope.get("route"), "path", "unmatched")
+                self.requests.labels(scope.get("method", ""), route, str(status)).inc()
+                self.latency.labels(route).observe(time.perf_counter() - started)
+
+        return measured
 
     def render(self) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
