@@ -86,10 +86,7 @@ def body_signal(exc: BaseException | None) -> BodyTooLarge | BodyTimeout | None:
         if isinstance(exc, (BodyTooLarge, BodyTimeout)):
             return exc
         grouped = getattr(exc, "exceptions", None)  # an exception group (Python >= 3.11, anyio)
-        if grouped:
-            exc = grouped[0]
-        else:
-            exc = exc.__cause__ or exc.__context__
+        exc = grouped[0] if grouped else exc.__cause__ or exc.__context__
         seen += 1
     return None
 
