@@ -56,9 +56,9 @@ def free_port() -> int:
 
 def start_server(index: Path, port: int, state: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "LOOKALIKE_API_KEY": KEY}
-    command = [sys.executable, "-m", "lookalike", "serve", "--index", f"sqlite:///{index}", "--port", str(port),
-               "--banks-dir", str(state)]  # fmt: skip
-    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
+    command = [sys.executable, "-m", "lookalike", "serve", "--index", f"sqlite:///{index}",
+               "--port", str(port), "--banks-dir", str(state)]  # fmt: skip
+    process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     import httpx
 
     deadline = time.time() + 120
