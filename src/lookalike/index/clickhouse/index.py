@@ -195,7 +195,7 @@ class ClickHouseIndex(Index):
 
     def _create_algorithm_tables(self, algorithm: str, nbits: int) -> None:
         tables = self._tables
-        self._run_ddl(algorithm_ddl(tables, algorithm, nbits))
+        self._run_ddl(algorithm_ddl(tables, algorithm, nbits, self._dialect.tuned_storage))
         if tables.cluster:
             self._run_ddl([distributed_ddl(tables, tables.hashes(algorithm, True), tables.hashes(algorithm))])
 

@@ -6,9 +6,10 @@
     algorithms     algorithm name -> bit length
     h_<algorithm>  the hashes: key, version, quality, flagged, w0..w{n-1} (UInt64 big-endian
                    words, as `Hash.words()`), ORDER BY version
-    m_<algorithm>  the multi-index pre-filter: one row per (hash, 16-bit chunk), `cv` =
-                   chunk number * 65536 + chunk value, ORDER BY cv; filled by a materialized view
-                   on h_<algorithm>, so one columnar insert feeds both
+    m_<algorithm>  the multi-index pre-filter: one row per (hash, 16-bit chunk): `cv` =
+                   chunk number * 65536 + chunk value, version, the words; ORDER BY cv in small
+                   granules; filled by a materialized view on h_<algorithm>, so one columnar
+                   insert feeds both
 
 A row is live when its (key, version) is not in `superseded` (and, in `entries`, not deleted).
 Searches filter on that instead of `FINAL`: the anti-join reads only the few rows that already
@@ -31,7 +32,12 @@ from dataclasses import dataclass
 from lookalike.search.mih import Chunk, chunk_layout
 
 CHUNK_BITS = 16
-PREFILTER_GRANULARITY = 1024  # rows per mark in m_*: a probe reads ~one small granule
+PREFILTER_GRANULARITY = 256  # rows per mark in m_*: a probe reads one or two small granules
+# Storage tuned for random 64-bit words (ClickHouse >= 21; older servers get the defaults):
+# they do not compress, so they are stored raw (no LZ4 pass on insert or read), and m_* keeps
+# compressed blocks about one granule long, so a probe reads only the granules it asked for.
+PREFILTER_BLOCK_SETTINGS = ", min_compress_block_size = 2048, max_compress_block_size = 8192"
+RAW = "CODEC(NONE)"
 
 
 def word_count(nbits: int) -> int:
@@ -104,8 +110,11 @@ def hash_types(nbits: int) -> dict[str, str]:
     return columns
 
 
-def _columns(types: dict[str, str]) -> str:
-    return ", ".join(f"`{name}` {type_name}" for name, type_name in types.items())
+def _columns(types: dict[str, str], raw: frozenset[str] = frozenset()) -> str:
+    """Column definitions; the columns named in `raw` are stored without compression."""
+    return ", ".join(
+        f"`{name}` {type_name}{' ' + RAW if name in raw else ''}" for name, type_name in types.items()
+    )
 
 
 def _chunk_sql(chunk: Chunk) -> str:
@@ -125,23 +134,27 @@ def base_ddl(tables: Tables) -> list[str]:
     ]
 
 
-def algorithm_ddl(tables: Tables, algorithm: str, nbits: int) -> list[str]:
-    """CREATE statements for one algorithm's hash table, pre-filter table and view."""
+def algorithm_ddl(tables: Tables, algorithm: str, nbits: int, tuned: bool = True) -> list[str]:
+    """CREATE statements for one algorithm's hash table, pre-filter table and view (`tuned`:
+    the server takes codecs and per-table compression block sizes, ClickHouse >= 21)."""
     words = [f"w{i}" for i in range(word_count(nbits))]
+    raw_hash = frozenset(words) if tuned else frozenset()
+    raw_prefilter = frozenset([*words, "version"]) if tuned else frozenset()
     chunks = prefilter_chunks(nbits)
     values = ", ".join(_chunk_sql(chunk) for chunk in chunks)
-    prefilter_types = {"cv": "UInt32", "version": "UInt64", "flagged": "UInt8"}
+    prefilter_types = {"cv": "UInt32", "version": "UInt64"}
     prefilter_types.update({w: "UInt64" for w in words})
     word_list = ", ".join(words)
+    settings = f"index_granularity = {PREFILTER_GRANULARITY}" + (PREFILTER_BLOCK_SETTINGS if tuned else "")
     return [
-        f"CREATE TABLE IF NOT EXISTS {tables.hashes(algorithm, True)} ({_columns(hash_types(nbits))})"
-        " ENGINE = MergeTree ORDER BY version",
-        f"CREATE TABLE IF NOT EXISTS {tables.prefilter(algorithm, True)} ({_columns(prefilter_types)})"
-        f" ENGINE = MergeTree ORDER BY cv SETTINGS index_granularity = {PREFILTER_GRANULARITY}",
+        f"CREATE TABLE IF NOT EXISTS {tables.hashes(algorithm, True)}"
+        f" ({_columns(hash_types(nbits), raw_hash)}) ENGINE = MergeTree ORDER BY version",
+        f"CREATE TABLE IF NOT EXISTS {tables.prefilter(algorithm, True)}"
+        f" ({_columns(prefilter_types, raw_prefilter)}) ENGINE = MergeTree ORDER BY cv SETTINGS {settings}",
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {tables.prefilter_view(algorithm)}"
         f" TO {tables.prefilter(algorithm, True)}"
         f" AS SELECT toUInt32((chunk_number - 1) * {1 << CHUNK_BITS} + chunk_value) AS cv,"
-        f" version, flagged, {word_list}"
+        f" version, {word_list}"
         f" FROM {tables.hashes(algorithm, True)}"
         f" ARRAY JOIN arrayEnumerate([{values}]) AS chunk_number, [{values}] AS chunk_value",
     ]

@@ -41,15 +41,30 @@ def swar_popcount(x: str) -> str:
 
 @dataclass(frozen=True)
 class Dialect:
-    """What the engine offers: its popcount functions (from `system.functions`) and whether a
-    lambda may read table columns (18.16's cannot: "Unknown identifier")."""
+    """What the engine offers: its popcount functions (from `system.functions`) and, by server
+    version, the rest (see docs/clickhouse.md, "Which server versions give what")."""
 
     functions: frozenset[str]
-    closures: bool = True
+    version: tuple[int, ...] = (99,)
 
     @classmethod
     def of(cls, version: tuple[int, ...], functions: frozenset[str]) -> Dialect:
-        return cls(functions, closures=version >= (20,))
+        return cls(functions, version)
+
+    @property
+    def closures(self) -> bool:
+        """A lambda may read table columns (18.16's cannot: "Unknown identifier")."""
+        return self.version >= (20,)
+
+    @property
+    def index_hint(self) -> bool:
+        """`indexHint(condition)`: the condition selects granules but filters no rows."""
+        return self.version >= (22,)
+
+    @property
+    def tuned_storage(self) -> bool:
+        """Column codecs and per-table `min/max_compress_block_size` (MergeTree settings)."""
+        return self.version >= (21,)
 
     def prewhere(self, condition: str, rest: str) -> str:
         """`PREWHERE condition WHERE rest`; old servers get one WHERE (18.16 loses bound scalar
@@ -135,14 +150,17 @@ def range_prefilter(
     include_flagged: bool,
     binder: Binder,
 ) -> str:
-    """Candidates from `m_*` (rows sharing a probed chunk value), exact distance there, then
-    key and id from `h_*` by version. `probes` = (query row, cv) pairs."""
+    """Candidates from `m_*` (the granules holding a probed chunk value), exact distance there,
+    then key and id from `h_*` by version. `probes` = (query row, cv) pairs."""
     stored = _words(nbits)
     flag = "" if include_flagged else " AND flagged = 0"
     h = tables.hashes(algorithm)
     m = tables.prefilter(algorithm, True)
     probe_rows, probe_cvs = probes
     cv_set = binder.in_set("cvs", "UInt32", sorted(set(probe_cvs.tolist())))
+    # every m row within the radius is a true match, whatever its chunk: the probed values need
+    # only pick the granules (indexHint), not filter rows
+    probed = f"indexHint(cv IN {cv_set})" if dialect.index_hint else f"cv IN {cv_set}"
     if len(rows) == 1:
         query = [binder.scalar(f"q{i}", "UInt64", int(v)) for i, v in enumerate(rows.words[0])]
         radius = binder.scalar("r", "UInt32", int(rows.radius[0]))
@@ -150,8 +168,8 @@ def range_prefilter(
         inner_radius = binder.scalar("mr", "UInt32", int(rows.radius[0]))
         distance = dialect.distance(stored, query)
         candidates = (
-            f"version IN (SELECT version FROM {m} WHERE cv IN {cv_set}"
-            f" AND {dialect.distance(stored, inner_query)} <= {inner_radius}{flag}) AND d <= {radius}"
+            f"version IN (SELECT version FROM {m} WHERE {probed}"
+            f" AND {dialect.distance(stored, inner_query)} <= {inner_radius}){flag} AND d <= {radius}"
         )
         return (
             f"SELECT toUInt32(0) AS qi, {distance} AS d, key, sipHash64(key) AS id FROM {h}"
@@ -170,15 +188,16 @@ def range_prefilter(
     carried = ", ".join(f"m.{w} AS m{w}" for w in stored)
     candidates = (
         f"SELECT DISTINCT p.qi AS qi, m.version AS version, {carried}, {distance} AS d"
-        f" FROM (SELECT cv, version, {word_list} FROM {m} WHERE cv IN {cv_set}{flag}) AS m"
+        f" FROM (SELECT cv, version, {word_list} FROM {m} WHERE {probed}) AS m"
         f" INNER JOIN {probe_table} AS p ON m.cv = p.cv WHERE {distance} <= p.r"
     )
     same_words = " AND ".join(f"h.{w} = c.m{w}" for w in stored)
     rest = f"{same_words} AND {live_filter(tables, 'h.')}"
+    h_flag = "" if include_flagged else " AND h.flagged = 0"
+    found = f"h.version IN (SELECT version FROM ({candidates})){h_flag}"
     return (
         f"SELECT c.qi AS qi, c.d AS d, h.key AS key, sipHash64(h.key) AS id FROM {h} AS h"
-        f" INNER JOIN ({candidates}) AS c ON h.version = c.version"
-        f"{dialect.prewhere(f'h.version IN (SELECT version FROM ({candidates}))', rest)}"
+        f" INNER JOIN ({candidates}) AS c ON h.version = c.version{dialect.prewhere(found, rest)}"
     )
 
 
