@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from clickhouse_cluster import Cluster
@@ -15,6 +16,7 @@ from lookalike.errors import IndexStoreError
 from lookalike.index import open_index
 from lookalike.index.clickhouse import ClickHouseIndex
 from lookalike.index.clickhouse.connection import DriverConnection
+from lookalike.index.clickhouse.keys import KeyColumn
 from lookalike.index.clickhouse.sql import swar_popcount
 
 
@@ -90,6 +92,60 @@ def test_bulk_words_then_updates_keep_other_hashes_and_hide_old_versions(chdb_in
     assert chdb_index.range_search(old, "phash", 0) == []
     nearest = chdb_index.search(old, "phash", 3)  # stale rows must not crowd out live ones
     assert len(nearest) == 3 and "k5" not in {m.key for m in nearest}
+
+
+def test_bulk_keys_as_list_numpy_or_arrow_unsorted_with_repeats_last_write_wins(
+    chdb_index: ClickHouseIndex,
+) -> None:
+    rng = np.random.default_rng(5)
+    stored: dict[str, Hash] = {}
+    for prefix, wrap in (
+        ("list", lambda keys: keys),
+        ("numpy", np.array),
+        ("arrow", lambda keys: pa.array(keys, type=pa.large_string())),
+    ):
+        keys = [f"{prefix}/{i:04d}.jpg" for i in range(300)] + [f"{prefix}/ünï {i}.jpg" for i in range(20)]
+        keys = [keys[i] for i in rng.permutation(len(keys))]
+        keys += keys[:10]  # repeated keys: the later hash wins
+        words = rng.integers(0, 2**64, size=(len(keys), 1), dtype=np.uint64)
+        report = chdb_index.add_words(wrap(keys), "phash", words, 64)
+        assert report.added == 320
+        stored.update({key: Hash(int(row[0]), 64) for key, row in zip(keys, words, strict=True)})
+    in_order = sorted(f"sorted/{i}" for i in range(100))  # proven unique by order: no dict pass
+    words = rng.integers(0, 2**64, size=(100, 1), dtype=np.uint64)
+    assert chdb_index.add_words(in_order, "phash", words, 64).added == 100
+    stored.update({key: Hash(int(row[0]), 64) for key, row in zip(in_order, words, strict=True)})
+    assert len(chdb_index) == len(stored)
+    for key in ("list/ünï 3.jpg", "numpy/0007.jpg", "arrow/ünï 19.jpg", keys[0], "sorted/42"):
+        entry = chdb_index.get(key)
+        assert entry is not None and entry.hashes["phash"] == stored[key]
+    query = next(iter(stored.values()))
+    found = chdb_index.range_search(query, "phash", 20)
+    assert [(m.distance, m.key) for m in found] == _brute(stored, query, 20)
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [["a", ""], ["a", None], ["a", 3], np.array(["a", ""]), pa.array([1, 2]), pa.array(["a", None])],
+    ids=["empty", "none", "int", "numpy-empty", "arrow-ints", "arrow-null"],
+)
+def test_bulk_keys_must_be_non_empty_strings(chdb_index: ClickHouseIndex, keys: object) -> None:
+    with pytest.raises(IndexStoreError, match="key"):
+        chdb_index.add_words(keys, "phash", np.ones((2, 1), dtype=np.uint64), 64)
+    assert len(chdb_index) == 0
+
+
+@pytest.mark.parametrize("as_arrow", [False, True], ids=["list", "arrow"])
+def test_key_column_orders_dedupes_and_looks_up_alike_as_list_or_arrow(as_arrow: bool) -> None:
+    values = ["b", "a", "c", "a"]
+    column = KeyColumn(pa.array(values) if as_arrow else values)
+    assert not column.strictly_increasing()
+    assert column.last_occurrences().tolist() == [0, 3, 2]
+    assert column.bounds(ordered=False) == ("a", "c")
+    assert column.isin({"a", "z"}).tolist() == [False, True, False, True]
+    ordered = column.take(np.array([3, 0, 2]))
+    assert ordered.to_list() == ["a", "b", "c"] and ordered.strictly_increasing()
+    assert ordered.bounds(ordered=True) == ("a", "c")
 
 
 def test_swar_popcount_counts_bits_like_numpy(chdb_index: ClickHouseIndex) -> None:

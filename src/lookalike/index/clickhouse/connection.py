@@ -187,8 +187,11 @@ class ChdbConnection(Connection):
         with pa.ipc.new_stream(sink, batch.schema) as writer:
             writer.write_table(batch)
         names = ", ".join(f"`{name}`" for name in columns)
+        # no collapsing of equal keys on insert: an insert never holds two rows of one key, and
+        # ReplacingMergeTree's pass over the block costs as much as the rest of the insert
+        statement = f"INSERT INTO {table} ({names}) SETTINGS optimize_on_insert = 0"
         try:
-            with self._session.send_insert(f"INSERT INTO {table} ({names})", "ArrowStream") as inserter:
+            with self._session.send_insert(statement, "ArrowStream") as inserter:
                 inserter.append(sink.getvalue().to_pybytes())
                 inserter.finish()
         except Exception as exc:

@@ -35,6 +35,7 @@ from lookalike.index.clickhouse.connection import (
     Result,
     ServerAddress,
 )
+from lookalike.index.clickhouse.keys import KeyColumn
 from lookalike.index.clickhouse.prefilter import MAX_PROBES_PER_ROW, build_probes, probes_per_row
 from lookalike.index.clickhouse.schema import (
     ALGORITHM_TYPES,
@@ -66,6 +67,7 @@ from lookalike.index.queries import (
 from lookalike.search.bits import popcount, words_of
 
 WRITE_BATCH = 100_000
+BULK_BATCH = 2_000_000  # hashes per columnar insert of add_words (fewer, larger parts)
 STAGE_KEYS_ABOVE = 20_000
 _SCRATCH = itertools.count()
 KEY_PAGE = 1000
@@ -294,74 +296,70 @@ class ClickHouseIndex(Index):
 
     def add_words(
         self,
-        keys: Sequence[str],
+        keys: Sequence[str] | Any,
         algorithm: str,
         words: npt.NDArray[np.uint64],
         nbits: int,
-        quality: Sequence[int | None] | None = None,
+        quality: Sequence[int | None] | npt.NDArray[np.integer[Any]] | None = None,
     ) -> AddReport:
         """Add one algorithm's hashes from an (n, words) uint64 array in columnar inserts (no Hash
-        objects); keys already stored go through `add` and keep their other hashes."""
-        rows = np.asarray(words, dtype=np.uint64).reshape(len(keys), -1)
+        objects). `keys` may be a list, a NumPy or an Arrow string array; sorted unique keys take
+        the fastest path. Keys already stored go through `add` and keep their other hashes."""
+        column = KeyColumn.of(keys, self.url)
+        rows = np.asarray(words, dtype=np.uint64).reshape(len(column), -1)
         if rows.shape[1] != word_count(nbits):
             raise InvalidHashError(f"{nbits}-bit hashes take {word_count(nbits)} words, got {rows.shape[1]}")
         algorithm = canonical_algorithm(algorithm)
         stored_nbits = self._nbits_of(algorithm)
         if stored_nbits is not None and stored_nbits != nbits:
             raise InvalidHashError(f"{algorithm} hashes in {self.url} have {stored_nbits} bits, not {nbits}")
-        qualities = np.array([-1 if q is None else int(q) for q in quality], np.int16) if quality else None
+        qualities = _quality_column(quality, len(column))
         report = AddReport()
-        for start in range(0, len(keys), WRITE_BATCH * 10):
-            stop = min(start + WRITE_BATCH * 10, len(keys))
+        for start in range(0, len(column), BULK_BATCH):
+            stop = min(start + BULK_BATCH, len(column))
             part_quality = None if qualities is None else qualities[start:stop]
-            report = report.merge(
-                self._add_words_batch(
-                    list(keys[start:stop]), algorithm, rows[start:stop], nbits, part_quality
-                )
+            added = self._add_words_batch(
+                column.slice(start, stop), algorithm, rows[start:stop], nbits, part_quality
             )
+            report = report.merge(added)
         return report
 
     def _add_words_batch(
         self,
-        keys: list[str],
+        keys: KeyColumn,
         algorithm: str,
         rows: npt.NDArray[np.uint64],
         nbits: int,
         quality: npt.NDArray[np.int16] | None,
     ) -> AddReport:
-        if len(set(keys)) < len(keys):  # the last occurrence of a key wins
-            last = {key: position for position, key in enumerate(keys)}
-            positions = np.fromiter(last.values(), dtype=np.int64, count=len(last))
-            keys = list(last)
-            rows = rows[positions]
-            quality = None if quality is None else quality[positions]
-        if "" in keys or not all(type(key) is str for key in keys):
-            bad = next(key for key in keys if not isinstance(key, str) or not key)
-            raise IndexStoreError(f"{self.url}: an index key must be a non-empty string, got {bad!r}")
-        key_column = _string_column(keys)
-        existing = (
-            self._live_keys(keys, key_column) if self._any_stored_between(min(keys), max(keys)) else set()
-        )
+        ordered = keys.strictly_increasing()
+        if not ordered:  # the last occurrence of a key wins
+            positions = keys.last_occurrences()
+            if len(positions) < len(keys):
+                keys = keys.take(positions)
+                rows = rows[positions]
+                quality = None if quality is None else quality[positions]
         report = AddReport()
-        if existing:
-            keep = np.array([key not in existing for key in keys], dtype=bool)
-            old = np.flatnonzero(~keep)
-            report = self.add(
-                (
-                    keys[i],
-                    {
-                        algorithm: Hash.from_words(rows[i], nbits).with_quality(
-                            None if quality is None or quality[i] < 0 else int(quality[i])
-                        )
-                    },
+        if self._any_stored_between(*keys.bounds(ordered)):
+            existing = self._live_keys(keys)
+            if existing:
+                old = keys.isin(existing)
+                listed = keys.filter(old).to_list()
+                report = self.add(
+                    (
+                        key,
+                        {
+                            algorithm: Hash.from_words(rows[i], nbits).with_quality(
+                                None if quality is None or quality[i] < 0 else int(quality[i])
+                            )
+                        },
+                    )
+                    for key, i in zip(listed, np.flatnonzero(old).tolist(), strict=True)
                 )
-                for i in old.tolist()
-            )
-            keys = [key for key, kept in zip(keys, keep.tolist(), strict=True) if kept]
-            key_column = _string_column(keys)
-            rows = rows[keep]
-            quality = None if quality is None else quality[keep]
-        if not keys:
+                keys = keys.filter(~old)
+                rows = rows[~old]
+                quality = None if quality is None else quality[~old]
+        if not len(keys):
             return report
         if self._nbits_of(algorithm) is None:
             self._register({algorithm: nbits})
@@ -369,21 +367,19 @@ class ClickHouseIndex(Index):
         versions = self._versions(count)
         quality_column = quality if quality is not None else np.full(count, -1, dtype=np.int16)
         flagged = _flags(rows, nbits, quality_column)
-        import_keys = key_column
+        # `deleted` (0) and `metadata` ('' reads as {}) take their column defaults
         self._insert(
             self._tables.entries(),
             {
-                "key": import_keys,
+                "key": keys.values,
                 "version": versions,
-                "deleted": np.zeros(count, dtype=np.uint8),
                 "added_at": np.full(count, time.time()),
-                "metadata": _repeat("{}", count),
                 "algorithms": _repeat(algorithm, count),
             },
             ENTRY_TYPES,
         )
         columns: dict[str, Any] = {
-            "key": import_keys,
+            "key": keys.values,
             "version": versions,
             "quality": quality_column,
             "flagged": flagged.astype(np.uint8),
@@ -528,7 +524,7 @@ class ClickHouseIndex(Index):
             return {}
         connection = self._connection
         if len(keys) > STAGE_KEYS_ABOVE and isinstance(connection, ChdbConnection):
-            return self._live_versions_staged(connection, _string_column(keys))
+            return self._live_versions_staged(connection, KeyColumn.of(keys, self.url).values)
         binder = connection.binder()
         key_set = binder.in_set("keys", "String", list(keys))
         result = connection.query(
@@ -554,11 +550,11 @@ class ClickHouseIndex(Index):
             connection.execute(f"DROP TABLE IF EXISTS {scratch}")
         return {str(k): int(v) for k, v in result.rows()}
 
-    def _live_keys(self, keys: Sequence[str], key_column: Any) -> set[str]:
+    def _live_keys(self, keys: KeyColumn) -> set[str]:
         connection = self._connection
         if len(keys) > STAGE_KEYS_ABOVE and isinstance(connection, ChdbConnection):
-            return set(self._live_versions_staged(connection, key_column))
-        return set(self._live_versions(keys))
+            return set(self._live_versions_staged(connection, keys.values))
+        return set(self._live_versions(keys.to_list()))
 
     def _any_stored_between(self, low: str, high: str) -> bool:
         """Whether any row has a key in [low, high]: new keys past the stored ones (a bulk load
@@ -1024,18 +1020,24 @@ def _flags(rows: npt.NDArray[np.uint64], nbits: int, quality: npt.NDArray[np.int
     return low_quality | flat
 
 
-def _string_column(values: Sequence[str]) -> Any:
-    """Strings as an Arrow array where pyarrow is installed (chDB brings it), else a list."""
-    try:
-        import pyarrow as pa
-    except ImportError:
-        return list(values)
-    return pa.array(values, type=pa.string())
-
-
 def _repeat(value: str, count: int) -> Any:
     try:
         import pyarrow as pa
     except ImportError:
         return [value] * count
     return pa.array([value], type=pa.string()).take(np.zeros(count, dtype=np.int64))
+
+
+def _quality_column(
+    quality: Sequence[int | None] | npt.NDArray[np.integer[Any]] | None, count: int
+) -> npt.NDArray[np.int16] | None:
+    """Quality per hash as int16, -1 where unknown (None)."""
+    if quality is None:
+        return None
+    if isinstance(quality, np.ndarray) and quality.dtype.kind in "iu":
+        column = quality.astype(np.int16)
+    else:
+        column = np.array([-1 if q is None else int(q) for q in quality], dtype=np.int16)
+    if len(column) != count:
+        raise InvalidHashError(f"{count} hashes but {len(column)} quality values")
+    return column
