@@ -108,7 +108,7 @@ def _reason(exc: BaseException) -> str:
 
 # ----- chDB ----------------------------------------------------------------------------------------
 _CHDB_LOCK = threading.Lock()
-_CHDB_SESSIONS: dict[str, tuple[Any, int]] = {}  # path -> (session, handles open)
+_CHDB_SESSIONS: dict[str, tuple[Any, int, threading.Lock]] = {}  # path -> (session, handles, lock)
 
 
 def chdb_path(url: str) -> str:
@@ -125,7 +125,8 @@ def chdb_path(url: str) -> str:
 
 class ChdbConnection(Connection):
     """chDB (ClickHouse as a library). One process may open one data path at a time; handles on
-    the same path inside a process share one session."""
+    the same path inside a process share one session, and take turns on it: chDB keeps query
+    parameters per session, so two threads' statements at once would swap their values."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -146,9 +147,11 @@ class ChdbConnection(Connection):
                         f"{url}: cannot open (chDB opens one data path per process; {others} is open):"
                         f" {_reason(exc)}"
                     ) from exc
-                shared = (session, 0)
-            self._session = shared[0]
-            _CHDB_SESSIONS[self.path] = (shared[0], shared[1] + 1)
+                shared = (session, 0, threading.Lock())
+            self._session: Any = shared[0]
+            self._turn = shared[2]
+            handles = shared[1]
+            _CHDB_SESSIONS[self.path] = (self._session, handles + 1, self._turn)
         self._closed = False
         self._probe()
 
@@ -160,7 +163,8 @@ class ChdbConnection(Connection):
             raise IndexStoreError(f"{self.url}: the index is closed")
         params = binder.params if isinstance(binder, ParamBinder) else None
         try:
-            return self._session.query(sql, fmt, params=params or None)
+            with self._turn:
+                return self._session.query(sql, fmt, params=params or None)
         except Exception as exc:
             raise self._fail(exc, sql) from exc
 
@@ -191,7 +195,7 @@ class ChdbConnection(Connection):
         # ReplacingMergeTree's pass over the block costs as much as the rest of the insert
         statement = f"INSERT INTO {table} ({names}) SETTINGS optimize_on_insert = 0"
         try:
-            with self._session.send_insert(statement, "ArrowStream") as inserter:
+            with self._turn, self._session.send_insert(statement, "ArrowStream") as inserter:
                 inserter.append(sink.getvalue().to_pybytes())
                 inserter.finish()
         except Exception as exc:
@@ -202,9 +206,9 @@ class ChdbConnection(Connection):
             return
         self._closed = True
         with _CHDB_LOCK:
-            session, handles = _CHDB_SESSIONS[self.path]
+            session, handles, turn = _CHDB_SESSIONS[self.path]
             if handles > 1:
-                _CHDB_SESSIONS[self.path] = (session, handles - 1)
+                _CHDB_SESSIONS[self.path] = (session, handles - 1, turn)
                 return
             del _CHDB_SESSIONS[self.path]
             session.close()
