@@ -148,6 +148,49 @@ def test_key_column_orders_dedupes_and_looks_up_alike_as_list_or_arrow(as_arrow:
     assert ordered.bounds(ordered=True) == ("a", "c")
 
 
+def _row_counts(index: ClickHouseIndex) -> dict[str, int]:
+    tables = index.tables
+    names = {
+        "entries": tables.entries(),
+        "superseded": tables.superseded(),
+        "h": tables.hashes("phash"),
+        "m": tables.prefilter("phash", True),
+    }
+    return {
+        name: int(index.connection.query(f"SELECT count() AS n FROM {table}").values("n")[0])
+        for name, table in names.items()
+    }
+
+
+def test_compaction_drops_stale_rows_from_every_table_and_empties_superseded(
+    chdb_index: ClickHouseIndex,
+) -> None:
+    chdb_index.compact_fraction = None  # only the explicit compact() below
+    hashes = random_hashes(130, 64, seed=8)
+    chdb_index.add((f"k{i}", {"phash": h}) for i, h in enumerate(hashes[:100]))
+    chdb_index.add((f"k{i}", {"phash": h}) for i, h in enumerate(hashes[100:]))  # 30 re-hashed
+    assert chdb_index.remove([f"k{i}" for i in range(90, 100)]) == 10
+    stale = _row_counts(chdb_index)
+    assert stale == {"entries": 100 + 30 + 10, "superseded": 40, "h": 130, "m": 4 * 130}
+    assert chdb_index.compact() == 40
+    assert _row_counts(chdb_index) == {"entries": 90, "superseded": 0, "h": 90, "m": 4 * 90}
+    assert chdb_index.range_search(hashes[0], "phash", 0) == []  # k0's old hash
+    assert [m.key for m in chdb_index.range_search(hashes[100], "phash", 0)] == ["k0"]
+
+
+def test_writes_compact_once_replaced_rows_pass_the_threshold(tmp_path: Path) -> None:
+    url = f"chdb://{tmp_path / 'ch'}"
+    with ClickHouseIndex.open_chdb(url, compact_fraction=0.5, compact_min_rows=1) as index:
+        assert isinstance(index, ClickHouseIndex)
+        hashes = random_hashes(40, 64, seed=9)
+        index.add((f"k{i}", {"phash": h}) for i, h in enumerate(hashes[:20]))
+        index.add((f"k{i}", {"phash": h}) for i, h in enumerate(hashes[20:29]))  # 9 of 29 rows: kept
+        assert _row_counts(index)["superseded"] == 9
+        index.add((f"k{i}", {"phash": h}) for i, h in enumerate(hashes[29:40]))  # 20 of 40: compacted
+        assert _row_counts(index) == {"entries": 20, "superseded": 0, "h": 20, "m": 80}
+        assert [m.key for m in index.range_search(hashes[39], "phash", 0)] == ["k10"]
+
+
 def test_swar_popcount_counts_bits_like_numpy(chdb_index: ClickHouseIndex) -> None:
     values = [0, 1, 2**64 - 1, 0x8000000000000001, 0x5555555555555555, 12345678901234567890]
     binder = chdb_index.connection.binder()

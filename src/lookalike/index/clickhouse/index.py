@@ -28,6 +28,7 @@ from lookalike.errors import IndexStoreError, InvalidHashError
 from lookalike.hash import Hash
 from lookalike.index.base import AddReport, Entry, Index, IndexItem, Match, Pairs, Query
 from lookalike.index.clickhouse.binding import Binder
+from lookalike.index.clickhouse.compaction import compact_site
 from lookalike.index.clickhouse.connection import (
     ChdbConnection,
     Connection,
@@ -68,6 +69,8 @@ from lookalike.search.bits import popcount, words_of
 
 WRITE_BATCH = 100_000
 BULK_BATCH = 2_000_000  # hashes per columnar insert of add_words (fewer, larger parts)
+COMPACT_FRACTION = 0.1  # replaced rows per stored entry that trigger a compaction after a write
+COMPACT_MIN_ROWS = 10_000
 STAGE_KEYS_ABOVE = 20_000
 _SCRATCH = itertools.count()
 KEY_PAGE = 1000
@@ -110,12 +113,26 @@ class _Current:
 class ClickHouseIndex(Index):
     """An `Index` stored in ClickHouse (see the module docstring and docs/clickhouse.md)."""
 
-    def __init__(self, connection: Connection, tables: Tables, url: str, *, prefilter: bool = True) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        tables: Tables,
+        url: str,
+        *,
+        prefilter: bool = True,
+        compact_fraction: float | None = COMPACT_FRACTION,
+        compact_min_rows: int = COMPACT_MIN_ROWS,
+    ) -> None:
+        """`compact_fraction`: after a write, compact once replaced rows reach this fraction of
+        the stored entries (and at least `compact_min_rows`); None leaves it to `compact()`."""
         self.url = url
         self._connection = connection
         self._tables = tables
         self._dialect = Dialect.of(connection.version, connection.functions)
         self.prefilter = prefilter
+        self.compact_fraction = compact_fraction
+        self.compact_min_rows = compact_min_rows
+        self._superseded_written = 0
         self._nbits: dict[str, int] = {}
         self._last_version = 0
         self._ddl_fanout: bool | None = None
@@ -292,6 +309,7 @@ class ClickHouseIndex(Index):
         iterator = iter(items)
         while batch := list(itertools.islice(iterator, WRITE_BATCH)):
             report = report.merge(self._write_batch([_normalise(item, self.url) for item in batch]))
+        self._compact_if_grown()
         return report
 
     def add_words(
@@ -505,6 +523,33 @@ class ClickHouseIndex(Index):
                 {"key": [key for key, _ in rows], "version": np.array([v for _, v in rows], dtype=np.uint64)},
                 SUPERSEDED_TYPES,
             )
+            self._superseded_written += len(rows)
+
+    def _compact_if_grown(self) -> None:
+        """After writes that replaced rows: compact once the replaced rows are many."""
+        if not self._superseded_written or self.compact_fraction is None:
+            return
+        self._superseded_written = 0
+        tables = self._tables
+        stale = int(self._connection.query(f"SELECT count() AS n FROM {tables.superseded()}").values("n")[0])
+        if stale < self.compact_min_rows:
+            return
+        stored = int(self._connection.query(f"SELECT count() AS n FROM {tables.entries()}").values("n")[0])
+        if stale >= self.compact_fraction * stored:
+            self.compact()
+
+    def compact(self) -> int:
+        """Physically drop replaced versions and removed entries from every table and empty
+        `superseded` (see `compaction.py`); safe while others read. Returns the rows dropped."""
+        if self._closed:
+            raise IndexStoreError(f"{self.url}: the index is closed")
+        algorithms = dict(self._algorithms(refresh=True))
+        modern = self._dialect.mutations_sync
+        if not self._tables.cluster:
+            return compact_site(self._connection, self._tables, algorithms, modern)
+        return sum(
+            compact_site(shard, self._tables, algorithms, modern) for shard in self._shard_connections()
+        )
 
     def remove(self, keys: Iterable[str]) -> int:
         """Delete entries by key (a tombstone plus superseded marks); returns how many existed."""
@@ -515,6 +560,7 @@ class ClickHouseIndex(Index):
             removed.extend(live.items())
         self._write_tombstones(removed)
         self._write_superseded(removed)
+        self._compact_if_grown()
         return len(removed)
 
     # ----- reading -------------------------------------------------------------------------------

@@ -66,6 +66,11 @@ class Dialect:
         """Column codecs and per-table `min/max_compress_block_size` (MergeTree settings)."""
         return self.version >= (21,)
 
+    @property
+    def mutations_sync(self) -> bool:
+        """ALTER ... DELETE can wait for its mutation (`mutations_sync`); else poll for it."""
+        return self.version >= (21,)
+
     def prewhere(self, condition: str, rest: str) -> str:
         """`PREWHERE condition WHERE rest`; old servers get one WHERE (18.16 loses bound scalar
         subqueries in PREWHERE of a distributed query: "Not found column _subqueryN")."""
