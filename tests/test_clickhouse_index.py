@@ -17,6 +17,7 @@ from lookalike.index import open_index
 from lookalike.index.clickhouse import ClickHouseIndex
 from lookalike.index.clickhouse.connection import DriverConnection
 from lookalike.index.clickhouse.keys import KeyColumn
+from lookalike.index.clickhouse.schema import prefilter_chunks
 from lookalike.index.clickhouse.sql import swar_popcount
 
 
@@ -74,7 +75,7 @@ def test_prefilter_reads_a_small_fraction_of_the_table(chdb_index: ClickHouseInd
     query = Hash(int(words[123, 0]) ^ 0b101, 64)
     found = chdb_index.range_search(query, "phash", 3)
     assert [m.key for m in found] == ["k123"]
-    # 4 probes read 4 granules of m_* (1024 rows each) and one granule of h_* (8192 rows)
+    # 4 probes (13-bit chunks) read 4 granules of m_* (256 rows each) and one of h_* (8192 rows)
     assert chdb_index.connection.last_rows_read < 16_384 < len(words) // 10
 
 
@@ -148,13 +149,32 @@ def test_key_column_orders_dedupes_and_looks_up_alike_as_list_or_arrow(as_arrow:
     assert ordered.bounds(ordered=True) == ("a", "c")
 
 
+def test_an_index_made_with_16_bit_chunks_keeps_its_pre_filter(tmp_path: Path) -> None:
+    url = f"chdb://{tmp_path / 'ch'}"
+    hashes = random_hashes(3000, 64, seed=13, planted=500, max_flips=8)
+    stored = {f"h{i:04d}": h for i, h in enumerate(hashes)}
+    with ClickHouseIndex.open_chdb(url, chunk_bits=16) as first:  # the first layout: m_*, 4 chunks
+        first.add((k, {"phash": h}) for k, h in list(stored.items())[:2000])
+    with ClickHouseIndex.open_chdb(url) as index:
+        assert isinstance(index, ClickHouseIndex)
+        assert index.prefilter_bits("phash") == 16
+        index.add((k, {"phash": h}) for k, h in list(stored.items())[2000:])  # fed by the old view
+        index.add([("dhash-only", {"dhash": Hash(5, 64)})])
+        assert index.prefilter_bits("dhash") == 13  # a new algorithm gets the new layout
+        for radius in (0, 3, 8, 12):
+            for query, found in zip(
+                hashes[::151], index.range_search(hashes[::151], "phash", radius), strict=True
+            ):
+                assert [(m.distance, m.key) for m in found] == _brute(stored, query, radius)
+
+
 def _row_counts(index: ClickHouseIndex) -> dict[str, int]:
     tables = index.tables
     names = {
         "entries": tables.entries(),
         "superseded": tables.superseded(),
         "h": tables.hashes("phash"),
-        "m": tables.prefilter("phash", True),
+        "m": tables.prefilter("phash", index.prefilter_bits("phash"), True),
     }
     return {
         name: int(index.connection.query(f"SELECT count() AS n FROM {table}").values("n")[0])
@@ -170,10 +190,11 @@ def test_compaction_drops_stale_rows_from_every_table_and_empties_superseded(
     chdb_index.add((f"k{i}", {"phash": h}) for i, h in enumerate(hashes[:100]))
     chdb_index.add((f"k{i}", {"phash": h}) for i, h in enumerate(hashes[100:]))  # 30 re-hashed
     assert chdb_index.remove([f"k{i}" for i in range(90, 100)]) == 10
+    chunks = len(prefilter_chunks(64, chdb_index.prefilter_bits("phash")))  # m rows per hash
     stale = _row_counts(chdb_index)
-    assert stale == {"entries": 100 + 30 + 10, "superseded": 40, "h": 130, "m": 4 * 130}
+    assert stale == {"entries": 100 + 30 + 10, "superseded": 40, "h": 130, "m": chunks * 130}
     assert chdb_index.compact() == 40
-    assert _row_counts(chdb_index) == {"entries": 90, "superseded": 0, "h": 90, "m": 4 * 90}
+    assert _row_counts(chdb_index) == {"entries": 90, "superseded": 0, "h": 90, "m": chunks * 90}
     assert chdb_index.range_search(hashes[0], "phash", 0) == []  # k0's old hash
     assert [m.key for m in chdb_index.range_search(hashes[100], "phash", 0)] == ["k0"]
 
@@ -187,7 +208,7 @@ def test_writes_compact_once_replaced_rows_pass_the_threshold(tmp_path: Path) ->
         index.add((f"k{i}", {"phash": h}) for i, h in enumerate(hashes[20:29]))  # 9 of 29 rows: kept
         assert _row_counts(index)["superseded"] == 9
         index.add((f"k{i}", {"phash": h}) for i, h in enumerate(hashes[29:40]))  # 20 of 40: compacted
-        assert _row_counts(index) == {"entries": 20, "superseded": 0, "h": 20, "m": 80}
+        assert _row_counts(index) == {"entries": 20, "superseded": 0, "h": 20, "m": 5 * 20}
         assert [m.key for m in index.range_search(hashes[39], "phash", 0)] == ["k10"]
 
 

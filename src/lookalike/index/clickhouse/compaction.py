@@ -31,9 +31,12 @@ _SCRATCH = itertools.count()
 _MARK = "lookalike-compaction"  # in the text of our own polls, so they never wait for themselves
 
 
-def compact_site(connection: Connection, tables: Tables, algorithms: Mapping[str, int], modern: bool) -> int:
+def compact_site(
+    connection: Connection, tables: Tables, algorithms: Mapping[str, tuple[int, int]], modern: bool
+) -> int:
     """Compact the tables one server holds (`tables` names its local tables; `algorithms` maps
-    each algorithm to its bit length); returns how many superseded rows were dropped.
+    each algorithm to its bit length and pre-filter chunk width); returns how many superseded
+    rows were dropped.
     `modern`: the server has `mutations_sync` (>= 21)."""
     scratch = f"`{tables.database}`.`compacting_{os.getpid()}_{next(_SCRATCH)}`"
     connection.execute(
@@ -47,12 +50,12 @@ def compact_site(connection: Connection, tables: Tables, algorithms: Mapping[str
             return 0
         listed = f"(key, version) IN (SELECT key, version FROM {scratch})"
         _delete(connection, tables.entries(True), f"deleted = 1 OR {listed}", modern)
-        for algorithm, nbits in algorithms.items():
+        for algorithm, (nbits, chunk_bits) in algorithms.items():
             # m_* rows have no key: they go by (version, words) of the listed h_* rows, first
             row = ", ".join(["version", *(f"w{i}" for i in range(word_count(nbits)))])
             hashes = tables.hashes(algorithm, True)
             stale_rows = f"({row}) IN (SELECT {row} FROM {hashes} WHERE {listed})"
-            _delete(connection, tables.prefilter(algorithm, True), stale_rows, modern)
+            _delete(connection, tables.prefilter(algorithm, chunk_bits, True), stale_rows, modern)
             _delete(connection, hashes, listed, modern)
         _wait_for_older_queries(connection, tables.database)
         _delete(connection, tables.superseded(True), listed, modern)

@@ -17,7 +17,7 @@ import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -108,7 +108,22 @@ def _reason(exc: BaseException) -> str:
 
 # ----- chDB ----------------------------------------------------------------------------------------
 _CHDB_LOCK = threading.Lock()
-_CHDB_SESSIONS: dict[str, tuple[Any, int, threading.Lock]] = {}  # path -> (session, handles, lock)
+
+
+@dataclass
+class ChdbSession:
+    """One chDB session and what the handles sharing it share."""
+
+    session: Any
+    handles: int = 0
+    turn: threading.Lock = field(default_factory=threading.Lock)  # one statement at a time
+    # what only this process can know about the path (no other process may open it), and the
+    # lock that keeps such a fact true while it is used
+    facts: dict[str, Any] = field(default_factory=dict)
+    facts_lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+_CHDB_SESSIONS: dict[str, ChdbSession] = {}  # by data path
 
 
 def chdb_path(url: str) -> str:
@@ -147,11 +162,11 @@ class ChdbConnection(Connection):
                         f"{url}: cannot open (chDB opens one data path per process; {others} is open):"
                         f" {_reason(exc)}"
                     ) from exc
-                shared = (session, 0, threading.Lock())
-            self._session: Any = shared[0]
-            self._turn = shared[2]
-            handles = shared[1]
-            _CHDB_SESSIONS[self.path] = (self._session, handles + 1, self._turn)
+                shared = _CHDB_SESSIONS[self.path] = ChdbSession(session)
+            shared.handles += 1
+        self.shared = shared
+        self._session = shared.session
+        self._turn = shared.turn
         self._closed = False
         self._probe()
 
@@ -206,12 +221,11 @@ class ChdbConnection(Connection):
             return
         self._closed = True
         with _CHDB_LOCK:
-            session, handles, turn = _CHDB_SESSIONS[self.path]
-            if handles > 1:
-                _CHDB_SESSIONS[self.path] = (session, handles - 1, turn)
+            self.shared.handles -= 1
+            if self.shared.handles:
                 return
             del _CHDB_SESSIONS[self.path]
-            session.close()
+            self.shared.session.close()
 
 
 def _arrow_column(values: Column, type_name: str) -> Any:

@@ -18,6 +18,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,9 @@ from lookalike.index.clickhouse.keys import KeyColumn
 from lookalike.index.clickhouse.prefilter import MAX_PROBES_PER_ROW, build_probes, probes_per_row
 from lookalike.index.clickhouse.schema import (
     ALGORITHM_TYPES,
+    CHUNK_BITS,
     ENTRY_TYPES,
+    LEGACY_CHUNK_BITS,
     SUPERSEDED_TYPES,
     Tables,
     algorithm_ddl,
@@ -71,6 +74,7 @@ WRITE_BATCH = 100_000
 BULK_BATCH = 2_000_000  # hashes per columnar insert of add_words (fewer, larger parts)
 COMPACT_FRACTION = 0.1  # replaced rows per stored entry that trigger a compaction after a write
 COMPACT_MIN_ROWS = 10_000
+_SUPERSEDED_EMPTY = "superseded is empty"  # a fact of a chDB session (see ChdbSession.facts)
 STAGE_KEYS_ABOVE = 20_000
 _SCRATCH = itertools.count()
 KEY_PAGE = 1000
@@ -122,9 +126,12 @@ class ClickHouseIndex(Index):
         prefilter: bool = True,
         compact_fraction: float | None = COMPACT_FRACTION,
         compact_min_rows: int = COMPACT_MIN_ROWS,
+        chunk_bits: int = CHUNK_BITS,
     ) -> None:
         """`compact_fraction`: after a write, compact once replaced rows reach this fraction of
-        the stored entries (and at least `compact_min_rows`); None leaves it to `compact()`."""
+        the stored entries (and at least `compact_min_rows`); None leaves it to `compact()`.
+        `chunk_bits`: the pre-filter chunk width for algorithms new to the index (an existing
+        algorithm keeps the width its tables were made with)."""
         self.url = url
         self._connection = connection
         self._tables = tables
@@ -132,6 +139,8 @@ class ClickHouseIndex(Index):
         self.prefilter = prefilter
         self.compact_fraction = compact_fraction
         self.compact_min_rows = compact_min_rows
+        self.chunk_bits = chunk_bits
+        self._chunk_bits: dict[str, int] = {}
         self._superseded_written = 0
         self._nbits: dict[str, int] = {}
         self._last_version = 0
@@ -214,7 +223,8 @@ class ClickHouseIndex(Index):
 
     def _create_algorithm_tables(self, algorithm: str, nbits: int) -> None:
         tables = self._tables
-        self._run_ddl(algorithm_ddl(tables, algorithm, nbits, self._dialect.tuned_storage))
+        self._run_ddl(algorithm_ddl(tables, algorithm, nbits, self.chunk_bits, self._dialect.tuned_storage))
+        self._chunk_bits[algorithm] = self.chunk_bits
         if tables.cluster:
             self._run_ddl([distributed_ddl(tables, tables.hashes(algorithm, True), tables.hashes(algorithm))])
 
@@ -274,6 +284,26 @@ class ClickHouseIndex(Index):
     def algorithm_bits(self) -> dict[str, int]:
         """Every stored algorithm and its hash length in bits."""
         return dict(self._algorithms(refresh=True))
+
+    def prefilter_bits(self, algorithm: str) -> int:
+        """The chunk width of a stored algorithm's pre-filter: the one whose table exists."""
+        if algorithm not in self._chunk_bits:
+            tables = self._tables
+            names = {
+                bits: tables.prefilter(algorithm, bits, True).split(".")[1].strip("`")
+                for bits in (CHUNK_BITS, LEGACY_CHUNK_BITS, self.chunk_bits)
+            }
+            binder = self._connection.binder()
+            database = binder.scalar("db", "String", tables.database)
+            candidates = binder.in_set("names", "String", sorted(set(names.values())))
+            found = self._connection.query(
+                f"SELECT name FROM system.tables WHERE database = {database} AND name IN {candidates}", binder
+            ).values("name")
+            present = [bits for bits, name in names.items() if name in found]
+            if not present:
+                raise IndexStoreError(f"{self.url}: no pre-filter table for {algorithm}")
+            self._chunk_bits[algorithm] = present[0]
+        return self._chunk_bits[algorithm]
 
     def _nbits_of(self, algorithm: str) -> int | None:
         known = self._algorithms()
@@ -443,9 +473,10 @@ class ClickHouseIndex(Index):
             superseded.append((item.key, existing.version))
             updated += 1
         self._register(new_algorithms)
-        self._write_states(writes)
-        self._write_tombstones(dropped)
-        self._write_superseded(superseded + dropped)
+        with self._superseding(bool(superseded or dropped)):
+            self._write_states(writes)
+            self._write_tombstones(dropped)
+            self._write_superseded(superseded + dropped)
         return AddReport(added, updated, unchanged, (), tuple(same_bytes))
 
     def _check_nbits(self, items: Iterable[IndexItem]) -> dict[str, int]:
@@ -531,11 +562,8 @@ class ClickHouseIndex(Index):
             return
         self._superseded_written = 0
         tables = self._tables
-        stale = int(self._connection.query(f"SELECT count() AS n FROM {tables.superseded()}").values("n")[0])
-        if stale < self.compact_min_rows:
-            return
-        stored = int(self._connection.query(f"SELECT count() AS n FROM {tables.entries()}").values("n")[0])
-        if stale >= self.compact_fraction * stored:
+        stale = self._count(tables.superseded())
+        if stale >= self.compact_min_rows and stale >= self.compact_fraction * self._count(tables.entries()):
             self.compact()
 
     def compact(self) -> int:
@@ -543,13 +571,19 @@ class ClickHouseIndex(Index):
         `superseded` (see `compaction.py`); safe while others read. Returns the rows dropped."""
         if self._closed:
             raise IndexStoreError(f"{self.url}: the index is closed")
-        algorithms = dict(self._algorithms(refresh=True))
+        algorithms = {
+            name: (nbits, self.prefilter_bits(name)) for name, nbits in self._algorithms(True).items()
+        }
         modern = self._dialect.mutations_sync
-        if not self._tables.cluster:
-            return compact_site(self._connection, self._tables, algorithms, modern)
-        return sum(
-            compact_site(shard, self._tables, algorithms, modern) for shard in self._shard_connections()
-        )
+        connection = self._connection
+        if self._tables.cluster:
+            shards = self._shard_connections()
+            return sum(compact_site(shard, self._tables, algorithms, modern) for shard in shards)
+        dropped = compact_site(connection, self._tables, algorithms, modern)
+        if isinstance(connection, ChdbConnection):
+            with connection.shared.facts_lock:  # superseded may be empty now: count it again
+                connection.shared.facts.pop(_SUPERSEDED_EMPTY, None)
+        return dropped
 
     def remove(self, keys: Iterable[str]) -> int:
         """Delete entries by key (a tombstone plus superseded marks); returns how many existed."""
@@ -558,8 +592,9 @@ class ClickHouseIndex(Index):
         for start in range(0, len(wanted), WRITE_BATCH):
             live = self._live_versions(wanted[start : start + WRITE_BATCH])
             removed.extend(live.items())
-        self._write_tombstones(removed)
-        self._write_superseded(removed)
+        with self._superseding(bool(removed)):
+            self._write_tombstones(removed)
+            self._write_superseded(removed)
         self._compact_if_grown()
         return len(removed)
 
@@ -873,26 +908,67 @@ class ClickHouseIndex(Index):
             return Hits(keep[found.rows], found.distances, found.keys, found.ids)
         if not len(rows):
             return Hits.empty()
-        use_prefilter = self.prefilter and probes_per_row(nbits, int(rows.radius.max())) <= MAX_PROBES_PER_ROW
-        if not use_prefilter:
-            return self._run_hits(
-                lambda binder, tables: range_full_scan(
-                    self._dialect, tables, algorithm, nbits, rows, include_flagged, binder
+        with self._reading() as stale:
+            chunk_bits = self.prefilter_bits(algorithm) if self.prefilter else 0
+            per_row = probes_per_row(nbits, int(rows.radius.max()), chunk_bits) if chunk_bits else 0
+            if not chunk_bits or per_row > MAX_PROBES_PER_ROW:
+                return self._run_hits(
+                    lambda binder, tables: range_full_scan(
+                        self._dialect, tables, algorithm, nbits, rows, include_flagged, binder, stale
+                    )
                 )
-            )
-        per_row = probes_per_row(nbits, int(rows.radius.max()))
-        step = max(1, MAX_PROBES_PER_STATEMENT // per_row)
-        parts = []
-        for start in range(0, len(rows), step):
-            part = QueryRows(rows.words[start : start + step], rows.radius[start : start + step])
-            probes = build_probes(part.words, part.radius, nbits)
-            found = self._run_hits(
-                functools.partial(
-                    _prefilter_sql, self._dialect, algorithm, nbits, part, probes, include_flagged
+            step = max(1, MAX_PROBES_PER_STATEMENT // per_row)
+            parts = []
+            for start in range(0, len(rows), step):
+                part = QueryRows(rows.words[start : start + step], rows.radius[start : start + step])
+                probes = build_probes(part.words, part.radius, nbits, chunk_bits)
+                found = self._run_hits(
+                    functools.partial(
+                        _prefilter_sql,
+                        self._dialect,
+                        algorithm,
+                        nbits,
+                        part,
+                        probes,
+                        chunk_bits,
+                        include_flagged,
+                        stale,
+                    )
                 )
-            )
-            parts.append(Hits(found.rows + start, found.distances, found.keys, found.ids))
-        return Hits.concat(parts)
+                parts.append(Hits(found.rows + start, found.distances, found.keys, found.ids))
+            return Hits.concat(parts)
+
+    @contextmanager
+    def _reading(self) -> Iterator[bool]:
+        """Whether searches must filter superseded rows, kept true while they run. Always on a
+        server (other processes write); on chDB this process alone writes the path, so while
+        `superseded` is known empty the anti-join is skipped (about 1 ms a statement)."""
+        connection = self._connection
+        if not isinstance(connection, ChdbConnection):
+            yield True
+            return
+        shared = connection.shared
+        with shared.facts_lock:  # no superseding write starts until these statements ran
+            empty = shared.facts.get(_SUPERSEDED_EMPTY)
+            if empty is None:
+                empty = self._count(self._tables.superseded()) == 0
+                shared.facts[_SUPERSEDED_EMPTY] = empty
+            yield not empty
+
+    @contextmanager
+    def _superseding(self, rows: bool) -> Iterator[None]:
+        """Around a write that will add rows to `superseded` (`rows`): from its first insert on,
+        searches on this chDB path filter them."""
+        connection = self._connection
+        if not rows or not isinstance(connection, ChdbConnection):
+            yield
+            return
+        with connection.shared.facts_lock:
+            connection.shared.facts[_SUPERSEDED_EMPTY] = False
+            yield
+
+    def _count(self, table: str) -> int:
+        return int(self._connection.query(f"SELECT count() AS n FROM {table}").values("n")[0])
 
     def _run_hits(self, make_sql: Callable[[Binder, Tables], str]) -> Hits:
         result = self._read(make_sql)
@@ -985,11 +1061,15 @@ def _prefilter_sql(
     nbits: int,
     rows: QueryRows,
     probes: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
+    chunk_bits: int,
     include_flagged: bool,
+    stale: bool,
     binder: Binder,
     tables: Tables,
 ) -> str:
-    return range_prefilter(dialect, tables, algorithm, nbits, rows, probes, include_flagged, binder)
+    return range_prefilter(
+        dialect, tables, algorithm, nbits, rows, probes, chunk_bits, include_flagged, binder, stale
+    )
 
 
 # what a server without ZooKeeper / Keeper answers to ON CLUSTER

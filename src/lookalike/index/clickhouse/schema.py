@@ -31,7 +31,12 @@ from dataclasses import dataclass
 
 from lookalike.search.mih import Chunk, chunk_layout
 
-CHUNK_BITS = 16
+# Chunks of at most 13 bits (64-bit hashes: 13+13+13+13+12): at 10M rows a query with r=10
+# probes 147 chunk values reading ~220k rows, where 16-bit chunks probe 428 scattered values;
+# ClickHouse pays per range read more than per row. Indexes made with 16-bit chunks (the first
+# layout) keep them: their tables carry the old names (`m_*`), newer ones say the width (`m13_*`).
+CHUNK_BITS = 13
+LEGACY_CHUNK_BITS = 16
 PREFILTER_GRANULARITY = 256  # rows per mark in m_*: a probe reads one or two small granules
 # Storage tuned for random 64-bit words (ClickHouse >= 21; older servers get the defaults):
 # they do not compress, so they are stored raw (no LZ4 pass on insert or read), and m_* keeps
@@ -44,9 +49,10 @@ def word_count(nbits: int) -> int:
     return (nbits + 63) // 64
 
 
-def prefilter_chunks(nbits: int) -> tuple[Chunk, ...]:
-    """The 16-bit chunks (at most; never crossing a word) that the pre-filter indexes."""
-    return chunk_layout(nbits, 0, CHUNK_BITS)
+def prefilter_chunks(nbits: int, chunk_bits: int) -> tuple[Chunk, ...]:
+    """The chunks (at most `chunk_bits` wide, never crossing a word) the pre-filter indexes;
+    a probe's `cv` is chunk number * 2**chunk_bits + chunk value."""
+    return chunk_layout(nbits, 0, chunk_bits)
 
 
 def algorithm_suffix(algorithm: str) -> str:
@@ -80,11 +86,15 @@ class Tables:
     def hashes(self, algorithm: str, local: bool = False) -> str:
         return self._name(f"h_{algorithm_suffix(algorithm)}", local)
 
-    def prefilter(self, algorithm: str, local: bool = False) -> str:
-        return self._name(f"m_{algorithm_suffix(algorithm)}", local)
+    def prefilter(self, algorithm: str, chunk_bits: int, local: bool = False) -> str:
+        return self._name(f"m{_width_tag(chunk_bits)}_{algorithm_suffix(algorithm)}", local)
 
-    def prefilter_view(self, algorithm: str) -> str:
-        return self._name(f"mv_{algorithm_suffix(algorithm)}", True)
+    def prefilter_view(self, algorithm: str, chunk_bits: int) -> str:
+        return self._name(f"mv{_width_tag(chunk_bits)}_{algorithm_suffix(algorithm)}", True)
+
+
+def _width_tag(chunk_bits: int) -> str:
+    return "" if chunk_bits == LEGACY_CHUNK_BITS else str(chunk_bits)
 
 
 ENTRY_TYPES = {
@@ -134,14 +144,17 @@ def base_ddl(tables: Tables) -> list[str]:
     ]
 
 
-def algorithm_ddl(tables: Tables, algorithm: str, nbits: int, tuned: bool = True) -> list[str]:
+def algorithm_ddl(
+    tables: Tables, algorithm: str, nbits: int, chunk_bits: int = CHUNK_BITS, tuned: bool = True
+) -> list[str]:
     """CREATE statements for one algorithm's hash table, pre-filter table and view (`tuned`:
     the server takes codecs and per-table compression block sizes, ClickHouse >= 21)."""
     words = [f"w{i}" for i in range(word_count(nbits))]
     raw_hash = frozenset(words) if tuned else frozenset()
     raw_prefilter = frozenset([*words, "version"]) if tuned else frozenset()
-    chunks = prefilter_chunks(nbits)
+    chunks = prefilter_chunks(nbits, chunk_bits)
     values = ", ".join(_chunk_sql(chunk) for chunk in chunks)
+    prefilter = tables.prefilter(algorithm, chunk_bits, True)
     prefilter_types = {"cv": "UInt32", "version": "UInt64"}
     prefilter_types.update({w: "UInt64" for w in words})
     word_list = ", ".join(words)
@@ -149,11 +162,11 @@ def algorithm_ddl(tables: Tables, algorithm: str, nbits: int, tuned: bool = True
     return [
         f"CREATE TABLE IF NOT EXISTS {tables.hashes(algorithm, True)}"
         f" ({_columns(hash_types(nbits), raw_hash)}) ENGINE = MergeTree ORDER BY version",
-        f"CREATE TABLE IF NOT EXISTS {tables.prefilter(algorithm, True)}"
+        f"CREATE TABLE IF NOT EXISTS {prefilter}"
         f" ({_columns(prefilter_types, raw_prefilter)}) ENGINE = MergeTree ORDER BY cv SETTINGS {settings}",
-        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {tables.prefilter_view(algorithm)}"
-        f" TO {tables.prefilter(algorithm, True)}"
-        f" AS SELECT toUInt32((chunk_number - 1) * {1 << CHUNK_BITS} + chunk_value) AS cv,"
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {tables.prefilter_view(algorithm, chunk_bits)}"
+        f" TO {prefilter}"
+        f" AS SELECT toUInt32((chunk_number - 1) * {1 << chunk_bits} + chunk_value) AS cv,"
         f" version, {word_list}"
         f" FROM {tables.hashes(algorithm, True)}"
         f" ARRAY JOIN arrayEnumerate([{values}]) AS chunk_number, [{values}] AS chunk_value",

@@ -95,8 +95,11 @@ class Dialect:
         return "toUInt32(" + " + ".join(terms) + ")"
 
 
-def live_filter(tables: Tables, prefix: str = "") -> str:
-    """Rows no later write has replaced (evaluated per shard: a key's rows share one shard)."""
+def live_filter(tables: Tables, prefix: str = "", stale: bool = True) -> str:
+    """Rows no later write has replaced (evaluated per shard: a key's rows share one shard);
+    `stale=False`: the caller knows `superseded` is empty, so every row is live."""
+    if not stale:
+        return "1"
     return f"({prefix}key, {prefix}version) NOT IN (SELECT key, version FROM {tables.superseded(True)})"
 
 
@@ -123,17 +126,19 @@ def range_full_scan(
     rows: QueryRows,
     include_flagged: bool,
     binder: Binder,
+    stale: bool = True,
 ) -> str:
     stored = _words(nbits)
     flag = "" if include_flagged else " AND flagged = 0"
     h = tables.hashes(algorithm)
+    live = live_filter(tables, stale=stale)
     if len(rows) == 1:
         query = [binder.scalar(f"q{i}", "UInt64", int(v)) for i, v in enumerate(rows.words[0])]
         radius = binder.scalar("r", "UInt32", int(rows.radius[0]))
         distance = dialect.distance(stored, query)
         return (
             f"SELECT toUInt32(0) AS qi, {distance} AS d, key, sipHash64(key) AS id FROM {h}"
-            f"{dialect.prewhere(f'd <= {radius}{flag}', live_filter(tables))}"
+            f"{dialect.prewhere(f'd <= {radius}{flag}', live)}"
         )
     positions = binder.array("qi", "UInt32", list(range(len(rows))))
     radii = binder.array("qr", "UInt32", rows.radius.tolist())
@@ -141,7 +146,7 @@ def range_full_scan(
     return (
         f"SELECT hit.1 AS qi, hit.2 AS d, key, sipHash64(key) AS id FROM {h}"
         f" ARRAY JOIN arrayFilter(t -> t.2 <= t.3, {over.map('(i, {distance}, r)', positions, radii)}) AS hit"
-        f"{dialect.prewhere(f'arrayExists({over.lambda_(LE_R, radii)}){flag}', live_filter(tables))}"
+        f"{dialect.prewhere(f'arrayExists({over.lambda_(LE_R, radii)}){flag}', live)}"
     )
 
 
@@ -152,15 +157,17 @@ def range_prefilter(
     nbits: int,
     rows: QueryRows,
     probes: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
+    chunk_bits: int,
     include_flagged: bool,
     binder: Binder,
+    stale: bool = True,
 ) -> str:
     """Candidates from `m_*` (the granules holding a probed chunk value), exact distance there,
     then key and id from `h_*` by version. `probes` = (query row, cv) pairs."""
     stored = _words(nbits)
     flag = "" if include_flagged else " AND flagged = 0"
     h = tables.hashes(algorithm)
-    m = tables.prefilter(algorithm, True)
+    m = tables.prefilter(algorithm, chunk_bits, True)
     probe_rows, probe_cvs = probes
     cv_set = binder.in_set("cvs", "UInt32", sorted(set(probe_cvs.tolist())))
     # every m row within the radius is a true match, whatever its chunk: the probed values need
@@ -178,7 +185,7 @@ def range_prefilter(
         )
         return (
             f"SELECT toUInt32(0) AS qi, {distance} AS d, key, sipHash64(key) AS id FROM {h}"
-            f"{dialect.prewhere(candidates, live_filter(tables))}"
+            f"{dialect.prewhere(candidates, live_filter(tables, stale=stale))}"
         )
     columns = {
         "qi": ("UInt32", probe_rows.tolist()),
@@ -197,7 +204,7 @@ def range_prefilter(
         f" INNER JOIN {probe_table} AS p ON m.cv = p.cv WHERE {distance} <= p.r"
     )
     same_words = " AND ".join(f"h.{w} = c.m{w}" for w in stored)
-    rest = f"{same_words} AND {live_filter(tables, 'h.')}"
+    rest = f"{same_words} AND {live_filter(tables, 'h.', stale)}"
     h_flag = "" if include_flagged else " AND h.flagged = 0"
     found = f"h.version IN (SELECT version FROM ({candidates})){h_flag}"
     return (
