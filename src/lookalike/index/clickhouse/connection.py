@@ -108,6 +108,7 @@ def _reason(exc: BaseException) -> str:
 
 # ----- chDB ----------------------------------------------------------------------------------------
 _CHDB_LOCK = threading.Lock()
+_DEFAULT_INSERT_BLOCK = 1_048_449  # ClickHouse's max_insert_block_size
 
 
 @dataclass
@@ -206,9 +207,14 @@ class ChdbConnection(Connection):
         with pa.ipc.new_stream(sink, batch.schema) as writer:
             writer.write_table(batch)
         names = ", ".join(f"`{name}`" for name in columns)
-        # no collapsing of equal keys on insert: an insert never holds two rows of one key, and
-        # ReplacingMergeTree's pass over the block costs as much as the rest of the insert
-        statement = f"INSERT INTO {table} ({names}) SETTINGS optimize_on_insert = 0"
+        # No collapsing of equal keys on insert: an insert never holds two rows of one key, and
+        # ReplacingMergeTree's pass over the block costs as much as the rest of the insert. One
+        # block per insert: one part per table, not one per million rows, so background merges
+        # (which compete with the load for the CPU) have less to do.
+        block = max(len(batch), _DEFAULT_INSERT_BLOCK)
+        statement = (
+            f"INSERT INTO {table} ({names}) SETTINGS optimize_on_insert = 0, max_insert_block_size = {block}"
+        )
         try:
             with self._turn, self._session.send_insert(statement, "ArrowStream") as inserter:
                 inserter.append(sink.getvalue().to_pybytes())
