@@ -82,8 +82,8 @@ def main() -> None:
                 started = time.perf_counter()
                 expected = brute_force(words, query_value, radius)
                 timings["numpy"].append(time.perf_counter() - started)
-                for plan, prefilter in (("scan", False), ("pre", True)):
-                    index.prefilter = prefilter
+                for plan, forced in (("scan", "scan"), ("pre", "prefilter")):
+                    index.plan = forced
                     started = time.perf_counter()
                     found = index.range_search(query, "phash", radius)
                     timings[plan].append(time.perf_counter() - started)
@@ -99,7 +99,7 @@ def main() -> None:
                 f" {rows_read['scan']:,} / {rows_read['pre']:,} |"
             )
         print()
-        index.prefilter = True
+        index.plan = "auto"
         batch = [Hash(int(words[(i * 104729) % args.rows]) ^ 0b101, 64) for i in range(args.batch)]
         for radius in (3, 10):
             started = time.perf_counter()

@@ -17,6 +17,7 @@ from lookalike.index import open_index
 from lookalike.index.clickhouse import ClickHouseIndex
 from lookalike.index.clickhouse.connection import DriverConnection
 from lookalike.index.clickhouse.keys import KeyColumn
+from lookalike.index.clickhouse.prefilter import prefilter_pays, probes_per_row
 from lookalike.index.clickhouse.schema import prefilter_chunks
 from lookalike.index.clickhouse.sql import swar_popcount
 
@@ -50,22 +51,43 @@ def test_keys_with_quotes_backslashes_and_newlines_are_bound_not_spliced(chdb_in
     assert chdb_index.remove(["') OR 1=1 --"]) == 1 and len(chdb_index) == len(keys) - 1
 
 
-@pytest.mark.parametrize("nbits", [64, 42, 256])
-def test_prefilter_and_full_scan_give_the_brute_force_answer(tmp_path: Path, nbits: int) -> None:
+def _plans_agree_with_brute_force(index: ClickHouseIndex, nbits: int, radii: tuple[int, ...]) -> None:
     hashes = random_hashes(3000, nbits, seed=nbits, planted=600, max_flips=nbits // 8)
     stored = {f"h{i:05d}": h for i, h in enumerate(hashes)}
     queries = hashes[::97]
+    index.add((k, {"phash": h}) for k, h in stored.items())
+    for radius in radii:
+        index.plan = "prefilter"
+        with_prefilter = index.range_search(queries, "phash", radius)
+        alone = index.range_search(queries[0], "phash", radius)  # the one-query statement
+        index.plan = "scan"
+        scanned = index.range_search(queries, "phash", radius)
+        assert with_prefilter == scanned and alone == scanned[0]
+        for query, found in zip(queries, scanned, strict=True):
+            assert [(m.distance, m.key) for m in found] == _brute(stored, query, radius)
+
+
+@pytest.mark.parametrize("nbits", [64, 42, 256])
+def test_prefilter_and_full_scan_give_the_brute_force_answer(tmp_path: Path, nbits: int) -> None:
     with ClickHouseIndex.open_chdb(f"chdb://{tmp_path / 'ch'}") as index:
         assert isinstance(index, ClickHouseIndex)
-        index.add((k, {"phash": h}) for k, h in stored.items())
-        for radius in (0, 1, 3, 5, nbits // 8, nbits // 4):
-            index.prefilter = True
-            with_prefilter = index.range_search(queries, "phash", radius)
-            index.prefilter = False
-            scanned = index.range_search(queries, "phash", radius)
-            assert with_prefilter == scanned
-            for query, found in zip(queries, scanned, strict=True):
-                assert [(m.distance, m.key) for m in found] == _brute(stored, query, radius)
+        _plans_agree_with_brute_force(index, nbits, (0, 1, 3, 5, nbits // 8, nbits // 4))
+
+
+@pytest.mark.slow
+def test_prefilter_and_full_scan_give_the_brute_force_answer_on_the_cluster(
+    clickhouse_cluster: Cluster,
+) -> None:
+    with open_index(clickhouse_cluster.url("plans")) as index:  # 18.16: no indexHint, default storage
+        assert isinstance(index, ClickHouseIndex)
+        _plans_agree_with_brute_force(index, 64, (0, 3, 8))
+
+
+def test_auto_plan_scans_small_tables_and_probes_large_ones() -> None:
+    assert not prefilter_pays(probes_per_row(64, 3, 13), 2_000, 13)
+    assert prefilter_pays(probes_per_row(64, 3, 13), 1_000_000, 13)
+    assert prefilter_pays(probes_per_row(64, 10, 13), 10_000_000, 13)
+    assert not prefilter_pays(probes_per_row(64, 16, 13), 10_000_000, 13)
 
 
 def test_prefilter_reads_a_small_fraction_of_the_table(chdb_index: ClickHouseIndex) -> None:

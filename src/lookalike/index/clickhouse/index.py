@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -38,7 +38,7 @@ from lookalike.index.clickhouse.connection import (
     ServerAddress,
 )
 from lookalike.index.clickhouse.keys import KeyColumn
-from lookalike.index.clickhouse.prefilter import MAX_PROBES_PER_ROW, build_probes, probes_per_row
+from lookalike.index.clickhouse.prefilter import build_probes, prefilter_pays, probes_per_row
 from lookalike.index.clickhouse.schema import (
     ALGORITHM_TYPES,
     CHUNK_BITS,
@@ -74,12 +74,16 @@ WRITE_BATCH = 100_000
 BULK_BATCH = 2_000_000  # hashes per columnar insert of add_words (fewer, larger parts)
 COMPACT_FRACTION = 0.1  # replaced rows per stored entry that trigger a compaction after a write
 COMPACT_MIN_ROWS = 10_000
+STORED_ROWS_SECONDS = 10.0  # how long a table's row count guides the choice of plan
 _SUPERSEDED_EMPTY = "superseded is empty"  # a fact of a chDB session (see ChdbSession.facts)
 STAGE_KEYS_ABOVE = 20_000
 _SCRATCH = itertools.count()
 KEY_PAGE = 1000
 MAX_PROBES_PER_STATEMENT = 200_000
 DATABASE = "lookalike"
+
+
+Plan = Literal["auto", "prefilter", "scan"]
 
 
 @dataclass
@@ -123,20 +127,22 @@ class ClickHouseIndex(Index):
         tables: Tables,
         url: str,
         *,
-        prefilter: bool = True,
+        plan: Plan = "auto",
         compact_fraction: float | None = COMPACT_FRACTION,
         compact_min_rows: int = COMPACT_MIN_ROWS,
         chunk_bits: int = CHUNK_BITS,
     ) -> None:
-        """`compact_fraction`: after a write, compact once replaced rows reach this fraction of
-        the stored entries (and at least `compact_min_rows`); None leaves it to `compact()`.
-        `chunk_bits`: the pre-filter chunk width for algorithms new to the index (an existing
-        algorithm keeps the width its tables were made with)."""
+        """`plan`: how searches read: "auto" (the pre-filter where its estimated cost is below a
+        full scan's), or always "prefilter" or "scan". `compact_fraction`: after a write, compact
+        once replaced rows reach this fraction of the stored entries (and at least
+        `compact_min_rows`); None leaves it to `compact()`. `chunk_bits`: the pre-filter chunk
+        width for algorithms new to the index (an existing one keeps the width it was made with)."""
         self.url = url
         self._connection = connection
         self._tables = tables
         self._dialect = Dialect.of(connection.version, connection.functions)
-        self.prefilter = prefilter
+        self.plan: Plan = plan
+        self._stored_rows: dict[str, tuple[float, int]] = {}  # algorithm -> (when counted, rows)
         self.compact_fraction = compact_fraction
         self.compact_min_rows = compact_min_rows
         self.chunk_bits = chunk_bits
@@ -909,9 +915,11 @@ class ClickHouseIndex(Index):
         if not len(rows):
             return Hits.empty()
         with self._reading() as stale:
-            chunk_bits = self.prefilter_bits(algorithm) if self.prefilter else 0
+            chunk_bits = self.prefilter_bits(algorithm) if self.plan != "scan" else 0
             per_row = probes_per_row(nbits, int(rows.radius.max()), chunk_bits) if chunk_bits else 0
-            if not chunk_bits or per_row > MAX_PROBES_PER_ROW:
+            if not chunk_bits or (
+                self.plan == "auto" and not prefilter_pays(per_row, self._stored(algorithm), chunk_bits)
+            ):
                 return self._run_hits(
                     lambda binder, tables: range_full_scan(
                         self._dialect, tables, algorithm, nbits, rows, include_flagged, binder, stale
@@ -966,6 +974,14 @@ class ClickHouseIndex(Index):
         with connection.shared.facts_lock:
             connection.shared.facts[_SUPERSEDED_EMPTY] = False
             yield
+
+    def _stored(self, algorithm: str) -> int:
+        """About how many rows `h_<algorithm>` holds (counted again after STORED_ROWS_SECONDS)."""
+        counted, rows = self._stored_rows.get(algorithm, (0.0, 0))
+        if time.monotonic() - counted > STORED_ROWS_SECONDS:
+            rows = self._count(self._tables.hashes(algorithm))
+            self._stored_rows[algorithm] = (time.monotonic(), rows)
+        return rows
 
     def _count(self, table: str) -> int:
         return int(self._connection.query(f"SELECT count() AS n FROM {table}").values("n")[0])
