@@ -209,11 +209,12 @@ class ChdbConnection(Connection):
         names = ", ".join(f"`{name}`" for name in columns)
         # No collapsing of equal keys on insert: an insert never holds two rows of one key, and
         # ReplacingMergeTree's pass over the block costs as much as the rest of the insert. One
-        # block per insert: one part per table, not one per million rows, so background merges
-        # (which compete with the load for the CPU) have less to do.
+        # block per insert, also for what the pre-filter view makes of it (5 rows a hash, else
+        # cut into ~1M-row parts): one part per table, so merges have less to do.
         block = max(len(batch), _DEFAULT_INSERT_BLOCK)
         statement = (
-            f"INSERT INTO {table} ({names}) SETTINGS optimize_on_insert = 0, max_insert_block_size = {block}"
+            f"INSERT INTO {table} ({names}) SETTINGS optimize_on_insert = 0, max_insert_block_size = {block},"
+            f" min_insert_block_size_rows = {block * 64}, min_insert_block_size_bytes = {1 << 40}"
         )
         try:
             with self._turn, self._session.send_insert(statement, "ArrowStream") as inserter:
