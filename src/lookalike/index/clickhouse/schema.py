@@ -6,10 +6,10 @@
     algorithms     algorithm name -> bit length
     h_<algorithm>  the hashes: key, version, quality, flagged, w0..w{n-1} (UInt64 big-endian
                    words, as `Hash.words()`), ORDER BY version
-    m_<algorithm>  the multi-index pre-filter: one row per (hash, 16-bit chunk): `cv` =
-                   chunk number * 65536 + chunk value, version, the words; ORDER BY cv in small
-                   granules; filled by a materialized view on h_<algorithm>, so one columnar
-                   insert feeds both
+    m13_<algorithm>  the multi-index pre-filter (`m_<algorithm>` with 16-bit chunks, the first
+                   layout): one row per (hash, chunk of <= 13 bits): `cv` = chunk number * 2**13
+                   + chunk value, version, the words; ORDER BY cv in small granules; filled by
+                   a materialized view on h_<algorithm>, so one columnar insert feeds both
 
 A row is live when its (key, version) is not in `superseded` (and, in `entries`, not deleted).
 Searches filter on that instead of `FINAL`: the anti-join reads only the few rows that already

@@ -9,8 +9,9 @@ never matters.
 Every statement answers a whole batch: the queries are a bound table or bound arrays, and the
 result has one row per (query row, stored hash) within that query's radius: `qi, d, key, id`.
 Two plans exist for each: a full scan (distance in PREWHERE, so other columns are read only
-where it passes) and the multi-index pre-filter (probe the `m_*` table by chunk value, check the
-exact distance there, then fetch key and id of the survivors by version, which is h's sort key).
+where it passes) and the multi-index pre-filter (read the granules of the `m_*` table that hold
+the probed chunk values, check the exact distance there, then fetch key and id of the survivors
+by version, which is h's sort key).
 """
 
 from __future__ import annotations
