@@ -10,6 +10,7 @@ HSV image.
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -108,25 +109,112 @@ def rgb_category_table() -> npt.NDArray[np.uint8]:
     return table
 
 
-def rgb_codes(image: Image.Image) -> npt.NDArray[np.uint32]:
-    """r | g << 8 | b << 16 for every pixel of an RGB/RGBA/RGBX image."""
-    rgbx = image if image.mode in ("RGBX", "RGBA") else image.convert("RGBX")
-    codes = np.asarray(rgbx).view(np.uint32).ravel()
+_TABLE_MODES = ("RGB", "RGBA", "RGBX")
+_LOOKUP_CHUNK = 1 << 15  # pixels per lookup step: the index buffer stays in L2 cache
+
+
+class _Scratch(threading.local):
+    """Per-thread buffers reused from image to image: fresh 60 MB arrays per 12 MP photo cost
+    more in page faults than the lookups themselves."""
+
+    words: npt.NDArray[np.uint32] | None = None
+    category: npt.NDArray[np.uint8] | None = None
+
+
+_scratch = _Scratch()
+SCRATCH_MAX_PIXELS = 16_000_000  # larger images get one-off buffers, so memory held stays <= 80 MB
+
+
+def _buffers(pixels: int) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint8]]:
+    if pixels > SCRATCH_MAX_PIXELS:
+        return np.empty(pixels, dtype=np.uint32), np.empty(pixels, dtype=np.uint8)
+    if _scratch.words is None or _scratch.words.size < pixels:
+        _scratch.words = np.empty(pixels, dtype=np.uint32)
+        _scratch.category = np.empty(pixels, dtype=np.uint8)
+    assert _scratch.category is not None
+    return _scratch.words[:pixels], _scratch.category[:pixels]
+
+
+def rgbx_words(image: Image.Image, out: npt.NDArray[np.uint32] | None = None) -> npt.NDArray[np.uint32]:
+    """One uint32 per pixel of an RGB/RGBA/RGBX image (r in the low byte), flat.
+
+    Pillow converts straight into NumPy's memory when it can (`convert_into` an image mapped
+    onto the array), which skips the two copies `np.asarray(image)` makes: on 12 MP that is
+    ~10 ms instead of ~110 ms.
+    """
+    width, height = image.size
+    words = np.empty(width * height, dtype=np.uint32) if out is None else out
+    if _convert_into_works():
+        target = Image.frombuffer("RGBX", (width, height), words, "raw", "RGBX", 0, 1)
+        image.load()
+        image.im.convert_into(target.im)
+    else:  # pragma: no cover - older Pillow without convert_into
+        rgbx = image if image.mode == "RGBX" else image.convert("RGBX")
+        words[:] = np.asarray(rgbx).view(np.uint32).ravel()
     if not np.little_endian:  # pragma: no cover - the table is indexed little-endian
-        codes = codes.byteswap()
-    return np.bitwise_and(codes, 0x00FFFFFF)
+        words.byteswap(inplace=True)
+    return words
+
+
+@functools.cache
+def _convert_into_works() -> bool:
+    """Whether this Pillow writes `convert_into` results through to a mapped NumPy buffer."""
+    probe = Image.new("RGB", (2, 1), (1, 2, 3))
+    words = np.zeros(2, dtype=np.uint32)
+    try:
+        target = Image.frombuffer("RGBX", (2, 1), words, "raw", "RGBX", 0, 1)
+        probe.im.convert_into(target.im)
+    except Exception:
+        return False
+    expected = 1 | 2 << 8 | 3 << 16
+    if not np.little_endian:  # pragma: no cover
+        words = words.byteswap()
+    return bool(np.all(words & 0x00FFFFFF == expected))
+
+
+def categories_via_table(image: Image.Image) -> npt.NDArray[np.uint8]:
+    """Per-pixel category of an RGB/RGBA/RGBX image by one lookup per pixel in the colour table.
+
+    The result may be a per-thread scratch buffer: use it before classifying the next image.
+    """
+    table = rgb_category_table()
+    words, category = _buffers(image.width * image.height)
+    rgbx_words(image, words)
+    index = np.empty(min(_LOOKUP_CHUNK, words.size), dtype=np.intp)
+    for start in range(0, words.size, _LOOKUP_CHUNK):
+        stop = min(start + _LOOKUP_CHUNK, words.size)
+        chunk = index[: stop - start]
+        np.bitwise_and(words[start:stop], 0x00FFFFFF, out=chunk)  # drop X / alpha
+        np.take(table, chunk, out=category[start:stop])
+    return category
+
+
+def count_with_pillow(category: npt.NDArray[np.uint8]) -> ColorCounts:
+    """Category counts with Pillow's histogram (a plain C loop, ~3x faster than np.bincount)."""
+    flat = Image.frombuffer("L", (category.size, 1), category, "raw", "L", 0, 1)
+    return ColorCounts(tuple(flat.histogram()[:CATEGORIES]), int(category.size))
 
 
 def color_counts_via_table(image: Image.Image) -> ColorCounts:
-    """Counts for an RGB/RGBA/RGBX image by one lookup per pixel in the colour table."""
-    category = rgb_category_table()[rgb_codes(image)]
-    histogram = Image.frombuffer("L", (category.size, 1), category.tobytes(), "raw", "L", 0, 1).histogram()
-    return ColorCounts(tuple(histogram[:CATEGORIES]), int(category.size))
+    """Counts for an RGB/RGBA/RGBX image through the colour table."""
+    return count_with_pillow(categories_via_table(image))
+
+
+def color_counts_of_gray(intensity: Image.Image) -> ColorCounts:
+    """Counts for a grayscale image: no pixel has saturation, so each is black or gray."""
+    histogram = intensity.histogram()
+    black = sum(histogram[:BLACK_BELOW])
+    per_category = [0] * CATEGORIES
+    per_category[BLACK] = black
+    per_category[GRAY] = sum(histogram) - black
+    return ColorCounts(tuple(per_category), intensity.width * intensity.height)
 
 
 def color_counts(image: Image.Image, intensity: Image.Image) -> ColorCounts:
     """ImageHash's pixel classification for `image`, whose grayscale is `intensity`."""
-    if image.mode in ("RGB", "RGBA", "RGBX") and image.width * image.height >= TABLE_MIN_PIXELS:
+    if image.mode == "L":
+        return color_counts_of_gray(intensity)
+    if image.mode in _TABLE_MODES and image.width * image.height >= TABLE_MIN_PIXELS:
         return color_counts_via_table(image)
     return color_counts_via_hsv(image, intensity)
 
