@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,11 +32,14 @@ def wavelet_low_band(
     if hash_size & (hash_size - 1) or level > ll_max_level:
         raise ValueError(f"hash_size {hash_size} must be a power of 2 no larger than {image_scale}")
     data = pixels / 255.0
-    if remove_max_haar_ll:
-        coeffs = list(pywt.wavedec2(data, "haar", level=ll_max_level))
-        coeffs[0] *= 0
-        data = pywt.waverec2(coeffs, "haar")
-    return np.asarray(pywt.wavedec2(data, wavelet, level=ll_max_level - level)[0])
+    with warnings.catch_warnings():
+        # pywt warns that deep db4 levels see boundary effects; ImageHash's hash is defined with them.
+        warnings.simplefilter("ignore", UserWarning)
+        if remove_max_haar_ll:
+            coeffs = list(pywt.wavedec2(data, "haar", level=ll_max_level))
+            coeffs[0] *= 0
+            data = pywt.waverec2(coeffs, "haar")
+        return np.asarray(pywt.wavedec2(data, wavelet, level=ll_max_level - level)[0])
 
 
 def wavelet_bits(low: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
