@@ -346,11 +346,22 @@ def _hash_in_pool(
     alone: str | None = None  # the suspect now running by itself
     culprits_in_a_row = 0
     exhausted = False
+
+    def submit(path: str) -> None:
+        nonlocal pool
+        try:
+            future = pool.submit(_hash_path_safely, path, options)
+        except BrokenProcessPool:  # a worker died while idle: nothing was lost, start afresh
+            pool.shutdown(wait=False, cancel_futures=True)
+            pool = _pool(worker_count)
+            future = pool.submit(_hash_path_safely, path, options)
+        in_flight[future] = path
+
     try:
         while True:
             if suspects and not in_flight:
                 alone = suspects.pop(0)
-                in_flight[pool.submit(_hash_path_safely, alone, options)] = alone
+                submit(alone)
             elif not suspects and alone is None:
                 while len(in_flight) < max_in_flight and not exhausted:
                     next_path = next(path_iter, None)
@@ -361,7 +372,7 @@ def _hash_in_pool(
                     if known is not None:
                         yield next_path, known  # the pool keeps working meanwhile
                         continue
-                    in_flight[pool.submit(_hash_path_safely, next_path, options)] = next_path
+                    submit(next_path)
             if not in_flight:
                 return
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
