@@ -45,3 +45,13 @@ def test_table_lookup_classifies_like_pillow_hsv_on_every_pixel() -> None:
     via_hsv = color.color_counts_via_hsv(image, image.convert("L"))
     via_table = color.color_counts_via_table(image)
     assert via_table == via_hsv
+
+
+def test_saturation_hue_lookup_equals_the_rules_for_every_byte_triple_sampled() -> None:
+    rng = np.random.default_rng(3)
+    intensity, hue, saturation = (rng.integers(0, 256, 200_000, dtype=np.uint8) for _ in range(3))
+    for edge in (color.GRAY_BELOW, color.FAINT_BELOW, color.BLACK_BELOW):  # the thresholds themselves
+        saturation[:256], intensity[256:512] = edge, edge
+    assert np.array_equal(
+        color.categorize(intensity, hue, saturation), color.categorize_by_rules(intensity, hue, saturation)
+    )

@@ -88,14 +88,30 @@ def read_file(path: str | os.PathLike[str], limits: DecodeLimits = DEFAULT_LIMIT
     if info.st_size > limits.max_file_bytes:
         raise ImageTooLargeError(name, f"file is {info.st_size} bytes, limit {limits.max_file_bytes}")
     try:
-        with open(name, "rb") as handle:
-            return handle.read(limits.max_file_bytes + 1)
+        with open(name, "rb", buffering=0) as handle:
+            return _read_capped(handle, info.st_size, name, limits.max_file_bytes)
     except FileNotFoundError:
         raise FileMissingError(name, "no such file (deleted while reading)") from None
     except PermissionError:
         raise UnreadableFileError(name, "permission denied") from None
     except OSError as exc:
         raise UnreadableFileError(name, exc.strerror or str(exc)) from None
+
+
+def _read_capped(handle: BinaryIO, expected: int, name: str, limit: int) -> bytes:
+    """The whole file, read in one call of the size stat gave (asking Python for `limit` bytes up
+    front costs ~0.8 ms per file in allocation), refusing a file that grew past the limit."""
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        wanted = expected + 1 - total if total <= expected else min(1 << 20, limit + 1 - total)
+        chunk = handle.read(wanted)
+        if not chunk:
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            raise ImageTooLargeError(name, f"file grew past the limit of {limit} bytes while being read")
 
 
 def source_name(source: ImageSource) -> str:

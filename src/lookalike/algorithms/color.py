@@ -59,10 +59,10 @@ def hue_bin_of() -> npt.NDArray[np.uint8]:
     return np.asarray(bins, dtype=np.uint8)
 
 
-def categorize(
+def categorize_by_rules(
     intensity: npt.NDArray[np.uint8], hue: npt.NDArray[np.uint8], saturation: npt.NDArray[np.uint8]
 ) -> npt.NDArray[np.uint8]:
-    """Per-pixel category from Pillow's L, H and S bytes (any matching shapes)."""
+    """Per-pixel category from Pillow's L, H and S bytes, by ImageHash's rules spelt out."""
     category = np.full(intensity.shape, COLOURED_ON_EDGE, dtype=np.uint8)
     hue_bin = hue_bin_of()[hue]
     faint = saturation < FAINT_BELOW
@@ -74,9 +74,30 @@ def categorize(
     return category
 
 
+@functools.cache
+def saturation_hue_table() -> npt.NDArray[np.uint8]:
+    """Category of a pixel that is not black, indexed by saturation << 8 | hue (64 KB)."""
+    saturation = np.repeat(np.arange(256, dtype=np.uint8), 256)
+    hue = np.tile(np.arange(256, dtype=np.uint8), 256)
+    table = categorize_by_rules(np.full(1 << 16, 255, dtype=np.uint8), hue, saturation)
+    table.flags.writeable = False
+    return table
+
+
+def categorize(
+    intensity: npt.NDArray[np.uint8], hue: npt.NDArray[np.uint8], saturation: npt.NDArray[np.uint8]
+) -> npt.NDArray[np.uint8]:
+    """Per-pixel category from Pillow's L, H and S bytes: one lookup, then black by intensity."""
+    index = saturation.astype(np.uint16)
+    index <<= 8
+    index |= hue
+    category = saturation_hue_table()[index]
+    category[intensity < BLACK_BELOW] = BLACK
+    return np.ascontiguousarray(category)
+
+
 def count_categories(category: npt.NDArray[np.uint8]) -> ColorCounts:
-    counts = np.bincount(category.ravel(), minlength=CATEGORIES)
-    return ColorCounts(tuple(int(c) for c in counts[:CATEGORIES]), int(category.size))
+    return count_with_pillow(np.ascontiguousarray(category).ravel())
 
 
 def color_counts_via_hsv(image: Image.Image, intensity: Image.Image) -> ColorCounts:
