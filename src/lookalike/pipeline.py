@@ -126,14 +126,16 @@ class HashOptions:
 def compute_hashes(view: ImageView, options: HashOptions) -> dict[str, HashValue]:
     """Every requested hash from one prepared view (shared conversions and resizes).
 
+    In fast mode each algorithm reads the decoded image box-reduced to its own working side.
     With `options.dihedral`, hashes of algorithms that support it carry their 8 rotation/flip
     variants, computed from the same reduced pixels (no second decode).
     """
     results: dict[str, HashValue] = {}
     for name, spec in zip(options.names, options.specs, strict=True):
-        value = spec.compute(view)
+        own_view = view.for_side(spec.working_side)  # fast mode: no more pixels than it needs
+        value = spec.compute(own_view)
         if options.dihedral and isinstance(value, Hash) and spec.algorithm.dihedral is not None:
-            value = value.with_variants(spec.dihedral(view))
+            value = value.with_variants(spec.dihedral(own_view))
         results[name] = value
     return results
 
@@ -352,7 +354,7 @@ def _hash_in_pool(
         try:
             future = pool.submit(_hash_path_safely, path, options)
         except BrokenProcessPool:  # a worker died while idle: nothing was lost, start afresh
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.shutdown(wait=True, cancel_futures=True)
             pool = _pool(worker_count)
             future = pool.submit(_hash_path_safely, path, options)
         in_flight[future] = path
@@ -374,6 +376,7 @@ def _hash_in_pool(
                         continue
                     submit(next_path)
             if not in_flight:
+                pool.shutdown(wait=True)  # all done: let the workers exit before we return
                 return
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             broken = False
@@ -406,7 +409,8 @@ def _hash_in_pool(
                 # Every file still in flight died with the pool: suspects all.
                 suspects.extend(in_flight.values())
                 in_flight.clear()
-                pool.shutdown(wait=False, cancel_futures=True)
+                pool.shutdown(wait=True, cancel_futures=True)  # its processes are dead or dying
                 pool = _pool(worker_count)
     finally:
+        # Stopped early (the caller closed the stream, or an error): drop queued work, don't wait.
         pool.shutdown(wait=False, cancel_futures=True)
