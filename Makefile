@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 SAMPLES := tests/fixtures/photos
 
-.PHONY: demo test lint typecheck pytest fuzz bench clean
+.PHONY: demo test lint typecheck pytest fuzz bench bench-search clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/fast_vs_exact.py
+
+# Search benchmark against NumPy brute force and FAISS (SCALE=1 is the full 10M-hash run).
+bench-search: $(VENV)/.installed-test
+	$(PIP) install -e '.[test,faiss]'
+	$(BIN)/python bench/search.py --scale $${SCALE:-0.1}
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
