@@ -226,6 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--classes", default="0.3,3,12", help="megapixel classes to run, e.g. 12")
     parser.add_argument("--no-scaling", action="store_true", help="skip the worker-scaling runs")
+    parser.add_argument("--scaling-only", action="store_true", help="only the worker-scaling runs")
     args = parser.parse_args(argv)
     if not args.photos.is_dir():
         parser.error(f"{args.photos} is not a folder of photos; pass --photos")
@@ -239,7 +240,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\ncommand: python bench/throughput.py {arguments}".rstrip())
     files_by_class = {c: make_class(args.photos, args.cache, c) for c in classes}
     for size_class, files in files_by_class.items():
-        report_class(size_class, files, args.rounds)
+        if not args.scaling_only:
+            report_class(size_class, files, args.rounds)
     if not args.no_scaling and classes:
         largest = files_by_class[classes[-1]]
         report_scaling(largest, repeat=max(1, 128 // len(largest)), rounds=3)
