@@ -13,6 +13,7 @@ absolute speeds.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import statistics
 import sys
@@ -177,43 +178,104 @@ def _megapixels(path: Path) -> float:
 # ----- scaling over worker processes -------------------------------------------------------------------
 
 
-def run_pool(files: list[Path], workers: int) -> tuple[float, float, float, int]:
-    """(steady-state seconds per image, worker CPU seconds per image, load average, images)."""
+@dataclass(frozen=True)
+class PoolRun:
+    wall_per_image: float  # steady state: first result to last
+    cpu_per_image: float  # median of the workers' own CPU time per file
+    load: float
+    on_cpu: float  # shares of the workers' wall time: running, waiting for a core, asleep
+    waiting_for_cpu: float
+    asleep: float
+
+
+def _schedstat(pids: list[int]) -> tuple[float, float]:
+    """Seconds on a CPU and seconds runnable but waiting for one, summed over `pids` (Linux)."""
+    on_cpu = waiting = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/schedstat") as handle:
+                run_ns, wait_ns, _ = handle.read().split()
+        except (OSError, ValueError):
+            continue
+        on_cpu += int(run_ns) / 1e9
+        waiting += int(wait_ns) / 1e9
+    return on_cpu, waiting
+
+
+def run_pool(files: list[Path], workers: int) -> PoolRun:
+    """Hash `files` with hash_files; between its first and last result, also read the kernel's
+    account of where the workers' time went: on a core, waiting for one, or asleep (which is
+    where a lock or a queue inside lookalike would show)."""
     load_before = os.getloadavg()[0]
     stamps: list[float] = []
     cpu: list[float] = []
-    for _, result in lookalike.hash_files(files, SEED, workers=workers):
+    pids: list[int] = []
+    start = (0.0, 0.0)
+    end = (0.0, 0.0)
+    for index, (_, result) in enumerate(lookalike.hash_files(files, SEED, workers=workers)):
         if isinstance(result, Exception):
             raise result
         stamps.append(time.perf_counter())
         cpu.append(result.cpu_seconds or 0.0)
+        if index == 0:
+            pids = (
+                [c.pid for c in multiprocessing.active_children() if c.pid] if workers > 1 else [os.getpid()]
+            )
+            start = _schedstat(pids)
+        if index == len(files) - 1:
+            end = _schedstat(pids)
     load = max(load_before, os.getloadavg()[0])
-    # From the first result to the last: pool start-up (imports in the workers) is left out.
-    wall_per_image = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
-    return wall_per_image, statistics.median(cpu), load, len(stamps)
+    span = stamps[-1] - stamps[0]
+    worker_time = span * len(pids)
+    on_cpu = (end[0] - start[0]) / worker_time
+    waiting = (end[1] - start[1]) / worker_time
+    return PoolRun(
+        span / (len(stamps) - 1), statistics.median(cpu), load, on_cpu, waiting, 1 - on_cpu - waiting
+    )
 
 
 def report_scaling(files: list[Path], repeat: int, rounds: int) -> None:
     batch = files * repeat
     print(f"\n### Scaling: hash_files, fast aHash+colorhash, {len(batch)} images per run, {rounds} rounds\n")
-    results: dict[int, list[tuple[float, float, float, int]]] = {1: [], 2: []}
+    results: dict[int, list[PoolRun]] = {1: [], 2: []}
     for round_index in range(rounds):
         for workers in (1, 2) if round_index % 2 == 0 else (2, 1):
             results[workers].append(run_pool(batch, workers))
-    print("| workers | images / s (wall) | worker CPU ms / image | load average (1 min) |")
-    print("|---:|---:|---:|---:|")
+    print(
+        "| workers | images / s (wall) | worker CPU ms / image | load average (1 min) "
+        "| worker time on a core / waiting for a core / asleep |"
+    )
+    print("|---:|---:|---:|---:|---|")
     for workers, runs in results.items():
-        wall = statistics.median(r[0] for r in runs)
-        cpu = statistics.median(r[1] for r in runs)
-        load = statistics.median(r[2] for r in runs)
-        print(f"| {workers} | {1 / wall:.1f} | {cpu * 1000:.1f} | {load:.2f} |")
-    speedups = [one[0] / two[0] for one, two in zip(results[1], results[2], strict=True)]
-    cpu_ratio = [two[1] / one[1] for one, two in zip(results[1], results[2], strict=True)]
+        wall = statistics.median(r.wall_per_image for r in runs)
+        cpu = statistics.median(r.cpu_per_image for r in runs)
+        load = statistics.median(r.load for r in runs)
+        shares = " / ".join(
+            f"{statistics.median(getattr(r, name) for r in runs):.0%}"
+            for name in ("on_cpu", "waiting_for_cpu", "asleep")
+        )
+        print(f"| {workers} | {1 / wall:.1f} | {cpu * 1000:.1f} | {load:.2f} | {shares} |")
+    speedups = [
+        one.wall_per_image / two.wall_per_image for one, two in zip(results[1], results[2], strict=True)
+    ]
+    cpu_ratio = [
+        two.cpu_per_image / one.cpu_per_image for one, two in zip(results[1], results[2], strict=True)
+    ]
     print(
         f"\nwall-clock speed-up with 2 workers: {statistics.median(speedups):.2f}x; "
         f"CPU per image, 2 workers / 1 worker: {statistics.median(cpu_ratio):.2f} (target <= 1.10); "
-        f"cores: {os.cpu_count()}"
+        f"cores: {os.cpu_count()}; {cpu_pressure()}"
     )
+
+
+def cpu_pressure() -> str:
+    """Linux PSI: the share of the last 10 s in which some runnable task waited for a CPU."""
+    try:
+        with open("/proc/pressure/cpu") as handle:
+            first = handle.readline().split()
+        return f"CPU pressure (time something waited for a core, last 10 s): {first[1].split('=')[1]}%"
+    except (OSError, IndexError):
+        return "CPU pressure: unknown"
 
 
 def main(argv: list[str] | None = None) -> None:
