@@ -118,3 +118,45 @@ def test_an_unusable_cache_is_reported_and_hashing_goes_on(library: Path, tmp_pa
     done = run(str(library), "-r", "--cache", str(not_a_db))
     assert "going on without the cache" in done.stderr
     assert "hashed 6, cached 0, failed 1" in done.stderr
+
+
+def test_results_go_to_stdout_even_while_the_bar_draws_on_a_terminal(library: Path) -> None:
+    """stderr on a terminal (the bar is live), stdout redirected to a file, as in `... > out.jsonl`."""
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lookalike",
+                "hash",
+                str(library),
+                "-r",
+                "--json",
+                "--no-cache",
+                "--workers",
+                "1",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            text=True,
+            timeout=180,
+            env={**os.environ, "COLUMNS": "120"},
+        )
+    finally:
+        os.close(follower)
+        terminal = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            terminal += chunk
+        os.close(leader)
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(records) == 7  # 6 photos and the broken file
+    assert b"files/s" in terminal and b'"path"' not in terminal
