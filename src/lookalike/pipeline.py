@@ -145,7 +145,12 @@ def _hash_decoded_source(
 ) -> HashResult:
     draft = options.working_side if options.mode == "fast" else None
     decoded = decode(
-        source, orientation=options.orientation, draft_min_side=draft, limits=options.limits, name=name
+        source,
+        orientation=options.orientation,
+        draft_min_side=draft,
+        limits=options.limits,
+        name=name,
+        into_scratch=options.mode == "exact",  # the image lives only until hashed, below
     )
     view = ImageView(decoded, options.mode, options.working_side)
     try:

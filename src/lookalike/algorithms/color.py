@@ -19,6 +19,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from lookalike.algorithms.registry import Algorithm, register
+from lookalike.decode import SCRATCH_MAX_PIXELS, scratch_words
 from lookalike.hash import Hash
 
 if TYPE_CHECKING:
@@ -135,25 +136,20 @@ _LOOKUP_CHUNK = 1 << 15  # pixels per lookup step: the index buffer stays in L2 
 
 
 class _Scratch(threading.local):
-    """Per-thread buffers reused from image to image: fresh 60 MB arrays per 12 MP photo cost
-    more in page faults than the lookups themselves."""
+    """A per-thread category buffer reused from image to image (fresh arrays cost page faults)."""
 
-    words: npt.NDArray[np.uint32] | None = None
     category: npt.NDArray[np.uint8] | None = None
 
 
 _scratch = _Scratch()
-SCRATCH_MAX_PIXELS = 16_000_000  # larger images get one-off buffers, so memory held stays <= 80 MB
 
 
-def _buffers(pixels: int) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint8]]:
+def _category_buffer(pixels: int) -> npt.NDArray[np.uint8]:
     if pixels > SCRATCH_MAX_PIXELS:
-        return np.empty(pixels, dtype=np.uint32), np.empty(pixels, dtype=np.uint8)
-    if _scratch.words is None or _scratch.words.size < pixels:
-        _scratch.words = np.empty(pixels, dtype=np.uint32)
+        return np.empty(pixels, dtype=np.uint8)
+    if _scratch.category is None or _scratch.category.size < pixels:
         _scratch.category = np.empty(pixels, dtype=np.uint8)
-    assert _scratch.category is not None
-    return _scratch.words[:pixels], _scratch.category[:pixels]
+    return _scratch.category[:pixels]
 
 
 def rgbx_words(image: Image.Image, out: npt.NDArray[np.uint32] | None = None) -> npt.NDArray[np.uint32]:
@@ -193,14 +189,20 @@ def _convert_into_works() -> bool:
     return bool(np.all(words & 0x00FFFFFF == expected))
 
 
-def categories_via_table(image: Image.Image) -> npt.NDArray[np.uint8]:
+def categories_via_table(
+    image: Image.Image, words: npt.NDArray[np.uint32] | None = None
+) -> npt.NDArray[np.uint8]:
     """Per-pixel category of an RGB/RGBA/RGBX image by one lookup per pixel in the colour table.
 
-    The result may be a per-thread scratch buffer: use it before classifying the next image.
+    `words` are the image's pixels as uint32 words if the caller has them (a JPEG decoded
+    straight into them); otherwise the image is converted into the thread's scratch words.
+    The result is a per-thread scratch buffer: use it before classifying the next image.
     """
     table = rgb_category_table()
-    words, category = _buffers(image.width * image.height)
-    rgbx_words(image, words)
+    pixels = image.width * image.height
+    if words is None:
+        words = rgbx_words(image, scratch_words(pixels))
+    category = _category_buffer(pixels)
     index = np.empty(min(_LOOKUP_CHUNK, words.size), dtype=np.intp)
     for start in range(0, words.size, _LOOKUP_CHUNK):
         stop = min(start + _LOOKUP_CHUNK, words.size)
@@ -216,9 +218,9 @@ def count_with_pillow(category: npt.NDArray[np.uint8]) -> ColorCounts:
     return ColorCounts(tuple(flat.histogram()[:CATEGORIES]), int(category.size))
 
 
-def color_counts_via_table(image: Image.Image) -> ColorCounts:
+def color_counts_via_table(image: Image.Image, words: npt.NDArray[np.uint32] | None = None) -> ColorCounts:
     """Counts for an RGB/RGBA/RGBX image through the colour table."""
-    return count_with_pillow(categories_via_table(image))
+    return count_with_pillow(categories_via_table(image, words))
 
 
 def color_counts_of_gray(intensity: Image.Image) -> ColorCounts:
@@ -231,12 +233,15 @@ def color_counts_of_gray(intensity: Image.Image) -> ColorCounts:
     return ColorCounts(tuple(per_category), intensity.width * intensity.height)
 
 
-def color_counts(image: Image.Image, intensity: Image.Image) -> ColorCounts:
-    """ImageHash's pixel classification for `image`, whose grayscale is `intensity`."""
+def color_counts(
+    image: Image.Image, intensity: Image.Image, words: npt.NDArray[np.uint32] | None = None
+) -> ColorCounts:
+    """ImageHash's pixel classification for `image`, whose grayscale is `intensity` (and whose
+    pixels are `words`, when the decoder put them there)."""
     if image.mode == "L":
         return color_counts_of_gray(intensity)
     if image.mode in _TABLE_MODES and image.width * image.height >= TABLE_MIN_PIXELS:
-        return color_counts_via_table(image)
+        return color_counts_via_table(image, words)
     return color_counts_via_hsv(image, intensity)
 
 
@@ -267,7 +272,8 @@ def color_bits(counts: ColorCounts, binbits: int) -> npt.NDArray[np.bool_]:
 
 
 def _counts(view: ImageView) -> ColorCounts:
-    return view.memo("color-counts", lambda: color_counts(view.source, view.gray_image()))
+    words = view.decoded.words if view.source is view.decoded.image else None
+    return view.memo("color-counts", lambda: color_counts(view.source, view.gray_image(), words))
 
 
 def _compute(view: ImageView, binbits: int) -> Hash:
