@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -99,6 +100,26 @@ def test_hash_list_pairs_can_be_added_without_images(index: Index) -> None:
     report = index.add((f"list-{i}", {"pHash": h}) for i, h in enumerate(hashes))  # names are normalised
     assert report.added == 50
     assert index.range_search(hashes[7], "phash", 0) == [Match(0, "list-7")]
+
+
+@pytest.mark.parametrize("nbits", [64, 256])
+def test_add_words_stores_hash_arrays_like_add_does(index: Index, nbits: int) -> None:
+    hashes = random_hashes(300, nbits, seed=nbits)
+    hashes[7] = Hash(0, nbits)  # flat: flagged
+    words = np.array([h.words() for h in hashes], dtype=np.uint64)
+    quality = [None] * 300
+    quality[8] = 10  # poor: flagged
+    index.add([("k0", {"pdq": hashes[5]})])  # an existing key goes through the general path
+    report = index.add_words([f"k{i}" for i in range(300)], "pdq", words, nbits, quality)
+    assert (report.added, report.updated) == (299, 1)
+    entry = index.get("k8")
+    assert entry is not None and entry.hashes["pdq"] == hashes[8] and entry.hashes["pdq"].quality == 10
+    assert entry.flagged == frozenset({"pdq"})
+    assert _pairs(index.range_search(hashes[0], "pdq", 0)) == [(0, "k0")]
+    assert index.range_search(hashes[7], "pdq", 0) == []
+    assert _pairs(index.range_search(hashes[7], "pdq", 0, include_flagged=True)) == [(0, "k7")]
+    with pytest.raises(InvalidHashError):
+        index.add_words(["other"], "pdq", np.zeros((1, 2), dtype=np.uint64), 128)
 
 
 def test_same_bytes_twice_make_one_entry(index: Index) -> None:

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -178,3 +179,28 @@ def test_kill_minus_9_mid_add_leaves_an_index_that_opens_and_completes(tmp_path:
         assert sample is not None
         found = index.range_search(sample.hashes["phash"], "phash", 0)
         assert str(paths[1234]) in {m.key for m in found}
+
+
+def test_one_index_can_be_shared_between_threads(tmp_path: Path) -> None:
+    hashes = random_hashes(2000, 64, seed=8)
+    errors: list[BaseException] = []
+    with open_index(tmp_path / "threads.db") as index:
+        index.add((f"h{i}", {"phash": h}) for i, h in enumerate(hashes[:500]))
+
+        def read() -> None:
+            try:
+                for _ in range(40):
+                    assert [m.key for m in index.range_search(hashes[0], "phash", 0)] == ["h0"]
+                    assert len(index) >= 500
+            except BaseException as exc:  # reported to the main thread below
+                errors.append(exc)
+
+        readers = [threading.Thread(target=read) for _ in range(3)]
+        for thread in readers:
+            thread.start()
+        for start in range(500, 2000, 100):
+            index.add((f"h{i}", {"phash": hashes[i]}) for i in range(start, start + 100))
+        for thread in readers:
+            thread.join()
+        assert not errors, errors[0]
+        assert len(index) == 2000

@@ -13,13 +13,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from lookalike.index.base import Entry, Group
+from lookalike.hash import Hash
+from lookalike.index.base import Entry, Group, Pairs
+
+if TYPE_CHECKING:
+    from lookalike.index.base import Index
+    from lookalike.matcher import Matcher
 
 
 def best_copy_rank(entry: Entry) -> tuple[int, int, float, str]:
@@ -103,3 +109,40 @@ def _make_group(members: list[int], edges: list[Edge], entries: Mapping[int, Ent
         key_a, key_b = sorted((entries[a].key, entries[b].key))
         distances[(key_a, key_b)] = d
     return Group(tuple(ordered), distances)
+
+
+def matching_pairs(index: Index, matcher: Matcher | str, *, include_flagged: bool = False) -> Pairs:
+    """Pairs of stored entries that `matcher` accepts, with the rule's score as their distance.
+
+    Candidates come from the rule's exact all-pairs search on its most selective hash (every pair
+    the rule can accept is within that radius), then each candidate pair is judged on all hashes.
+    """
+    from lookalike.matcher import Matcher
+
+    rule = matcher if isinstance(matcher, Matcher) else Matcher.parse(matcher)
+    widths = index.algorithm_bits()
+    probe = {name: Hash(0, widths[name]) for name in rule.algorithms if name in widths}
+    first: list[int] = []
+    second: list[int] = []
+    scores: list[int] = []
+    entries: dict[int, Entry] = {}
+    seen: set[tuple[int, int]] = set()
+    for algorithm, radius in rule.candidate_plan(probe):
+        found = index.pairs(algorithm, radius, include_flagged=include_flagged)
+        entries.update(found.entries)
+        for a, b in zip(found.first.tolist(), found.second.tolist(), strict=True):
+            pair = (min(a, b), max(a, b))
+            if pair in seen or a not in found.entries or b not in found.entries:
+                continue
+            seen.add(pair)
+            verdict = rule.verdict("", found.entries[a].hashes, found.entries[b].hashes)
+            if verdict is not None:
+                first.append(pair[0])
+                second.append(pair[1])
+                scores.append(verdict.score)
+    return Pairs(
+        np.asarray(first, dtype=np.int64),
+        np.asarray(second, dtype=np.int64),
+        np.asarray(scores, dtype=np.int64),
+        entries,
+    )

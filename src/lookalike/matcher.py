@@ -36,6 +36,25 @@ PRESETS: dict[str, str] = {
     "similar": "ahash + colorhash <= 20",  # the seed article's combined distance, loosely
 }
 
+SEED_HASHES: tuple[str, ...] = ("ahash", "colorhash")  # the seed article's pair
+
+
+def preset_algorithms() -> tuple[str, ...]:
+    """Every algorithm some preset reads, in first-use order."""
+    seen: dict[str, None] = {}
+    for rule in PRESETS.values():
+        for name in re.findall(r"[A-Za-z][A-Za-z0-9_:]*", rule):
+            if name.lower() not in ("and", "or", "with", "quality"):
+                seen[name] = None
+    return tuple(seen)
+
+
+def default_index_hashes() -> tuple[str, ...]:
+    """What `lookalike index add` stores by default: every preset's hashes plus the seed's pair,
+    so any preset (and the seed's combined distance) can be evaluated on the index."""
+    return tuple(dict.fromkeys((*preset_algorithms(), *SEED_HASHES)))
+
+
 _CLAUSE = re.compile(
     r"^\s*(?P<terms>[A-Za-z0-9_:.\-]+(?:\s*\+\s*[A-Za-z0-9_:.\-]+)*)\s*(?P<op><=|<)\s*(?P<limit>\d+)"
     r"(?:\s+with\s+quality\s*>=\s*(?P<quality>\d+))?\s*$",

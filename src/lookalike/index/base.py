@@ -106,6 +106,30 @@ class FileState:
 
 
 @dataclass(frozen=True)
+class IndexStats:
+    """What `lookalike index stats` shows: entries, hashes and flagged hashes per algorithm, disk use."""
+
+    entries: int
+    hashes: Mapping[str, int]
+    flagged: Mapping[str, int]
+    nbits: Mapping[str, int]
+    disk_bytes: int | None
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Pairs of stored entries (by entry id) with their distance, and the entries involved."""
+
+    first: npt.NDArray[np.int64]
+    second: npt.NDArray[np.int64]
+    distances: npt.NDArray[np.int64]
+    entries: Mapping[int, Entry]
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+
+@dataclass(frozen=True)
 class Group:
     """Near-duplicates: `members[0]` is the best copy (most pixels, then largest file, then oldest)."""
 
@@ -279,9 +303,38 @@ class Index(ABC):
         """The exact `k` nearest stored hashes for each query, sorted by (distance, key)."""
 
     @abstractmethod
-    def duplicates(self, algorithm: str, max_distance: int, *, strict: bool = False) -> list[Group]:
-        """Groups of near-duplicates: connected components of the "within r" graph, or with
-        `strict=True`, groups whose every member is within r of the group's centre."""
+    def algorithm_bits(self) -> dict[str, int]:
+        """Every stored algorithm and its hash length in bits."""
+
+    @abstractmethod
+    def pairs(self, algorithm: str, max_distance: int, *, include_flagged: bool = False) -> Pairs:
+        """Every pair of stored entries whose `algorithm` hashes are within `max_distance`."""
+
+    def duplicates(
+        self,
+        algorithm: str,
+        max_distance: int,
+        *,
+        strict: bool = False,
+        include_flagged: bool = False,
+        matcher: Matcher | str | None = None,
+    ) -> list[Group]:
+        """Groups of near-duplicates, best copy first: connected components of the "within r"
+        graph, or with `strict=True`, groups whose every member is within r of the group's centre.
+
+        With `matcher` (a rule or preset), pairs must satisfy the rule instead; `algorithm` and
+        `max_distance` are then ignored (the rule says which hashes and thresholds apply).
+
+        >>> for group in index.duplicates("phash", 6):
+        ...     keep, *others = group.members
+        """
+        from lookalike.dedupe import group_pairs, matching_pairs
+
+        if matcher is not None:
+            found = matching_pairs(self, matcher, include_flagged=include_flagged)
+        else:
+            found = self.pairs(algorithm, max_distance, include_flagged=include_flagged)
+        return group_pairs(found.first, found.second, found.distances, found.entries, strict=strict)
 
     def match(
         self,
@@ -302,6 +355,23 @@ class Index(ABC):
         from lookalike.matcher import match_in_index
 
         return match_in_index(self, hashes, matcher, dihedral=dihedral, include_flagged=include_flagged)
+
+    def stats(self) -> IndexStats:
+        """Counts per algorithm (hashes, flagged hashes) and bytes on disk."""
+        hashes: dict[str, int] = {}
+        flagged: dict[str, int] = {}
+        count = 0
+        for entry in self.entries():
+            count += 1
+            for name in entry.hashes:
+                hashes[name] = hashes.get(name, 0) + 1
+            for name in entry.flagged:
+                flagged[name] = flagged.get(name, 0) + 1
+        return IndexStats(count, hashes, flagged, self.algorithm_bits(), self.disk_bytes())
+
+    def disk_bytes(self) -> int | None:
+        """Bytes the index occupies on disk, if the backend can tell."""
+        return None
 
     # ----- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:  # noqa: B027 - optional for backends with nothing to release

@@ -19,26 +19,27 @@ with it; removals leave tombstones), and snapshotted next to the database
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
 import sqlite3
+import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
 
-from lookalike.dedupe import group_pairs
 from lookalike.errors import IndexStoreError, InvalidHashError
 from lookalike.hash import Hash
-from lookalike.index.base import AddReport, Entry, FileState, Group, Index, IndexItem, Match, Query
-from lookalike.index.flags import is_flagged
+from lookalike.index.base import AddReport, Entry, FileState, Index, IndexItem, Match, Pairs, Query
+from lookalike.index.flags import flagged_words, is_flagged
 from lookalike.index.queries import (
     as_query_list,
     build_matches,
@@ -88,6 +89,20 @@ CREATE INDEX IF NOT EXISTS tombstones_by_rev ON tombstones(rev);
 _ENTRY_COLUMNS = "id, key, sha256, byte_size, width, height, mtime, added_at, metadata"
 
 
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def _serialised(method: Method) -> Method:
+    """One thread at a time on the connection (a server may share one index between threads)."""
+
+    @functools.wraps(method)
+    def locked(self: SQLiteIndex, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return cast(Method, locked)
+
+
 def sqlite_path(url: str | os.PathLike[str] | None) -> str:
     """The file path of a `sqlite:///relative.db` / `sqlite:////absolute.db` URL or a bare path."""
     text = "lookalike.db" if url is None else os.fspath(url)
@@ -127,6 +142,7 @@ class SQLiteIndex(Index):
     def __init__(self, path: str, *, timeout: float = 30.0, snapshots: bool = True) -> None:
         self.path = path
         self.url = f"sqlite:///{path}"
+        self._lock = threading.RLock()
         self._snapshots = snapshots and path != ":memory:"
         try:
             self._db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
@@ -180,9 +196,22 @@ class SQLiteIndex(Index):
         self._db.execute("UPDATE meta SET value = ? WHERE name = 'generation'", (generation,))
         return generation
 
+    @_serialised
     def generation(self) -> int:
         """Increases with every committed change (other processes' too)."""
         return int(self._meta("generation"))
+
+    def disk_bytes(self) -> int:
+        """The database, its WAL and the search snapshots."""
+        base = Path(self.path)
+        files = [base, base.with_name(base.name + "-wal"), base.with_name(base.name + "-shm")]
+        files += list(Path(f"{self.path}.search").glob("*.npz"))
+        return sum(f.stat().st_size for f in files if f.exists())
+
+    @_serialised
+    def algorithm_bits(self) -> dict[str, int]:
+        """Every stored algorithm and its hash length in bits."""
+        return {name: int(nbits) for name, nbits in self._db.execute("SELECT name, nbits FROM algorithms")}
 
     def _algorithm_nbits(self, algorithm: str) -> int | None:
         if algorithm not in self._nbits:
@@ -191,6 +220,7 @@ class SQLiteIndex(Index):
         return self._nbits.get(algorithm)
 
     # ----- writing ---------------------------------------------------------------------------------
+    @_serialised
     def add(self, items: Iterable[IndexItem | tuple[str, Mapping[str, Hash]]]) -> AddReport:
         """Store items in transactions of a few thousand: an existing key is updated, a sha256
         already stored under another key is skipped (reported in `same_bytes`).
@@ -217,18 +247,92 @@ class SQLiteIndex(Index):
         rows = np.asarray(words, dtype=np.uint64).reshape(len(keys), -1)
         if rows.shape[1] != (nbits + 63) // 64:
             raise InvalidHashError(f"{nbits}-bit hashes take {(nbits + 63) // 64} words, got {rows.shape[1]}")
+        if nbits % 64 and int((rows[:, 0] >> np.uint64(nbits % 64)).max(initial=0)):
+            raise InvalidHashError(f"some hashes have bits set above bit {nbits}")
         algorithm = canonical_algorithm(algorithm)
+        scores = None if quality is None else np.array([np.nan if q is None else q for q in quality], float)
         report = AddReport()
         for start in range(0, len(keys), WRITE_BATCH):
             stop = min(start + WRITE_BATCH, len(keys))
-            items = []
-            for offset in range(start, stop):
-                value = Hash.from_words(rows[offset], nbits)
-                if quality is not None:
-                    value = value.with_quality(quality[offset])
-                items.append(IndexItem(keys[offset], {algorithm: value}))
-            report = report.merge(self._write_batch(items))
+            batch_keys = list(keys[start:stop])
+            batch_scores = None if scores is None else scores[start:stop]
+            fresh = self._insert_new_words(batch_keys, algorithm, rows[start:stop], nbits, batch_scores)
+            report = report.merge(AddReport(added=int(fresh.sum())))
+            if not fresh.all():  # keys already stored (or repeated) take the general path
+                items = []
+                for offset in np.flatnonzero(~fresh).tolist():
+                    value = Hash.from_words(rows[start + offset], nbits)
+                    score = None if batch_scores is None else batch_scores[offset]
+                    value = value.with_quality(None if score is None or np.isnan(score) else int(score))
+                    items.append(IndexItem(batch_keys[offset], {algorithm: value}))
+                report = report.merge(self._write_batch(items))
         return report
+
+    @_serialised
+    def _insert_new_words(
+        self,
+        keys: list[str],
+        algorithm: str,
+        words: npt.NDArray[np.uint64],
+        nbits: int,
+        quality: npt.NDArray[np.float64] | None,
+    ) -> npt.NDArray[np.bool_]:
+        """Insert the keys not stored yet in one transaction, straight from arrays; returns which."""
+        with self._transaction():
+            known = self._algorithm_nbits(algorithm)
+            if known is not None and known != nbits:
+                raise InvalidHashError(f"{algorithm} hashes in {self.path} have {known} bits, not {nbits}")
+            existing = self._existing_by_key(keys)
+            seen: set[str] = set()
+            fresh = np.zeros(len(keys), dtype=bool)
+            for position, key in enumerate(keys):
+                if key and key not in existing and key not in seen:
+                    fresh[position] = True
+                    seen.add(key)
+            count = int(fresh.sum())
+            if count == 0:
+                return fresh
+            generation = int(self._meta("generation")) + 1
+            first_id = self._next_entry_id()
+            ids = list(range(first_id, first_id + count))
+            chosen = words[fresh]
+            now = time.time()
+            self._db.executemany(
+                "INSERT INTO entries (id, key, added_at) VALUES (?, ?, ?)",
+                zip(ids, itertools.compress(keys, fresh.tolist()), itertools.repeat(now)),
+            )
+            if nbits <= 64:
+                values: list[Any] = chosen[:, 0].view(np.int64).tolist()
+                blobs: list[Any] = [None] * count
+            else:
+                packed = chosen.astype(">u8").tobytes()
+                size = chosen.shape[1] * 8
+                values, blobs = [None] * count, [packed[i * size : (i + 1) * size] for i in range(count)]
+            scores = None if quality is None else quality[fresh]
+            flags = flagged_words(chosen, nbits, scores, algorithm).astype(int).tolist()
+            stored_quality = (
+                [None] * count
+                if scores is None
+                else [None if np.isnan(s) else int(s) for s in scores.tolist()]
+            )
+            self._db.executemany(
+                "INSERT INTO hashes (algorithm, entry_id, value, words, quality, flagged, rev)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                zip(
+                    itertools.repeat(algorithm),
+                    ids,
+                    values,
+                    blobs,
+                    stored_quality,
+                    flags,
+                    itertools.repeat(generation),
+                ),
+            )
+            if known is None:
+                self._db.execute("INSERT INTO algorithms (name, nbits) VALUES (?, ?)", (algorithm, nbits))
+                self._nbits[algorithm] = nbits
+            self._bump_generation()
+        return fresh
 
     def _normalise_item(self, item: IndexItem | tuple[str, Mapping[str, Hash]]) -> IndexItem:
         if not isinstance(item, IndexItem):
@@ -267,6 +371,7 @@ class SQLiteIndex(Index):
                     )
         return new
 
+    @_serialised
     def _write_batch(self, items: list[IndexItem]) -> AddReport:
         by_key: dict[str, IndexItem] = {}
         for item in items:  # the last item for a key wins
@@ -405,6 +510,7 @@ class SQLiteIndex(Index):
                 found.setdefault(entry_id, {})[algorithm] = (value, words, quality)
         return found
 
+    @_serialised
     def remove(self, keys: Iterable[str]) -> int:
         """Delete entries by key; returns how many existed."""
         wanted = list(dict.fromkeys(keys))
@@ -423,6 +529,7 @@ class SQLiteIndex(Index):
     def get(self, key: str) -> Entry | None:
         return self.get_many([key]).get(key)
 
+    @_serialised
     def get_many(self, keys: Iterable[str]) -> dict[str, Entry]:
         rows: list[tuple[Any, ...]] = []
         for chunk in _chunks(list(keys)):
@@ -432,6 +539,7 @@ class SQLiteIndex(Index):
             )
         return {entry.key: entry for entry in self._entries_from_rows(rows)}
 
+    @_serialised
     def entries_by_id(self, ids: Iterable[int]) -> dict[int, Entry]:
         rows: list[tuple[Any, ...]] = []
         for chunk in _chunks(list(ids)):
@@ -441,6 +549,7 @@ class SQLiteIndex(Index):
             )
         return {entry.id: entry for entry in self._entries_from_rows(rows)}
 
+    @_serialised
     def file_states(self, keys: Sequence[str]) -> dict[str, FileState]:
         states: dict[str, FileState] = {}
         for chunk in _chunks(list(keys)):
@@ -458,14 +567,17 @@ class SQLiteIndex(Index):
     def entries(self) -> Iterator[Entry]:
         last = 0
         while True:
-            rows = self._db.execute(
-                f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id > ? ORDER BY id LIMIT 1000", (last,)
-            ).fetchall()
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id > ? ORDER BY id LIMIT 1000", (last,)
+                ).fetchall()
+                page = self._entries_from_rows(rows)
             if not rows:
                 return
-            yield from self._entries_from_rows(rows)
+            yield from page
             last = rows[-1][0]
 
+    @_serialised
     def __len__(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM entries").fetchone()[0])
 
@@ -546,6 +658,7 @@ class SQLiteIndex(Index):
         """The exact `k` nearest stored hashes for each query, sorted by (distance, key)."""
         return self._search(queries, algorithm, None, k, dihedral, include_flagged)
 
+    @_serialised
     def _search(
         self,
         queries: Query,
@@ -579,20 +692,16 @@ class SQLiteIndex(Index):
             )
         return results[0] if single else results
 
-    def duplicates(
-        self, algorithm: str, max_distance: int, *, strict: bool = False, include_flagged: bool = False
-    ) -> list[Group]:
-        """Groups of near-duplicates, best copy first (see `lookalike.dedupe`).
-
-        >>> for group in index.duplicates("phash", 6):
-        ...     keep, *others = group.members
-        """
+    @_serialised
+    def pairs(self, algorithm: str, max_distance: int, *, include_flagged: bool = False) -> Pairs:
+        """Every pair of entries within `max_distance`, found by the in-memory store's self-join."""
         loaded = self._loaded_store(canonical_algorithm(algorithm))
         if loaded is None:
-            return []
+            empty = np.zeros(0, dtype=np.int64)
+            return Pairs(empty, empty, empty, {})
         first, second, distances = loaded.store.pairs(max_distance, include_flagged)
         entries = self.entries_by_id(np.union1d(first, second).tolist())
-        return group_pairs(first, second, distances, entries, strict=strict)
+        return Pairs(first.astype(np.int64), second.astype(np.int64), distances.astype(np.int64), entries)
 
     # ----- the in-memory search structures ---------------------------------------------------------
     def _loaded_store(self, algorithm: str) -> _LoadedStore | None:
@@ -650,6 +759,7 @@ class SQLiteIndex(Index):
             return None
         return _LoadedStore(store, rev, 0, from_snapshot=True)
 
+    @_serialised
     def persist_search(self, force: bool = False) -> None:
         """Snapshot the in-memory search structures next to the database so the next open is fast.
 
@@ -673,6 +783,7 @@ class SQLiteIndex(Index):
         """Bytes held by the loaded in-memory search structures."""
         return sum(loaded.store.nbytes() for loaded in self._stores.values())
 
+    @_serialised
     def close(self) -> None:
         try:
             self.persist_search()
@@ -692,7 +803,9 @@ def _hash_rows(entry_id: int, hashes: Mapping[str, Hash], generation: int) -> li
             stored: tuple[Any, Any] = (value.to_int64(), None)
         else:
             stored = (None, value.words().astype(">u8").tobytes())
-        rows.append((algorithm, entry_id, *stored, value.quality, int(is_flagged(value)), generation))
+        rows.append(
+            (algorithm, entry_id, *stored, value.quality, int(is_flagged(value, algorithm)), generation)
+        )
     return rows
 
 

@@ -24,10 +24,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lookalike.dedupe import group_pairs
 from lookalike.errors import IndexStoreError, InvalidHashError
 from lookalike.hash import Hash
-from lookalike.index.base import AddReport, Entry, Group, Index, IndexItem, Match, Query
+from lookalike.index.base import AddReport, Entry, Index, IndexItem, Match, Pairs, Query
 from lookalike.index.clickhouse.binding import Binder
 from lookalike.index.clickhouse.connection import (
     ChdbConnection,
@@ -240,6 +239,22 @@ class ClickHouseIndex(Index):
                 found[name] = int(nbits)
             self._nbits = found
         return self._nbits
+
+    def disk_bytes(self) -> int | None:
+        """Active parts of this index's database (on a cluster: as the first server sees it)."""
+        try:
+            result = self._connection.query(
+                "SELECT sum(bytes_on_disk) AS b FROM system.parts WHERE active AND database = "
+                + (binder := self._connection.binder()).scalar("db", "String", self._tables.database),
+                binder,
+            )
+            return int(result.values("b")[0])
+        except Exception:
+            return None
+
+    def algorithm_bits(self) -> dict[str, int]:
+        """Every stored algorithm and its hash length in bits."""
+        return dict(self._algorithms(refresh=True))
 
     def _nbits_of(self, algorithm: str) -> int | None:
         known = self._algorithms()
@@ -463,7 +478,7 @@ class ClickHouseIndex(Index):
                 columns["key"].append(item.key)
                 columns["version"].append(version)
                 columns["quality"].append(-1 if value.quality is None else int(value.quality))
-                columns["flagged"].append(int(is_flagged(value)))
+                columns["flagged"].append(int(is_flagged(value, algorithm)))
                 for i, word in enumerate(value.words().tolist()):
                     columns[f"w{i}"].append(word)
         self._insert(self._tables.entries(), entries, ENTRY_TYPES)
@@ -846,15 +861,14 @@ class ClickHouseIndex(Index):
             result.array("id", np.uint64).view(np.int64),
         )
 
-    def duplicates(
-        self, algorithm: str, max_distance: int, *, strict: bool = False, include_flagged: bool = False
-    ) -> list[Group]:
-        """Groups of near-duplicates, best copy first: every live hash is a query of a batched
-        range search inside ClickHouse; `lookalike.dedupe` groups the pairs."""
+    def pairs(self, algorithm: str, max_distance: int, *, include_flagged: bool = False) -> Pairs:
+        """Every pair within `max_distance`: each live hash is a query of a batched range search
+        inside ClickHouse (each pair is reported from both sides)."""
         name = canonical_algorithm(algorithm)
         nbits = self._nbits_of(name)
+        empty = np.zeros(0, dtype=np.int64)
         if nbits is None:
-            return []
+            return Pairs(empty, empty, empty, {})
         first: list[npt.NDArray[np.int64]] = []
         second: list[npt.NDArray[np.int64]] = []
         distances: list[npt.NDArray[np.int64]] = []
@@ -868,11 +882,13 @@ class ClickHouseIndex(Index):
             keys_by_id.update(zip(hits.ids.tolist(), hits.keys, strict=True))
             keys_by_id.update(zip(ids.tolist(), keys, strict=True))
         if not first:
-            return []
+            return Pairs(empty, empty, empty, {})
         a, b, d = np.concatenate(first), np.concatenate(second), np.concatenate(distances)
+        different = a != b
+        a, b, d = a[different], b[different], d[different]
         involved = np.union1d(a, b).tolist()
         entries = {e.id: e for e in self.get_many(keys_by_id[i] for i in involved).values()}
-        return group_pairs(a, b, d, entries, strict=strict)
+        return Pairs(a, b, d, entries)
 
     def _stored_pages(
         self, algorithm: str, nbits: int, include_flagged: bool, page: int = 5000
