@@ -130,6 +130,7 @@ def _slow_image(folder: Path) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(120)  # a hang here is the bug this guards against
 def test_a_killed_worker_loses_no_file_and_blames_none(tmp_path: Path) -> None:
     slow = str(_slow_image(tmp_path))
     photos = [slow, *(str(p) for p in COMMITTED_PHOTOS[:12])]
@@ -145,6 +146,7 @@ def test_a_killed_worker_loses_no_file_and_blames_none(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(120)
 def test_a_file_that_kills_its_worker_even_alone_is_reported_as_failed(tmp_path: Path) -> None:
     slow = str(_slow_image(tmp_path))
     stop = threading.Event()

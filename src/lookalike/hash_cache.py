@@ -17,22 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from lookalike.algorithms import HashValue
+from lookalike.cache_dir import default_cache_dir
 from lookalike.errors import LookalikeError
 from lookalike.hash import Hash, MultiHash
 from lookalike.pipeline import HashOptions, HashResult
 
 CACHE_FORMAT = 1
 CACHE_FILE_NAME = "hashes.sqlite"
-CACHE_DIR_VARIABLE = "LOOKALIKE_CACHE_DIR"
 
 
 def default_cache_path() -> Path:
-    """$LOOKALIKE_CACHE_DIR, else $XDG_CACHE_HOME/lookalike, else ~/.cache/lookalike; then hashes.sqlite."""
-    folder = os.environ.get(CACHE_DIR_VARIABLE)
-    if not folder:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        folder = os.path.join(base, "lookalike")
-    return Path(folder) / CACHE_FILE_NAME
+    """hashes.sqlite in the cache folder (see `lookalike.cache_dir`)."""
+    return default_cache_dir() / CACHE_FILE_NAME
 
 
 def settings_fingerprint(options: HashOptions) -> str:

@@ -8,6 +8,7 @@ given a cache (`lookalike.hash_cache`), unchanged files are answered without dec
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing
 import os
@@ -334,6 +335,19 @@ def _pool(worker_count: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(worker_count, mp_context=spawn, initializer=_worker_init)  # pragma: no cover
 
 
+def _discard_broken(pool: ProcessPoolExecutor) -> None:
+    """Drop a pool a worker died in, without waiting on it: `shutdown(wait=True)` can hang when a
+    worker was being started as the pool broke (CPython's clean-up then joins a process it never
+    signalled). Any of its workers still alive are terminated here instead."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    processes = getattr(pool, "_processes", None) or {}
+    for process in list(processes.values()):
+        with contextlib.suppress(Exception):
+            if process.is_alive():
+                process.terminate()
+            process.join(timeout=5)
+
+
 MAX_CULPRITS_IN_A_ROW = 3  # three files in a row that each kill a worker alone: the workers are broken
 
 
@@ -359,7 +373,7 @@ def _hash_in_pool(
         try:
             future = pool.submit(_hash_path_safely, path, options)
         except BrokenProcessPool:  # a worker died while idle: nothing was lost, start afresh
-            pool.shutdown(wait=True, cancel_futures=True)
+            _discard_broken(pool)
             pool = _pool(worker_count)
             future = pool.submit(_hash_path_safely, path, options)
         in_flight[future] = path
@@ -414,7 +428,7 @@ def _hash_in_pool(
                 # Every file still in flight died with the pool: suspects all.
                 suspects.extend(in_flight.values())
                 in_flight.clear()
-                pool.shutdown(wait=True, cancel_futures=True)  # its processes are dead or dying
+                _discard_broken(pool)
                 pool = _pool(worker_count)
     finally:
         # Stopped early (the caller closed the stream, or an error): drop queued work, don't wait.

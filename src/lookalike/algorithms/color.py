@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
+import PIL
 from PIL import Image
 
+from lookalike import disk_memo
 from lookalike.algorithms.registry import Algorithm, register
 from lookalike.decode import SCRATCH_MAX_PIXELS, scratch_words
 from lookalike.hash import Hash
@@ -36,7 +38,8 @@ BLACK_BELOW = 256 // 8  # intensity < 32
 GRAY_BELOW = 256 // 3  # saturation < 85
 FAINT_BELOW = 256 * 2 // 3  # saturation < 170 (and > 170 is bright: 170 itself is neither)
 
-# Images with more pixels than this use the colour table; smaller ones convert to HSV directly.
+# Images with more pixels than this use the colour table (building it, ~1 s, the first time on a
+# machine); smaller ones use it when it is at hand, else convert to HSV directly.
 TABLE_MIN_PIXELS = 1_500_000
 
 
@@ -110,9 +113,8 @@ def color_counts_via_hsv(image: Image.Image, intensity: Image.Image) -> ColorCou
     return count_categories(categorize(np.asarray(intensity), hue, saturation))
 
 
-@functools.cache
-def rgb_category_table() -> npt.NDArray[np.uint8]:
-    """Category of every RGB colour, indexed by r | g << 8 | b << 16, computed with Pillow."""
+def build_rgb_category_table() -> npt.NDArray[np.uint8]:
+    """Category of every RGB colour, indexed by r | g << 8 | b << 16, computed with Pillow (~1 s)."""
     table = np.empty(1 << 24, dtype=np.uint8)
     red_green = np.arange(1 << 16, dtype=np.uint32)
     chunk_blues = 16
@@ -127,8 +129,36 @@ def rgb_category_table() -> npt.NDArray[np.uint8]:
         hue, saturation, _ = (np.asarray(band).ravel() for band in strip.convert("HSV").split())
         intensity = np.asarray(strip.convert("L")).ravel()
         table[codes] = categorize(intensity, hue, saturation)
-    table.flags.writeable = False
     return table
+
+
+# The table depends on Pillow's HSV and L conversions, so it is kept per Pillow version.
+TABLE_NAME = f"colour-table-v1-pillow-{PIL.__version__}"
+_table: npt.NDArray[np.uint8] | None = None
+_looked_on_disk = False
+
+
+def rgb_category_table() -> npt.NDArray[np.uint8]:
+    """The colour table: in memory, else from the cache folder, else built (and kept there)."""
+    global _table
+    if _table is None and not colour_table_at_hand():
+        table = np.asarray(disk_memo.cached_array(TABLE_NAME, build_rgb_category_table), dtype=np.uint8)
+        table.flags.writeable = False
+        _table = table
+    assert _table is not None
+    return _table
+
+
+def colour_table_at_hand() -> bool:
+    """Whether the table can be had without building it: loaded already, or kept on disk."""
+    global _table, _looked_on_disk
+    if _table is None and not _looked_on_disk:
+        _looked_on_disk = True
+        stored = disk_memo.stored_array(TABLE_NAME)
+        if stored is not None and stored.shape == (1 << 24,) and stored.dtype == np.uint8:
+            stored.flags.writeable = False
+            _table = stored.astype(np.uint8, copy=False)
+    return _table is not None
 
 
 _TABLE_MODES = ("RGB", "RGBA", "RGBX")
@@ -240,7 +270,9 @@ def color_counts(
     pixels are `words`, when the decoder put them there)."""
     if image.mode == "L":
         return color_counts_of_gray(intensity)
-    if image.mode in _TABLE_MODES and image.width * image.height >= TABLE_MIN_PIXELS:
+    if image.mode in _TABLE_MODES and (
+        image.width * image.height >= TABLE_MIN_PIXELS or colour_table_at_hand()
+    ):
         return color_counts_via_table(image, words)
     return color_counts_via_hsv(image, intensity)
 
