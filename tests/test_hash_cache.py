@@ -183,3 +183,33 @@ def test_default_location_follows_the_environment(monkeypatch: pytest.MonkeyPatc
     assert default_cache_path() == tmp_path / "home" / ".cache" / "lookalike" / "hashes.sqlite"
     monkeypatch.setenv("LOOKALIKE_CACHE_DIR", str(tmp_path / "mine"))
     assert default_cache_path() == tmp_path / "mine" / "hashes.sqlite"
+
+
+class DictStore:
+    """A ResultStore of one's own (as an index may keep results), remembering by path."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, HashResult] = {}
+        self.closed = 0
+
+    def lookup(self, path: str) -> HashResult | None:
+        return self.results.get(path)
+
+    def store(self, path: str, result: HashResult) -> None:
+        self.results[path] = result
+
+    def forget(self, path: str) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_any_result_store_can_serve_as_the_cache(folder: Path, decodes: list[str]) -> None:
+    store = DictStore()
+    paths = sorted(str(p) for p in folder.iterdir())
+    first = dict(lookalike.hash_files(paths, ["ahash"], workers=1, cache=store))
+    assert len(decodes) == 6 and set(store.results) == set(paths) and store.closed == 1
+    decodes.clear()
+    second = dict(lookalike.hash_files(paths, ["ahash"], workers=1, cache=store))
+    assert decodes == [] and second == first

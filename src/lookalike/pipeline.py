@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from PIL import _imaging as pillow_core
 
@@ -234,7 +234,7 @@ def hash_files(
     orientation: bool = True,
     limits: DecodeLimits = DEFAULT_LIMITS,
     dihedral: bool = False,
-    cache: HashCache | None = None,
+    cache: HashCache | ResultStore | None = None,
 ) -> Iterator[tuple[str, HashResult | ImageError]]:
     """Hash many files on all cores, yielding `(path, result or ImageError)` as each finishes.
 
@@ -243,13 +243,18 @@ def hash_files(
     OOM killer) is replaced and the files it may have taken down are run again one by one; a
     file that kills a worker on its own is reported as failed. With `cache`, a file whose path,
     size and mtime are unchanged since it was hashed with the same settings is answered from
-    the cache (`result.cached` is True) without being read.
+    the cache (`result.cached` is True) without being read. `cache` may also be any
+    `ResultStore` (an index keeping results its own way).
     """
     options = HashOptions.build(hashes, mode, orientation, limits, dihedral)
     worker_count = default_workers() if workers is None else max(1, workers)
     path_iter = (os.fspath(p) for p in paths)
-    store: ResultStore = _NoStore()
-    if cache is not None:
+    store: ResultStore
+    if cache is None:
+        store = _NoStore()
+    elif isinstance(cache, ResultStore):
+        store = cache
+    else:
         from lookalike.hash_cache import CacheSession
 
         store = CacheSession(cache, options)
@@ -262,8 +267,11 @@ def hash_files(
         store.close()
 
 
+@runtime_checkable
 class ResultStore(Protocol):
-    """Where hash_files finds results it need not compute, and keeps the ones it did."""
+    """Where hash_files finds results it need not compute, and keeps the ones it did: `lookup`
+    before a file is read (None: hash it), `store` after, `forget` when it failed, `close` at the
+    end of the run."""
 
     def lookup(self, path: str) -> HashResult | None: ...
     def store(self, path: str, result: HashResult) -> None: ...
