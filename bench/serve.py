@@ -54,10 +54,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_server(index: Path, port: int, state: Path) -> subprocess.Popen[bytes]:
+def start_server(index: Path, port: int, state: Path, workers: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "LOOKALIKE_API_KEY": KEY}
     command = [sys.executable, "-m", "lookalike", "serve", "--index", f"sqlite:///{index}",
-               "--port", str(port), "--banks-dir", str(state)]  # fmt: skip
+               "--port", str(port), "--banks-dir", str(state), "--workers", str(workers)]  # fmt: skip
     process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     import httpx
 
@@ -172,6 +172,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--max-requests", type=int, default=50_000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2, help="server processes")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "lookalike-bench")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -185,7 +186,7 @@ def main() -> None:
     index = arguments.cache / f"serve-{arguments.hashes}.db"
     words = build_index(index, arguments.hashes)
     port = free_port()
-    server = start_server(index, port, arguments.cache / f"serve-{arguments.hashes}.state")
+    server = start_server(index, port, arguments.cache / f"serve-{arguments.hashes}.state", arguments.workers)
     rows = []
     try:
         phases = [("hex PDQ search, r=31", "hex", hex_payloads(words, 2000), arguments.concurrency),
@@ -206,7 +207,8 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    print(f"\nlookalike serve, {arguments.hashes:,}-hash PDQ index, client in a second process on loopback\n")
+    print(f"\nlookalike serve --workers {arguments.workers}, {arguments.hashes:,}-hash PDQ index, "
+          "client in a second process on loopback\n")  # fmt: skip
     header = ("workload", "conc", "requests", "req/s", "p50 ms", "p99 ms", "errors", "load")
     print(f"{header[0]:<26}" + "".join(f"{h:>9}" for h in header[1:]))
     for label, concurrency, result, load in rows:
