@@ -357,6 +357,22 @@ def test_add_files_skips_unchanged_files_and_rehashes_changed_ones(
     assert entry.hashes["phash"] == lookalike.hash_file(photos[20], ["phash"])["phash"]
 
 
+def test_add_files_hashes_again_when_the_mode_changes(
+    index: Index, photos: list[Path], tmp_path: Path
+) -> None:
+    files = []
+    for path in photos[:3]:
+        files.append(tmp_path / path.name)
+        shutil.copy(path, files[-1])
+    assert index.add_files(files, hashes=["phash"], workers=1).added == 3
+    assert {state.mode for state in index.file_states([str(f) for f in files]).values()} == {"fast"}
+    exact = index.add_files(files, hashes=["phash"], workers=1, mode="exact")
+    assert exact.unchanged == 0 and exact.updated == 3
+    assert {state.mode for state in index.file_states([str(f) for f in files]).values()} == {"exact"}
+    again = index.add_files(files, hashes=["phash"], workers=1, mode="exact")
+    assert (again.updated, again.unchanged) == (0, 3)
+
+
 def test_add_files_reports_bad_files_and_keeps_going(
     index: Index, photos: list[Path], tmp_path: Path
 ) -> None:

@@ -103,6 +103,7 @@ class FileState:
     byte_size: int | None
     mtime: float | None
     algorithms: frozenset[str]
+    mode: str | None = None  # the hashing mode ("fast" / "exact") the stored hashes were made in
 
 
 @dataclass(frozen=True)
@@ -225,7 +226,7 @@ class Index(ABC):
     def file_states(self, keys: Sequence[str]) -> dict[str, FileState]:
         """Byte size, mtime and stored algorithms per known key (what `add_files` checks)."""
         return {
-            key: FileState(entry.byte_size, entry.mtime, frozenset(entry.hashes))
+            key: FileState(entry.byte_size, entry.mtime, frozenset(entry.hashes), _hash_mode(entry.metadata))
             for key, entry in self.get_many(keys).items()
         }
 
@@ -387,6 +388,11 @@ class Index(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _hash_mode(metadata: Mapping[str, Any] | None) -> str | None:
+    mode = (metadata or {}).get("mode")
+    return mode if isinstance(mode, str) else None
 
 
 DEFAULT_INDEX_URL = "sqlite:///lookalike.db"

@@ -62,6 +62,7 @@ def add_files(
             and known.byte_size == stat.st_size
             and known.mtime == stat.st_mtime
             and wanted <= known.algorithms
+            and known.mode == mode
         ):
             report = report.merge(AddReport(unchanged=1))
             done += 1

@@ -556,13 +556,14 @@ class SQLiteIndex(Index):
         for chunk in _chunks(list(keys)):
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                "SELECT e.key, e.byte_size, e.mtime, group_concat(h.algorithm, char(31)) FROM entries e"
+                "SELECT e.key, e.byte_size, e.mtime, json_extract(e.metadata, '$.mode'),"
+                " group_concat(h.algorithm, char(31)) FROM entries e"
                 f" LEFT JOIN hashes h ON h.entry_id = e.id WHERE e.key IN ({marks}) GROUP BY e.id",
                 chunk,
             )
-            for key, byte_size, mtime, algorithms in rows:
+            for key, byte_size, mtime, mode, algorithms in rows:
                 names = frozenset(algorithms.split("\x1f")) if algorithms else frozenset()
-                states[key] = FileState(byte_size, mtime, names)
+                states[key] = FileState(byte_size, mtime, names, mode if isinstance(mode, str) else None)
         return states
 
     def entries(self) -> Iterator[Entry]:
