@@ -34,7 +34,7 @@ EXPECTED_ERRORS: dict[str, type[ImageError]] = {
     "html-saved-as.jpg": UnsupportedImageError,
     "truncated.jpg": CorruptImageError,
     "progressive-truncated.jpg": CorruptImageError,
-    "bad-crc.png": ImageError,
+    "bad-crc.png": CorruptImageError,
 }
 
 

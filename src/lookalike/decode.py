@@ -191,12 +191,19 @@ def decode(
         if isinstance(data, bytes) and not data:
             raise UnsupportedImageError(label, "empty file (0 bytes)")
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Pillow warns about bombs (we apply our own limits) and about corrupt metadata it
+            # skips; neither belongs on a user's terminal.
+            warnings.simplefilter("ignore")
             try:
                 image = Image.open(stream)
             except UnidentifiedImageError:
+                kind = sniff_image_type(data[:32] if isinstance(data, bytes) else b"")
+                if kind is not None:  # the right magic bytes, but Pillow could not parse the header
+                    raise CorruptImageError(
+                        label, f"broken {kind} data (the header cannot be parsed)"
+                    ) from None
                 raise UnsupportedImageError(label, "not a recognised image format") from None
-        return _finish(image, label, orientation, draft_min_side, limits, into_scratch)
+            return _finish(image, label, orientation, draft_min_side, limits, into_scratch)
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
@@ -298,3 +305,35 @@ def _apply_orientation(image: Image.Image) -> tuple[Image.Image, bool]:
     if rotated is None:
         return image, False
     return rotated, tag in _SWAPS_AXES
+
+
+# First bytes of the image formats lookalike reads; used to tell a broken image from a non-image.
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+_ISO_BRANDS = {
+    b"heic": "HEIF",
+    b"heix": "HEIF",
+    b"mif1": "HEIF",
+    b"msf1": "HEIF",
+    b"avif": "AVIF",
+    b"avis": "AVIF",
+}
+
+
+def sniff_image_type(head: bytes) -> str | None:
+    """The image format `head` (the first bytes of a file) begins with, or None."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[4:8] == b"ftyp" and head[8:12] in _ISO_BRANDS:
+        return _ISO_BRANDS[head[8:12]]
+    for signature, name in _SIGNATURES:
+        if head.startswith(signature):
+            return name
+    return None

@@ -108,35 +108,3 @@ async def _reply(send: Send, status: int, code: str, message: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-# First bytes of the formats the service accepts; anything else is refused before decoding.
-_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
-    (0, b"\xff\xd8\xff", "JPEG"),
-    (0, b"\x89PNG\r\n\x1a\n", "PNG"),
-    (0, b"GIF87a", "GIF"),
-    (0, b"GIF89a", "GIF"),
-    (0, b"BM", "BMP"),
-    (0, b"II*\x00", "TIFF"),
-    (0, b"MM\x00*", "TIFF"),
-)
-_ISO_BRANDS = {
-    b"heic": "HEIF",
-    b"heix": "HEIF",
-    b"mif1": "HEIF",
-    b"msf1": "HEIF",
-    b"avif": "AVIF",
-    b"avis": "AVIF",
-}
-
-
-def sniff_image_type(head: bytes) -> str | None:
-    """The image format the bytes begin with, or None (the client's Content-Type is ignored)."""
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WEBP"
-    if head[4:8] == b"ftyp" and head[8:12] in _ISO_BRANDS:
-        return _ISO_BRANDS[head[8:12]]
-    for offset, signature, name in _SIGNATURES:
-        if head[offset : offset + len(signature)] == signature:
-            return name
-    return None

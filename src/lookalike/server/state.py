@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from lookalike.decode import DecodeLimits
+from lookalike.decode import DecodeLimits, sniff_image_type
 from lookalike.hash import Hash
 from lookalike.index import Index, open_index
 from lookalike.index.sqlite import sqlite_path
@@ -18,7 +18,6 @@ from lookalike.pipeline import HashResult, hash_image
 from lookalike.server.banks import BankStore
 from lookalike.server.config import ServerConfig
 from lookalike.server.errors import ApiError
-from lookalike.server.limits import sniff_image_type
 from lookalike.server.metrics import Metrics
 from lookalike.server.thumbnails import ThumbnailStore
 
