@@ -65,15 +65,37 @@ def _chdb_parts(path: Path) -> int:
     return sum(1 for part in table.iterdir() if part.is_dir() and part.name.startswith("all_"))
 
 
+def _stored_on_server(url: str) -> int:
+    try:
+        with open_index(url) as index:
+            return len(index)
+    except Exception:
+        return 0
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["sqlite", "chdb"])
-def test_kill_9_during_index_add_then_rerun_completes(folder: Path, tmp_path: Path, backend: str) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "chdb", "clickhouse-cluster"])
+def test_kill_9_during_index_add_then_rerun_completes(
+    folder: Path, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     location = tmp_path / ("index.db" if backend == "sqlite" else "chdb")
-    url = f"sqlite:///{location}" if backend == "sqlite" else f"chdb://{location}"
+    if backend == "sqlite":
+        url = f"sqlite:///{location}"
+    elif backend == "chdb":
+        url = f"chdb://{location}"
+    else:
+        url = request.getfixturevalue("clickhouse_cluster").url(
+            "crash_" + tmp_path.name[-12:].replace("-", "_")
+        )
     adder = _index_add(folder, url)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and adder.poll() is None:
-        progressed = _stored_sqlite(location) >= 2000 if backend == "sqlite" else _chdb_parts(location) >= 2
+        if backend == "sqlite":
+            progressed = _stored_sqlite(location) >= 2000
+        elif backend == "chdb":
+            progressed = _chdb_parts(location) >= 2
+        else:
+            progressed = _stored_on_server(url) >= 2000
         if progressed:
             break
         time.sleep(0.2)
