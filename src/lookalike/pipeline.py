@@ -20,6 +20,7 @@ from lookalike.decode import DEFAULT_LIMITS, DecodeLimits, ImageSource, decode, 
 from lookalike.errors import ImageError, LookalikeError
 from lookalike.hash import Hash
 from lookalike.prepare import ImageView, Mode
+from lookalike.trim import trimmed_view
 
 DEFAULT_HASHES: tuple[str, ...] = ("ahash", "colorhash")
 HashNames = str | Sequence[str | HashSpec]
@@ -70,6 +71,7 @@ class HashOptions:
     orientation: bool = True
     limits: DecodeLimits = DEFAULT_LIMITS
     dihedral: bool = False
+    trim: bool = False  # hash the image without its uniform borders (lookalike.trim)
 
     @classmethod
     def build(
@@ -79,6 +81,7 @@ class HashOptions:
         orientation: bool = True,
         limits: DecodeLimits = DEFAULT_LIMITS,
         dihedral: bool = False,
+        trim: bool = False,
     ) -> HashOptions:
         if mode not in ("fast", "exact"):
             raise LookalikeError(f"mode must be 'fast' or 'exact', not {mode!r}")
@@ -87,7 +90,7 @@ class HashOptions:
         names = tuple(str(item).strip() if isinstance(item, str) else item.key for item in items)
         by_key = {spec.key: spec for spec in specs}
         ordered = tuple(by_key[parse_specs([name])[0].key] for name in names)
-        return cls(ordered, names, mode, orientation, limits, dihedral)
+        return cls(ordered, names, mode, orientation, limits, dihedral, trim)
 
     @property
     def working_side(self) -> int:
@@ -117,6 +120,8 @@ def _hash_decoded_source(
         source, orientation=options.orientation, draft_min_side=draft, limits=options.limits, name=name
     )
     view = ImageView(decoded, options.mode, options.working_side)
+    if options.trim:
+        view = trimmed_view(view)
     try:
         hashes = compute_hashes(view, options)
     except LookalikeError:
@@ -134,6 +139,7 @@ def hash_image(
     orientation: bool = True,
     limits: DecodeLimits = DEFAULT_LIMITS,
     dihedral: bool = False,
+    trim: bool = False,
 ) -> HashResult:
     """Hash a Pillow image, bytes, a file object or a path: `{name: Hash}` for each name asked.
 
@@ -141,7 +147,7 @@ def hash_image(
     ignores EXIF orientation); `mode="fast"` (default) decodes JPEGs at reduced scale and differs
     from exact by a bit or two at most.
     """
-    options = HashOptions.build(hashes, mode, orientation, limits, dihedral)
+    options = HashOptions.build(hashes, mode, orientation, limits, dihedral, trim)
     return _hash_decoded_source(image, options, None, None, None)
 
 
@@ -153,9 +159,10 @@ def hash_file(
     orientation: bool = True,
     limits: DecodeLimits = DEFAULT_LIMITS,
     dihedral: bool = False,
+    trim: bool = False,
 ) -> HashResult:
     """Hash one file; the result also carries its sha256, byte size, width, height and format."""
-    return _hash_path(os.fspath(path), HashOptions.build(hashes, mode, orientation, limits, dihedral))
+    return _hash_path(os.fspath(path), HashOptions.build(hashes, mode, orientation, limits, dihedral, trim))
 
 
 def _hash_path(path: str, options: HashOptions) -> HashResult:
@@ -194,6 +201,7 @@ def hash_files(
     orientation: bool = True,
     limits: DecodeLimits = DEFAULT_LIMITS,
     dihedral: bool = False,
+    trim: bool = False,
 ) -> Iterator[tuple[str, HashResult | ImageError]]:
     """Hash many files on all cores, yielding `(path, result or ImageError)` as each finishes.
 
@@ -201,7 +209,7 @@ def hash_files(
     is. A worker that crashes (a decoder bug on hostile bytes) is replaced; the file that crashed
     it twice is reported as failed.
     """
-    options = HashOptions.build(hashes, mode, orientation, limits, dihedral)
+    options = HashOptions.build(hashes, mode, orientation, limits, dihedral, trim)
     worker_count = default_workers() if workers is None else max(1, workers)
     path_iter = (os.fspath(p) for p in paths)
     if worker_count == 1:

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from lookalike.cli import compare_cmd, hash_cmd
+from lookalike.cli import bench_cmd, compare_cmd, hash_cmd
 from lookalike.cli.output import report_error
 from lookalike.errors import LookalikeError
 
@@ -20,6 +20,7 @@ app = typer.Typer(
 )
 app.command("hash")(hash_cmd.hash_command)
 app.command("compare")(compare_cmd.compare_command)
+app.add_typer(bench_cmd.bench_app)
 
 
 def main() -> None:
