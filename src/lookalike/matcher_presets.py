@@ -28,6 +28,11 @@ class Preset:
             out.append((algorithm.strip(), int(limit)))
         return out
 
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        """The hashes to compute for this preset, in rule order."""
+        return tuple(dict.fromkeys(algorithm for algorithm, _ in self.clauses))
+
 
 PRESETS: dict[str, Preset] = {
     "near-duplicate": Preset("near-duplicate", "phash:16 <= 60", dihedral=True),

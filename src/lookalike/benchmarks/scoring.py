@@ -112,6 +112,7 @@ class Scorer:
 
     name: str
     terms: tuple[tuple[str, float], ...]  # (source, limit); a single term with limit 1 is a plain distance
+    require_all: bool = False  # "and" of the terms (the largest scaled distance) instead of "or"
 
     @classmethod
     def single(cls, name: str, source: str | None = None) -> Scorer:
@@ -121,7 +122,12 @@ class Scorer:
         score: npt.NDArray[np.float32] | None = None
         for source, limit in self.terms:
             scaled = cache.get(source).astype(np.float32) / np.float32(limit)
-            score = scaled if score is None else np.minimum(score, scaled, out=score)
+            if score is None:
+                score = scaled
+            elif self.require_all:
+                np.maximum(score, scaled, out=score)
+            else:
+                np.minimum(score, scaled, out=score)
         assert score is not None
         return score
 
