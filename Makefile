@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 SAMPLES := tests/fixtures/photos
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest fuzz bench-search clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,15 @@ pytest: $(VENV)/.installed-test
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
+
+# The decode + hash fuzzing properties of the test suite, run for much longer.
+fuzz: $(VENV)/.installed-test
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-5000} $(BIN)/pytest -q tests/test_fuzz_decode.py -p no:warnings
+
+# Search benchmark against NumPy brute force and FAISS (SCALE=1 is the full 10M-hash run).
+bench-search: $(VENV)/.installed-test
+	$(PIP) install -e '.[test,faiss]'
+	$(BIN)/python bench/search.py --scale $${SCALE:-0.1}
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from clickhouse_cluster import Cluster, Unavailable
 
 FIXTURES = Path(__file__).parent / "fixtures"
 COMMITTED_PHOTOS = sorted(p for p in (FIXTURES / "photos").iterdir() if p.suffix in {".jpg", ".png", ".webp"})
@@ -30,3 +33,17 @@ def photos() -> list[Path]:
 @pytest.fixture(scope="session")
 def photo() -> Path:
     return COMMITTED_PHOTOS[5]
+
+
+@pytest.fixture(scope="session")
+def clickhouse_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Two clickhouse-server processes on loopback as a 2-shard cluster, stopped at the end
+    (also when tests fail). Skipped, with the reason, only where no server can be installed."""
+    try:
+        cluster = Cluster.start(tmp_path_factory.mktemp("clickhouse-cluster"))
+    except Unavailable as exc:
+        pytest.skip(f"no ClickHouse server: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

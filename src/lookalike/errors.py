@@ -54,3 +54,11 @@ class UnknownAlgorithmError(LookalikeError, ValueError):
 
 class IndexStoreError(LookalikeError):
     """An index could not be opened, read or written."""
+
+
+class MissingVariantsError(LookalikeError, ValueError):
+    """A dihedral search was asked for with a query hash that carries no rotation/flip variants."""
+
+
+class MatcherSyntaxError(LookalikeError, ValueError):
+    """A matcher rule such as "phash <= 8 and colorhash <= 6" could not be parsed."""

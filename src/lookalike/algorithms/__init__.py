@@ -6,6 +6,7 @@ from lookalike.algorithms import (  # noqa: F401  (importing registers each fami
     crop_resistant,
     crop_variants,
     difference,
+    pdq,
     perceptual,
     trimmed,
     wavelet,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from lookalike.algorithms.contrast import thumbnail_quality
 from lookalike.algorithms.dihedral import DIHEDRAL_TRANSFORMS
 from lookalike.algorithms.registry import Algorithm, register
 from lookalike.hash import Hash
@@ -24,7 +25,8 @@ def average_bits(pixels: npt.NDArray[np.uint8], mean: MeanFn = np.mean) -> npt.N
 
 
 def _compute(view: ImageView, hash_size: int) -> Hash:
-    return Hash.from_bits(average_bits(view.gray(hash_size, hash_size)))
+    pixels = view.gray(hash_size, hash_size)
+    return Hash.from_bits(average_bits(pixels), thumbnail_quality(pixels))
 
 
 def _dihedral(view: ImageView, hash_size: int) -> list[Hash]:
@@ -45,6 +47,8 @@ AHASH = register(
         working_side=lambda n: max(128, 16 * n),
         max_distance=lambda n: max(1, round(n * n * 10 / 64)),
         dihedral=_dihedral,
+        has_quality=True,
+        min_quality=50,
         aliases=("average_hash", "average"),
     )
 )

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from lookalike.algorithms.contrast import thumbnail_quality
 from lookalike.algorithms.dihedral import DIHEDRAL_TRANSFORMS, SWAPS_AXES
 from lookalike.algorithms.registry import Algorithm, register
 from lookalike.hash import Hash
@@ -34,11 +35,13 @@ def _tall(view: ImageView, n: int) -> npt.NDArray[np.uint8]:
 
 
 def _horizontal(view: ImageView, n: int) -> Hash:
-    return Hash.from_bits(difference_bits(_wide(view, n)))
+    pixels = _wide(view, n)
+    return Hash.from_bits(difference_bits(pixels), thumbnail_quality(pixels))
 
 
 def _vertical(view: ImageView, n: int) -> Hash:
-    return Hash.from_bits(difference_vertical_bits(_tall(view, n)))
+    pixels = _tall(view, n)
+    return Hash.from_bits(difference_vertical_bits(pixels), thumbnail_quality(pixels))
 
 
 def _horizontal_dihedral(view: ImageView, n: int) -> list[Hash]:
@@ -75,6 +78,8 @@ DHASH = register(
         working_side=lambda n: max(128, 16 * n),
         max_distance=_common,
         dihedral=_horizontal_dihedral,
+        has_quality=True,
+        min_quality=50,
         aliases=("difference_hash",),
     )
 )
@@ -91,5 +96,7 @@ DHASH_VERTICAL = register(
         working_side=lambda n: max(128, 16 * n),
         max_distance=_common,
         dihedral=_vertical_dihedral,
+        has_quality=True,
+        min_quality=50,
     )
 )

@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.fftpack
 
+from lookalike.algorithms.contrast import thumbnail_quality
 from lookalike.algorithms.dihedral import dct_dihedral
 from lookalike.algorithms.registry import Algorithm, register
 from lookalike.hash import Hash
@@ -50,7 +51,8 @@ def _dct(view: ImageView, hash_size: int) -> npt.NDArray[np.float64]:
 
 
 def _compute(view: ImageView, hash_size: int) -> Hash:
-    return Hash.from_bits(perceptual_bits_from_dct(_dct(view, hash_size), hash_size))
+    bits = perceptual_bits_from_dct(_dct(view, hash_size), hash_size)
+    return Hash.from_bits(bits, thumbnail_quality(_pixels(view, hash_size)))
 
 
 def _dihedral(view: ImageView, hash_size: int) -> list[Hash]:
@@ -63,7 +65,8 @@ def _dihedral(view: ImageView, hash_size: int) -> list[Hash]:
 
 
 def _compute_simple(view: ImageView, hash_size: int) -> Hash:
-    return Hash.from_bits(perceptual_simple_bits(_pixels(view, hash_size), hash_size))
+    pixels = _pixels(view, hash_size)
+    return Hash.from_bits(perceptual_simple_bits(pixels, hash_size), thumbnail_quality(pixels))
 
 
 def _max_distance(n: int) -> int:
@@ -82,6 +85,8 @@ PHASH = register(
         working_side=lambda n: max(128, 16 * n),
         max_distance=_max_distance,
         dihedral=_dihedral,
+        has_quality=True,
+        min_quality=50,
         aliases=("perceptual_hash",),
     )
 )
@@ -97,5 +102,7 @@ PHASH_SIMPLE = register(
         compute=_compute_simple,
         working_side=lambda n: max(128, 16 * n),
         max_distance=_max_distance,
+        has_quality=True,
+        min_quality=50,
     )
 )

@@ -2,9 +2,10 @@
 
 An `Algorithm` carries everything the rest of lookalike needs to know, so the pipeline, the index
 and the matcher never special-case one: its bit length, the working resolution it needs in fast
-mode, its dihedral (rotation/flip) variants, whether it has a quality score, and its default
-"same picture" threshold. A `HashSpec` is an algorithm with its size parameter, written
-`"phash"` or `"phash:16"` (hash size, or colorhash's bin bits, after a colon).
+mode, its dihedral (rotation/flip) variants, whether it has a quality score (and below which
+quality its hashes are unreliable), and its default "same picture" threshold. A `HashSpec` is an
+algorithm with its size parameter, written `"phash"` or `"phash:16"` (hash size, or colorhash's
+bin bits, after a colon).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Algorithm:
     max_distance: Callable[[int], int]  # default "same picture" threshold
     dihedral: DihedralFn | None = None
     has_quality: bool = False
+    min_quality: int = 0  # hashes whose quality is below this are flagged unreliable (lookalike.quality)
     multi: bool = False  # returns a MultiHash (crop-resistant)
     aliases: tuple[str, ...] = field(default_factory=tuple)
 

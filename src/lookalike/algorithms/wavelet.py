@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import pywt
 
+from lookalike.algorithms.contrast import contrast_quality
 from lookalike.algorithms.dihedral import DIHEDRAL_TRANSFORMS
 from lookalike.algorithms.registry import Algorithm, register
 from lookalike.hash import Hash
@@ -46,6 +47,13 @@ def wavelet_bits(low: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
     return np.asarray(low > np.median(low))
 
 
+def wavelet_quality(low: npt.NDArray[np.float64], image_scale: int, hash_size: int) -> int:
+    """Contrast quality of the LL band: at decomposition level L its coefficients are local means of
+    pixels / 255 times 2**L, so the band's spread in grey levels is std * 255 / 2**L."""
+    level = int(np.log2(image_scale)) - int(np.log2(hash_size))
+    return contrast_quality(float(np.std(low)) * 255.0 / (1 << level))
+
+
 def _scale(view: ImageView, hash_size: int) -> int:
     width, height = view.size
     return natural_scale(width, height, hash_size)
@@ -59,8 +67,13 @@ def _low_band(view: ImageView, hash_size: int, wavelet: str) -> npt.NDArray[np.f
     return view.memo(("whash-ll", hash_size, wavelet), compute)
 
 
+def _hash(view: ImageView, hash_size: int, wavelet: str) -> Hash:
+    low = _low_band(view, hash_size, wavelet)
+    return Hash.from_bits(wavelet_bits(low), wavelet_quality(low, _scale(view, hash_size), hash_size))
+
+
 def _haar(view: ImageView, hash_size: int) -> Hash:
-    return Hash.from_bits(wavelet_bits(_low_band(view, hash_size, "haar")))
+    return _hash(view, hash_size, "haar")
 
 
 def _haar_dihedral(view: ImageView, hash_size: int) -> list[Hash]:
@@ -70,7 +83,7 @@ def _haar_dihedral(view: ImageView, hash_size: int) -> list[Hash]:
 
 
 def _db4(view: ImageView, hash_size: int) -> Hash:
-    return Hash.from_bits(wavelet_bits(_low_band(view, hash_size, "db4")))
+    return _hash(view, hash_size, "db4")
 
 
 def _db4_nbits(hash_size: int) -> int:
@@ -98,6 +111,8 @@ WHASH = register(
         working_side=lambda n: max(256, 16 * n),
         max_distance=lambda n: max(1, round(n * n * 10 / 64)),
         dihedral=_haar_dihedral,
+        has_quality=True,
+        min_quality=50,
         aliases=("whash_haar", "wavelet_hash"),
     )
 )
@@ -113,5 +128,7 @@ WHASH_DB4 = register(
         compute=_db4,
         working_side=lambda n: max(256, 16 * n),
         max_distance=lambda n: max(1, round(_db4_nbits(n) * 10 / 64)),
+        has_quality=True,
+        min_quality=50,
     )
 )

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from lookalike.cli.output import stderr
-from lookalike.errors import ImageError
+from lookalike.errors import ImageError, LookalikeError
+from lookalike.index.base import Index
 from lookalike.pipeline import DEFAULT_HASHES
 from lookalike.prepare import Mode
 
@@ -72,3 +73,36 @@ def print_summary(
 
 def _reason_class(reason: str) -> str:
     return reason.split(" (", 1)[0]
+
+
+IndexUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--index",
+        "-i",
+        envvar="LOOKALIKE_INDEX",
+        help="Index URL: sqlite:///path.db (default ./lookalike.db), chdb:///dir, "
+        "clickhouse://user:pass@host:port/db[?cluster=NAME].",
+        show_default=False,
+    ),
+]
+Preset = Annotated[
+    str | None,
+    typer.Option("--preset", help="A matcher preset (exact-duplicate, near-duplicate, similar) or a rule."),
+]
+Dihedral = Annotated[bool, typer.Option("--dihedral", help="Also match rotated and flipped copies.")]
+
+
+def open_index_or_exit(url: str | None) -> Index:
+    """Open the index; a bad URL or an unreachable server is a usage error (exit 2)."""
+    from lookalike.index import open_index
+
+    try:
+        return open_index(url)
+    except LookalikeError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--index") from None
+
+
+def parse_hash_names(text: str | None, default: tuple[str, ...]) -> list[str]:
+    names = [part.strip() for part in (text or "").split(",") if part.strip()]
+    return names or list(default)

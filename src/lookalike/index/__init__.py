@@ -4,6 +4,7 @@ from lookalike.index.base import (
     DEFAULT_INDEX_URL,
     AddReport,
     Entry,
+    FileState,
     Group,
     Index,
     IndexItem,
@@ -11,4 +12,14 @@ from lookalike.index.base import (
     open_index,
 )
 
-__all__ = ["DEFAULT_INDEX_URL", "AddReport", "Entry", "Group", "Index", "IndexItem", "Match", "open_index"]
+__all__ = [
+    "DEFAULT_INDEX_URL",
+    "AddReport",
+    "Entry",
+    "FileState",
+    "Group",
+    "Index",
+    "IndexItem",
+    "Match",
+    "open_index",
+]

@@ -15,11 +15,19 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
+
+import numpy as np
+import numpy.typing as npt
 
 from lookalike.hash import Hash
+from lookalike.pipeline import DEFAULT_HASHES, HashNames
+from lookalike.prepare import Mode
+
+if TYPE_CHECKING:
+    from lookalike.matcher import Matcher, Verdict
 
 
 @dataclass(frozen=True)
@@ -69,12 +77,56 @@ class Match:
 
 @dataclass(frozen=True)
 class AddReport:
-    """What an add did: new keys, changed keys, unchanged keys, and failures (key, reason)."""
+    """What an add did: new keys, changed keys, unchanged keys, failures (key, reason), and
+    `same_bytes`: (key, existing key) for items skipped because their sha256 is already stored."""
 
     added: int = 0
     updated: int = 0
     unchanged: int = 0
     failed: tuple[tuple[str, str], ...] = ()
+    same_bytes: tuple[tuple[str, str], ...] = ()
+
+    def merge(self, other: AddReport) -> AddReport:
+        return AddReport(
+            self.added + other.added,
+            self.updated + other.updated,
+            self.unchanged + other.unchanged,
+            self.failed + other.failed,
+            self.same_bytes + other.same_bytes,
+        )
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What the index remembers about a file: enough to tell whether it must be hashed again."""
+
+    byte_size: int | None
+    mtime: float | None
+    algorithms: frozenset[str]
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """What `lookalike index stats` shows: entries, hashes and flagged hashes per algorithm, disk use."""
+
+    entries: int
+    hashes: Mapping[str, int]
+    flagged: Mapping[str, int]
+    nbits: Mapping[str, int]
+    disk_bytes: int | None
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Pairs of stored entries (by entry id) with their distance, and the entries involved."""
+
+    first: npt.NDArray[np.int64]
+    second: npt.NDArray[np.int64]
+    distances: npt.NDArray[np.int64]
+    entries: Mapping[int, Entry]
+
+    def __len__(self) -> int:
+        return len(self.first)
 
 
 @dataclass(frozen=True)
@@ -102,6 +154,52 @@ class Index(ABC):
     def add(self, items: Iterable[IndexItem | tuple[str, Mapping[str, Hash]]]) -> AddReport:
         """Store items; an existing key is updated, a known sha256 under a new key is skipped."""
 
+    def add_files(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        hashes: HashNames = DEFAULT_HASHES,
+        *,
+        workers: int | None = None,
+        mode: Mode = "fast",
+        progress: Callable[[int, int], None] | None = None,
+    ) -> AddReport:
+        """Hash files on all cores and add them under their absolute paths.
+
+        A file whose size and mtime match its entry, and whose entry already holds every
+        requested hash, is skipped without being read: the index is the hash cache.
+        `progress(done, total)` is called as files finish.
+
+        >>> index.add_files(["a.jpg", "b.jpg"], hashes=["phash", "colorhash"])
+        AddReport(added=2, updated=0, unchanged=0, failed=(), same_bytes=())
+        """
+        from lookalike.index.files import add_files
+
+        return add_files(self, paths, hashes, workers=workers, mode=mode, progress=progress)
+
+    def add_words(
+        self,
+        keys: Sequence[str],
+        algorithm: str,
+        words: npt.NDArray[np.uint64],
+        nbits: int,
+        quality: Sequence[int | None] | None = None,
+    ) -> AddReport:
+        """Add one algorithm's hashes given as an (n, words) uint64 array (big-endian words, as
+        `Hash.words()`): the fast path for large hash lists. Backends may override it."""
+        rows = np.asarray(words, dtype=np.uint64).reshape(len(keys), -1)
+        items = [
+            (
+                key,
+                {
+                    algorithm: Hash.from_words(row, nbits).with_quality(
+                        None if quality is None else quality[i]
+                    )
+                },
+            )
+            for i, (key, row) in enumerate(zip(keys, rows, strict=True))
+        ]
+        return self.add(items)
+
     @abstractmethod
     def remove(self, keys: Iterable[str]) -> int:
         """Delete entries by key; returns how many existed."""
@@ -109,6 +207,22 @@ class Index(ABC):
     # ----- reading -------------------------------------------------------------------------------
     @abstractmethod
     def get(self, key: str) -> Entry | None: ...
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Entry]:
+        """Entries by key (missing keys are left out)."""
+        found = {}
+        for key in keys:
+            entry = self.get(key)
+            if entry is not None:
+                found[key] = entry
+        return found
+
+    def file_states(self, keys: Sequence[str]) -> dict[str, FileState]:
+        """Byte size, mtime and stored algorithms per known key (what `add_files` checks)."""
+        return {
+            key: FileState(entry.byte_size, entry.mtime, frozenset(entry.hashes))
+            for key, entry in self.get_many(keys).items()
+        }
 
     @abstractmethod
     def entries(self) -> Iterator[Entry]: ...
@@ -189,9 +303,75 @@ class Index(ABC):
         """The exact `k` nearest stored hashes for each query, sorted by (distance, key)."""
 
     @abstractmethod
-    def duplicates(self, algorithm: str, max_distance: int, *, strict: bool = False) -> list[Group]:
-        """Groups of near-duplicates: connected components of the "within r" graph, or with
-        `strict=True`, groups whose every member is within r of the group's centre."""
+    def algorithm_bits(self) -> dict[str, int]:
+        """Every stored algorithm and its hash length in bits."""
+
+    @abstractmethod
+    def pairs(self, algorithm: str, max_distance: int, *, include_flagged: bool = False) -> Pairs:
+        """Every pair of stored entries whose `algorithm` hashes are within `max_distance`."""
+
+    def duplicates(
+        self,
+        algorithm: str,
+        max_distance: int,
+        *,
+        strict: bool = False,
+        include_flagged: bool = False,
+        matcher: Matcher | str | None = None,
+    ) -> list[Group]:
+        """Groups of near-duplicates, best copy first: connected components of the "within r"
+        graph, or with `strict=True`, groups whose every member is within r of the group's centre.
+
+        With `matcher` (a rule or preset), pairs must satisfy the rule instead; `algorithm` and
+        `max_distance` are then ignored (the rule says which hashes and thresholds apply).
+
+        >>> for group in index.duplicates("phash", 6):
+        ...     keep, *others = group.members
+        """
+        from lookalike.dedupe import group_pairs, matching_pairs
+
+        if matcher is not None:
+            found = matching_pairs(self, matcher, include_flagged=include_flagged)
+        else:
+            found = self.pairs(algorithm, max_distance, include_flagged=include_flagged)
+        return group_pairs(found.first, found.second, found.distances, found.entries, strict=strict)
+
+    def match(
+        self,
+        hashes: Mapping[str, Any],
+        matcher: Matcher | str = "near-duplicate",
+        *,
+        dihedral: bool = False,
+        include_flagged: bool = False,
+    ) -> list[Verdict]:
+        """Stored images that `matcher` (a `Matcher`, a rule or a preset name) accepts for the
+        query's hashes, sorted by (score, key). Candidates come from the most selective hash's
+        exact range search; the rule then decides on every hash it names.
+
+        >>> upload = lookalike.hash_file("upload.jpg", ["phash", "colorhash"])
+        >>> index.match(upload, "phash <= 8 and colorhash <= 6")
+        [Verdict(key='/photos/cat.jpg', distances={'phash': 2, 'colorhash': 0}, score=2, variant=0)]
+        """
+        from lookalike.matcher import match_in_index
+
+        return match_in_index(self, hashes, matcher, dihedral=dihedral, include_flagged=include_flagged)
+
+    def stats(self) -> IndexStats:
+        """Counts per algorithm (hashes, flagged hashes) and bytes on disk."""
+        hashes: dict[str, int] = {}
+        flagged: dict[str, int] = {}
+        count = 0
+        for entry in self.entries():
+            count += 1
+            for name in entry.hashes:
+                hashes[name] = hashes.get(name, 0) + 1
+            for name in entry.flagged:
+                flagged[name] = flagged.get(name, 0) + 1
+        return IndexStats(count, hashes, flagged, self.algorithm_bits(), self.disk_bytes())
+
+    def disk_bytes(self) -> int | None:
+        """Bytes the index occupies on disk, if the backend can tell."""
+        return None
 
     # ----- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:  # noqa: B027 - optional for backends with nothing to release

@@ -1,0 +1,179 @@
+"""`lookalike dupes`: near-duplicate groups of a folder or an index, a review page, safe actions."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lookalike import actions
+from lookalike.algorithms import parse_spec
+from lookalike.cli import options
+from lookalike.cli.index_cmd import print_add_report
+from lookalike.cli.output import emit_json, emit_line, progress_bar, report_error, stderr
+from lookalike.discover import SkippedPath, iter_image_paths
+from lookalike.index.base import Group, Index
+from lookalike.matcher import Matcher, default_index_hashes
+from lookalike.report import write_report
+
+
+def dupes_command(
+    folders: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Folders (or files) to check; or use --index.", show_default=False),
+    ] = None,
+    index_url: options.IndexUrl = None,
+    preset: options.Preset = None,
+    max_distance: Annotated[
+        int | None,
+        typer.Option("--max-distance", "-r", min=0, help="Group by one hash within R bits instead."),
+    ] = None,
+    hashes: Annotated[
+        str | None, typer.Option("--hashes", help="With --max-distance: the hash to compare (default phash).")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Every member within the distance of its group's centre.")
+    ] = False,
+    recursive: options.Recursive = True,
+    json_output: options.Json = False,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write a review page (self-contained HTML).")
+    ] = None,
+    action: Annotated[
+        str, typer.Option("--action", help="report (default), move, delete or hardlink the copies.")
+    ] = "report",
+    dest: Annotated[
+        Path | None, typer.Option("--dest", help="Where `--action move` puts the copies.")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Really act; without it actions are a dry run.")] = False,
+    log: Annotated[Path, typer.Option("--log", help="Where actions are logged.")] = Path(
+        "lookalike-actions.log"
+    ),
+    workers: options.Workers = None,
+    mode: options.ModeOption = "fast",
+    progress: options.ShowProgress = True,
+    fail_on_match: Annotated[
+        bool, typer.Option("--fail-on-match", help="Exit 1 if any group was found.")
+    ] = False,
+) -> None:
+    """Groups of near-duplicate images, best copy first (most pixels, then largest file, then oldest).
+
+    Example:
+
+        lookalike dupes ~/Pictures --html review.html
+        lookalike dupes --index photos.db --preset exact-duplicate --action move --dest /tmp/d --yes
+    """
+    hash_mode = options.check_mode(mode)
+    if action not in ("report", *actions.ACTIONS):
+        raise typer.BadParameter("--action must be report, move, delete or hardlink")
+    if action == "move" and dest is None:
+        raise typer.BadParameter("--action move needs --dest DIR")
+    if max_distance is not None and preset is not None:
+        raise typer.BadParameter("use one of --max-distance and --preset")
+    if not folders and index_url is None and not os.path.exists("lookalike.db"):
+        raise typer.BadParameter("give folders to check, or an index with --index")
+    rule = None if max_distance is not None else Matcher.parse(preset or "near-duplicate")
+    algorithm = parse_spec((hashes or "phash").split(",")[0]).key
+    needed = list(rule.algorithms) if rule else [algorithm]
+    failed = False
+    with _index_for(folders, index_url) as index:
+        if folders:
+            failed = _index_folders(index, folders, needed, recursive, workers, hash_mode, progress)
+        if rule is not None:
+            groups = index.duplicates(needed[0], 0, strict=strict, matcher=rule)
+        else:
+            groups = index.duplicates(algorithm, max_distance or 0, strict=strict)
+    _print_groups(groups, json_output)
+    if html is not None:
+        stderr.print(f"review page: {write_report(groups, html)}")
+    if action != "report":
+        failed = _act(groups, action, dest, yes, log) or failed
+    if failed or (fail_on_match and groups):
+        raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _index_for(folders: list[Path] | None, url: str | None) -> Iterator[Index]:
+    """The index to use: the one named, else a temporary one for the folders."""
+    if url is not None or not folders:
+        with options.open_index_or_exit(url) as index:
+            yield index
+        return
+    with (
+        tempfile.TemporaryDirectory(prefix="lookalike-dupes-") as folder,
+        options.open_index_or_exit(f"sqlite:///{folder}/dupes.db") as index,
+    ):
+        yield index
+
+
+def _index_folders(
+    index: Index, folders: list[Path], names: list[str], recursive: bool, workers: int | None, mode: str,
+    progress: bool,
+) -> bool:  # fmt: skip
+    skipped: list[SkippedPath] = []
+    files = list(iter_image_paths(folders, recursive=recursive, on_skip=skipped.append))
+    for skip in skipped:
+        report_error(f"{skip.path}: {skip.reason}")
+    wanted = list(dict.fromkeys([*names, *default_index_hashes()]))
+    with progress_bar("indexing", len(files), enabled=progress and len(files) > 1) as bar:
+        task = bar.task_ids[0]
+        report = index.add_files(
+            files, wanted, workers=workers, mode=mode,  # type: ignore[arg-type]
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )  # fmt: skip
+    print_add_report(report, json_output=False)
+    return bool(report.failed or skipped)
+
+
+def _print_groups(groups: list[Group], json_output: bool) -> None:
+    for number, group in enumerate(groups, start=1):
+        best = group.best.key
+        if json_output:
+            emit_json(
+                {
+                    "group": number,
+                    "members": [
+                        {
+                            "path": entry.metadata.get("path", entry.key) if entry.metadata else entry.key,
+                            "key": entry.key,
+                            "best": entry.key == best,
+                            "width": entry.width,
+                            "height": entry.height,
+                            "bytes": entry.byte_size,
+                        }
+                        for entry in group.members
+                    ],
+                }
+            )
+            continue
+        emit_line(f"group {number}: {len(group.members)} images")
+        for entry in group.members:
+            size = f"{entry.width}x{entry.height}" if entry.width else "?"
+            mark = "best" if entry.key == best else "    "
+            emit_line(f"  {mark}  {entry.key}  {size}  {entry.byte_size or 0:,} bytes")
+    if not json_output:
+        files = sum(len(g.members) for g in groups)
+        stderr.print(f"{len(groups)} groups, {files} images in them")
+
+
+def _act(groups: list[Group], action: str, dest: Path | None, yes: bool, log: Path) -> bool:
+    steps = actions.plan(groups, action, dest)  # type: ignore[arg-type]
+    if not yes:
+        for step in steps:
+            stderr.print(f"would {actions.describe(step)}")
+        stderr.print(f"dry run: {len(steps)} steps; add --yes to carry them out (logged to {log})")
+        return False
+    failures = 0
+    for result in actions.execute(steps, log):
+        if result.ok:
+            stderr.print(f"{actions.describe(result.step)}{': ' + result.message if result.message else ''}")
+        else:
+            failures += 1
+            report_error(f"{result.step.path}: {result.message}")
+    stderr.print(f"{len(steps) - failures} done, {failures} failed; log: {log}")
+    return failures > 0

@@ -1,0 +1,62 @@
+"""`lookalike serve`: run the HTTP API and web page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lookalike.cli import options
+from lookalike.cli.output import stderr
+
+
+def serve_command(
+    index_url: options.IndexUrl = None,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.", min=1, max=65535)] = 8000,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option("--api-key-file", help="File with API keys, one per line (or LOOKALIKE_API_KEY)."),
+    ] = None,
+    private_reads: Annotated[
+        bool, typer.Option("--private-reads", help="Require the API key for searches and reads too.")
+    ] = False,
+    max_upload_mb: Annotated[
+        float, typer.Option("--max-upload-mb", min=0.01, help="Upload size limit.")
+    ] = 20.0,
+    banks_dir: Annotated[
+        Path | None, typer.Option("--banks-dir", help="Where banks and thumbnails live.")
+    ] = None,
+    thumbnails_from_paths: Annotated[
+        bool,
+        typer.Option("--thumbnails-from-paths", help="Let the page preview files the index holds by path."),
+    ] = False,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs) and the web page on one port.
+
+    Example:
+
+        LOOKALIKE_API_KEY=$(openssl rand -hex 24) lookalike serve --index sqlite:///photos.db --port 8000
+    """
+    import uvicorn
+
+    from lookalike.server import ServerConfig, create_app
+    from lookalike.server.config import read_keys
+
+    keys = read_keys(None, api_key_file) if api_key_file else None
+    config = ServerConfig.from_environment(
+        index_url=index_url,
+        api_keys=keys,
+        public_reads=not private_reads,
+        max_upload_bytes=int(max_upload_mb * (1 << 20)),
+        banks_dir=str(banks_dir) if banks_dir else None,
+        thumbnails_from_paths=thumbnails_from_paths,
+    )
+    if config.generated_key:
+        stderr.print(f"no API key configured; writes need this one (this run only): {config.api_keys[0]}")
+    app = create_app(config)
+    stderr.print(
+        f"lookalike serving {app.state.service.index.url} on http://{host}:{port}/ (API docs: /docs)"
+    )
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_keep_alive=5)

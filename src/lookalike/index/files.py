@@ -1,0 +1,103 @@
+"""Backend-neutral `add_files`: hash files in parallel and add them, skipping unchanged ones.
+
+The hash cache lives in the index: a file whose (absolute path, byte size, mtime) match its entry
+and whose entry already holds every requested hash is not read again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from lookalike.errors import ImageError, UnknownAlgorithmError
+from lookalike.hash import Hash
+from lookalike.pipeline import DEFAULT_HASHES, HashNames, HashOptions, hash_files
+from lookalike.prepare import Mode
+
+if TYPE_CHECKING:
+    from lookalike.index.base import AddReport, Index, IndexItem
+
+Progress = Callable[[int, int], None]  # (files done, files in total)
+ADD_BATCH = 256
+
+
+def add_files(
+    index: Index,
+    paths: Iterable[str | os.PathLike[str]],
+    hashes: HashNames = DEFAULT_HASHES,
+    *,
+    workers: int | None = None,
+    mode: Mode = "fast",
+    progress: Progress | None = None,
+) -> AddReport:
+    """Hash `paths` (keys are absolute paths) and add them; see `Index.add_files`."""
+    from lookalike.index.base import AddReport, IndexItem
+
+    options = HashOptions.build(hashes, mode)
+    for spec in options.specs:
+        if spec.algorithm.multi:
+            raise UnknownAlgorithmError(
+                f"{spec.key} gives several hashes per image and cannot be indexed yet"
+            )
+    wanted = frozenset(spec.key for spec in options.specs)
+    absolute = list(dict.fromkeys(os.path.abspath(os.fspath(p)) for p in paths))
+    total = len(absolute)
+    states = index.file_states(absolute)
+    report = AddReport()
+    failed: list[tuple[str, str]] = []
+    stats: dict[str, os.stat_result] = {}
+    to_hash: list[str] = []
+    done = 0
+    for path in absolute:
+        try:
+            stat = os.stat(path)
+        except OSError as exc:
+            failed.append((path, exc.strerror or str(exc)))
+            done += 1
+            continue
+        known = states.get(path)
+        if (
+            known is not None
+            and known.byte_size == stat.st_size
+            and known.mtime == stat.st_mtime
+            and wanted <= known.algorithms
+        ):
+            report = report.merge(AddReport(unchanged=1))
+            done += 1
+            continue
+        stats[path] = stat
+        to_hash.append(path)
+    if progress is not None and done:
+        progress(done, total)
+    batch: list[IndexItem] = []
+    for path, outcome in hash_files(to_hash, options.names, workers=workers, mode=mode):
+        done += 1
+        if isinstance(outcome, ImageError):
+            failed.append((path, outcome.reason))
+        else:
+            values = {
+                spec.key: outcome[name]
+                for name, spec in zip(options.names, options.specs, strict=True)
+                if isinstance(outcome[name], Hash)
+            }
+            batch.append(
+                IndexItem(
+                    key=path,
+                    hashes=values,  # type: ignore[arg-type]  # filtered to Hash above
+                    sha256=outcome.sha256,
+                    byte_size=stats[path].st_size,
+                    width=outcome.width,
+                    height=outcome.height,
+                    mtime=stats[path].st_mtime,
+                    metadata={"format": outcome.format, "mode": mode},
+                )
+            )
+        if len(batch) >= ADD_BATCH:
+            report = report.merge(index.add(batch))
+            batch = []
+        if progress is not None:
+            progress(done, total)
+    if batch:
+        report = report.merge(index.add(batch))
+    return report.merge(AddReport(failed=tuple(failed)))

@@ -1,0 +1,833 @@
+"""The embedded default index: a SQLite catalog with hashes searched in memory.
+
+The catalog (one file, WAL mode: readers keep reading while one writer adds) holds one row per
+image and one row per (image, algorithm) hash. Hashes of up to 64 bits are one signed INTEGER
+(`Hash.to_int64()`), so they stay readable and comparable in SQL; longer ones are a BLOB of
+big-endian uint64 words (`Hash.words()`), which loads into NumPy with one `frombuffer` and fits
+any length (PDQ's 256 bits, `phash:16`, `phash:32`) without schema changes.
+
+Searches run on an in-memory `HashStore` per algorithm, built lazily on first use, kept up to date
+by reading only what changed since (every write bumps a generation counter and stamps its rows
+with it; removals leave tombstones), and snapshotted next to the database
+(`index.db.search/<algorithm>.npz`) so a large index opens in well under a second.
+
+>>> index = SQLiteIndex.open("sqlite:///photos.db")
+>>> index.add_files(["a.jpg", "b.jpg"], hashes=["phash", "colorhash"])
+>>> index.range_search(lookalike.hash_file("c.jpg", ["phash"])["phash"], "phash", 8)
+[Match(distance=2, key='/home/me/a.jpg')]
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import numpy as np
+import numpy.typing as npt
+
+from lookalike.errors import IndexStoreError, InvalidHashError
+from lookalike.hash import Hash
+from lookalike.index.base import AddReport, Entry, FileState, Index, IndexItem, Match, Pairs, Query
+from lookalike.index.flags import flagged_words, is_flagged
+from lookalike.index.queries import (
+    as_query_list,
+    build_matches,
+    canonical_algorithm,
+    check_lengths,
+    expand_dihedral,
+)
+from lookalike.search.bits import words_of
+from lookalike.search.store import HashStore
+
+SCHEMA_VERSION = 1
+WRITE_BATCH = 5000
+SQL_CHUNK = 500  # values per IN (...) list
+SNAPSHOT_MIN_CHANGES = 20_000  # rows synced since the last snapshot before close() writes a new one
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value);
+CREATE TABLE IF NOT EXISTS entries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    sha256 TEXT,
+    byte_size INTEGER,
+    width INTEGER,
+    height INTEGER,
+    mtime REAL,
+    added_at REAL NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS entries_by_sha256 ON entries(sha256) WHERE sha256 IS NOT NULL;
+CREATE TABLE IF NOT EXISTS algorithms (name TEXT PRIMARY KEY, nbits INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS hashes (
+    algorithm TEXT NOT NULL,
+    entry_id INTEGER NOT NULL,
+    value INTEGER,              -- hashes of <= 64 bits: the signed int64 of the bits
+    words BLOB,                 -- longer hashes: big-endian uint64 words
+    quality INTEGER,
+    flagged INTEGER NOT NULL DEFAULT 0,
+    rev INTEGER NOT NULL,       -- the generation that wrote this row
+    PRIMARY KEY (algorithm, entry_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS hashes_by_rev ON hashes(algorithm, rev);
+CREATE INDEX IF NOT EXISTS hashes_by_entry ON hashes(entry_id);
+CREATE TABLE IF NOT EXISTS tombstones (entry_id INTEGER NOT NULL, rev INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS tombstones_by_rev ON tombstones(rev);
+"""
+
+_ENTRY_COLUMNS = "id, key, sha256, byte_size, width, height, mtime, added_at, metadata"
+
+
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def _serialised(method: Method) -> Method:
+    """One thread at a time on the connection (a server may share one index between threads)."""
+
+    @functools.wraps(method)
+    def locked(self: SQLiteIndex, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return cast(Method, locked)
+
+
+def sqlite_path(url: str | os.PathLike[str] | None) -> str:
+    """The file path of a `sqlite:///relative.db` / `sqlite:////absolute.db` URL or a bare path."""
+    text = "lookalike.db" if url is None else os.fspath(url)
+    if text.startswith("sqlite://"):
+        text = text[len("sqlite://") :]
+        text = text[1:] if text.startswith("/") else text
+    return text or "lookalike.db"
+
+
+@dataclass
+class _LoadedStore:
+    store: HashStore
+    rev: int
+    changes_since_snapshot: int = 0
+    from_snapshot: bool = False
+
+
+@dataclass
+class _Existing:
+    id: int
+    sha256: str | None
+    facts: tuple[Any, ...]  # byte_size, width, height, mtime, metadata json
+
+
+@dataclass
+class _Writes:
+    new_entries: list[tuple[Any, ...]] = field(default_factory=list)
+    fact_updates: list[tuple[Any, ...]] = field(default_factory=list)
+    hash_rows: list[tuple[Any, ...]] = field(default_factory=list)
+    dropped: list[int] = field(default_factory=list)  # entries removed whole
+    rehashed: list[int] = field(default_factory=list)  # entries whose hashes are all replaced
+
+
+class SQLiteIndex(Index):
+    """The SQLite-backed `Index` (see the module docstring)."""
+
+    def __init__(self, path: str, *, timeout: float = 30.0, snapshots: bool = True) -> None:
+        self.path = path
+        self.url = f"sqlite:///{path}"
+        self._lock = threading.RLock()
+        self._snapshots = snapshots and path != ":memory:"
+        try:
+            self._db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._init_schema()
+        except sqlite3.DatabaseError as exc:
+            raise IndexStoreError(f"{path}: cannot open as a lookalike index: {exc}") from exc
+        self._nbits: dict[str, int] = {}
+        self._stores: dict[str, _LoadedStore] = {}
+        self._uuid = str(self._meta("uuid"))
+
+    @classmethod
+    def open(cls, url: str | os.PathLike[str] | None = None, **options: Any) -> SQLiteIndex:
+        """Open or create the index at `sqlite:///path` (or a bare path; default `./lookalike.db`)."""
+        return cls(sqlite_path(url), **options)
+
+    # ----- schema and transactions -----------------------------------------------------------------
+    def _init_schema(self) -> None:
+        with self._transaction():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            version = self._meta("schema_version")
+            if version is None:
+                self._db.executemany(
+                    "INSERT INTO meta (name, value) VALUES (?, ?)",
+                    [("schema_version", SCHEMA_VERSION), ("uuid", uuid.uuid4().hex), ("generation", 0)],
+                )
+            elif int(version) > SCHEMA_VERSION:
+                raise IndexStoreError(
+                    f"{self.path}: schema version {version} is newer than this lookalike ({SCHEMA_VERSION})"
+                )
+
+    def _meta(self, name: str) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else row[0]
+
+    @contextmanager
+    def _transaction(self, write: bool = True) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _bump_generation(self) -> int:
+        generation = int(self._meta("generation")) + 1
+        self._db.execute("UPDATE meta SET value = ? WHERE name = 'generation'", (generation,))
+        return generation
+
+    @_serialised
+    def generation(self) -> int:
+        """Increases with every committed change (other processes' too)."""
+        return int(self._meta("generation"))
+
+    def disk_bytes(self) -> int:
+        """The database, its WAL and the search snapshots."""
+        base = Path(self.path)
+        files = [base, base.with_name(base.name + "-wal"), base.with_name(base.name + "-shm")]
+        files += list(Path(f"{self.path}.search").glob("*.npz"))
+        return sum(f.stat().st_size for f in files if f.exists())
+
+    @_serialised
+    def algorithm_bits(self) -> dict[str, int]:
+        """Every stored algorithm and its hash length in bits."""
+        return {name: int(nbits) for name, nbits in self._db.execute("SELECT name, nbits FROM algorithms")}
+
+    def _algorithm_nbits(self, algorithm: str) -> int | None:
+        if algorithm not in self._nbits:
+            for name, nbits in self._db.execute("SELECT name, nbits FROM algorithms"):
+                self._nbits[name] = int(nbits)
+        return self._nbits.get(algorithm)
+
+    # ----- writing ---------------------------------------------------------------------------------
+    @_serialised
+    def add(self, items: Iterable[IndexItem | tuple[str, Mapping[str, Hash]]]) -> AddReport:
+        """Store items in transactions of a few thousand: an existing key is updated, a sha256
+        already stored under another key is skipped (reported in `same_bytes`).
+
+        >>> index.add([("cat.jpg", {"phash": Hash.from_hex("c3e0f0f8c4c0e0f0")})])
+        AddReport(added=1, updated=0, unchanged=0, failed=(), same_bytes=())
+        """
+        report = AddReport()
+        iterator = iter(items)
+        while batch := list(itertools.islice(iterator, WRITE_BATCH)):
+            report = report.merge(self._write_batch([self._normalise_item(item) for item in batch]))
+        return report
+
+    def add_words(
+        self,
+        keys: Sequence[str],
+        algorithm: str,
+        words: npt.NDArray[np.uint64],
+        nbits: int,
+        quality: Sequence[int | None] | None = None,
+    ) -> AddReport:
+        """Add one algorithm's hashes from an (n, words) uint64 array without building `Hash`
+        objects: the fast path for hash lists of millions (keys must be new or are updated)."""
+        rows = np.asarray(words, dtype=np.uint64).reshape(len(keys), -1)
+        if rows.shape[1] != (nbits + 63) // 64:
+            raise InvalidHashError(f"{nbits}-bit hashes take {(nbits + 63) // 64} words, got {rows.shape[1]}")
+        if nbits % 64 and int((rows[:, 0] >> np.uint64(nbits % 64)).max(initial=0)):
+            raise InvalidHashError(f"some hashes have bits set above bit {nbits}")
+        algorithm = canonical_algorithm(algorithm)
+        scores = None if quality is None else np.array([np.nan if q is None else q for q in quality], float)
+        report = AddReport()
+        for start in range(0, len(keys), WRITE_BATCH):
+            stop = min(start + WRITE_BATCH, len(keys))
+            batch_keys = list(keys[start:stop])
+            batch_scores = None if scores is None else scores[start:stop]
+            fresh = self._insert_new_words(batch_keys, algorithm, rows[start:stop], nbits, batch_scores)
+            report = report.merge(AddReport(added=int(fresh.sum())))
+            if not fresh.all():  # keys already stored (or repeated) take the general path
+                items = []
+                for offset in np.flatnonzero(~fresh).tolist():
+                    value = Hash.from_words(rows[start + offset], nbits)
+                    score = None if batch_scores is None else batch_scores[offset]
+                    value = value.with_quality(None if score is None or np.isnan(score) else int(score))
+                    items.append(IndexItem(batch_keys[offset], {algorithm: value}))
+                report = report.merge(self._write_batch(items))
+        return report
+
+    @_serialised
+    def _insert_new_words(
+        self,
+        keys: list[str],
+        algorithm: str,
+        words: npt.NDArray[np.uint64],
+        nbits: int,
+        quality: npt.NDArray[np.float64] | None,
+    ) -> npt.NDArray[np.bool_]:
+        """Insert the keys not stored yet in one transaction, straight from arrays; returns which."""
+        with self._transaction():
+            known = self._algorithm_nbits(algorithm)
+            if known is not None and known != nbits:
+                raise InvalidHashError(f"{algorithm} hashes in {self.path} have {known} bits, not {nbits}")
+            existing = self._existing_by_key(keys)
+            seen: set[str] = set()
+            fresh = np.zeros(len(keys), dtype=bool)
+            for position, key in enumerate(keys):
+                if key and key not in existing and key not in seen:
+                    fresh[position] = True
+                    seen.add(key)
+            count = int(fresh.sum())
+            if count == 0:
+                return fresh
+            generation = int(self._meta("generation")) + 1
+            first_id = self._next_entry_id()
+            ids = list(range(first_id, first_id + count))
+            chosen = words[fresh]
+            now = time.time()
+            self._db.executemany(
+                "INSERT INTO entries (id, key, added_at) VALUES (?, ?, ?)",
+                zip(ids, itertools.compress(keys, fresh.tolist()), itertools.repeat(now)),
+            )
+            if nbits <= 64:
+                values: list[Any] = chosen[:, 0].view(np.int64).tolist()
+                blobs: list[Any] = [None] * count
+            else:
+                packed = chosen.astype(">u8").tobytes()
+                size = chosen.shape[1] * 8
+                values, blobs = [None] * count, [packed[i * size : (i + 1) * size] for i in range(count)]
+            scores = None if quality is None else quality[fresh]
+            flags = flagged_words(chosen, nbits, scores, algorithm).astype(int).tolist()
+            stored_quality = (
+                [None] * count
+                if scores is None
+                else [None if np.isnan(s) else int(s) for s in scores.tolist()]
+            )
+            self._db.executemany(
+                "INSERT INTO hashes (algorithm, entry_id, value, words, quality, flagged, rev)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                zip(
+                    itertools.repeat(algorithm),
+                    ids,
+                    values,
+                    blobs,
+                    stored_quality,
+                    flags,
+                    itertools.repeat(generation),
+                ),
+            )
+            if known is None:
+                self._db.execute("INSERT INTO algorithms (name, nbits) VALUES (?, ?)", (algorithm, nbits))
+                self._nbits[algorithm] = nbits
+            self._bump_generation()
+        return fresh
+
+    def _normalise_item(self, item: IndexItem | tuple[str, Mapping[str, Hash]]) -> IndexItem:
+        if not isinstance(item, IndexItem):
+            key, given = item
+            item = IndexItem(key, given)
+        if not isinstance(item.key, str) or not item.key:
+            raise IndexStoreError(f"{self.path}: an index key must be a non-empty string, got {item.key!r}")
+        canonical: dict[str, Hash] = {}
+        for name, value in item.hashes.items():
+            if not isinstance(value, Hash):
+                raise InvalidHashError(f"{item.key}: {name} is a {type(value).__name__}, not a Hash")
+            canonical[canonical_algorithm(name)] = value
+        return IndexItem(
+            item.key,
+            canonical,
+            item.sha256,
+            item.byte_size,
+            item.width,
+            item.height,
+            item.mtime,
+            item.metadata,
+        )
+
+    def _check_nbits(self, items: Sequence[IndexItem]) -> dict[str, int]:
+        """Each algorithm keeps one bit length; returns algorithms new to this index."""
+        new: dict[str, int] = {}
+        for item in items:
+            for algorithm, value in item.hashes.items():
+                known = self._algorithm_nbits(algorithm) or new.get(algorithm)
+                if known is None:
+                    new[algorithm] = value.nbits
+                elif known != value.nbits:
+                    raise InvalidHashError(
+                        f"{item.key}: {algorithm} hashes in {self.path} have {known} bits,"
+                        f" this one has {value.nbits}"
+                    )
+        return new
+
+    @_serialised
+    def _write_batch(self, items: list[IndexItem]) -> AddReport:
+        by_key: dict[str, IndexItem] = {}
+        for item in items:  # the last item for a key wins
+            by_key.pop(item.key, None)
+            by_key[item.key] = item
+        now = time.time()
+        with self._transaction():
+            new_algorithms = self._check_nbits(list(by_key.values()))
+            existing = self._existing_by_key(list(by_key))
+            owners = self._owners_by_sha([i.sha256 for i in by_key.values() if i.sha256])
+            stored = self._stored_hashes([e.id for e in existing.values()])
+            generation = int(self._meta("generation")) + 1
+            next_id = self._next_entry_id()
+            writes = _Writes()
+            added = updated = unchanged = 0
+            same_bytes: list[tuple[str, str]] = []
+            for item in by_key.values():
+                current = existing.get(item.key)
+                owner = owners.get(item.sha256) if item.sha256 else None
+                if owner is not None and owner[1] != item.key:
+                    same_bytes.append((item.key, owner[1]))
+                    if current is not None:  # this path now holds another entry's bytes
+                        writes.dropped.append(current.id)
+                    continue
+                if current is None:
+                    writes.new_entries.append((next_id, item.key, item.sha256, *_facts(item), now))
+                    writes.hash_rows.extend(_hash_rows(next_id, item.hashes, generation))
+                    if item.sha256:
+                        owners[item.sha256] = (next_id, item.key)
+                    next_id += 1
+                    added += 1
+                    continue
+                changed = self._plan_update(item, current, stored.get(current.id, {}), generation, writes)
+                updated += changed
+                unchanged += not changed
+            if writes.new_entries or writes.fact_updates or writes.hash_rows or writes.dropped:
+                self._apply(writes, new_algorithms, generation)
+        return AddReport(added, updated, unchanged, (), tuple(same_bytes))
+
+    def _plan_update(
+        self,
+        item: IndexItem,
+        current: _Existing,
+        stored: Mapping[str, tuple[Any, Any, Any]],
+        generation: int,
+        writes: _Writes,
+    ) -> bool:
+        """Queue the writes that bring an existing entry up to `item`; True if anything changes."""
+        facts = _facts(item)
+        merged = tuple(new if new is not None else old for new, old in zip(facts, current.facts, strict=True))
+        if item.metadata is None:
+            merged = (*merged[:-1], current.facts[-1])
+        content_changed = (
+            item.sha256 is not None and current.sha256 is not None and item.sha256 != current.sha256
+        )
+        if content_changed:
+            writes.rehashed.append(current.id)
+            writes.fact_updates.append((item.sha256, *facts, current.id))
+            writes.hash_rows.extend(_hash_rows(current.id, item.hashes, generation))
+            return True
+        rows = [
+            row
+            for row in _hash_rows(current.id, item.hashes, generation)
+            if stored.get(row[0]) != (row[2], row[3], row[4])
+        ]
+        sha = item.sha256 or current.sha256
+        facts_changed = merged != current.facts or sha != current.sha256
+        if facts_changed:
+            writes.fact_updates.append((sha, *merged, current.id))
+        writes.hash_rows.extend(rows)
+        return facts_changed or bool(rows)
+
+    def _apply(self, writes: _Writes, new_algorithms: Mapping[str, int], generation: int) -> None:
+        db = self._db
+        db.executemany("INSERT INTO algorithms (name, nbits) VALUES (?, ?)", list(new_algorithms.items()))
+        gone = writes.dropped + writes.rehashed
+        if gone:
+            db.executemany(
+                "INSERT INTO tombstones (entry_id, rev) VALUES (?, ?)", [(i, generation) for i in gone]
+            )
+            db.executemany("DELETE FROM hashes WHERE entry_id = ?", [(i,) for i in gone])
+            db.executemany("DELETE FROM entries WHERE id = ?", [(i,) for i in writes.dropped])
+        db.executemany(
+            "INSERT INTO entries (id, key, sha256, byte_size, width, height, mtime, metadata, added_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            writes.new_entries,
+        )
+        db.executemany(
+            "UPDATE entries SET sha256 = ?, byte_size = ?, width = ?, height = ?, mtime = ?, metadata = ?"
+            " WHERE id = ?",
+            writes.fact_updates,
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO hashes (algorithm, entry_id, value, words, quality, flagged, rev)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            writes.hash_rows,
+        )
+        self._bump_generation()
+        self._nbits.update(new_algorithms)
+
+    def _next_entry_id(self) -> int:
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'entries'").fetchone()
+        top = self._db.execute("SELECT max(id) FROM entries").fetchone()[0]
+        return max(row[0] if row else 0, top or 0) + 1
+
+    def _existing_by_key(self, keys: Sequence[str]) -> dict[str, _Existing]:
+        found: dict[str, _Existing] = {}
+        for chunk in _chunks(keys):
+            marks = ",".join("?" * len(chunk))
+            for row in self._db.execute(
+                "SELECT id, key, sha256, byte_size, width, height, mtime, metadata FROM entries"
+                f" WHERE key IN ({marks})",
+                chunk,
+            ):
+                found[row[1]] = _Existing(row[0], row[2], tuple(row[3:]))
+        return found
+
+    def _owners_by_sha(self, digests: Sequence[str]) -> dict[str, tuple[int, str]]:
+        found: dict[str, tuple[int, str]] = {}
+        for chunk in _chunks(sorted(set(digests))):
+            marks = ",".join("?" * len(chunk))
+            for entry_id, key, digest in self._db.execute(
+                f"SELECT id, key, sha256 FROM entries WHERE sha256 IN ({marks}) ORDER BY id", chunk
+            ):
+                found.setdefault(digest, (entry_id, key))
+        return found
+
+    def _stored_hashes(self, ids: Sequence[int]) -> dict[int, dict[str, tuple[Any, Any, Any]]]:
+        found: dict[int, dict[str, tuple[Any, Any, Any]]] = {}
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            for entry_id, algorithm, value, words, quality in self._db.execute(
+                f"SELECT entry_id, algorithm, value, words, quality FROM hashes WHERE entry_id IN ({marks})",
+                chunk,
+            ):
+                found.setdefault(entry_id, {})[algorithm] = (value, words, quality)
+        return found
+
+    @_serialised
+    def remove(self, keys: Iterable[str]) -> int:
+        """Delete entries by key; returns how many existed."""
+        wanted = list(dict.fromkeys(keys))
+        with self._transaction():
+            ids = [e.id for e in self._existing_by_key(wanted).values()]
+            if ids:
+                generation = self._bump_generation()
+                self._db.executemany(
+                    "INSERT INTO tombstones (entry_id, rev) VALUES (?, ?)", [(i, generation) for i in ids]
+                )
+                self._db.executemany("DELETE FROM hashes WHERE entry_id = ?", [(i,) for i in ids])
+                self._db.executemany("DELETE FROM entries WHERE id = ?", [(i,) for i in ids])
+        return len(ids)
+
+    # ----- reading ---------------------------------------------------------------------------------
+    def get(self, key: str) -> Entry | None:
+        return self.get_many([key]).get(key)
+
+    @_serialised
+    def get_many(self, keys: Iterable[str]) -> dict[str, Entry]:
+        rows: list[tuple[Any, ...]] = []
+        for chunk in _chunks(list(keys)):
+            marks = ",".join("?" * len(chunk))
+            rows.extend(
+                self._db.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE key IN ({marks})", chunk)
+            )
+        return {entry.key: entry for entry in self._entries_from_rows(rows)}
+
+    @_serialised
+    def entries_by_id(self, ids: Iterable[int]) -> dict[int, Entry]:
+        rows: list[tuple[Any, ...]] = []
+        for chunk in _chunks(list(ids)):
+            marks = ",".join("?" * len(chunk))
+            rows.extend(
+                self._db.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id IN ({marks})", chunk)
+            )
+        return {entry.id: entry for entry in self._entries_from_rows(rows)}
+
+    @_serialised
+    def file_states(self, keys: Sequence[str]) -> dict[str, FileState]:
+        states: dict[str, FileState] = {}
+        for chunk in _chunks(list(keys)):
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                "SELECT e.key, e.byte_size, e.mtime, group_concat(h.algorithm, char(31)) FROM entries e"
+                f" LEFT JOIN hashes h ON h.entry_id = e.id WHERE e.key IN ({marks}) GROUP BY e.id",
+                chunk,
+            )
+            for key, byte_size, mtime, algorithms in rows:
+                names = frozenset(algorithms.split("\x1f")) if algorithms else frozenset()
+                states[key] = FileState(byte_size, mtime, names)
+        return states
+
+    def entries(self) -> Iterator[Entry]:
+        last = 0
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id > ? ORDER BY id LIMIT 1000", (last,)
+                ).fetchall()
+                page = self._entries_from_rows(rows)
+            if not rows:
+                return
+            yield from page
+            last = rows[-1][0]
+
+    @_serialised
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM entries").fetchone()[0])
+
+    def _entries_from_rows(self, rows: Sequence[tuple[Any, ...]]) -> list[Entry]:
+        hashes: dict[int, dict[str, Hash]] = {}
+        flagged: dict[int, set[str]] = {}
+        ids = [row[0] for row in rows]
+        self._algorithm_nbits("")  # refresh the bit lengths other writers may have added
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            for entry_id, algorithm, value, words, quality, flag in self._db.execute(
+                "SELECT entry_id, algorithm, value, words, quality, flagged FROM hashes"
+                f" WHERE entry_id IN ({marks})",
+                chunk,
+            ):
+                nbits = self._nbits[algorithm]
+                restored = (
+                    Hash.from_int64(value, nbits)
+                    if words is None
+                    else Hash.from_words(np.frombuffer(words, dtype=">u8"), nbits)
+                )
+                hashes.setdefault(entry_id, {})[algorithm] = restored.with_quality(quality)
+                if flag:
+                    flagged.setdefault(entry_id, set()).add(algorithm)
+        return [
+            Entry(
+                id=row[0],
+                key=row[1],
+                hashes=hashes.get(row[0], {}),
+                sha256=row[2],
+                byte_size=row[3],
+                width=row[4],
+                height=row[5],
+                mtime=row[6],
+                added_at=row[7],
+                flagged=frozenset(flagged.get(row[0], ())),
+                metadata=json.loads(row[8]) if row[8] else {},
+            )
+            for row in rows
+        ]
+
+    def _keys_of(self, ids: Sequence[int]) -> dict[int, str]:
+        found: dict[int, str] = {}
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self._db.execute(f"SELECT id, key FROM entries WHERE id IN ({marks})", chunk).fetchall()
+            )
+        return found
+
+    # ----- searching -------------------------------------------------------------------------------
+    def range_search(  # type: ignore[override]
+        self,
+        queries: Query,
+        algorithm: str,
+        max_distance: int,
+        *,
+        dihedral: bool = False,
+        include_flagged: bool = False,
+    ) -> list[Match] | list[list[Match]]:
+        """Every stored hash within `max_distance` of each query, sorted by (distance, key).
+
+        >>> index.range_search(query, "phash", 8)              # one Hash -> list[Match]
+        >>> index.range_search([q1, q2], "phash", 8)           # many -> list[list[Match]]
+        >>> index.range_search(q, "phash", 8, dihedral=True)   # any rotation or flip of q
+        """
+        return self._search(queries, algorithm, max_distance, None, dihedral, include_flagged)
+
+    def search(  # type: ignore[override]
+        self,
+        queries: Query,
+        algorithm: str,
+        k: int = 10,
+        *,
+        dihedral: bool = False,
+        include_flagged: bool = False,
+    ) -> list[Match] | list[list[Match]]:
+        """The exact `k` nearest stored hashes for each query, sorted by (distance, key)."""
+        return self._search(queries, algorithm, None, k, dihedral, include_flagged)
+
+    @_serialised
+    def _search(
+        self,
+        queries: Query,
+        algorithm: str,
+        max_distance: int | None,
+        k: int | None,
+        dihedral: bool,
+        include_flagged: bool,
+    ) -> list[Match] | list[list[Match]]:
+        hashes, single = as_query_list(queries)
+        expanded, owner, variant = expand_dihedral(hashes, dihedral)
+        loaded = self._loaded_store(canonical_algorithm(algorithm))
+        if loaded is None or not expanded:
+            results: list[list[Match]] = [[] for _ in hashes]
+        else:
+            store = loaded.store
+            check_lengths(expanded, store.nbits, algorithm)
+            words = words_of(expanded, store.nbits)
+            if k is not None:
+                hits = store.knn(words, k, include_flagged)
+            else:
+                hits = store.range_search(words, int(max_distance or 0), include_flagged)
+            results = build_matches(
+                len(hashes),
+                owner[hits.query],
+                variant[hits.query],
+                hits.ids,
+                hits.distances,
+                self._keys_of,
+                k,
+            )
+        return results[0] if single else results
+
+    @_serialised
+    def pairs(self, algorithm: str, max_distance: int, *, include_flagged: bool = False) -> Pairs:
+        """Every pair of entries within `max_distance`, found by the in-memory store's self-join."""
+        loaded = self._loaded_store(canonical_algorithm(algorithm))
+        if loaded is None:
+            empty = np.zeros(0, dtype=np.int64)
+            return Pairs(empty, empty, empty, {})
+        first, second, distances = loaded.store.pairs(max_distance, include_flagged)
+        entries = self.entries_by_id(np.union1d(first, second).tolist())
+        return Pairs(first.astype(np.int64), second.astype(np.int64), distances.astype(np.int64), entries)
+
+    # ----- the in-memory search structures ---------------------------------------------------------
+    def _loaded_store(self, algorithm: str) -> _LoadedStore | None:
+        """The algorithm's HashStore, brought up to the latest committed generation."""
+        with self._transaction(write=False):
+            generation = int(self._meta("generation"))
+            loaded = self._stores.get(algorithm)
+            if loaded is not None and loaded.rev == generation:
+                return loaded
+            nbits = self._algorithm_nbits(algorithm)
+            if nbits is None:
+                return None
+            if loaded is None:
+                loaded = self._read_snapshot(algorithm, nbits, generation) or _LoadedStore(
+                    HashStore(nbits), 0
+                )
+                self._stores[algorithm] = loaded
+            self._sync(loaded, algorithm, generation)
+        return loaded
+
+    def _sync(self, loaded: _LoadedStore, algorithm: str, generation: int) -> None:
+        store = loaded.store
+        removed: list[int] = []
+        if loaded.rev > 0:
+            tombstones = self._db.execute("SELECT entry_id FROM tombstones WHERE rev > ?", (loaded.rev,))
+            removed = [row[0] for row in tombstones]
+            store.remove(removed)
+            rows = self._db.execute(
+                "SELECT entry_id, value, words, flagged FROM hashes WHERE algorithm = ? AND rev > ?",
+                (algorithm, loaded.rev),
+            )
+        else:
+            rows = self._db.execute(
+                "SELECT entry_id, value, words, flagged FROM hashes WHERE algorithm = ?", (algorithm,)
+            )
+        ids, words, flags = _columns(rows, store.nbits)
+        if len(ids):
+            store.add(ids, words, flags)
+        loaded.changes_since_snapshot += len(ids) + len(removed)
+        loaded.rev = generation
+
+    def _snapshot_path(self, algorithm: str) -> Path:
+        return Path(f"{self.path}.search") / f"{algorithm.replace(':', '-')}.npz"
+
+    def _read_snapshot(self, algorithm: str, nbits: int, generation: int) -> _LoadedStore | None:
+        path = self._snapshot_path(algorithm)
+        if not self._snapshots or not path.exists():
+            return None
+        try:
+            store, extra = HashStore.load(path)
+        except (OSError, ValueError, KeyError):
+            return None  # unreadable or stale format: rebuild from the catalog
+        rev = int(extra.get("rev", -1))
+        if extra.get("uuid") != self._uuid or store.nbits != nbits or not 0 < rev <= generation:
+            return None
+        return _LoadedStore(store, rev, 0, from_snapshot=True)
+
+    @_serialised
+    def persist_search(self, force: bool = False) -> None:
+        """Snapshot the in-memory search structures next to the database so the next open is fast.
+
+        `close()` does it for structures built or changed much since their last snapshot."""
+        if not self._snapshots:
+            return
+        for algorithm, loaded in self._stores.items():
+            if not force and loaded.from_snapshot and loaded.changes_since_snapshot < SNAPSHOT_MIN_CHANGES:
+                continue
+            if loaded.rev == 0:
+                continue
+            path = self._snapshot_path(algorithm)
+            try:
+                path.parent.mkdir(exist_ok=True)
+                loaded.store.save(path, uuid=self._uuid, rev=loaded.rev)
+            except OSError:
+                continue  # a read-only location: the next open rebuilds from the catalog
+            loaded.from_snapshot, loaded.changes_since_snapshot = True, 0
+
+    def search_memory(self) -> int:
+        """Bytes held by the loaded in-memory search structures."""
+        return sum(loaded.store.nbytes() for loaded in self._stores.values())
+
+    @_serialised
+    def close(self) -> None:
+        try:
+            self.persist_search()
+        finally:
+            self._db.close()
+
+
+def _facts(item: IndexItem) -> tuple[Any, ...]:
+    metadata = json.dumps(dict(item.metadata), sort_keys=True) if item.metadata is not None else "{}"
+    return (item.byte_size, item.width, item.height, item.mtime, metadata)
+
+
+def _hash_rows(entry_id: int, hashes: Mapping[str, Hash], generation: int) -> list[tuple[Any, ...]]:
+    rows = []
+    for algorithm, value in hashes.items():
+        if value.nbits <= 64:
+            stored: tuple[Any, Any] = (value.to_int64(), None)
+        else:
+            stored = (None, value.words().astype(">u8").tobytes())
+        rows.append(
+            (algorithm, entry_id, *stored, value.quality, int(is_flagged(value, algorithm)), generation)
+        )
+    return rows
+
+
+def _columns(
+    rows: Iterable[tuple[int, int | None, bytes | None, int]], nbits: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
+    """Hash rows from SQL as arrays: ids, (n, words) uint64, flagged."""
+    word_count = (nbits + 63) // 64
+    if word_count == 1:
+        table = np.fromiter(
+            ((entry_id, value, flag) for entry_id, value, _, flag in rows),
+            dtype=[("id", np.int64), ("value", np.int64), ("flag", np.int8)],
+        )
+        return table["id"], table["value"].view(np.uint64).reshape(-1, 1), table["flag"].astype(bool)
+    listed = list(rows)
+    ids = np.array([row[0] for row in listed], dtype=np.int64)
+    packed = b"".join(row[2] or b"" for row in listed)
+    words = np.frombuffer(packed, dtype=">u8").astype(np.uint64).reshape(len(listed), word_count)
+    flags = np.array([bool(row[3]) for row in listed], dtype=bool)
+    return ids, words, flags
+
+
+def _chunks(values: Sequence[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(values), SQL_CHUNK):
+        yield list(values[start : start + SQL_CHUNK])

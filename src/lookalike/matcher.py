@@ -1,0 +1,266 @@
+"""Decisions from several hashes: per-algorithm thresholds combined into one yes/no, with presets.
+
+A rule is a list of conditions joined by `and` (every one must hold) or `or` (any one):
+
+    phash <= 8 and colorhash <= 6         both distances within their thresholds
+    ahash + colorhash <= 12               the seed article's combined distance (a sum)
+    pdq <= 31 with quality >= 50          a threshold with a quality gate on both hashes
+
+>>> m = Matcher.parse("phash <= 8 and colorhash <= 6")
+>>> m.matches(query_hashes, stored_hashes)
+True
+>>> index.match(query_hashes, "near-duplicate")   # candidates from one range search, then the rule
+
+Presets (`Matcher.preset(name)`): `exact-duplicate`, `near-duplicate`, `similar`. Their numbers
+are provisional: the accuracy benchmark will tune them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from lookalike.errors import MatcherSyntaxError
+from lookalike.hash import Hash
+
+if TYPE_CHECKING:
+    from lookalike.index.base import Index
+
+PRESETS: dict[str, str] = {
+    # Provisional numbers, to be tuned by the accuracy benchmark.
+    "exact-duplicate": "phash <= 2 and colorhash <= 2",  # the same picture re-encoded or resized
+    "near-duplicate": "phash <= 8 and colorhash <= 6",  # light edits: crops of a few %, filters, text
+    "similar": "ahash + colorhash <= 20",  # the seed article's combined distance, loosely
+}
+
+SEED_HASHES: tuple[str, ...] = ("ahash", "colorhash")  # the seed article's pair
+
+
+def preset_algorithms() -> tuple[str, ...]:
+    """Every algorithm some preset reads, in first-use order."""
+    seen: dict[str, None] = {}
+    for rule in PRESETS.values():
+        for name in re.findall(r"[A-Za-z][A-Za-z0-9_:]*", rule):
+            if name.lower() not in ("and", "or", "with", "quality"):
+                seen[name] = None
+    return tuple(seen)
+
+
+def default_index_hashes() -> tuple[str, ...]:
+    """What `lookalike index add` stores by default: every preset's hashes plus the seed's pair,
+    so any preset (and the seed's combined distance) can be evaluated on the index."""
+    return tuple(dict.fromkeys((*preset_algorithms(), *SEED_HASHES)))
+
+
+_CLAUSE = re.compile(
+    r"^\s*(?P<terms>[A-Za-z0-9_:.\-]+(?:\s*\+\s*[A-Za-z0-9_:.\-]+)*)\s*(?P<op><=|<)\s*(?P<limit>\d+)"
+    r"(?:\s+with\s+quality\s*>=\s*(?P<quality>\d+))?\s*$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """`sum of distances over algorithms <= max_distance`, optionally gated on hash quality."""
+
+    algorithms: tuple[str, ...]
+    max_distance: int
+    min_quality: int | None = None
+
+    def distance(
+        self, query: Mapping[str, Hash], stored: Mapping[str, Hash], dihedral: bool = False
+    ) -> int | None:
+        """The summed distance, or None if either side lacks one of the hashes."""
+        total = 0
+        for algorithm in self.algorithms:
+            mine, theirs = query.get(algorithm), stored.get(algorithm)
+            if mine is None or theirs is None or mine.nbits != theirs.nbits:
+                return None
+            candidates = mine.variants if dihedral and mine.variants else (mine,)
+            total += min(theirs - variant for variant in candidates)
+        return total
+
+    def quality_ok(self, query: Mapping[str, Hash], stored: Mapping[str, Hash]) -> bool:
+        if self.min_quality is None:
+            return True
+        for algorithm in self.algorithms:
+            for value in (query.get(algorithm), stored.get(algorithm)):
+                if value is not None and value.quality is not None and value.quality < self.min_quality:
+                    return False
+        return True
+
+    def __str__(self) -> str:
+        text = f"{' + '.join(self.algorithms)} <= {self.max_distance}"
+        return text if self.min_quality is None else f"{text} with quality >= {self.min_quality}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A stored image the matcher accepted: its key and the distance per condition and algorithm."""
+
+    key: str
+    distances: Mapping[str, int]  # per algorithm, and per combined condition ("ahash + colorhash")
+    score: int  # the sum of the conditions' distances: lower is closer
+    variant: int = 0
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """Per-algorithm thresholds combined with `and` (require="all") or `or` (require="any")."""
+
+    conditions: tuple[Condition, ...]
+    require: Literal["all", "any"] = "all"
+    name: str | None = field(default=None, compare=False)
+
+    @classmethod
+    def parse(cls, text: str) -> Matcher:
+        """Parse a rule ("phash <= 8 and colorhash <= 6") or a preset name ("near-duplicate")."""
+        if text.strip().lower() in PRESETS:
+            return cls.preset(text)
+        lowered = f" {text.strip()} "
+        has_and = re.search(r"\s+and\s+", lowered, re.IGNORECASE) is not None
+        has_or = re.search(r"\s+or\s+", lowered, re.IGNORECASE) is not None
+        if has_and and has_or:
+            raise MatcherSyntaxError(f"{text!r}: use either 'and' or 'or', not both")
+        parts = re.split(r"\s+(?:and|or)\s+", text.strip(), flags=re.IGNORECASE)
+        conditions = tuple(_parse_condition(part, text) for part in parts)
+        return cls(conditions, "any" if has_or else "all")
+
+    @classmethod
+    def preset(cls, name: str) -> Matcher:
+        """A named preset: `exact-duplicate`, `near-duplicate` or `similar` (provisional numbers)."""
+        key = name.strip().lower()
+        if key not in PRESETS:
+            raise MatcherSyntaxError(f"unknown matcher preset {name!r}; known: {', '.join(PRESETS)}")
+        parsed = cls.parse(PRESETS[key])
+        return cls(parsed.conditions, parsed.require, key)
+
+    @classmethod
+    def combined(cls, algorithms: Sequence[str] = ("ahash", "colorhash"), max_distance: int = 12) -> Matcher:
+        """The seed article's rule: the sum of the algorithms' distances within `max_distance`."""
+        return cls((Condition(tuple(_canonical(a) for a in algorithms), max_distance),))
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        """Every algorithm the rule reads, in order of first use."""
+        seen: dict[str, None] = {}
+        for condition in self.conditions:
+            for algorithm in condition.algorithms:
+                seen[algorithm] = None
+        return tuple(seen)
+
+    def verdict(
+        self, key: str, query: Mapping[str, Hash], stored: Mapping[str, Hash], dihedral: bool = False
+    ) -> Verdict | None:
+        """A `Verdict` if the stored hashes match the query under this rule, else None."""
+        passed: list[bool] = []
+        distances: dict[str, int] = {}
+        score = 0
+        for condition in self.conditions:
+            distance = condition.distance(query, stored, dihedral)
+            ok = distance is not None and distance <= condition.max_distance
+            ok = ok and condition.quality_ok(query, stored)
+            passed.append(ok)
+            if distance is not None:
+                distances[" + ".join(condition.algorithms)] = distance
+                score += distance
+        accepted = all(passed) if self.require == "all" else any(passed)
+        if not accepted:
+            return None
+        for algorithm in self.algorithms:  # the single distances too, for display
+            mine, theirs = query.get(algorithm), stored.get(algorithm)
+            if mine is not None and theirs is not None and mine.nbits == theirs.nbits:
+                options = mine.variants if dihedral and mine.variants else (mine,)
+                distances.setdefault(algorithm, min(theirs - v for v in options))
+        return Verdict(key, distances, score)
+
+    def matches(self, query: Mapping[str, Hash], stored: Mapping[str, Hash], dihedral: bool = False) -> bool:
+        return self.verdict("", query, stored, dihedral) is not None
+
+    def candidate_plan(self, query: Mapping[str, Hash]) -> list[tuple[str, int]]:
+        """Range searches whose union holds every possible match: (algorithm, radius) pairs.
+
+        With `and`, one condition suffices (every match satisfies it), so the most selective is
+        used; a summed condition bounds each of its algorithms by the same radius. With `or`,
+        each condition contributes its own search.
+        """
+        options: list[tuple[float, str, int]] = []
+        per_condition: list[tuple[float, str, int]] = []
+        for condition in self.conditions:
+            usable = [a for a in condition.algorithms if a in query]
+            if not usable:
+                per_condition.append((math.inf, "", 0))
+                continue
+            best = min(
+                (_selectivity(query[a].nbits, condition.max_distance), a, condition.max_distance)
+                for a in usable
+            )
+            per_condition.append(best)
+            options.append(best)
+        if self.require == "all":
+            if not options:
+                raise MatcherSyntaxError(f"the query has none of the hashes {', '.join(self.algorithms)}")
+            _, algorithm, radius = min(options)
+            return [(algorithm, radius)]
+        return [(algorithm, radius) for _, algorithm, radius in per_condition if algorithm]
+
+    def __str__(self) -> str:
+        joiner = " and " if self.require == "all" else " or "
+        return joiner.join(str(condition) for condition in self.conditions)
+
+
+def _canonical(name: str) -> str:
+    from lookalike.index.queries import canonical_algorithm
+
+    return canonical_algorithm(name)
+
+
+def _parse_condition(part: str, whole: str) -> Condition:
+    found = _CLAUSE.match(part)
+    if not found:
+        raise MatcherSyntaxError(
+            f"cannot parse {part!r} in {whole!r}; write e.g. 'phash <= 8', 'ahash + colorhash <= 12' "
+            "or 'pdq <= 31 with quality >= 50'"
+        )
+    terms = tuple(_canonical(term) for term in re.split(r"\s*\+\s*", found["terms"]))
+    limit = int(found["limit"]) - (1 if found["op"] == "<" else 0)
+    quality = int(found["quality"]) if found["quality"] is not None else None
+    return Condition(terms, limit, quality)
+
+
+def _selectivity(nbits: int, radius: int) -> float:
+    """Share of random hashes within `radius`: smaller means fewer candidates to verify."""
+    return sum(math.comb(nbits, i) for i in range(min(radius, nbits) + 1)) / 2.0**nbits
+
+
+def match_in_index(
+    index: Index,
+    query: Mapping[str, Hash],
+    matcher: Matcher | str,
+    *,
+    dihedral: bool = False,
+    include_flagged: bool = False,
+) -> list[Verdict]:
+    """Stored images that `matcher` accepts for `query`, sorted by (score, key).
+
+    Candidates come from the plan's range searches (exact, so no match is lost); each candidate's
+    stored hashes are then judged by the rule.
+    """
+    rule = matcher if isinstance(matcher, Matcher) else Matcher.parse(matcher)
+    normalised = {_canonical(name): value for name, value in query.items() if isinstance(value, Hash)}
+    candidates: dict[str, int] = {}
+    for algorithm, radius in rule.candidate_plan(normalised):
+        for found in index.range_search(
+            normalised[algorithm], algorithm, radius, dihedral=dihedral, include_flagged=include_flagged
+        ):
+            candidates.setdefault(found.key, found.variant)
+    verdicts: list[Verdict] = []
+    for key, entry in index.get_many(sorted(candidates)).items():
+        decided = rule.verdict(key, normalised, entry.hashes, dihedral)
+        if decided is not None:
+            verdicts.append(Verdict(decided.key, decided.distances, decided.score, candidates[key]))
+    verdicts.sort(key=lambda v: (v.score, v.key))
+    return verdicts

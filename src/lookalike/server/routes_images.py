@@ -1,0 +1,158 @@
+"""Hashing uploads, and storing or removing images in the index."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from lookalike.errors import ImageError
+from lookalike.exchange import entry_record
+from lookalike.hash import Hash
+from lookalike.index.base import IndexItem
+from lookalike.quality import flagged_names
+from lookalike.server.auth import require_key, require_read_access
+from lookalike.server.errors import ApiError
+from lookalike.server.state import hash_json, qualities
+from lookalike.server.thumbnails import make_thumbnail
+from lookalike.server.uploads import read_upload, text_field
+
+router = APIRouter(prefix="/v1", tags=["images"])
+
+MAX_ID_LENGTH = 512
+MAX_METADATA_BYTES = 16 * 1024
+
+
+@router.post("/hash", summary="Hash an uploaded image", dependencies=[Depends(require_read_access)])
+async def hash_upload(
+    request: Request,
+    file: Annotated[UploadFile | None, File(description="The image")] = None,
+    hashes: Annotated[
+        str | None, Form(description="Comma-separated algorithms (default: all served)")
+    ] = None,
+) -> dict[str, object]:
+    state = request.app.state.service
+    data = await read_upload(file, state.config.max_upload_bytes)
+    names = [n.strip() for n in (text_field(hashes, "hashes") or "").split(",") if n.strip()] or None
+    upload = await run_in_threadpool(lambda: state.hash_upload(data, names, dihedral=False))
+    result = upload.result
+    values = {name: value for name, value in result.items()}
+    return {
+        "sha256": upload.sha256,
+        "bytes": upload.byte_size,
+        "width": result.width,
+        "height": result.height,
+        "format": result.format,
+        "hashes": hash_json(values),
+        "quality": qualities(values),
+        **({"pdq_quality": values["pdq"].quality} if isinstance(values.get("pdq"), Hash) else {}),
+        "flags": sorted(flagged_names(values)),
+    }
+
+
+@router.post("/images", summary="Store an image's hashes under an id", dependencies=[Depends(require_key)])
+async def add_image(
+    request: Request,
+    file: Annotated[UploadFile | None, File(description="The image")] = None,
+    id: Annotated[str | None, Form(description="Your id for the image (default: its sha256)")] = None,
+    metadata: Annotated[str | None, Form(description="A JSON object stored with the image")] = None,
+) -> JSONResponse:
+    state = request.app.state.service
+    data = await read_upload(file, state.config.max_upload_bytes)
+    image_id = check_id(text_field(id, "id", MAX_ID_LENGTH))
+    extra = parse_metadata(metadata)
+    upload = await run_in_threadpool(lambda: state.hash_upload(data, None, dihedral=False, thumbnail=True))
+    key = image_id or upload.sha256
+    item = IndexItem(
+        key=key,
+        hashes={name: value for name, value in upload.result.items() if isinstance(value, Hash)},
+        sha256=upload.sha256,
+        byte_size=upload.byte_size,
+        width=upload.result.width,
+        height=upload.result.height,
+        metadata=extra,
+    )
+    with state.locked_index() as index:
+        report = index.add([item])
+    if report.same_bytes:
+        existing = report.same_bytes[0][1]
+        return JSONResponse({"id": key, "status": "duplicate", "existing_id": existing}, status_code=200)
+    if upload.thumbnail is not None:
+        state.thumbnails.put(key, upload.thumbnail)
+    status = "added" if report.added else "updated" if report.updated else "unchanged"
+    return JSONResponse(
+        {"id": key, "status": status, "sha256": upload.sha256, "hashes": hash_json(dict(item.hashes))},
+        status_code=201 if report.added else 200,
+    )
+
+
+@router.delete("/images/{image_id:path}", summary="Remove an image", dependencies=[Depends(require_key)])
+def delete_image(request: Request, image_id: str) -> dict[str, object]:
+    state = request.app.state.service
+    with state.locked_index() as index:
+        removed = index.remove([check_id(image_id) or ""])
+    if not removed:
+        raise ApiError(404, "not_found", "no image with that id")
+    state.thumbnails.delete(image_id)
+    return {"id": image_id, "deleted": True}
+
+
+@router.get("/images/{image_id:path}/thumbnail", summary="A small JPEG preview", response_class=Response)
+def thumbnail(request: Request, image_id: str, _: None = Depends(require_read_access)) -> Response:
+    state = request.app.state.service
+    jpeg = state.thumbnails.get(image_id)
+    if jpeg is None and state.config.thumbnails_from_paths:
+        jpeg = _thumbnail_of_indexed_file(request, image_id)
+    if jpeg is None:
+        raise ApiError(404, "not_found", "no thumbnail for that id")
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+
+
+@router.get("/images/{image_id:path}", summary="An image's stored hashes and facts")
+def get_image(request: Request, image_id: str, _: None = Depends(require_read_access)) -> dict[str, object]:
+    with request.app.state.service.locked_index() as index:
+        entry = index.get(image_id)
+    if entry is None:
+        raise ApiError(404, "not_found", "no image with that id")
+    record = entry_record(entry)
+    record["id"] = record.pop("key")
+    return record
+
+
+def _thumbnail_of_indexed_file(request: Request, image_id: str) -> bytes | None:
+    """Only for entries the index itself holds under an absolute file path (opt-in)."""
+    with request.app.state.service.locked_index() as index:
+        entry = index.get(image_id)
+    if entry is None or not os.path.isabs(entry.key) or not os.path.isfile(entry.key):
+        return None
+    from lookalike.decode import decode
+
+    try:
+        decoded = decode(entry.key, draft_min_side=512, limits=request.app.state.service.limits)
+    except ImageError:
+        return None
+    return make_thumbnail(decoded.image)
+
+
+def check_id(value: str | None) -> str | None:
+    if value is not None and (not value.strip() or len(value) > MAX_ID_LENGTH or "\x00" in value):
+        raise ApiError(422, "bad_id", f"ids are 1-{MAX_ID_LENGTH} characters without NUL")
+    return value
+
+
+def parse_metadata(text: str | None) -> dict[str, object] | None:
+    if not text:
+        return None
+    if len(text.encode()) > MAX_METADATA_BYTES:
+        raise ApiError(413, "metadata_too_large", f"metadata is limited to {MAX_METADATA_BYTES} bytes")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise ApiError(422, "bad_metadata", "metadata must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise ApiError(422, "bad_metadata", "metadata must be a JSON object")
+    return value

@@ -1,0 +1,189 @@
+// The lookalike web page: plain DOM, no build step. Server data is always set as text, never HTML.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const keyInput = $("api-key");
+keyInput.value = sessionStorage.getItem("lookalike-key") || "";
+keyInput.addEventListener("change", () => sessionStorage.setItem("lookalike-key", keyInput.value));
+
+function headers() {
+  return keyInput.value ? { Authorization: "Bearer " + keyInput.value } : {};
+}
+
+async function call(method, url, body, extraHeaders) {
+  const response = await fetch(url, { method, body, headers: { ...headers(), ...(extraHeaders || {}) } });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const message = (data.error && data.error.message) || response.statusText;
+    throw new Error(`${response.status}: ${message}`);
+  }
+  return data;
+}
+
+function el(tag, props, children) {
+  const node = document.createElement(tag);
+  Object.assign(node, props || {});
+  for (const child of children || []) node.append(child);
+  return node;
+}
+
+function status(id, text, error) {
+  $(id).textContent = text;
+  $(id).classList.toggle("error", !!error);
+}
+
+function picture(src, alt) {
+  const img = el("img", { src, alt, loading: "lazy" });
+  img.addEventListener("error", () => img.replaceWith(el("div", { className: "noimg", textContent: "no preview" })));
+  return img;
+}
+
+// ----- tabs -----
+for (const button of document.querySelectorAll("nav button")) {
+  button.addEventListener("click", () => {
+    document.querySelectorAll("nav button").forEach((b) => b.classList.toggle("active", b === button));
+    document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t.id === "tab-" + button.dataset.tab));
+    if (button.dataset.tab === "banks") loadBanks();
+  });
+}
+
+// ----- search -----
+async function search(file) {
+  $("search-query").replaceChildren(picture(URL.createObjectURL(file), "your image"));
+  $("search-results").replaceChildren();
+  status("search-status", "searching…");
+  const form = new FormData();
+  form.append("file", file);
+  form.append("k", $("search-k").value || "12");
+  form.append("dihedral", $("search-dihedral").checked ? "true" : "false");
+  try {
+    const data = await call("POST", "/v1/search", form);
+    status("search-status", `${data.matches.length} matches, best first`);
+    $("search-results").replaceChildren(...data.matches.map(matchCard));
+  } catch (error) {
+    status("search-status", error.message, true);
+  }
+}
+
+function matchCard(match, rank) {
+  const badges = Object.entries(match.distances).map(([name, distance]) =>
+    el("span", { className: "badge" + (match.agreed.includes(name) ? " agreed" : ""), textContent: `${name} ${distance}` }));
+  return el("div", { className: "card match" }, [
+    picture(match.thumbnail, match.id),
+    el("div", { className: "id", textContent: `${rank + 1}. ${match.id}` }),
+    el("div", {}, badges),
+  ]);
+}
+
+const drop = $("drop");
+drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (event) => {
+  event.preventDefault();
+  drop.classList.remove("over");
+  if (event.dataTransfer.files.length) search(event.dataTransfer.files[0]);
+});
+$("search-file").addEventListener("change", (event) => { if (event.target.files.length) search(event.target.files[0]); });
+
+// ----- adding images -----
+$("add-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const files = [...$("add-files").files];
+  let done = 0;
+  for (const file of files) {
+    const form = new FormData();
+    form.append("file", file);
+    if (files.length === 1 && $("add-id").value) form.append("id", $("add-id").value);
+    try {
+      const data = await call("POST", "/v1/images", form);
+      done += 1;
+      status("add-status", `${done}/${files.length}: ${data.id} ${data.status}`);
+    } catch (error) {
+      status("add-status", `${file.name}: ${error.message}`, true);
+      return;
+    }
+  }
+});
+
+// ----- duplicates -----
+$("dupes-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  status("dupes-status", "grouping…");
+  try {
+    const data = await call("GET", "/v1/duplicates?preset=" + encodeURIComponent($("dupes-preset").value));
+    status("dupes-status", `${data.total_groups} groups`);
+    $("dupes-results").replaceChildren(...data.groups.map((group, index) => el("div", { className: "group" }, [
+      el("strong", { textContent: `Group ${index + 1} (${group.members.length} images)` }),
+      el("div", { className: "grid" }, group.members.map((member) => el("div", { className: "card" }, [
+        picture(member.thumbnail, member.id),
+        el("div", { className: "id", textContent: member.id }),
+        el("span", { className: "badge" + (member.best ? " best" : ""), textContent: member.best ? "best copy" : `${member.width}×${member.height}` }),
+      ]))),
+    ])));
+  } catch (error) {
+    status("dupes-status", error.message, true);
+  }
+});
+
+// ----- banks -----
+async function loadBanks() {
+  try {
+    const data = await call("GET", "/v1/banks");
+    $("bank-table").tBodies[0].replaceChildren(...data.banks.map((bank) => {
+      const remove = el("button", { textContent: "delete" });
+      remove.addEventListener("click", async () => {
+        if (!confirm(`Delete bank ${bank.name} and its hashes?`)) return;
+        try { await call("DELETE", "/v1/banks/" + encodeURIComponent(bank.name)); loadBanks(); }
+        catch (error) { status("bank-status", error.message, true); }
+      });
+      return el("tr", {}, [el("td", { textContent: bank.name }), el("td", { textContent: bank.rule }),
+        el("td", { textContent: String(bank.hashes) }), el("td", {}, [remove])]);
+    }));
+    $("bank-import-name").replaceChildren(...data.banks.map((bank) => el("option", { textContent: bank.name })));
+  } catch (error) {
+    status("bank-status", error.message, true);
+  }
+}
+
+$("bank-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const body = { name: $("bank-name").value, algorithm: $("bank-algorithm").value };
+  if ($("bank-distance").value) body.max_distance = Number($("bank-distance").value);
+  try {
+    await call("POST", "/v1/banks", JSON.stringify(body), { "Content-Type": "application/json" });
+    status("bank-status", `bank ${body.name} created`);
+    loadBanks();
+  } catch (error) {
+    status("bank-status", error.message, true);
+  }
+});
+
+$("bank-import").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const name = $("bank-import-name").value;
+  try {
+    const data = await call("POST", `/v1/banks/${encodeURIComponent(name)}/hashes`, $("bank-import-text").value,
+      { "Content-Type": "text/plain" });
+    status("bank-status", `${name}: ${data.added} added, ${data.updated} updated, ${data.unchanged} unchanged`);
+    loadBanks();
+  } catch (error) {
+    status("bank-status", error.message, true);
+  }
+});
+
+$("check-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData();
+  form.append("file", $("check-file").files[0]);
+  try {
+    const data = await call("POST", "/v1/check", form);
+    status("bank-status", data.matched ? "the upload matches a bank" : "no bank matches the upload");
+    $("check-results").replaceChildren(...data.banks.map((bank) => el("div", { className: "card" }, [
+      el("strong", { textContent: `${bank.bank}: ${bank.matched ? "match" : "no match"}` }),
+      el("div", { textContent: `rule: ${bank.rule}` + (bank.skipped ? ` (skipped: ${bank.skipped})` : "") }),
+      el("div", { textContent: bank.matches.map((m) => `${m.id} at ${m.distance}`).join(", ") }),
+    ])));
+  } catch (error) {
+    status("bank-status", error.message, true);
+  }
+});

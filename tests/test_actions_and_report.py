@@ -1,0 +1,92 @@
+"""Acting on duplicate groups (dry runs, never the best copy, a log) and the HTML review page."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import COMMITTED_PHOTOS
+from lookalike import actions
+from lookalike.index.base import Entry, Group
+from lookalike.report import render_report
+
+
+def _entry(path: Path, width: int, height: int) -> Entry:
+    return Entry(
+        id=0, key=str(path), hashes={}, sha256=None, byte_size=path.stat().st_size,
+        width=width, height=height, mtime=path.stat().st_mtime, added_at=0.0,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def group(tmp_path: Path) -> Group:
+    files = []
+    for index in range(3):
+        target = tmp_path / "photos" / f"copy{index}.jpg"
+        target.parent.mkdir(exist_ok=True)
+        shutil.copy(COMMITTED_PHOTOS[1], target)
+        files.append(target)
+    members = (_entry(files[0], 800, 600), _entry(files[1], 400, 300), _entry(files[2], 200, 150))
+    return Group(members, {(str(files[0]), str(files[1])): 2, (str(files[0]), str(files[2])): 5})
+
+
+def test_plan_never_includes_the_best_copy(group: Group) -> None:
+    for action in actions.ACTIONS:
+        steps = actions.plan([group], action, destination="/tmp/dest")
+        assert [s.path for s in steps] == [m.key for m in group.members[1:]]
+        assert all(s.keep == group.best.key for s in steps)
+
+
+def test_delete_removes_duplicates_keeps_best_and_logs(group: Group, tmp_path: Path) -> None:
+    log = tmp_path / "actions.log"
+    results = list(actions.execute(actions.plan([group], "delete"), log))
+    assert all(r.ok for r in results)
+    assert os.path.exists(group.best.key)
+    assert not any(os.path.exists(m.key) for m in group.members[1:])
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["path"] for r in records] == [m.key for m in group.members[1:]]
+
+
+def test_hardlink_replaces_duplicates_with_links_to_best(group: Group, tmp_path: Path) -> None:
+    list(actions.execute(actions.plan([group], "hardlink"), tmp_path / "log"))
+    best = os.stat(group.best.key)
+    for member in group.members[1:]:
+        assert os.stat(member.key).st_ino == best.st_ino
+
+
+def test_move_never_overwrites(group: Group, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    steps = actions.plan([group], "move", destination=dest)
+    (dest / "group-00001").mkdir(parents=True)
+    (dest / "group-00001" / "copy1.jpg").write_text("already here")
+    results = list(actions.execute(steps, tmp_path / "log"))
+    assert all(r.ok for r in results)
+    assert (dest / "group-00001" / "copy1.jpg").read_text() == "already here"
+    assert (dest / "group-00001" / "copy1-1.jpg").exists()
+
+
+def test_missing_best_copy_leaves_duplicates_alone(group: Group, tmp_path: Path) -> None:
+    os.remove(group.best.key)
+    results = list(actions.execute(actions.plan([group], "delete"), tmp_path / "log"))
+    assert not any(r.ok for r in results)
+    assert all(os.path.exists(m.key) for m in group.members[1:])
+
+
+def test_report_is_self_contained_and_lists_members(group: Group) -> None:
+    page = render_report([group])
+    assert page.count("<figure") == 3
+    assert "data:image/jpeg;base64," in page
+    assert "http://" not in page and "https://" not in page
+    assert "best copy" in page and "800×600" in page and "distance 5" in page
+    assert "exportShell" in page and "exportJson" in page
+
+
+def test_report_escapes_hostile_file_names(tmp_path: Path) -> None:
+    nasty = tmp_path / "<script>alert(1)<'x'>.jpg"
+    shutil.copy(COMMITTED_PHOTOS[0], nasty)
+    page = render_report([Group((_entry(nasty, 10, 10), _entry(nasty, 10, 10)))])
+    assert "<script>alert(1)" not in page

@@ -1,0 +1,381 @@
+"""One specification for every Index backend: add `"clickhouse"` (or `"chdb"`) to BACKENDS and a
+factory to `make_index`, and the same tests run against it unchanged."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import lookalike
+from hash_sets import photo_hashes, random_hashes
+from lookalike import Hash
+from lookalike.errors import InvalidHashError, MissingVariantsError
+from lookalike.index import Index, IndexItem, Match, open_index
+
+# the 2-shard cluster of Debian's clickhouse-server 18.16 (started once per session: slow)
+BACKENDS = ["sqlite", "chdb", pytest.param("clickhouse-cluster", marks=pytest.mark.slow)]
+
+
+def make_index(backend: str, folder: Path, request: pytest.FixtureRequest) -> Index:
+    if backend == "sqlite":
+        return open_index(f"sqlite:///{folder / 'index.db'}")
+    if backend == "chdb":
+        return open_index(f"chdb://{folder / 'chdb'}")
+    if backend == "clickhouse-cluster":
+        cluster = request.getfixturevalue("clickhouse_cluster")
+        database = "t_" + hashlib.blake2b(str(folder).encode(), digest_size=6).hexdigest()
+        return open_index(cluster.url(database))
+    raise AssertionError(f"no factory for backend {backend!r}")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def index(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Index]:
+    opened = make_index(backend, tmp_path, request)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def reopen(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[], Index]:
+    return lambda: make_index(backend, tmp_path, request)
+
+
+def _reference(stored: dict[str, Hash], query: Hash, radius: int) -> list[tuple[int, str]]:
+    return sorted((query - value, key) for key, value in stored.items() if query - value <= radius)
+
+
+def _pairs(matches: list[Match]) -> list[tuple[int, str]]:
+    return [(m.distance, m.key) for m in matches]
+
+
+# ----- storing -------------------------------------------------------------------------------------
+def test_add_then_get_restores_hashes_quality_and_file_facts(index: Index) -> None:
+    pdq_like = Hash(int("f" * 63 + "1", 16), 256, quality=87)
+    item = IndexItem(
+        "cat.jpg",
+        {
+            "phash": Hash.from_hex("c3e0f0f8c4c0e0f0"),
+            "pdq": pdq_like,
+            "colorhash": Hash.from_hex("07e01000000", 42),
+        },
+        sha256="ab" * 32,
+        byte_size=1234,
+        width=640,
+        height=480,
+        mtime=1700000000.5,
+        metadata={"source": "upload"},
+    )
+    report = index.add([item])
+    assert (report.added, report.updated, report.unchanged) == (1, 0, 0)
+    entry = index.get("cat.jpg")
+    assert entry is not None
+    assert entry.hashes == item.hashes
+    assert entry.hashes["pdq"].quality == 87
+    assert (entry.sha256, entry.byte_size, entry.width, entry.height, entry.mtime) == (
+        "ab" * 32,
+        1234,
+        640,
+        480,
+        1700000000.5,
+    )
+    assert entry.metadata == {"source": "upload"}
+    assert entry.pixels == 640 * 480
+    assert "cat.jpg" in index and "dog.jpg" not in index and len(index) == 1
+
+
+def test_hash_list_pairs_can_be_added_without_images(index: Index) -> None:
+    hashes = random_hashes(50, 64, seed=1)
+    report = index.add((f"list-{i}", {"pHash": h}) for i, h in enumerate(hashes))  # names are normalised
+    assert report.added == 50
+    assert index.range_search(hashes[7], "phash", 0) == [Match(0, "list-7")]
+
+
+@pytest.mark.parametrize("nbits", [64, 256])
+def test_add_words_stores_hash_arrays_like_add_does(index: Index, nbits: int) -> None:
+    hashes = random_hashes(300, nbits, seed=nbits)
+    hashes[7] = Hash(0, nbits)  # flat: flagged
+    words = np.array([h.words() for h in hashes], dtype=np.uint64)
+    quality = [None] * 300
+    quality[8] = 10  # poor: flagged
+    index.add([("k0", {"pdq": hashes[5]})])  # an existing key goes through the general path
+    report = index.add_words([f"k{i}" for i in range(300)], "pdq", words, nbits, quality)
+    assert (report.added, report.updated) == (299, 1)
+    entry = index.get("k8")
+    assert entry is not None and entry.hashes["pdq"] == hashes[8] and entry.hashes["pdq"].quality == 10
+    assert entry.flagged == frozenset({"pdq"})
+    assert _pairs(index.range_search(hashes[0], "pdq", 0)) == [(0, "k0")]
+    assert index.range_search(hashes[7], "pdq", 0) == []
+    assert _pairs(index.range_search(hashes[7], "pdq", 0, include_flagged=True)) == [(0, "k7")]
+    with pytest.raises(InvalidHashError):
+        index.add_words(["other"], "pdq", np.zeros((1, 2), dtype=np.uint64), 128)
+
+
+def test_same_bytes_twice_make_one_entry(index: Index) -> None:
+    value = {"phash": Hash.from_hex("00ff00ff00ff00ff")}
+    index.add([IndexItem("a.jpg", value, sha256="11" * 32)])
+    report = index.add([IndexItem("copy-of-a.jpg", value, sha256="11" * 32)])
+    assert report.same_bytes == (("copy-of-a.jpg", "a.jpg"),) and report.added == 0
+    assert len(index) == 1
+    again = index.add([IndexItem("a.jpg", value, sha256="11" * 32)])
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 1)
+
+
+def test_a_changed_file_at_the_same_key_is_updated(index: Index) -> None:
+    index.add(
+        [
+            IndexItem(
+                "a.jpg", {"phash": Hash.from_hex("00ff00ff00ff00ff"), "ahash": Hash(5, 64)}, sha256="11" * 32
+            )
+        ]
+    )
+    report = index.add(
+        [IndexItem("a.jpg", {"phash": Hash.from_hex("ffff00ff00ff00ff")}, sha256="22" * 32, width=9)]
+    )
+    assert report.updated == 1 and len(index) == 1
+    entry = index.get("a.jpg")
+    assert entry is not None and entry.sha256 == "22" * 32 and entry.width == 9
+    assert set(entry.hashes) == {"phash"}  # the old image's other hashes are gone with it
+    assert index.range_search(Hash.from_hex("00ff00ff00ff00ff"), "phash", 0) == []
+    assert index.range_search(Hash(5, 64), "ahash", 0) == []
+    assert _pairs(index.range_search(Hash.from_hex("ffff00ff00ff00ff"), "phash", 0)) == [(0, "a.jpg")]
+
+
+def test_remove_deletes_entries_and_their_hashes(index: Index) -> None:
+    hashes = random_hashes(20, 64, seed=2)
+    index.add((f"k{i}", {"phash": h}) for i, h in enumerate(hashes))
+    assert index.remove(["k3", "k4", "missing"]) == 2
+    assert index.get("k3") is None and len(index) == 18
+    assert index.range_search(hashes[3], "phash", 0) == []
+
+
+def test_a_hash_length_other_than_the_stored_one_is_refused(index: Index) -> None:
+    index.add([("a", {"phash": Hash(1, 64)})])
+    with pytest.raises(InvalidHashError):
+        index.add([("b", {"phash": Hash(1, 256)})])
+    with pytest.raises(InvalidHashError):
+        index.range_search(Hash(1, 256), "phash", 3)
+
+
+# ----- exact search --------------------------------------------------------------------------------
+@pytest.mark.parametrize(("nbits", "max_radius"), [(64, 32), (256, 64)])
+def test_range_search_equals_brute_force_on_random_hashes(index: Index, nbits: int, max_radius: int) -> None:
+    hashes = random_hashes(2000, nbits, seed=nbits, planted=400, max_flips=max_radius // 3)
+    stored = {f"h{i:05d}": h for i, h in enumerate(hashes)}
+    index.add((key, {"pdq" if nbits == 256 else "phash": h}) for key, h in stored.items())
+    algorithm = "pdq" if nbits == 256 else "phash"
+    queries = hashes[::173] + random_hashes(2, nbits, seed=5)
+    for radius in range(0, max_radius + 1, 1 if nbits == 64 else 4):
+        results = index.range_search(queries, algorithm, radius)
+        for query, found in zip(queries, results, strict=True):
+            assert _pairs(found) == _reference(stored, query, radius), radius
+
+
+@pytest.mark.slow
+def test_range_and_top_k_equal_brute_force_on_real_photo_hashes(index: Index, photos: list[Path]) -> None:
+    hashes = photo_hashes("phash", tuple(photos))
+    stored = {f"photo{i:04d}": h for i, h in enumerate(hashes)}
+    index.add((key, {"phash": h}) for key, h in stored.items())
+    queries = list(hashes[::7])
+    for radius in range(33):
+        for query, found in zip(queries, index.range_search(queries, "phash", radius), strict=True):
+            assert _pairs(found) == _reference(stored, query, radius)
+    for query, found in zip(queries, index.search(queries, "phash", 10), strict=True):
+        assert _pairs(found) == _reference(stored, query, 64)[:10]
+
+
+@pytest.mark.parametrize("k", [1, 10, 25])
+def test_top_k_equals_brute_force_with_ties_broken_by_key(index: Index, k: int) -> None:
+    hashes = random_hashes(1500, 64, seed=k, planted=300, max_flips=5)
+    stored = {f"h{i:05d}": h for i, h in enumerate(hashes)}
+    stored.update({f"dup{i}": hashes[0] for i in range(3)})  # ties at distance 0
+    index.add((key, {"phash": h}) for key, h in stored.items())
+    queries = [hashes[0], *hashes[::211]]
+    for query, found in zip(queries, index.search(queries, "phash", k), strict=True):
+        assert _pairs(found) == _reference(stored, query, 64)[:k]
+
+
+def test_one_query_gives_a_list_many_give_a_list_of_lists(index: Index) -> None:
+    index.add([("a", {"phash": Hash(0b1011, 64)}), ("b", {"phash": Hash(0b0011, 64)})])
+    single = index.range_search(Hash(0b0011, 64), "phash", 1)
+    assert _pairs(single) == [(0, "b"), (1, "a")]
+    many = index.search([Hash(0b0011, 64), Hash(0b1011, 64)], "phash", 1)
+    assert [_pairs(m) for m in many] == [[(0, "b")], [(0, "a")]]
+    assert index.range_search(Hash(1, 64), "dhash", 5) == []  # an algorithm the index has not seen
+
+
+def test_flat_and_low_quality_hashes_are_skipped_unless_included(index: Index) -> None:
+    index.add(
+        [
+            ("flat", {"ahash": Hash(0, 64)}),
+            ("poor", {"ahash": Hash(1, 64, quality=20)}),
+            ("good", {"ahash": Hash(3, 64, quality=90)}),
+        ]
+    )
+    assert _pairs(index.range_search(Hash(1, 64), "ahash", 2)) == [(1, "good")]
+    assert _pairs(index.range_search(Hash(1, 64), "ahash", 2, include_flagged=True)) == [
+        (0, "poor"),
+        (1, "flat"),
+        (1, "good"),
+    ]
+    entry = index.get("flat")
+    assert entry is not None and entry.flagged == frozenset({"ahash"})
+
+
+def test_dihedral_search_finds_rotated_and_flipped_copies(
+    index: Index, photos: list[Path], tmp_path: Path
+) -> None:
+    source = photos[3]
+    with Image.open(source) as image:
+        rotated = image.convert("RGB").transpose(Image.Transpose.ROTATE_90)
+        flipped = image.convert("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    rotated.save(tmp_path / "rotated.png")
+    flipped.save(tmp_path / "flipped.png")
+    index.add_files(
+        [tmp_path / "rotated.png", tmp_path / "flipped.png", *photos[10:20]], hashes=["phash"], workers=1
+    )
+    query = lookalike.hash_file(source, ["phash"], dihedral=True)["phash"]
+    assert isinstance(query, Hash)
+    plain = {m.key for m in index.range_search(query, "phash", 6)}
+    found = index.range_search(query, "phash", 6, dihedral=True)
+    keys = {Path(m.key).name for m in found}
+    assert {"rotated.png", "flipped.png"} <= keys
+    assert not {str(tmp_path / "rotated.png"), str(tmp_path / "flipped.png")} <= plain
+    assert all(m.variant != 0 for m in found if Path(m.key).name in {"rotated.png", "flipped.png"})
+    with pytest.raises(MissingVariantsError):
+        index.range_search(Hash(1, 64), "phash", 3, dihedral=True)
+
+
+# ----- files and persistence -----------------------------------------------------------------------
+def test_add_files_skips_unchanged_files_and_rehashes_changed_ones(
+    index: Index, photos: list[Path], tmp_path: Path
+) -> None:
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for path in photos[:6]:
+        shutil.copy(path, folder / path.name)
+    files = sorted(folder.iterdir())
+    first = index.add_files(files, hashes=["phash", "colorhash"], workers=1)
+    assert first.added == 6 and not first.failed
+    again = index.add_files(files, hashes=["phash"], workers=1)
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 6)
+    more = index.add_files(files[:2], hashes=["phash", "dhash"], workers=1)  # a hash not stored yet
+    assert more.updated == 2
+    shutil.copy(photos[20], files[0])  # new bytes at the same path
+    os.utime(files[0], (1, 1))
+    changed = index.add_files(files, hashes=["phash"], workers=1)
+    assert (changed.updated, changed.unchanged) == (1, 5)
+    entry = index.get(str(files[0]))
+    assert entry is not None and entry.mtime == 1
+    assert entry.hashes["phash"] == lookalike.hash_file(photos[20], ["phash"])["phash"]
+
+
+def test_add_files_reports_bad_files_and_keeps_going(
+    index: Index, photos: list[Path], tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    calls: list[tuple[int, int]] = []
+    report = index.add_files(
+        [photos[0], broken, tmp_path / "missing.jpg"], workers=1, progress=lambda d, t: calls.append((d, t))
+    )
+    assert report.added == 1
+    assert {Path(path).name for path, _ in report.failed} == {"broken.jpg", "missing.jpg"}
+    assert calls[-1] == (3, 3)
+
+
+def test_reopened_index_answers_the_same(index: Index, reopen: Callable[[], Index]) -> None:
+    hashes = random_hashes(3000, 64, seed=9, planted=300, max_flips=4)
+    index.add((f"h{i}", {"phash": h}) for i, h in enumerate(hashes))
+    before = index.range_search(hashes[:50], "phash", 6)
+    index.close()
+    with reopen() as again:
+        assert again.range_search(hashes[:50], "phash", 6) == before
+        again.remove(["h0"])
+        again.add([("new", {"phash": hashes[0]})])
+    with reopen() as third:
+        assert _pairs(third.range_search(hashes[0], "phash", 0)) == [(0, "new")]
+
+
+def test_a_second_handle_sees_writes_made_through_the_first(
+    index: Index, reopen: Callable[[], Index]
+) -> None:
+    hashes = random_hashes(500, 64, seed=4)
+    index.add((f"h{i}", {"phash": h}) for i, h in enumerate(hashes[:400]))
+    with reopen() as reader:
+        assert len(reader.range_search(hashes[450], "phash", 0)) == 0
+        index.add((f"h{i}", {"phash": h}) for i, h in enumerate(hashes[400:], start=400))
+        index.remove(["h1"])
+        assert _pairs(reader.range_search(hashes[450], "phash", 0)) == [(0, "h450")]
+        assert reader.range_search(hashes[1], "phash", 0) == []
+
+
+# ----- grouping and matching -----------------------------------------------------------------------
+def _item(key: str, value: int, width: int = 100, size: int = 1000, mtime: float = 0.0) -> IndexItem:
+    return IndexItem(
+        key,
+        {"phash": Hash(value, 64)},
+        sha256=key * 8,
+        byte_size=size,
+        width=width,
+        height=width,
+        mtime=mtime,
+    )
+
+
+def test_duplicates_groups_components_with_the_best_copy_first(index: Index) -> None:
+    base = 0x0F0F_F0F0_3C3C_C3C3
+    index.add(
+        [
+            _item("small", base, width=100),
+            _item("large", base ^ 0b1, width=400),
+            _item("chain", base ^ 0b111, width=50),  # 3 from small, 2 from large
+            _item("far", base ^ 0xFFFF_0000, width=800),
+            _item("other1", 0x1234_5678_9ABC_DEF0, size=10, mtime=5),
+            _item("other2", 0x1234_5678_9ABC_DEF1, size=10, mtime=3),  # same pixels and size: older wins
+        ]
+    )
+    groups = index.duplicates("phash", 2)
+    assert [[m.key for m in g.members] for g in groups] == [["large", "small", "chain"], ["other2", "other1"]]
+    assert groups[0].best.key == "large"
+    assert groups[0].distances[("large", "small")] == 1
+
+
+def test_strict_duplicates_keep_every_member_within_r_of_the_centre(index: Index) -> None:
+    index.add(
+        [_item(f"n{i}", (1 << i) - 1, width=10 + i) for i in range(1, 9)]
+    )  # a chain: neighbours differ by 1 bit
+    loose = index.duplicates("phash", 1)
+    assert len(loose) == 1 and len(loose[0].members) == 8
+    strict = index.duplicates("phash", 1, strict=True)
+    for group in strict:
+        members = {m.key: m.hashes["phash"] for m in group.members}
+        centre = max(members, key=lambda k: sum(members[k] - v <= 1 for v in members.values()))
+        assert all(members[centre] - value <= 1 for value in members.values())
+    assert sum(len(g.members) for g in strict) <= 8 and len(strict) >= 3
+
+
+def test_match_combines_thresholds_over_several_hashes(index: Index) -> None:
+    index.add(
+        [
+            ("same", {"phash": Hash(0b1, 64), "colorhash": Hash(0, 42)}),
+            ("other-colours", {"phash": Hash(0b11, 64), "colorhash": Hash((1 << 20) - 1, 42)}),
+        ]
+    )
+    query = {"phash": Hash(0, 64), "colorhash": Hash(0b1, 42)}
+    verdicts = index.match(query, "phash <= 8 and colorhash <= 6")
+    assert [(v.key, v.distances["phash"], v.distances["colorhash"]) for v in verdicts] == [("same", 1, 1)]
+    either = index.match(query, "phash <= 8 or colorhash <= 6")
+    assert [v.key for v in either] == ["same", "other-colours"]
+    assert [v.key for v in index.match(query, "near-duplicate")] == ["same"]

@@ -1,0 +1,206 @@
+"""SQLite specifics: URLs, WAL concurrency across processes, and surviving kill -9 mid-add."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hash_sets import random_hashes
+from lookalike.errors import IndexStoreError
+from lookalike.index import open_index
+from lookalike.index.sqlite import SQLiteIndex, sqlite_path
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def _python(script: str, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def test_urls_and_bare_paths_name_the_same_file(tmp_path: Path) -> None:
+    assert sqlite_path("sqlite:///rel/x.db") == "rel/x.db"
+    assert sqlite_path("sqlite:////abs/x.db") == "/abs/x.db"
+    assert sqlite_path(None) == "lookalike.db"
+    with open_index(tmp_path / "a.db") as index:
+        assert isinstance(index, SQLiteIndex)
+    assert (tmp_path / "a.db").exists()
+
+
+def test_a_file_that_is_not_an_index_is_reported_by_name(tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.db"
+    bogus.write_bytes(b"plain text, not a database" * 100)
+    with pytest.raises(IndexStoreError, match=r"notes\.db"):
+        open_index(bogus)
+
+
+def test_database_is_in_wal_mode_with_a_schema_version(tmp_path: Path) -> None:
+    open_index(tmp_path / "w.db").close()
+    db = sqlite3.connect(tmp_path / "w.db")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0] == 1
+
+
+def test_snapshot_makes_reopening_skip_the_catalog_scan(tmp_path: Path) -> None:
+    hashes = random_hashes(2000, 64, seed=1)
+    with open_index(tmp_path / "s.db") as index:
+        index.add((f"h{i}", {"phash": h}) for i, h in enumerate(hashes))
+        index.range_search(hashes[0], "phash", 3)
+    assert (tmp_path / "s.db.search" / "phash.npz").exists()
+    reopened = SQLiteIndex.open(tmp_path / "s.db")
+    assert [m.key for m in reopened.range_search(hashes[5], "phash", 0)] == ["h5"]
+    assert reopened._stores["phash"].from_snapshot
+    reopened.close()
+
+
+@pytest.mark.slow
+def test_readers_keep_reading_while_another_process_writes(tmp_path: Path) -> None:
+    db = tmp_path / "busy.db"
+    hashes = random_hashes(4000, 64, seed=2)
+    with open_index(db) as index:
+        index.add((f"h{i}", {"phash": h}) for i, h in enumerate(hashes[:1000]))
+    words = np.array([int(h) for h in hashes], dtype=np.uint64)
+    np.save(tmp_path / "words.npy", words)
+    writer = _python(
+        """
+        import sys, numpy as np
+        from lookalike import Hash
+        from lookalike.index import open_index
+        words = np.load(sys.argv[2])
+        with open_index(sys.argv[1]) as index:
+            for start in range(1000, 4000, 100):
+                index.add((f"h{i}", {"phash": Hash(int(words[i]), 64)}) for i in range(start, start + 100))
+        print("done", flush=True)
+        """,
+        str(db),
+        str(tmp_path / "words.npy"),
+    )
+    reader = _python(
+        """
+        import sys, time
+        from lookalike import Hash
+        from lookalike.index import open_index
+        seen = []
+        with open_index(sys.argv[1]) as index:
+            for _ in range(200):
+                seen.append(len(index))
+                time.sleep(0.005)
+        print(min(seen), max(seen), flush=True)
+        """,
+        str(db),
+    )
+    with open_index(db) as index:
+        counts = []
+        while writer.poll() is None:
+            counts.append(len(index))
+            assert [m.key for m in index.range_search(hashes[0], "phash", 0)] == ["h0"]
+        assert counts == sorted(counts)  # never a torn or shrinking view
+    assert writer.wait(60) == 0, writer.stderr.read() if writer.stderr else ""
+    out, err = reader.communicate(timeout=60)
+    assert reader.returncode == 0, err
+    low, high = map(int, out.split())
+    assert 1000 <= low <= high <= 4000
+    with open_index(db) as index:
+        assert len(index) == 4000
+        assert [m.key for m in index.range_search(hashes[3999], "phash", 0)] == ["h3999"]
+
+
+def _make_images(folder: Path, count: int) -> list[Path]:
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    paths = []
+    for number in range(count):
+        pixels = rng.integers(0, 256, size=(12, 12, 3), dtype=np.uint8)
+        path = folder / f"img{number:05d}.png"
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.slow
+def test_kill_minus_9_mid_add_leaves_an_index_that_opens_and_completes(tmp_path: Path) -> None:
+    paths = _make_images(tmp_path / "images", 1500)
+    db = tmp_path / "crash.db"
+    adder = _python(
+        """
+        import sys
+        from pathlib import Path
+        from lookalike.index import open_index
+        paths = sorted(Path(sys.argv[2]).iterdir())
+        index = open_index(sys.argv[1])
+        index.add_files(paths, hashes=["phash", "ahash"], workers=1,
+                        progress=lambda done, total: print(done, flush=True))
+        """,
+        str(db),
+        str(tmp_path / "images"),
+    )
+    assert adder.stdout is not None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = adder.stdout.readline()
+        if not line or int(line) >= 700:  # a few batches committed, the next one in flight
+            break
+    os.kill(adder.pid, signal.SIGKILL)
+    adder.wait(30)
+    assert adder.returncode == -signal.SIGKILL
+
+    check = sqlite3.connect(db)
+    assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    stored = check.execute("SELECT count(*) FROM entries").fetchone()[0]
+    check.close()
+    assert 0 < stored < 1500
+
+    with open_index(db) as index:
+        report = index.add_files(paths, hashes=["phash", "ahash"], workers=2)
+        assert report.unchanged == stored and report.added == 1500 - stored and not report.failed
+        assert len(index) == 1500
+        keys = [entry.key for entry in index.entries()]
+        assert len(keys) == len(set(keys)) == 1500
+        shas = {entry.sha256 for entry in index.entries()}
+        assert len(shas) == 1500
+        sample = index.get(str(paths[1234]))
+        assert sample is not None
+        found = index.range_search(sample.hashes["phash"], "phash", 0)
+        assert str(paths[1234]) in {m.key for m in found}
+
+
+def test_one_index_can_be_shared_between_threads(tmp_path: Path) -> None:
+    hashes = random_hashes(2000, 64, seed=8)
+    errors: list[BaseException] = []
+    with open_index(tmp_path / "threads.db") as index:
+        index.add((f"h{i}", {"phash": h}) for i, h in enumerate(hashes[:500]))
+
+        def read() -> None:
+            try:
+                for _ in range(40):
+                    assert [m.key for m in index.range_search(hashes[0], "phash", 0)] == ["h0"]
+                    assert len(index) >= 500
+            except BaseException as exc:  # reported to the main thread below
+                errors.append(exc)
+
+        readers = [threading.Thread(target=read) for _ in range(3)]
+        for thread in readers:
+            thread.start()
+        for start in range(500, 2000, 100):
+            index.add((f"h{i}", {"phash": hashes[i]}) for i in range(start, start + 100))
+        for thread in readers:
+            thread.join()
+        assert not errors, errors[0]
+        assert len(index) == 2000
