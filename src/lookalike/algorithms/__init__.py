@@ -4,11 +4,10 @@ from lookalike.algorithms import (  # noqa: F401  (importing registers each fami
     average,
     color,
     crop_resistant,
-    crop_variants,
     difference,
+    equalized,
     pdq,
     perceptual,
-    trimmed,
     wavelet,
 )
 from lookalike.algorithms.registry import (

@@ -33,13 +33,13 @@ from lookalike.benchmarks.scoring import (
     pair_scores,
     preset_scorer,
 )
-from lookalike.matcher_presets import DEFAULT_PRESET, PRESET_RULES
+from lookalike.matcher import DEFAULT_PRESET, PRESETS
 
 TARGETS = (0.999, 0.9999)
 HEAVY_FAMILIES = ("crop_heavy",)  # left out of the "excluding heavy crops" column
 
 # lookalike's own single hashes measured (fast mode); the preset matchers add what they need.
-LOOKALIKE_SPECS = ("ahash", "dhash", "phash", "phash:16", "whash", "colorhash")
+LOOKALIKE_SPECS = ("ahash", "dhash", "phash", "phash:16", "whash", "colorhash", "pdq")
 LOOKALIKE_TRIM_SPECS = ("phash", "phash:16")
 
 
@@ -66,10 +66,22 @@ def peer_scorers() -> list[Scorer]:
     return scorers
 
 
+# The default preset's ingredients one at a time (with dihedral variants), to show what each adds.
+ABLATION_SOURCES = (
+    "lookalike:phash:16@d4",
+    "lookalike:pdq@d4",
+    "lookalike-trim:phash:16@d4",
+    "lookalike:phash_eq@d4",
+    "lookalike:phash_eq_trimmed@d4",
+    "lookalike:phash_eq_crops@d4",
+)
+
+
 def lookalike_scorers() -> list[Scorer]:
     singles = [Scorer.single(f"lookalike:{spec}") for spec in LOOKALIKE_SPECS]
-    presets = [preset_scorer(name) for name in PRESET_RULES]
-    return singles + presets
+    ablation = [Scorer.single(source.replace("@d4", " +variants"), source) for source in ABLATION_SOURCES]
+    presets = [preset_scorer(name) for name in PRESETS]
+    return singles + ablation + presets
 
 
 @dataclass
@@ -198,25 +210,14 @@ def run_benchmark(
 
 def _needed_specs() -> tuple[list[str], list[str]]:
     specs = dict.fromkeys(LOOKALIKE_SPECS)
-    trim_specs = dict.fromkeys(LOOKALIKE_TRIM_SPECS)
-    for name in PRESET_RULES:
-        for source, _ in preset_scorer(name).terms:
-            for part in source.split("+"):
-                base = part.partition("@")[0]
-                family, _, spec = base.partition(":")
-                if family == "lookalike":
-                    specs[spec] = None
-                elif family == "lookalike-trim":
-                    trim_specs[spec] = None
-    return list(specs), list(trim_specs)
+    for name in PRESETS:
+        for table in preset_scorer(name).tables:
+            specs[table.partition(":")[2]] = None
+    return list(specs), list(LOOKALIKE_TRIM_SPECS)
 
 
 def _available(scorer: Scorer, tables: dict[str, HashTable]) -> bool:
-    for source, _ in scorer.terms:
-        for part in source.split("+"):
-            if part.partition("@")[0] not in tables:
-                return False
-    return True
+    return scorer.tables <= set(tables)
 
 
 def _score_all(

@@ -85,6 +85,16 @@ class SourceCache:
             self._matrices.pop(next(iter(self._matrices)))
         return matrix
 
+    def quality_mask(self, tables: Sequence[str], min_quality: int) -> npt.NDArray[np.bool_]:
+        """Pairs where both images' hashes in `tables` reach `min_quality` (unknown quality passes)."""
+        ok = np.ones(len(self.pairs.rows), dtype=bool)
+        for name in tables:
+            quality = self.tables[name].quality
+            if quality is not None:
+                values = quality[self.pairs.rows]
+                ok &= ~(values < min_quality)  # nan (unknown) passes, as in the matcher
+        return np.asarray(ok[:, None] & ok[None, :])
+
     def _compute(self, name: str) -> Matrix:
         if "+" in name:
             parts = name.split("+")
@@ -107,21 +117,38 @@ class SourceCache:
 
 
 @dataclass(frozen=True)
+class Term:
+    """`source <= limit`, optionally only for pairs whose hashes of `gated` all reach `min_quality`."""
+
+    source: str
+    limit: float = 1.0
+    min_quality: int | None = None
+    gated: tuple[str, ...] = ()  # tables whose quality the gate reads
+
+
+@dataclass(frozen=True)
 class Scorer:
-    """A score per pair: one source, or the rule "any term within its limit" scaled as a whole."""
+    """A score per pair: one source, or a rule of terms scaled as a whole: "or" scores a pair by
+    its smallest `distance / limit`, "and" by its largest; the threshold then scales every limit."""
 
     name: str
-    terms: tuple[tuple[str, float], ...]  # (source, limit); a single term with limit 1 is a plain distance
-    require_all: bool = False  # "and" of the terms (the largest scaled distance) instead of "or"
+    terms: tuple[Term, ...]
+    require_all: bool = False
 
     @classmethod
     def single(cls, name: str, source: str | None = None) -> Scorer:
-        return cls(name, ((source or name, 1.0),))
+        return cls(name, (Term(source or name),))
+
+    @property
+    def tables(self) -> set[str]:
+        return {part.partition("@")[0] for term in self.terms for part in term.source.split("+")}
 
     def matrix(self, cache: SourceCache) -> npt.NDArray[np.float32]:
         score: npt.NDArray[np.float32] | None = None
-        for source, limit in self.terms:
-            scaled = cache.get(source).astype(np.float32) / np.float32(limit)
+        for term in self.terms:
+            scaled = cache.get(term.source).astype(np.float32) / np.float32(term.limit)
+            if term.min_quality is not None:
+                scaled[~cache.quality_mask(term.gated, term.min_quality)] = np.inf
             if score is None:
                 score = scaled
             elif self.require_all:
@@ -171,13 +198,24 @@ def pair_scores(
 ScoreFn = Callable[[SourceCache], npt.NDArray[np.float32]]
 
 
-def preset_scorer(name: str) -> Scorer:
-    """The benchmark scorer of a matcher preset: each clause on lookalike's hash of that name
-    (its dihedral variants when the preset uses them, the trimmed image when it trims)."""
-    from lookalike.matcher_presets import PRESETS
+def preset_scorer(name: str, dihedral: bool = True) -> Scorer:
+    """The benchmark scorer of a `lookalike.matcher` preset, on lookalike's fast-mode hashes; query
+    variants (dihedral, or crop variants) are used as `dihedral=True` search uses them."""
+    from lookalike.algorithms import parse_spec
+    from lookalike.matcher import Matcher
 
-    preset = PRESETS[name]
-    family = "lookalike-trim" if preset.trim else "lookalike"
-    suffix = "@d4" if preset.dihedral else ""
-    terms = tuple((f"{family}:{algorithm}{suffix}", float(limit)) for algorithm, limit in preset.clauses)
-    return Scorer(f"lookalike {name}", terms)
+    matcher = Matcher.preset(name)
+    terms = []
+    for condition in matcher.conditions:
+        parts = []
+        for algorithm in condition.algorithms:
+            spec = parse_spec(algorithm)
+            has_variants = spec.algorithm.dihedral is not None or spec.algorithm.name in VARIANT_ALGORITHMS
+            parts.append(f"lookalike:{spec.key}" + ("@d4" if dihedral and has_variants else ""))
+        gated = tuple(f"lookalike:{parse_spec(a).key}" for a in condition.algorithms)
+        terms.append(Term("+".join(parts), float(condition.max_distance), condition.min_quality, gated))
+    return Scorer(f"lookalike {name}", tuple(terms), matcher.require == "all")
+
+
+# Algorithms whose hashes carry non-dihedral query variants (crop variants).
+VARIANT_ALGORITHMS = ("phash_eq_crops",)
