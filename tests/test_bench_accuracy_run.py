@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lookalike.cli.app import app
-
 from conftest import COMMITTED_PHOTOS
+from lookalike.cli.app import app
 
 
 @pytest.mark.slow
