@@ -71,3 +71,23 @@ def test_default_preset_rejects_different_photos_and_their_copies(matcher, hashe
         (a, b) for a in hashed for b in hashed if a[0] < b[0] and _match(matcher, hashed[a], hashed[b])
     ]
     assert false_matches == []
+
+
+@pytest.mark.slow
+def test_default_preset_searches_an_index(matcher, hashed, tmp_path) -> None:
+    """The preset is evaluated by the index: querying with a photo finds its stored edited copies
+    (crops through the query's crop variants) and nothing of the other photos."""
+    from lookalike.hash import Hash
+    from lookalike.index import open_index
+
+    with open_index(f"sqlite:///{tmp_path / 'photos.db'}") as index:
+        stored = [
+            (f"{name}/{edit or 'original'}", {k: v for k, v in hashes.items() if isinstance(v, Hash)})
+            for (name, edit), hashes in hashed.items()
+        ]
+        index.add(stored)
+        for name in PHOTOS[:3]:
+            found = {v.key.split("/")[0] for v in index.match(hashed[(name, "")], matcher, dihedral=True)}
+            assert found == {name}
+            keys = {v.key for v in index.match(hashed[(name, "")], matcher, dihedral=True)}
+            assert {f"{name}/crop_left_10", f"{name}/rotate_90", f"{name}/pad_black_25"} <= keys
