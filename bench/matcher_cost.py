@@ -42,7 +42,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--limit", type=int, default=120)
     args = parser.parse_args()
-    paths = sorted(str(p) for p in iter_image_paths([args.photos], recursive=True))[: args.limit]
+    every = sorted(str(p) for p in iter_image_paths([args.photos], recursive=True))
+    paths = every[:: max(1, len(every) // args.limit)][: args.limit]  # spread over the whole folder
     specs = Matcher.preset(DEFAULT_PRESET).algorithms
 
     def ours(path: str) -> object:

@@ -33,13 +33,13 @@ if TYPE_CHECKING:
 
 # One rule at three operating points, tuned by `lookalike bench accuracy` (docs/accuracy.md):
 # equalised pHash 16x16 of the whole image, of the image without its uniform borders and of crops
-# of it (query variants), plus plain pHash 16x16 where its thumbnail has contrast. Search with
+# of it (query variants), plus plain pHash 16x16 where its thumbnail has full contrast. Search with
 # dihedral=True so rotations, flips and crops match. Each preset's limits are the thresholds that
 # gave its precision on the tuning half of 529 photos x 46 edits, every pair of images of two
 # different photos counted as a negative (docs/accuracy.md has the held-out recall per edit).
 _RULE = (
     "phash_eq <= {eq} or phash_eq_trimmed <= {eq} or phash_eq_crops <= {eq} "
-    "or phash:16 <= {plain} with quality >= 50"
+    "or phash:16 <= {plain} with quality >= 100"
 )
 PRESETS: dict[str, str] = {
     "exact-duplicate": _RULE.format(eq=52, plain=18),  # 99.99% precision
@@ -63,9 +63,10 @@ def preset_algorithms() -> tuple[str, ...]:
 
 
 def default_index_hashes() -> tuple[str, ...]:
-    """What `lookalike index add` stores by default: every preset's hashes plus the seed's pair,
-    so any preset (and the seed's combined distance) can be evaluated on the index."""
-    return tuple(dict.fromkeys((*preset_algorithms(), *SEED_HASHES)))
+    """What `lookalike index add` stores by default: every preset's hashes, ImageHash's pHash (the
+    hash most stored lists and hex searches use) and the seed's pair, so any preset (and the
+    seed's combined distance) can be evaluated on the index."""
+    return tuple(dict.fromkeys((*preset_algorithms(), "phash", *SEED_HASHES)))
 
 
 _CLAUSE = re.compile(

@@ -140,6 +140,11 @@ class Scorer:
         return cls(name, (Term(source or name),))
 
     @property
+    def is_rule(self) -> bool:
+        """A matcher rule (limits in its own units) rather than a bare distance."""
+        return len(self.terms) > 1 or self.terms[0].limit != 1.0
+
+    @property
     def tables(self) -> set[str]:
         return {part.partition("@")[0] for term in self.terms for part in term.source.split("+")}
 
