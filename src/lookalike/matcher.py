@@ -13,8 +13,8 @@ True
 
 Presets (`Matcher.preset(name)`): `exact-duplicate`, `near-duplicate` (the default) and `similar`:
 one rule at 99.99%, 99.9% and 99% precision, tuned and measured by `lookalike bench accuracy`.
-On 529 photos x 46 edits, held-out half (docs/accuracy.md): `near-duplicate` finds RECALL_OVERALL of
-edited copies (RECALL_LIGHT leaving out 20% crops) at PRECISION_TEST precision.
+On 529 photos x 46 edits, held-out half (docs/accuracy.md): `near-duplicate` finds 89.9% of
+edited copies (96.3% leaving out 20% crops) at 99.78% precision.
 """
 
 from __future__ import annotations
