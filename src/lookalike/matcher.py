@@ -42,9 +42,12 @@ _RULE = (
     "or phash:16 <= {plain} with quality >= 100"
 )
 PRESETS: dict[str, str] = {
-    "exact-duplicate": _RULE.format(eq=52, plain=18),  # 99.99% precision
-    "near-duplicate": _RULE.format(eq=56, plain=20),  # 99.9% precision; the default
-    "similar": _RULE.format(eq=62, plain=22),  # 99% precision
+    # Tuned for 99.99% precision; held out: 88.2% recall (95.3% without 20% crops), 99.92% precision.
+    "exact-duplicate": _RULE.format(eq=52, plain=18),
+    # Tuned for 99.9% (the default); held out: 89.9% recall (96.3%), 99.78% precision.
+    "near-duplicate": _RULE.format(eq=56, plain=20),
+    # Tuned for 99%; held out: 92.4% recall (97.4%), 99.17% precision.
+    "similar": _RULE.format(eq=62, plain=22),
 }
 
 DEFAULT_PRESET = "near-duplicate"
