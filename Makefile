@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 SAMPLES := tests/fixtures/photos
 
-.PHONY: demo test lint typecheck pytest fuzz bench-search clean
+.PHONY: demo test lint typecheck pytest fuzz bench bench-search clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,15 @@ test: lint typecheck pytest
 # The decode + hash fuzzing properties of the test suite, run for much longer.
 fuzz: $(VENV)/.installed-test
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-5000} $(BIN)/pytest -q tests/test_fuzz_decode.py -p no:warnings
+
+# Speed and fast-vs-exact accuracy against the peers, on the photos in ../shared/photos.
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[test,bench]'
+	touch $@
+
+bench: $(VENV)/.installed-bench
+	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/fast_vs_exact.py
 
 # Search benchmark against NumPy brute force and FAISS (SCALE=1 is the full 10M-hash run).
 bench-search: $(VENV)/.installed-test

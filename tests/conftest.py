@@ -35,6 +35,14 @@ def photo() -> Path:
     return COMMITTED_PHOTOS[5]
 
 
+@pytest.fixture(autouse=True)
+def private_hash_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test (and every `lookalike` it runs) caches hashes in a temporary folder, not ~/.cache."""
+    folder = tmp_path_factory.mktemp("lookalike-cache")
+    monkeypatch.setenv("LOOKALIKE_CACHE_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def clickhouse_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Two clickhouse-server processes on loopback as a 2-shard cluster, stopped at the end

@@ -152,9 +152,29 @@ def test_export_import_round_trip_and_hash_lists(gallery: Path, tmp_path: Path) 
     assert code == 0 and lines[0]["added"] == 11
 
 
+def test_index_compact_drops_what_a_removal_left_in_a_chdb_index(gallery: Path, tmp_path: Path) -> None:
+    url = f"chdb://{tmp_path / 'ch'}"
+    invoke("index", "add", str(gallery), "--index", url, "--hashes", "phash", "--workers", "1")
+    removed = str(gallery / COMMITTED_PHOTOS[0].name)
+    assert invoke("index", "remove", removed, "--index", url, "--json")[1] == [{"removed": 1}]
+    assert invoke("index", "compact", "--index", url, "--json")[1] == [{"dropped": 1}]
+    assert invoke("index", "compact", "--index", url, "--json")[1] == [{"dropped": 0}]
+    code, lines, _ = invoke("index", "list", "--index", url, "--json")
+    assert code == 0 and len(lines) == 7 and removed not in {line["key"] for line in lines}
+
+
 @pytest.mark.parametrize(
     "command",
-    [["hash"], ["compare"], ["index", "add"], ["index", "stats"], ["search"], ["dupes"], ["index", "import"]],
+    [
+        ["hash"],
+        ["compare"],
+        ["index", "add"],
+        ["index", "stats"],
+        ["index", "compact"],
+        ["search"],
+        ["dupes"],
+        ["index", "import"],
+    ],
 )
 def test_every_command_has_an_example_in_its_help(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])

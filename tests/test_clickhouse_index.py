@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from clickhouse_cluster import Cluster
@@ -15,6 +16,9 @@ from lookalike.errors import IndexStoreError
 from lookalike.index import open_index
 from lookalike.index.clickhouse import ClickHouseIndex
 from lookalike.index.clickhouse.connection import DriverConnection
+from lookalike.index.clickhouse.keys import KeyColumn
+from lookalike.index.clickhouse.prefilter import prefilter_pays, probes_per_row
+from lookalike.index.clickhouse.schema import prefilter_chunks
 from lookalike.index.clickhouse.sql import swar_popcount
 
 
@@ -47,22 +51,43 @@ def test_keys_with_quotes_backslashes_and_newlines_are_bound_not_spliced(chdb_in
     assert chdb_index.remove(["') OR 1=1 --"]) == 1 and len(chdb_index) == len(keys) - 1
 
 
-@pytest.mark.parametrize("nbits", [64, 42, 256])
-def test_prefilter_and_full_scan_give_the_brute_force_answer(tmp_path: Path, nbits: int) -> None:
+def _plans_agree_with_brute_force(index: ClickHouseIndex, nbits: int, radii: tuple[int, ...]) -> None:
     hashes = random_hashes(3000, nbits, seed=nbits, planted=600, max_flips=nbits // 8)
     stored = {f"h{i:05d}": h for i, h in enumerate(hashes)}
     queries = hashes[::97]
+    index.add((k, {"phash": h}) for k, h in stored.items())
+    for radius in radii:
+        index.plan = "prefilter"
+        with_prefilter = index.range_search(queries, "phash", radius)
+        alone = index.range_search(queries[0], "phash", radius)  # the one-query statement
+        index.plan = "scan"
+        scanned = index.range_search(queries, "phash", radius)
+        assert with_prefilter == scanned and alone == scanned[0]
+        for query, found in zip(queries, scanned, strict=True):
+            assert [(m.distance, m.key) for m in found] == _brute(stored, query, radius)
+
+
+@pytest.mark.parametrize("nbits", [64, 42, 256])
+def test_prefilter_and_full_scan_give_the_brute_force_answer(tmp_path: Path, nbits: int) -> None:
     with ClickHouseIndex.open_chdb(f"chdb://{tmp_path / 'ch'}") as index:
         assert isinstance(index, ClickHouseIndex)
-        index.add((k, {"phash": h}) for k, h in stored.items())
-        for radius in (0, 1, 3, 5, nbits // 8, nbits // 4):
-            index.prefilter = True
-            with_prefilter = index.range_search(queries, "phash", radius)
-            index.prefilter = False
-            scanned = index.range_search(queries, "phash", radius)
-            assert with_prefilter == scanned
-            for query, found in zip(queries, scanned, strict=True):
-                assert [(m.distance, m.key) for m in found] == _brute(stored, query, radius)
+        _plans_agree_with_brute_force(index, nbits, (0, 1, 3, 5, nbits // 8, nbits // 4))
+
+
+@pytest.mark.slow
+def test_prefilter_and_full_scan_give_the_brute_force_answer_on_the_cluster(
+    clickhouse_cluster: Cluster,
+) -> None:
+    with open_index(clickhouse_cluster.url("plans")) as index:  # 18.16: no indexHint, default storage
+        assert isinstance(index, ClickHouseIndex)
+        _plans_agree_with_brute_force(index, 64, (0, 3, 8))
+
+
+def test_auto_plan_scans_small_tables_and_probes_large_ones() -> None:
+    assert not prefilter_pays(probes_per_row(64, 3, 13), 2_000, 13)
+    assert prefilter_pays(probes_per_row(64, 3, 13), 1_000_000, 13)
+    assert prefilter_pays(probes_per_row(64, 10, 13), 10_000_000, 13)
+    assert not prefilter_pays(probes_per_row(64, 16, 13), 10_000_000, 13)
 
 
 def test_prefilter_reads_a_small_fraction_of_the_table(chdb_index: ClickHouseIndex) -> None:
@@ -72,7 +97,7 @@ def test_prefilter_reads_a_small_fraction_of_the_table(chdb_index: ClickHouseInd
     query = Hash(int(words[123, 0]) ^ 0b101, 64)
     found = chdb_index.range_search(query, "phash", 3)
     assert [m.key for m in found] == ["k123"]
-    # 4 probes read 4 granules of m_* (1024 rows each) and one granule of h_* (8192 rows)
+    # 4 probes (13-bit chunks) read 4 granules of m_* (256 rows each) and one of h_* (8192 rows)
     assert chdb_index.connection.last_rows_read < 16_384 < len(words) // 10
 
 
@@ -90,6 +115,123 @@ def test_bulk_words_then_updates_keep_other_hashes_and_hide_old_versions(chdb_in
     assert chdb_index.range_search(old, "phash", 0) == []
     nearest = chdb_index.search(old, "phash", 3)  # stale rows must not crowd out live ones
     assert len(nearest) == 3 and "k5" not in {m.key for m in nearest}
+
+
+def test_bulk_keys_as_list_numpy_or_arrow_unsorted_with_repeats_last_write_wins(
+    chdb_index: ClickHouseIndex,
+) -> None:
+    rng = np.random.default_rng(5)
+    stored: dict[str, Hash] = {}
+    for prefix, wrap in (
+        ("list", lambda keys: keys),
+        ("numpy", np.array),
+        ("arrow", lambda keys: pa.array(keys, type=pa.large_string())),
+    ):
+        keys = [f"{prefix}/{i:04d}.jpg" for i in range(300)] + [f"{prefix}/ünï {i}.jpg" for i in range(20)]
+        keys = [keys[i] for i in rng.permutation(len(keys))]
+        keys += keys[:10]  # repeated keys: the later hash wins
+        words = rng.integers(0, 2**64, size=(len(keys), 1), dtype=np.uint64)
+        report = chdb_index.add_words(wrap(keys), "phash", words, 64)
+        assert report.added == 320
+        stored.update({key: Hash(int(row[0]), 64) for key, row in zip(keys, words, strict=True)})
+    in_order = sorted(f"sorted/{i}" for i in range(100))  # proven unique by order: no dict pass
+    words = rng.integers(0, 2**64, size=(100, 1), dtype=np.uint64)
+    assert chdb_index.add_words(in_order, "phash", words, 64).added == 100
+    stored.update({key: Hash(int(row[0]), 64) for key, row in zip(in_order, words, strict=True)})
+    assert len(chdb_index) == len(stored)
+    for key in ("list/ünï 3.jpg", "numpy/0007.jpg", "arrow/ünï 19.jpg", keys[0], "sorted/42"):
+        entry = chdb_index.get(key)
+        assert entry is not None and entry.hashes["phash"] == stored[key]
+    query = next(iter(stored.values()))
+    found = chdb_index.range_search(query, "phash", 20)
+    assert [(m.distance, m.key) for m in found] == _brute(stored, query, 20)
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [["a", ""], ["a", None], ["a", 3], np.array(["a", ""]), pa.array([1, 2]), pa.array(["a", None])],
+    ids=["empty", "none", "int", "numpy-empty", "arrow-ints", "arrow-null"],
+)
+def test_bulk_keys_must_be_non_empty_strings(chdb_index: ClickHouseIndex, keys: object) -> None:
+    with pytest.raises(IndexStoreError, match="key"):
+        chdb_index.add_words(keys, "phash", np.ones((2, 1), dtype=np.uint64), 64)
+    assert len(chdb_index) == 0
+
+
+@pytest.mark.parametrize("as_arrow", [False, True], ids=["list", "arrow"])
+def test_key_column_orders_dedupes_and_looks_up_alike_as_list_or_arrow(as_arrow: bool) -> None:
+    values = ["b", "a", "c", "a"]
+    column = KeyColumn(pa.array(values) if as_arrow else values)
+    assert not column.strictly_increasing()
+    assert column.last_occurrences().tolist() == [0, 3, 2]
+    assert column.bounds(ordered=False) == ("a", "c")
+    assert column.isin({"a", "z"}).tolist() == [False, True, False, True]
+    ordered = column.take(np.array([3, 0, 2]))
+    assert ordered.to_list() == ["a", "b", "c"] and ordered.strictly_increasing()
+    assert ordered.bounds(ordered=True) == ("a", "c")
+
+
+def test_an_index_made_with_16_bit_chunks_keeps_its_pre_filter(tmp_path: Path) -> None:
+    url = f"chdb://{tmp_path / 'ch'}"
+    hashes = random_hashes(3000, 64, seed=13, planted=500, max_flips=8)
+    stored = {f"h{i:04d}": h for i, h in enumerate(hashes)}
+    with ClickHouseIndex.open_chdb(url, chunk_bits=16) as first:  # the first layout: m_*, 4 chunks
+        first.add((k, {"phash": h}) for k, h in list(stored.items())[:2000])
+    with ClickHouseIndex.open_chdb(url) as index:
+        assert isinstance(index, ClickHouseIndex)
+        assert index.prefilter_bits("phash") == 16
+        index.add((k, {"phash": h}) for k, h in list(stored.items())[2000:])  # fed by the old view
+        index.add([("dhash-only", {"dhash": Hash(5, 64)})])
+        assert index.prefilter_bits("dhash") == 13  # a new algorithm gets the new layout
+        for radius in (0, 3, 8, 12):
+            for query, found in zip(
+                hashes[::151], index.range_search(hashes[::151], "phash", radius), strict=True
+            ):
+                assert [(m.distance, m.key) for m in found] == _brute(stored, query, radius)
+
+
+def _row_counts(index: ClickHouseIndex) -> dict[str, int]:
+    tables = index.tables
+    names = {
+        "entries": tables.entries(),
+        "superseded": tables.superseded(),
+        "h": tables.hashes("phash"),
+        "m": tables.prefilter("phash", index.prefilter_bits("phash"), True),
+    }
+    return {
+        name: int(index.connection.query(f"SELECT count() AS n FROM {table}").values("n")[0])
+        for name, table in names.items()
+    }
+
+
+def test_compaction_drops_stale_rows_from_every_table_and_empties_superseded(
+    chdb_index: ClickHouseIndex,
+) -> None:
+    chdb_index.compact_fraction = None  # only the explicit compact() below
+    hashes = random_hashes(130, 64, seed=8)
+    chdb_index.add((f"k{i}", {"phash": h}) for i, h in enumerate(hashes[:100]))
+    chdb_index.add((f"k{i}", {"phash": h}) for i, h in enumerate(hashes[100:]))  # 30 re-hashed
+    assert chdb_index.remove([f"k{i}" for i in range(90, 100)]) == 10
+    chunks = len(prefilter_chunks(64, chdb_index.prefilter_bits("phash")))  # m rows per hash
+    stale = _row_counts(chdb_index)
+    assert stale == {"entries": 100 + 30 + 10, "superseded": 40, "h": 130, "m": chunks * 130}
+    assert chdb_index.compact() == 40
+    assert _row_counts(chdb_index) == {"entries": 90, "superseded": 0, "h": 90, "m": chunks * 90}
+    assert chdb_index.range_search(hashes[0], "phash", 0) == []  # k0's old hash
+    assert [m.key for m in chdb_index.range_search(hashes[100], "phash", 0)] == ["k0"]
+
+
+def test_writes_compact_once_replaced_rows_pass_the_threshold(tmp_path: Path) -> None:
+    url = f"chdb://{tmp_path / 'ch'}"
+    with ClickHouseIndex.open_chdb(url, compact_fraction=0.5, compact_min_rows=1) as index:
+        assert isinstance(index, ClickHouseIndex)
+        hashes = random_hashes(40, 64, seed=9)
+        index.add((f"k{i}", {"phash": h}) for i, h in enumerate(hashes[:20]))
+        index.add((f"k{i}", {"phash": h}) for i, h in enumerate(hashes[20:29]))  # 9 of 29 rows: kept
+        assert _row_counts(index)["superseded"] == 9
+        index.add((f"k{i}", {"phash": h}) for i, h in enumerate(hashes[29:40]))  # 20 of 40: compacted
+        assert _row_counts(index) == {"entries": 20, "superseded": 0, "h": 20, "m": 5 * 20}
+        assert [m.key for m in index.range_search(hashes[39], "phash", 0)] == ["k10"]
 
 
 def test_swar_popcount_counts_bits_like_numpy(chdb_index: ClickHouseIndex) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -166,6 +167,81 @@ def test_a_hash_length_other_than_the_stored_one_is_refused(index: Index) -> Non
         index.add([("b", {"phash": Hash(1, 256)})])
     with pytest.raises(InvalidHashError):
         index.range_search(Hash(1, 256), "phash", 3)
+
+
+def _churned(index: Index) -> tuple[dict[str, Hash], list[Hash]]:
+    """200 entries, 60 of them re-hashed and 30 removed (stale rows for compaction); returns the
+    live hashes and queries that hit live, replaced and removed hashes."""
+    hashes = random_hashes(260, 64, seed=21, planted=40, max_flips=4)
+    stored = {f"k{i:03d}": h for i, h in enumerate(hashes[:200])}
+    index.add((key, {"phash": h}) for key, h in stored.items())
+    updated = {f"k{i:03d}": hashes[200 + i] for i in range(60)}
+    index.add((key, {"phash": h}) for key, h in updated.items())
+    stored.update(updated)
+    removed = [f"k{i:03d}" for i in range(100, 130)]
+    assert index.remove(removed) == 30
+    for key in removed:
+        del stored[key]
+    return stored, hashes[:10] + hashes[100:110] + hashes[200:210]
+
+
+def _answers(index: Index, queries: list[Hash]) -> tuple[object, ...]:
+    return (
+        len(index),
+        sorted(e.key for e in index.entries()),
+        index.range_search(queries, "phash", 6),
+        index.search(queries, "phash", 5),
+    )
+
+
+def test_compact_keeps_every_answer_and_later_writes_still_work(
+    index: Index, reopen: Callable[[], Index]
+) -> None:
+    stored, queries = _churned(index)
+    before = _answers(index, queries)
+    assert [_pairs(m) for m in before[2]] == [_reference(stored, q, 6) for q in queries]  # type: ignore[index]
+    index.compact()
+    assert _answers(index, queries) == before
+    assert index.compact() == 0  # nothing left to drop
+    index.add([("k000", {"phash": Hash(12345, 64)}), ("fresh", {"phash": Hash(99, 64)})])
+    assert index.remove(["k001"]) == 1
+    assert _pairs(index.range_search(Hash(12345, 64), "phash", 0)) == [(0, "k000")]
+    assert index.range_search(stored["k000"], "phash", 0) == []
+    assert index.get("k001") is None and len(index) == len(stored)
+    index.close()
+    with reopen() as again:
+        assert _pairs(again.range_search(Hash(99, 64), "phash", 0)) == [(0, "fresh")]
+        assert len(again) == len(stored)
+
+
+def test_searches_stay_exact_while_compaction_runs(index: Index, reopen: Callable[[], Index]) -> None:
+    stored, queries = _churned(index)
+    expected = [_reference(stored, q, 6) for q in queries]
+    wrong: list[object] = []
+    done = threading.Event()
+
+    def read() -> None:
+        try:
+            with reopen() as reader:
+                while not done.is_set():
+                    found = [_pairs(m) for m in reader.range_search(queries, "phash", 6)]
+                    if found != expected:
+                        wrong.append(found)
+        except Exception as exc:  # reported by the assertion below
+            wrong.append(exc)
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    try:
+        for _ in range(3):  # compactions with stale rows, each followed by more churn
+            index.compact()
+            index.add((key, {"phash": h}) for key, h in stored.items())  # unchanged: no new rows
+            index.add([("churn", {"phash": Hash(7, 64)})])
+            index.remove(["churn"])
+    finally:
+        done.set()
+        thread.join()
+    assert not wrong
 
 
 # ----- exact search --------------------------------------------------------------------------------

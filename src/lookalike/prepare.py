@@ -72,14 +72,35 @@ def _scale_to_uint8(values: npt.NDArray[np.float64], mode: str) -> npt.NDArray[n
 class ImageView:
     """Lazy, memoised access to the pixels every algorithm needs from one decoded image."""
 
-    def __init__(self, decoded: DecodedImage, mode: Mode = "exact", working_side: int = 0) -> None:
+    def __init__(
+        self,
+        decoded: DecodedImage,
+        mode: Mode = "exact",
+        working_side: int = 0,
+        normalised: Image.Image | None = None,
+    ) -> None:
         self.decoded = decoded
         self.mode: Mode = mode
+        self.working_side = working_side
         self._memo: dict[object, object] = {}
         if mode == "exact":
             self.source = decoded.image
+            self._normalised = decoded.image
         else:
-            self.source = _reduce_to(normalise_to_8bit(decoded.image), working_side)
+            self._normalised = normalised if normalised is not None else normalise_to_8bit(decoded.image)
+            self.source = _reduce_to(self._normalised, working_side)
+
+    def for_side(self, working_side: int) -> ImageView:
+        """In fast mode, the view an algorithm that needs less resolution than the largest requested
+        reads: the decoded image box-reduced once, straight to its own working side (memoised).
+        In exact mode, or when it would not shrink the image, self."""
+        if self.exact or min(self.source.size) // max(1, working_side) < 2:
+            return self
+
+        def reduced() -> ImageView:
+            return ImageView(self.decoded, self.mode, working_side, self._normalised)
+
+        return self.memo(("view", working_side), reduced)
 
     @property
     def exact(self) -> bool:

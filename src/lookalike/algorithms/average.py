@@ -44,7 +44,7 @@ AHASH = register(
         valid_params=lambda n: 2 <= n <= 64,
         nbits=lambda n: n * n,
         compute=_compute,
-        working_side=lambda n: max(128, 16 * n),
+        working_side=lambda n: max(64, 8 * n),  # tuned: bench/fast_vs_exact.py, docs/throughput.md
         max_distance=lambda n: max(1, round(n * n * 10 / 64)),
         dihedral=_dihedral,
         has_quality=True,

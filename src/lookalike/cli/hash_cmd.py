@@ -10,7 +10,8 @@ import typer
 from lookalike.cli import options
 from lookalike.cli.output import advance, emit_json, emit_line, progress_bar, quality_fields, report_error
 from lookalike.discover import SkippedPath, iter_image_paths
-from lookalike.errors import ImageError
+from lookalike.errors import ImageError, LookalikeError
+from lookalike.hash_cache import HashCache
 from lookalike.pipeline import HashResult, hash_files
 from lookalike.writers import open_hash_writer
 
@@ -28,6 +29,16 @@ def hash_command(
     mode: options.ModeOption = "fast",
     orientation: options.Orientation = True,
     progress: options.ShowProgress = True,
+    cache_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache",
+            help="Cache file of earlier results (default: $LOOKALIKE_CACHE_DIR, $XDG_CACHE_HOME/lookalike "
+            "or ~/.cache/lookalike, then hashes.sqlite). Unchanged files are not decoded again.",
+            show_default=False,
+        ),
+    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")] = False,
 ) -> None:
     """Hash image files (and the images in folders).
 
@@ -41,26 +52,45 @@ def hash_command(
     for skip in skipped:
         report_error(f"{skip.path}: {skip.reason}")
     failures: list[ImageError] = []
-    hashed = 0
+    hashed = cached = 0
     writer = open_hash_writer(out) if out else None
+    cache = None if no_cache else _open_cache(cache_file)
     try:
         with progress_bar("hashing", len(files), enabled=progress and len(files) > 1) as bar:
-            results = hash_files(files, hashes, workers=workers, mode=hash_mode, orientation=orientation)
+            results = hash_files(
+                files, hashes, workers=workers, mode=hash_mode, orientation=orientation, cache=cache
+            )
             for path, result in advance(bar, results):
                 if isinstance(result, ImageError):
                     failures.append(result)
                     _print_failure(path, result, json_output)
                     continue
-                hashed += 1
+                if result.cached:
+                    cached += 1
+                else:
+                    hashed += 1
                 _print_result(path, result, json_output)
                 if writer:
                     writer.write(path, result)
     finally:
         if writer:
             writer.close()
-    options.print_summary(hashed=hashed, failures=failures, skipped=len(skipped), show=len(files) > 1)
+        if cache:
+            cache.close()
+    options.print_summary(
+        hashed=hashed, cached=cached, failures=failures, skipped=len(skipped), show=len(files) > 1
+    )
     if failures or skipped:
         raise typer.Exit(1)
+
+
+def _open_cache(path: Path | None) -> HashCache | None:
+    """The hash cache, or None (with a warning) if it cannot be opened: hashing goes on without it."""
+    try:
+        return HashCache(path)
+    except LookalikeError as exc:
+        report_error(f"{exc} (going on without the cache)")
+        return None
 
 
 def _print_result(path: str, result: HashResult, json_output: bool) -> None:

@@ -1,4 +1,4 @@
-"""`lookalike index ...`: add folders to an index, remove, list, stats, export and import."""
+"""`lookalike index ...`: add folders to an index, remove, compact, list, stats, export and import."""
 
 from __future__ import annotations
 
@@ -113,6 +113,23 @@ def remove_command(
         emit_line(f"removed {removed} of {len(keys)}")
     if removed < len(keys):
         raise typer.Exit(1)
+
+
+@app.command("compact")
+def compact_command(index_url: options.IndexUrl = None, json_output: options.Json = False) -> None:
+    """Drop the rows that updates and removals left behind (a ClickHouse index keeps replaced
+    versions until then; SQLite keeps none). Searches may run meanwhile.
+
+    Example:
+
+        lookalike index compact --index chdb:///data/lookalike
+    """
+    with options.open_index_or_exit(index_url) as index:
+        dropped = index.compact()
+    if json_output:
+        emit_json({"dropped": dropped})
+    else:
+        emit_line(f"dropped {dropped} replaced or removed rows")
 
 
 @app.command("list")

@@ -59,10 +59,7 @@ def print_summary(
     """The end-of-run summary on stderr: counts, then failures grouped by reason."""
     if not show:
         return
-    parts = [f"hashed {hashed}"]
-    if cached:
-        parts.append(f"cached {cached}")
-    parts.append(f"failed {len(failures)}")
+    parts = [f"hashed {hashed}", f"cached {cached}", f"failed {len(failures)}"]
     if skipped:
         parts.append(f"skipped folders {skipped}")
     stderr.print(", ".join(parts))

@@ -81,10 +81,22 @@ def progress_bar(description: str, total: int | None, enabled: bool = True) -> I
         console=stderr,
         transient=False,
         disable=not enabled,
+        # Rich would route our stdout writes through the bar's console (stderr) while it runs,
+        # so `lookalike hash photos/ > hashes.txt` lost its results; do so only when stdout is
+        # the terminal the bar is drawn on.
+        redirect_stdout=_is_terminal(sys.stdout),
+        redirect_stderr=False,
     )
     with progress:
         progress.add_task(description, total=total)
         yield progress
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def advance(progress: Progress, items: Iterable[T]) -> Iterator[T]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +10,7 @@ import typer
 
 from lookalike.cli import options
 from lookalike.cli.output import stderr
+from lookalike.server.config import ServerConfig
 
 
 def serve_command(
@@ -32,6 +34,9 @@ def serve_command(
         bool,
         typer.Option("--thumbnails-from-paths", help="Let the page preview files the index holds by path."),
     ] = False,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Server processes (SQLite or ClickHouse server indexes).")
+    ] = 1,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs) and the web page on one port.
 
@@ -41,7 +46,7 @@ def serve_command(
     """
     import uvicorn
 
-    from lookalike.server import ServerConfig, create_app
+    from lookalike.server import create_app
     from lookalike.server.config import read_keys
 
     keys = read_keys(None, api_key_file) if api_key_file else None
@@ -55,8 +60,44 @@ def serve_command(
     )
     if config.generated_key:
         stderr.print(f"no API key configured; writes need this one (this run only): {config.api_keys[0]}")
+    if workers > 1:
+        if (config.index_url or "").startswith("chdb:"):
+            raise typer.BadParameter(
+                "chDB allows one process per data path: use --workers 1", param_hint="--workers"
+            )
+        # Worker processes build their app from the environment: hand every setting over that way.
+        os.environ.update(environment_for(config))
+        where = config.index_url or "sqlite:///lookalike.db"
+        stderr.print(
+            f"lookalike serving {where} on http://{host}:{port}/ with {workers} workers (docs: /docs)"
+        )
+        uvicorn.run(
+            "lookalike.server.app:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            timeout_keep_alive=5,
+        )
+        return
     app = create_app(config)
     stderr.print(
         f"lookalike serving {app.state.service.index.url} on http://{host}:{port}/ (API docs: /docs)"
     )
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_keep_alive=5)
+
+
+def environment_for(config: ServerConfig) -> dict[str, str]:
+    """LOOKALIKE_* variables that rebuild `config` in another process."""
+    values = {
+        "LOOKALIKE_API_KEY": ",".join(config.api_keys),
+        "LOOKALIKE_PUBLIC_READS": "1" if config.public_reads else "0",
+        "LOOKALIKE_MAX_UPLOAD_MB": str(config.max_upload_bytes / (1 << 20)),
+        "LOOKALIKE_THUMBNAILS_FROM_PATHS": "1" if config.thumbnails_from_paths else "0",
+    }
+    if config.index_url:
+        values["LOOKALIKE_INDEX"] = config.index_url
+    if config.banks_dir:
+        values["LOOKALIKE_BANKS_DIR"] = config.banks_dir
+    return values

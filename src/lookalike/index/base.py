@@ -204,6 +204,11 @@ class Index(ABC):
     def remove(self, keys: Iterable[str]) -> int:
         """Delete entries by key; returns how many existed."""
 
+    def compact(self) -> int:
+        """Physically drop what updates and removals left behind (backends that keep old row
+        versions); returns how many rows went. Readers may run meanwhile."""
+        return 0
+
     # ----- reading -------------------------------------------------------------------------------
     @abstractmethod
     def get(self, key: str) -> Entry | None: ...

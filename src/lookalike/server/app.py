@@ -29,6 +29,11 @@ from lookalike.server.state import ServiceState
 STATIC = Path(__file__).parent / "static"
 
 
+def app_from_environment() -> FastAPI:
+    """The app configured only by LOOKALIKE_* variables (uvicorn's factory for several workers)."""
+    return create_app(ServerConfig.from_environment())
+
+
 def create_app(config: ServerConfig | None = None) -> FastAPI:
     """The service for `config` (default: from LOOKALIKE_* environment variables)."""
     settings = config or ServerConfig.from_environment()

@@ -44,6 +44,10 @@ class ServerConfig:
         }
         if "LOOKALIKE_MAX_UPLOAD_MB" in os.environ:
             values["max_upload_bytes"] = int(float(os.environ["LOOKALIKE_MAX_UPLOAD_MB"]) * MEGABYTE)
+        if os.environ.get("LOOKALIKE_BANKS_DIR"):
+            values["banks_dir"] = os.environ["LOOKALIKE_BANKS_DIR"]
+        if os.environ.get("LOOKALIKE_THUMBNAILS_FROM_PATHS", "0") not in ("0", "false", "no"):
+            values["thumbnails_from_paths"] = True
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 

@@ -17,7 +17,7 @@ import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -108,7 +108,23 @@ def _reason(exc: BaseException) -> str:
 
 # ----- chDB ----------------------------------------------------------------------------------------
 _CHDB_LOCK = threading.Lock()
-_CHDB_SESSIONS: dict[str, tuple[Any, int]] = {}  # path -> (session, handles open)
+_DEFAULT_INSERT_BLOCK = 1_048_449  # ClickHouse's max_insert_block_size
+
+
+@dataclass
+class ChdbSession:
+    """One chDB session and what the handles sharing it share."""
+
+    session: Any
+    handles: int = 0
+    turn: threading.Lock = field(default_factory=threading.Lock)  # one statement at a time
+    # what only this process can know about the path (no other process may open it), and the
+    # lock that keeps such a fact true while it is used
+    facts: dict[str, Any] = field(default_factory=dict)
+    facts_lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+_CHDB_SESSIONS: dict[str, ChdbSession] = {}  # by data path
 
 
 def chdb_path(url: str) -> str:
@@ -125,7 +141,8 @@ def chdb_path(url: str) -> str:
 
 class ChdbConnection(Connection):
     """chDB (ClickHouse as a library). One process may open one data path at a time; handles on
-    the same path inside a process share one session."""
+    the same path inside a process share one session, and take turns on it: chDB keeps query
+    parameters per session, so two threads' statements at once would swap their values."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -146,9 +163,11 @@ class ChdbConnection(Connection):
                         f"{url}: cannot open (chDB opens one data path per process; {others} is open):"
                         f" {_reason(exc)}"
                     ) from exc
-                shared = (session, 0)
-            self._session = shared[0]
-            _CHDB_SESSIONS[self.path] = (shared[0], shared[1] + 1)
+                shared = _CHDB_SESSIONS[self.path] = ChdbSession(session)
+            shared.handles += 1
+        self.shared = shared
+        self._session = shared.session
+        self._turn = shared.turn
         self._closed = False
         self._probe()
 
@@ -160,7 +179,8 @@ class ChdbConnection(Connection):
             raise IndexStoreError(f"{self.url}: the index is closed")
         params = binder.params if isinstance(binder, ParamBinder) else None
         try:
-            return self._session.query(sql, fmt, params=params or None)
+            with self._turn:
+                return self._session.query(sql, fmt, params=params or None)
         except Exception as exc:
             raise self._fail(exc, sql) from exc
 
@@ -187,8 +207,17 @@ class ChdbConnection(Connection):
         with pa.ipc.new_stream(sink, batch.schema) as writer:
             writer.write_table(batch)
         names = ", ".join(f"`{name}`" for name in columns)
+        # No collapsing of equal keys on insert: an insert never holds two rows of one key, and
+        # ReplacingMergeTree's pass over the block costs as much as the rest of the insert. One
+        # block per insert, also for what the pre-filter view makes of it (5 rows a hash, else
+        # cut into ~1M-row parts): one part per table, so merges have less to do.
+        block = max(len(batch), _DEFAULT_INSERT_BLOCK)
+        statement = (
+            f"INSERT INTO {table} ({names}) SETTINGS optimize_on_insert = 0, max_insert_block_size = {block},"
+            f" min_insert_block_size_rows = {block * 64}, min_insert_block_size_bytes = {1 << 40}"
+        )
         try:
-            with self._session.send_insert(f"INSERT INTO {table} ({names})", "ArrowStream") as inserter:
+            with self._turn, self._session.send_insert(statement, "ArrowStream") as inserter:
                 inserter.append(sink.getvalue().to_pybytes())
                 inserter.finish()
         except Exception as exc:
@@ -199,12 +228,11 @@ class ChdbConnection(Connection):
             return
         self._closed = True
         with _CHDB_LOCK:
-            session, handles = _CHDB_SESSIONS[self.path]
-            if handles > 1:
-                _CHDB_SESSIONS[self.path] = (session, handles - 1)
+            self.shared.handles -= 1
+            if self.shared.handles:
                 return
             del _CHDB_SESSIONS[self.path]
-            session.close()
+            self.shared.session.close()
 
 
 def _arrow_column(values: Column, type_name: str) -> Any:

@@ -18,8 +18,9 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +29,7 @@ from lookalike.errors import IndexStoreError, InvalidHashError
 from lookalike.hash import Hash
 from lookalike.index.base import AddReport, Entry, Index, IndexItem, Match, Pairs, Query
 from lookalike.index.clickhouse.binding import Binder
+from lookalike.index.clickhouse.compaction import compact_site
 from lookalike.index.clickhouse.connection import (
     ChdbConnection,
     Connection,
@@ -35,10 +37,13 @@ from lookalike.index.clickhouse.connection import (
     Result,
     ServerAddress,
 )
-from lookalike.index.clickhouse.prefilter import MAX_PROBES_PER_ROW, build_probes, probes_per_row
+from lookalike.index.clickhouse.keys import KeyColumn
+from lookalike.index.clickhouse.prefilter import build_probes, prefilter_pays, probes_per_row
 from lookalike.index.clickhouse.schema import (
     ALGORITHM_TYPES,
+    CHUNK_BITS,
     ENTRY_TYPES,
+    LEGACY_CHUNK_BITS,
     SUPERSEDED_TYPES,
     Tables,
     algorithm_ddl,
@@ -66,11 +71,19 @@ from lookalike.index.queries import (
 from lookalike.search.bits import popcount, words_of
 
 WRITE_BATCH = 100_000
+BULK_BATCH = 2_000_000  # hashes per columnar insert of add_words (fewer, larger parts)
+COMPACT_FRACTION = 0.1  # replaced rows per stored entry that trigger a compaction after a write
+COMPACT_MIN_ROWS = 10_000
+STORED_ROWS_SECONDS = 10.0  # how long a table's row count guides the choice of plan
+_SUPERSEDED_EMPTY = "superseded is empty"  # a fact of a chDB session (see ChdbSession.facts)
 STAGE_KEYS_ABOVE = 20_000
 _SCRATCH = itertools.count()
 KEY_PAGE = 1000
 MAX_PROBES_PER_STATEMENT = 200_000
 DATABASE = "lookalike"
+
+
+Plan = Literal["auto", "prefilter", "scan"]
 
 
 @dataclass
@@ -108,12 +121,33 @@ class _Current:
 class ClickHouseIndex(Index):
     """An `Index` stored in ClickHouse (see the module docstring and docs/clickhouse.md)."""
 
-    def __init__(self, connection: Connection, tables: Tables, url: str, *, prefilter: bool = True) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        tables: Tables,
+        url: str,
+        *,
+        plan: Plan = "auto",
+        compact_fraction: float | None = COMPACT_FRACTION,
+        compact_min_rows: int = COMPACT_MIN_ROWS,
+        chunk_bits: int = CHUNK_BITS,
+    ) -> None:
+        """`plan`: how searches read: "auto" (the pre-filter where its estimated cost is below a
+        full scan's), or always "prefilter" or "scan". `compact_fraction`: after a write, compact
+        once replaced rows reach this fraction of the stored entries (and at least
+        `compact_min_rows`); None leaves it to `compact()`. `chunk_bits`: the pre-filter chunk
+        width for algorithms new to the index (an existing one keeps the width it was made with)."""
         self.url = url
         self._connection = connection
         self._tables = tables
         self._dialect = Dialect.of(connection.version, connection.functions)
-        self.prefilter = prefilter
+        self.plan: Plan = plan
+        self._stored_rows: dict[str, tuple[float, int]] = {}  # algorithm -> (when counted, rows)
+        self.compact_fraction = compact_fraction
+        self.compact_min_rows = compact_min_rows
+        self.chunk_bits = chunk_bits
+        self._chunk_bits: dict[str, int] = {}
+        self._superseded_written = 0
         self._nbits: dict[str, int] = {}
         self._last_version = 0
         self._ddl_fanout: bool | None = None
@@ -195,7 +229,8 @@ class ClickHouseIndex(Index):
 
     def _create_algorithm_tables(self, algorithm: str, nbits: int) -> None:
         tables = self._tables
-        self._run_ddl(algorithm_ddl(tables, algorithm, nbits))
+        self._run_ddl(algorithm_ddl(tables, algorithm, nbits, self.chunk_bits, self._dialect.tuned_storage))
+        self._chunk_bits[algorithm] = self.chunk_bits
         if tables.cluster:
             self._run_ddl([distributed_ddl(tables, tables.hashes(algorithm, True), tables.hashes(algorithm))])
 
@@ -256,6 +291,26 @@ class ClickHouseIndex(Index):
         """Every stored algorithm and its hash length in bits."""
         return dict(self._algorithms(refresh=True))
 
+    def prefilter_bits(self, algorithm: str) -> int:
+        """The chunk width of a stored algorithm's pre-filter: the one whose table exists."""
+        if algorithm not in self._chunk_bits:
+            tables = self._tables
+            names = {
+                bits: tables.prefilter(algorithm, bits, True).split(".")[1].strip("`")
+                for bits in (CHUNK_BITS, LEGACY_CHUNK_BITS, self.chunk_bits)
+            }
+            binder = self._connection.binder()
+            database = binder.scalar("db", "String", tables.database)
+            candidates = binder.in_set("names", "String", sorted(set(names.values())))
+            found = self._connection.query(
+                f"SELECT name FROM system.tables WHERE database = {database} AND name IN {candidates}", binder
+            ).values("name")
+            present = [bits for bits, name in names.items() if name in found]
+            if not present:
+                raise IndexStoreError(f"{self.url}: no pre-filter table for {algorithm}")
+            self._chunk_bits[algorithm] = present[0]
+        return self._chunk_bits[algorithm]
+
     def _nbits_of(self, algorithm: str) -> int | None:
         known = self._algorithms()
         if algorithm not in known:
@@ -290,78 +345,75 @@ class ClickHouseIndex(Index):
         iterator = iter(items)
         while batch := list(itertools.islice(iterator, WRITE_BATCH)):
             report = report.merge(self._write_batch([_normalise(item, self.url) for item in batch]))
+        self._compact_if_grown()
         return report
 
     def add_words(
         self,
-        keys: Sequence[str],
+        keys: Sequence[str] | Any,
         algorithm: str,
         words: npt.NDArray[np.uint64],
         nbits: int,
-        quality: Sequence[int | None] | None = None,
+        quality: Sequence[int | None] | npt.NDArray[np.integer[Any]] | None = None,
     ) -> AddReport:
         """Add one algorithm's hashes from an (n, words) uint64 array in columnar inserts (no Hash
-        objects); keys already stored go through `add` and keep their other hashes."""
-        rows = np.asarray(words, dtype=np.uint64).reshape(len(keys), -1)
+        objects). `keys` may be a list, a NumPy or an Arrow string array; sorted unique keys take
+        the fastest path. Keys already stored go through `add` and keep their other hashes."""
+        column = KeyColumn.of(keys, self.url)
+        rows = np.asarray(words, dtype=np.uint64).reshape(len(column), -1)
         if rows.shape[1] != word_count(nbits):
             raise InvalidHashError(f"{nbits}-bit hashes take {word_count(nbits)} words, got {rows.shape[1]}")
         algorithm = canonical_algorithm(algorithm)
         stored_nbits = self._nbits_of(algorithm)
         if stored_nbits is not None and stored_nbits != nbits:
             raise InvalidHashError(f"{algorithm} hashes in {self.url} have {stored_nbits} bits, not {nbits}")
-        qualities = np.array([-1 if q is None else int(q) for q in quality], np.int16) if quality else None
+        qualities = _quality_column(quality, len(column))
         report = AddReport()
-        for start in range(0, len(keys), WRITE_BATCH * 10):
-            stop = min(start + WRITE_BATCH * 10, len(keys))
+        for start in range(0, len(column), BULK_BATCH):
+            stop = min(start + BULK_BATCH, len(column))
             part_quality = None if qualities is None else qualities[start:stop]
-            report = report.merge(
-                self._add_words_batch(
-                    list(keys[start:stop]), algorithm, rows[start:stop], nbits, part_quality
-                )
+            added = self._add_words_batch(
+                column.slice(start, stop), algorithm, rows[start:stop], nbits, part_quality
             )
+            report = report.merge(added)
         return report
 
     def _add_words_batch(
         self,
-        keys: list[str],
+        keys: KeyColumn,
         algorithm: str,
         rows: npt.NDArray[np.uint64],
         nbits: int,
         quality: npt.NDArray[np.int16] | None,
     ) -> AddReport:
-        if len(set(keys)) < len(keys):  # the last occurrence of a key wins
-            last = {key: position for position, key in enumerate(keys)}
-            positions = np.fromiter(last.values(), dtype=np.int64, count=len(last))
-            keys = list(last)
-            rows = rows[positions]
-            quality = None if quality is None else quality[positions]
-        if "" in keys or not all(type(key) is str for key in keys):
-            bad = next(key for key in keys if not isinstance(key, str) or not key)
-            raise IndexStoreError(f"{self.url}: an index key must be a non-empty string, got {bad!r}")
-        key_column = _string_column(keys)
-        existing = (
-            self._live_keys(keys, key_column) if self._any_stored_between(min(keys), max(keys)) else set()
-        )
+        ordered = keys.strictly_increasing()
+        if not ordered:  # the last occurrence of a key wins
+            positions = keys.last_occurrences()
+            if len(positions) < len(keys):
+                keys = keys.take(positions)
+                rows = rows[positions]
+                quality = None if quality is None else quality[positions]
         report = AddReport()
-        if existing:
-            keep = np.array([key not in existing for key in keys], dtype=bool)
-            old = np.flatnonzero(~keep)
-            report = self.add(
-                (
-                    keys[i],
-                    {
-                        algorithm: Hash.from_words(rows[i], nbits).with_quality(
-                            None if quality is None or quality[i] < 0 else int(quality[i])
-                        )
-                    },
+        if self._any_stored_between(*keys.bounds(ordered)):
+            existing = self._live_keys(keys)
+            if existing:
+                old = keys.isin(existing)
+                listed = keys.filter(old).to_list()
+                report = self.add(
+                    (
+                        key,
+                        {
+                            algorithm: Hash.from_words(rows[i], nbits).with_quality(
+                                None if quality is None or quality[i] < 0 else int(quality[i])
+                            )
+                        },
+                    )
+                    for key, i in zip(listed, np.flatnonzero(old).tolist(), strict=True)
                 )
-                for i in old.tolist()
-            )
-            keys = [key for key, kept in zip(keys, keep.tolist(), strict=True) if kept]
-            key_column = _string_column(keys)
-            rows = rows[keep]
-            quality = None if quality is None else quality[keep]
-        if not keys:
+                keys = keys.filter(~old)
+                rows = rows[~old]
+                quality = None if quality is None else quality[~old]
+        if not len(keys):
             return report
         if self._nbits_of(algorithm) is None:
             self._register({algorithm: nbits})
@@ -369,21 +421,19 @@ class ClickHouseIndex(Index):
         versions = self._versions(count)
         quality_column = quality if quality is not None else np.full(count, -1, dtype=np.int16)
         flagged = _flags(rows, nbits, quality_column)
-        import_keys = key_column
+        # `deleted` (0) and `metadata` ('' reads as {}) take their column defaults
         self._insert(
             self._tables.entries(),
             {
-                "key": import_keys,
+                "key": keys.values,
                 "version": versions,
-                "deleted": np.zeros(count, dtype=np.uint8),
                 "added_at": np.full(count, time.time()),
-                "metadata": _repeat("{}", count),
                 "algorithms": _repeat(algorithm, count),
             },
             ENTRY_TYPES,
         )
         columns: dict[str, Any] = {
-            "key": import_keys,
+            "key": keys.values,
             "version": versions,
             "quality": quality_column,
             "flagged": flagged.astype(np.uint8),
@@ -429,9 +479,10 @@ class ClickHouseIndex(Index):
             superseded.append((item.key, existing.version))
             updated += 1
         self._register(new_algorithms)
-        self._write_states(writes)
-        self._write_tombstones(dropped)
-        self._write_superseded(superseded + dropped)
+        with self._superseding(bool(superseded or dropped)):
+            self._write_states(writes)
+            self._write_tombstones(dropped)
+            self._write_superseded(superseded + dropped)
         return AddReport(added, updated, unchanged, (), tuple(same_bytes))
 
     def _check_nbits(self, items: Iterable[IndexItem]) -> dict[str, int]:
@@ -509,6 +560,36 @@ class ClickHouseIndex(Index):
                 {"key": [key for key, _ in rows], "version": np.array([v for _, v in rows], dtype=np.uint64)},
                 SUPERSEDED_TYPES,
             )
+            self._superseded_written += len(rows)
+
+    def _compact_if_grown(self) -> None:
+        """After writes that replaced rows: compact once the replaced rows are many."""
+        if not self._superseded_written or self.compact_fraction is None:
+            return
+        self._superseded_written = 0
+        tables = self._tables
+        stale = self._count(tables.superseded())
+        if stale >= self.compact_min_rows and stale >= self.compact_fraction * self._count(tables.entries()):
+            self.compact()
+
+    def compact(self) -> int:
+        """Physically drop replaced versions and removed entries from every table and empty
+        `superseded` (see `compaction.py`); safe while others read. Returns the rows dropped."""
+        if self._closed:
+            raise IndexStoreError(f"{self.url}: the index is closed")
+        algorithms = {
+            name: (nbits, self.prefilter_bits(name)) for name, nbits in self._algorithms(True).items()
+        }
+        modern = self._dialect.mutations_sync
+        connection = self._connection
+        if self._tables.cluster:
+            shards = self._shard_connections()
+            return sum(compact_site(shard, self._tables, algorithms, modern) for shard in shards)
+        dropped = compact_site(connection, self._tables, algorithms, modern)
+        if isinstance(connection, ChdbConnection):
+            with connection.shared.facts_lock:  # superseded may be empty now: count it again
+                connection.shared.facts.pop(_SUPERSEDED_EMPTY, None)
+        return dropped
 
     def remove(self, keys: Iterable[str]) -> int:
         """Delete entries by key (a tombstone plus superseded marks); returns how many existed."""
@@ -517,8 +598,10 @@ class ClickHouseIndex(Index):
         for start in range(0, len(wanted), WRITE_BATCH):
             live = self._live_versions(wanted[start : start + WRITE_BATCH])
             removed.extend(live.items())
-        self._write_tombstones(removed)
-        self._write_superseded(removed)
+        with self._superseding(bool(removed)):
+            self._write_tombstones(removed)
+            self._write_superseded(removed)
+        self._compact_if_grown()
         return len(removed)
 
     # ----- reading -------------------------------------------------------------------------------
@@ -528,7 +611,7 @@ class ClickHouseIndex(Index):
             return {}
         connection = self._connection
         if len(keys) > STAGE_KEYS_ABOVE and isinstance(connection, ChdbConnection):
-            return self._live_versions_staged(connection, _string_column(keys))
+            return self._live_versions_staged(connection, KeyColumn.of(keys, self.url).values)
         binder = connection.binder()
         key_set = binder.in_set("keys", "String", list(keys))
         result = connection.query(
@@ -554,11 +637,11 @@ class ClickHouseIndex(Index):
             connection.execute(f"DROP TABLE IF EXISTS {scratch}")
         return {str(k): int(v) for k, v in result.rows()}
 
-    def _live_keys(self, keys: Sequence[str], key_column: Any) -> set[str]:
+    def _live_keys(self, keys: KeyColumn) -> set[str]:
         connection = self._connection
         if len(keys) > STAGE_KEYS_ABOVE and isinstance(connection, ChdbConnection):
-            return set(self._live_versions_staged(connection, key_column))
-        return set(self._live_versions(keys))
+            return set(self._live_versions_staged(connection, keys.values))
+        return set(self._live_versions(keys.to_list()))
 
     def _any_stored_between(self, low: str, high: str) -> bool:
         """Whether any row has a key in [low, high]: new keys past the stored ones (a bulk load
@@ -831,26 +914,77 @@ class ClickHouseIndex(Index):
             return Hits(keep[found.rows], found.distances, found.keys, found.ids)
         if not len(rows):
             return Hits.empty()
-        use_prefilter = self.prefilter and probes_per_row(nbits, int(rows.radius.max())) <= MAX_PROBES_PER_ROW
-        if not use_prefilter:
-            return self._run_hits(
-                lambda binder, tables: range_full_scan(
-                    self._dialect, tables, algorithm, nbits, rows, include_flagged, binder
+        with self._reading() as stale:
+            chunk_bits = self.prefilter_bits(algorithm) if self.plan != "scan" else 0
+            per_row = probes_per_row(nbits, int(rows.radius.max()), chunk_bits) if chunk_bits else 0
+            if not chunk_bits or (
+                self.plan == "auto" and not prefilter_pays(per_row, self._stored(algorithm), chunk_bits)
+            ):
+                return self._run_hits(
+                    lambda binder, tables: range_full_scan(
+                        self._dialect, tables, algorithm, nbits, rows, include_flagged, binder, stale
+                    )
                 )
-            )
-        per_row = probes_per_row(nbits, int(rows.radius.max()))
-        step = max(1, MAX_PROBES_PER_STATEMENT // per_row)
-        parts = []
-        for start in range(0, len(rows), step):
-            part = QueryRows(rows.words[start : start + step], rows.radius[start : start + step])
-            probes = build_probes(part.words, part.radius, nbits)
-            found = self._run_hits(
-                functools.partial(
-                    _prefilter_sql, self._dialect, algorithm, nbits, part, probes, include_flagged
+            step = max(1, MAX_PROBES_PER_STATEMENT // per_row)
+            parts = []
+            for start in range(0, len(rows), step):
+                part = QueryRows(rows.words[start : start + step], rows.radius[start : start + step])
+                probes = build_probes(part.words, part.radius, nbits, chunk_bits)
+                found = self._run_hits(
+                    functools.partial(
+                        _prefilter_sql,
+                        self._dialect,
+                        algorithm,
+                        nbits,
+                        part,
+                        probes,
+                        chunk_bits,
+                        include_flagged,
+                        stale,
+                    )
                 )
-            )
-            parts.append(Hits(found.rows + start, found.distances, found.keys, found.ids))
-        return Hits.concat(parts)
+                parts.append(Hits(found.rows + start, found.distances, found.keys, found.ids))
+            return Hits.concat(parts)
+
+    @contextmanager
+    def _reading(self) -> Iterator[bool]:
+        """Whether searches must filter superseded rows, kept true while they run. Always on a
+        server (other processes write); on chDB this process alone writes the path, so while
+        `superseded` is known empty the anti-join is skipped (about 1 ms a statement)."""
+        connection = self._connection
+        if not isinstance(connection, ChdbConnection):
+            yield True
+            return
+        shared = connection.shared
+        with shared.facts_lock:  # no superseding write starts until these statements ran
+            empty = shared.facts.get(_SUPERSEDED_EMPTY)
+            if empty is None:
+                empty = self._count(self._tables.superseded()) == 0
+                shared.facts[_SUPERSEDED_EMPTY] = empty
+            yield not empty
+
+    @contextmanager
+    def _superseding(self, rows: bool) -> Iterator[None]:
+        """Around a write that will add rows to `superseded` (`rows`): from its first insert on,
+        searches on this chDB path filter them."""
+        connection = self._connection
+        if not rows or not isinstance(connection, ChdbConnection):
+            yield
+            return
+        with connection.shared.facts_lock:
+            connection.shared.facts[_SUPERSEDED_EMPTY] = False
+            yield
+
+    def _stored(self, algorithm: str) -> int:
+        """About how many rows `h_<algorithm>` holds (counted again after STORED_ROWS_SECONDS)."""
+        counted, rows = self._stored_rows.get(algorithm, (0.0, 0))
+        if time.monotonic() - counted > STORED_ROWS_SECONDS:
+            rows = self._count(self._tables.hashes(algorithm))
+            self._stored_rows[algorithm] = (time.monotonic(), rows)
+        return rows
+
+    def _count(self, table: str) -> int:
+        return int(self._connection.query(f"SELECT count() AS n FROM {table}").values("n")[0])
 
     def _run_hits(self, make_sql: Callable[[Binder, Tables], str]) -> Hits:
         result = self._read(make_sql)
@@ -943,11 +1077,15 @@ def _prefilter_sql(
     nbits: int,
     rows: QueryRows,
     probes: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
+    chunk_bits: int,
     include_flagged: bool,
+    stale: bool,
     binder: Binder,
     tables: Tables,
 ) -> str:
-    return range_prefilter(dialect, tables, algorithm, nbits, rows, probes, include_flagged, binder)
+    return range_prefilter(
+        dialect, tables, algorithm, nbits, rows, probes, chunk_bits, include_flagged, binder, stale
+    )
 
 
 # what a server without ZooKeeper / Keeper answers to ON CLUSTER
@@ -1024,18 +1162,24 @@ def _flags(rows: npt.NDArray[np.uint64], nbits: int, quality: npt.NDArray[np.int
     return low_quality | flat
 
 
-def _string_column(values: Sequence[str]) -> Any:
-    """Strings as an Arrow array where pyarrow is installed (chDB brings it), else a list."""
-    try:
-        import pyarrow as pa
-    except ImportError:
-        return list(values)
-    return pa.array(values, type=pa.string())
-
-
 def _repeat(value: str, count: int) -> Any:
     try:
         import pyarrow as pa
     except ImportError:
         return [value] * count
     return pa.array([value], type=pa.string()).take(np.zeros(count, dtype=np.int64))
+
+
+def _quality_column(
+    quality: Sequence[int | None] | npt.NDArray[np.integer[Any]] | None, count: int
+) -> npt.NDArray[np.int16] | None:
+    """Quality per hash as int16, -1 where unknown (None)."""
+    if quality is None:
+        return None
+    if isinstance(quality, np.ndarray) and quality.dtype.kind in "iu":
+        column = quality.astype(np.int16)
+    else:
+        column = np.array([-1 if q is None else int(q) for q in quality], dtype=np.int16)
+    if len(column) != count:
+        raise InvalidHashError(f"{count} hashes but {len(column)} quality values")
+    return column

@@ -6,9 +6,10 @@
     algorithms     algorithm name -> bit length
     h_<algorithm>  the hashes: key, version, quality, flagged, w0..w{n-1} (UInt64 big-endian
                    words, as `Hash.words()`), ORDER BY version
-    m_<algorithm>  the multi-index pre-filter: one row per (hash, 16-bit chunk), `cv` =
-                   chunk number * 65536 + chunk value, ORDER BY cv; filled by a materialized view
-                   on h_<algorithm>, so one columnar insert feeds both
+    m13_<algorithm>  the multi-index pre-filter (`m_<algorithm>` with 16-bit chunks, the first
+                   layout): one row per (hash, chunk of <= 13 bits): `cv` = chunk number * 2**13
+                   + chunk value, version, the words; ORDER BY cv in small granules; filled by
+                   a materialized view on h_<algorithm>, so one columnar insert feeds both
 
 A row is live when its (key, version) is not in `superseded` (and, in `entries`, not deleted).
 Searches filter on that instead of `FINAL`: the anti-join reads only the few rows that already
@@ -30,17 +31,28 @@ from dataclasses import dataclass
 
 from lookalike.search.mih import Chunk, chunk_layout
 
-CHUNK_BITS = 16
-PREFILTER_GRANULARITY = 1024  # rows per mark in m_*: a probe reads ~one small granule
+# Chunks of at most 13 bits (64-bit hashes: 13+13+13+13+12): at 10M rows a query with r=10
+# probes 147 chunk values reading ~220k rows, where 16-bit chunks probe 428 scattered values;
+# ClickHouse pays per range read more than per row. Indexes made with 16-bit chunks (the first
+# layout) keep them: their tables carry the old names (`m_*`), newer ones say the width (`m13_*`).
+CHUNK_BITS = 13
+LEGACY_CHUNK_BITS = 16
+PREFILTER_GRANULARITY = 256  # rows per mark in m_*: a probe reads one or two small granules
+# Storage tuned for random 64-bit words (ClickHouse >= 21; older servers get the defaults):
+# they do not compress, so they are stored raw (no LZ4 pass on insert or read), and m_* keeps
+# compressed blocks about one granule long, so a probe reads only the granules it asked for.
+PREFILTER_BLOCK_SETTINGS = ", min_compress_block_size = 2048, max_compress_block_size = 8192"
+RAW = "CODEC(NONE)"
 
 
 def word_count(nbits: int) -> int:
     return (nbits + 63) // 64
 
 
-def prefilter_chunks(nbits: int) -> tuple[Chunk, ...]:
-    """The 16-bit chunks (at most; never crossing a word) that the pre-filter indexes."""
-    return chunk_layout(nbits, 0, CHUNK_BITS)
+def prefilter_chunks(nbits: int, chunk_bits: int) -> tuple[Chunk, ...]:
+    """The chunks (at most `chunk_bits` wide, never crossing a word) the pre-filter indexes;
+    a probe's `cv` is chunk number * 2**chunk_bits + chunk value."""
+    return chunk_layout(nbits, 0, chunk_bits)
 
 
 def algorithm_suffix(algorithm: str) -> str:
@@ -74,11 +86,15 @@ class Tables:
     def hashes(self, algorithm: str, local: bool = False) -> str:
         return self._name(f"h_{algorithm_suffix(algorithm)}", local)
 
-    def prefilter(self, algorithm: str, local: bool = False) -> str:
-        return self._name(f"m_{algorithm_suffix(algorithm)}", local)
+    def prefilter(self, algorithm: str, chunk_bits: int, local: bool = False) -> str:
+        return self._name(f"m{_width_tag(chunk_bits)}_{algorithm_suffix(algorithm)}", local)
 
-    def prefilter_view(self, algorithm: str) -> str:
-        return self._name(f"mv_{algorithm_suffix(algorithm)}", True)
+    def prefilter_view(self, algorithm: str, chunk_bits: int) -> str:
+        return self._name(f"mv{_width_tag(chunk_bits)}_{algorithm_suffix(algorithm)}", True)
+
+
+def _width_tag(chunk_bits: int) -> str:
+    return "" if chunk_bits == LEGACY_CHUNK_BITS else str(chunk_bits)
 
 
 ENTRY_TYPES = {
@@ -104,8 +120,11 @@ def hash_types(nbits: int) -> dict[str, str]:
     return columns
 
 
-def _columns(types: dict[str, str]) -> str:
-    return ", ".join(f"`{name}` {type_name}" for name, type_name in types.items())
+def _columns(types: dict[str, str], raw: frozenset[str] = frozenset()) -> str:
+    """Column definitions; the columns named in `raw` are stored without compression."""
+    return ", ".join(
+        f"`{name}` {type_name}{' ' + RAW if name in raw else ''}" for name, type_name in types.items()
+    )
 
 
 def _chunk_sql(chunk: Chunk) -> str:
@@ -125,23 +144,30 @@ def base_ddl(tables: Tables) -> list[str]:
     ]
 
 
-def algorithm_ddl(tables: Tables, algorithm: str, nbits: int) -> list[str]:
-    """CREATE statements for one algorithm's hash table, pre-filter table and view."""
+def algorithm_ddl(
+    tables: Tables, algorithm: str, nbits: int, chunk_bits: int = CHUNK_BITS, tuned: bool = True
+) -> list[str]:
+    """CREATE statements for one algorithm's hash table, pre-filter table and view (`tuned`:
+    the server takes codecs and per-table compression block sizes, ClickHouse >= 21)."""
     words = [f"w{i}" for i in range(word_count(nbits))]
-    chunks = prefilter_chunks(nbits)
+    raw_hash = frozenset(words) if tuned else frozenset()
+    raw_prefilter = frozenset([*words, "version"]) if tuned else frozenset()
+    chunks = prefilter_chunks(nbits, chunk_bits)
     values = ", ".join(_chunk_sql(chunk) for chunk in chunks)
-    prefilter_types = {"cv": "UInt32", "version": "UInt64", "flagged": "UInt8"}
+    prefilter = tables.prefilter(algorithm, chunk_bits, True)
+    prefilter_types = {"cv": "UInt32", "version": "UInt64"}
     prefilter_types.update({w: "UInt64" for w in words})
     word_list = ", ".join(words)
+    settings = f"index_granularity = {PREFILTER_GRANULARITY}" + (PREFILTER_BLOCK_SETTINGS if tuned else "")
     return [
-        f"CREATE TABLE IF NOT EXISTS {tables.hashes(algorithm, True)} ({_columns(hash_types(nbits))})"
-        " ENGINE = MergeTree ORDER BY version",
-        f"CREATE TABLE IF NOT EXISTS {tables.prefilter(algorithm, True)} ({_columns(prefilter_types)})"
-        f" ENGINE = MergeTree ORDER BY cv SETTINGS index_granularity = {PREFILTER_GRANULARITY}",
-        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {tables.prefilter_view(algorithm)}"
-        f" TO {tables.prefilter(algorithm, True)}"
-        f" AS SELECT toUInt32((chunk_number - 1) * {1 << CHUNK_BITS} + chunk_value) AS cv,"
-        f" version, flagged, {word_list}"
+        f"CREATE TABLE IF NOT EXISTS {tables.hashes(algorithm, True)}"
+        f" ({_columns(hash_types(nbits), raw_hash)}) ENGINE = MergeTree ORDER BY version",
+        f"CREATE TABLE IF NOT EXISTS {prefilter}"
+        f" ({_columns(prefilter_types, raw_prefilter)}) ENGINE = MergeTree ORDER BY cv SETTINGS {settings}",
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {tables.prefilter_view(algorithm, chunk_bits)}"
+        f" TO {prefilter}"
+        f" AS SELECT toUInt32((chunk_number - 1) * {1 << chunk_bits} + chunk_value) AS cv,"
+        f" version, {word_list}"
         f" FROM {tables.hashes(algorithm, True)}"
         f" ARRAY JOIN arrayEnumerate([{values}]) AS chunk_number, [{values}] AS chunk_value",
     ]

@@ -9,8 +9,9 @@ never matters.
 Every statement answers a whole batch: the queries are a bound table or bound arrays, and the
 result has one row per (query row, stored hash) within that query's radius: `qi, d, key, id`.
 Two plans exist for each: a full scan (distance in PREWHERE, so other columns are read only
-where it passes) and the multi-index pre-filter (probe the `m_*` table by chunk value, check the
-exact distance there, then fetch key and id of the survivors by version, which is h's sort key).
+where it passes) and the multi-index pre-filter (read the granules of the `m_*` table that hold
+the probed chunk values, check the exact distance there, then fetch key and id of the survivors
+by version, which is h's sort key).
 """
 
 from __future__ import annotations
@@ -41,15 +42,35 @@ def swar_popcount(x: str) -> str:
 
 @dataclass(frozen=True)
 class Dialect:
-    """What the engine offers: its popcount functions (from `system.functions`) and whether a
-    lambda may read table columns (18.16's cannot: "Unknown identifier")."""
+    """What the engine offers: its popcount functions (from `system.functions`) and, by server
+    version, the rest (see docs/clickhouse.md, "Which server versions give what")."""
 
     functions: frozenset[str]
-    closures: bool = True
+    version: tuple[int, ...] = (99,)
 
     @classmethod
     def of(cls, version: tuple[int, ...], functions: frozenset[str]) -> Dialect:
-        return cls(functions, closures=version >= (20,))
+        return cls(functions, version)
+
+    @property
+    def closures(self) -> bool:
+        """A lambda may read table columns (18.16's cannot: "Unknown identifier")."""
+        return self.version >= (20,)
+
+    @property
+    def index_hint(self) -> bool:
+        """`indexHint(condition)`: the condition selects granules but filters no rows."""
+        return self.version >= (22,)
+
+    @property
+    def tuned_storage(self) -> bool:
+        """Column codecs and per-table `min/max_compress_block_size` (MergeTree settings)."""
+        return self.version >= (21,)
+
+    @property
+    def mutations_sync(self) -> bool:
+        """ALTER ... DELETE can wait for its mutation (`mutations_sync`); else poll for it."""
+        return self.version >= (21,)
 
     def prewhere(self, condition: str, rest: str) -> str:
         """`PREWHERE condition WHERE rest`; old servers get one WHERE (18.16 loses bound scalar
@@ -75,8 +96,11 @@ class Dialect:
         return "toUInt32(" + " + ".join(terms) + ")"
 
 
-def live_filter(tables: Tables, prefix: str = "") -> str:
-    """Rows no later write has replaced (evaluated per shard: a key's rows share one shard)."""
+def live_filter(tables: Tables, prefix: str = "", stale: bool = True) -> str:
+    """Rows no later write has replaced (evaluated per shard: a key's rows share one shard);
+    `stale=False`: the caller knows `superseded` is empty, so every row is live."""
+    if not stale:
+        return "1"
     return f"({prefix}key, {prefix}version) NOT IN (SELECT key, version FROM {tables.superseded(True)})"
 
 
@@ -103,17 +127,19 @@ def range_full_scan(
     rows: QueryRows,
     include_flagged: bool,
     binder: Binder,
+    stale: bool = True,
 ) -> str:
     stored = _words(nbits)
     flag = "" if include_flagged else " AND flagged = 0"
     h = tables.hashes(algorithm)
+    live = live_filter(tables, stale=stale)
     if len(rows) == 1:
         query = [binder.scalar(f"q{i}", "UInt64", int(v)) for i, v in enumerate(rows.words[0])]
         radius = binder.scalar("r", "UInt32", int(rows.radius[0]))
         distance = dialect.distance(stored, query)
         return (
             f"SELECT toUInt32(0) AS qi, {distance} AS d, key, sipHash64(key) AS id FROM {h}"
-            f"{dialect.prewhere(f'd <= {radius}{flag}', live_filter(tables))}"
+            f"{dialect.prewhere(f'd <= {radius}{flag}', live)}"
         )
     positions = binder.array("qi", "UInt32", list(range(len(rows))))
     radii = binder.array("qr", "UInt32", rows.radius.tolist())
@@ -121,7 +147,7 @@ def range_full_scan(
     return (
         f"SELECT hit.1 AS qi, hit.2 AS d, key, sipHash64(key) AS id FROM {h}"
         f" ARRAY JOIN arrayFilter(t -> t.2 <= t.3, {over.map('(i, {distance}, r)', positions, radii)}) AS hit"
-        f"{dialect.prewhere(f'arrayExists({over.lambda_(LE_R, radii)}){flag}', live_filter(tables))}"
+        f"{dialect.prewhere(f'arrayExists({over.lambda_(LE_R, radii)}){flag}', live)}"
     )
 
 
@@ -132,17 +158,22 @@ def range_prefilter(
     nbits: int,
     rows: QueryRows,
     probes: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
+    chunk_bits: int,
     include_flagged: bool,
     binder: Binder,
+    stale: bool = True,
 ) -> str:
-    """Candidates from `m_*` (rows sharing a probed chunk value), exact distance there, then
-    key and id from `h_*` by version. `probes` = (query row, cv) pairs."""
+    """Candidates from `m_*` (the granules holding a probed chunk value), exact distance there,
+    then key and id from `h_*` by version. `probes` = (query row, cv) pairs."""
     stored = _words(nbits)
     flag = "" if include_flagged else " AND flagged = 0"
     h = tables.hashes(algorithm)
-    m = tables.prefilter(algorithm, True)
+    m = tables.prefilter(algorithm, chunk_bits, True)
     probe_rows, probe_cvs = probes
     cv_set = binder.in_set("cvs", "UInt32", sorted(set(probe_cvs.tolist())))
+    # every m row within the radius is a true match, whatever its chunk: the probed values need
+    # only pick the granules (indexHint), not filter rows
+    probed = f"indexHint(cv IN {cv_set})" if dialect.index_hint else f"cv IN {cv_set}"
     if len(rows) == 1:
         query = [binder.scalar(f"q{i}", "UInt64", int(v)) for i, v in enumerate(rows.words[0])]
         radius = binder.scalar("r", "UInt32", int(rows.radius[0]))
@@ -150,12 +181,12 @@ def range_prefilter(
         inner_radius = binder.scalar("mr", "UInt32", int(rows.radius[0]))
         distance = dialect.distance(stored, query)
         candidates = (
-            f"version IN (SELECT version FROM {m} WHERE cv IN {cv_set}"
-            f" AND {dialect.distance(stored, inner_query)} <= {inner_radius}{flag}) AND d <= {radius}"
+            f"version IN (SELECT version FROM {m} WHERE {probed}"
+            f" AND {dialect.distance(stored, inner_query)} <= {inner_radius}){flag} AND d <= {radius}"
         )
         return (
             f"SELECT toUInt32(0) AS qi, {distance} AS d, key, sipHash64(key) AS id FROM {h}"
-            f"{dialect.prewhere(candidates, live_filter(tables))}"
+            f"{dialect.prewhere(candidates, live_filter(tables, stale=stale))}"
         )
     columns = {
         "qi": ("UInt32", probe_rows.tolist()),
@@ -170,15 +201,16 @@ def range_prefilter(
     carried = ", ".join(f"m.{w} AS m{w}" for w in stored)
     candidates = (
         f"SELECT DISTINCT p.qi AS qi, m.version AS version, {carried}, {distance} AS d"
-        f" FROM (SELECT cv, version, {word_list} FROM {m} WHERE cv IN {cv_set}{flag}) AS m"
+        f" FROM (SELECT cv, version, {word_list} FROM {m} WHERE {probed}) AS m"
         f" INNER JOIN {probe_table} AS p ON m.cv = p.cv WHERE {distance} <= p.r"
     )
     same_words = " AND ".join(f"h.{w} = c.m{w}" for w in stored)
-    rest = f"{same_words} AND {live_filter(tables, 'h.')}"
+    rest = f"{same_words} AND {live_filter(tables, 'h.', stale)}"
+    h_flag = "" if include_flagged else " AND h.flagged = 0"
+    found = f"h.version IN (SELECT version FROM ({candidates})){h_flag}"
     return (
         f"SELECT c.qi AS qi, c.d AS d, h.key AS key, sipHash64(h.key) AS id FROM {h} AS h"
-        f" INNER JOIN ({candidates}) AS c ON h.version = c.version"
-        f"{dialect.prewhere(f'h.version IN (SELECT version FROM ({candidates}))', rest)}"
+        f" INNER JOIN ({candidates}) AS c ON h.version = c.version{dialect.prewhere(found, rest)}"
     )
 
 

@@ -1,0 +1,215 @@
+"""The hash cache: a second run over unchanged files decodes nothing; any change is a miss."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import lookalike
+import lookalike.pipeline
+from conftest import COMMITTED_PHOTOS
+from lookalike.errors import ImageError
+from lookalike.hash_cache import CacheKey, HashCache, default_cache_path
+from lookalike.pipeline import HashOptions, HashResult
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for source in COMMITTED_PHOTOS[:6]:
+        shutil.copy2(source, photos / source.name)
+    return photos
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the images decoded in this process (hash_files with workers=1 runs in-process)."""
+    seen: list[str] = []
+    real: Callable[..., Any] = lookalike.pipeline.decode
+
+    def counting(source: Any, **kwargs: Any) -> Any:
+        seen.append(str(kwargs.get("name")))
+        return real(source, **kwargs)
+
+    monkeypatch.setattr(lookalike.pipeline, "decode", counting)
+    return seen
+
+
+def run(folder: Path, cache: HashCache, **options: Any) -> dict[str, HashResult | ImageError]:
+    paths = sorted(str(p) for p in folder.iterdir())
+    return dict(
+        lookalike.hash_files(
+            paths,
+            options.pop("hashes", ["ahash", "colorhash"]),
+            cache=cache,
+            workers=options.pop("workers", 1),
+            **options,
+        )
+    )
+
+
+def test_second_run_over_an_unchanged_folder_decodes_nothing(
+    folder: Path, tmp_path: Path, decodes: list[str]
+) -> None:
+    with HashCache(tmp_path / "cache.sqlite") as cache:
+        first = run(folder, cache)
+    assert len(decodes) == 6 and not any(r.cached for r in first.values() if isinstance(r, HashResult))
+    decodes.clear()
+    with HashCache(tmp_path / "cache.sqlite") as cache:
+        second = run(folder, cache)
+        assert cache.hits == 6 and cache.misses == 0
+    assert decodes == []
+    for path, result in second.items():
+        assert isinstance(result, HashResult) and result.cached
+        before = first[path]
+        assert isinstance(before, HashResult)
+        assert dict(result) == dict(before)
+        assert (result.sha256, result.width, result.height, result.format, result.byte_size) == (
+            before.sha256,
+            before.width,
+            before.height,
+            before.format,
+            before.byte_size,
+        )
+
+
+def test_a_changed_file_is_decoded_again_and_only_that_one(
+    folder: Path, tmp_path: Path, decodes: list[str]
+) -> None:
+    with HashCache(tmp_path / "cache.sqlite") as cache:
+        run(folder, cache)
+    changed = sorted(folder.iterdir())[2]
+    info = changed.stat()
+    os.utime(changed, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
+    decodes.clear()
+    with HashCache(tmp_path / "cache.sqlite") as cache:
+        run(folder, cache)
+    assert decodes == [str(changed)]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"mode": "exact"},
+        {"orientation": False},
+        {"dihedral": True},
+        {"hashes": ["ahash", "colorhash", "phash"]},
+        {"hashes": ["ahash:16", "colorhash"]},
+    ],
+    ids=str,
+)
+def test_other_settings_miss_the_cache(
+    folder: Path, tmp_path: Path, decodes: list[str], change: dict[str, Any]
+) -> None:
+    with HashCache(tmp_path / "cache.sqlite") as cache:
+        run(folder, cache)
+        decodes.clear()
+        run(folder, cache, **dict(change))
+    assert len(decodes) == 6
+
+
+def test_aliases_share_entries_and_results_keep_the_callers_names(
+    folder: Path, tmp_path: Path, decodes: list[str]
+) -> None:
+    with HashCache(tmp_path / "cache.sqlite") as cache:
+        run(folder, cache, hashes=["ahash", "colorhash"])
+        decodes.clear()
+        again = run(folder, cache, hashes=["average_hash", "colour_hash"])
+    assert decodes == []
+    assert all(
+        isinstance(r, HashResult) and set(r) == {"average_hash", "colour_hash"} for r in again.values()
+    )
+
+
+def test_variants_quality_and_crop_resistant_hashes_survive_the_cache(folder: Path, tmp_path: Path) -> None:
+    hashes = ["phash", "crop_resistant"]
+    with HashCache(tmp_path / "cache.sqlite") as cache:
+        fresh = run(folder, cache, hashes=hashes, dihedral=True)
+    with HashCache(tmp_path / "cache.sqlite") as cache:
+        cached = run(folder, cache, hashes=hashes, dihedral=True)
+    for path, result in cached.items():
+        before = fresh[path]
+        assert isinstance(result, HashResult) and isinstance(before, HashResult) and result.cached
+        assert result["phash"] == before["phash"]
+        assert result["phash"].variants == before["phash"].variants  # type: ignore[union-attr]
+        assert str(result["crop_resistant"]) == str(before["crop_resistant"])
+
+
+def test_worker_processes_answer_from_the_cache_too(folder: Path, tmp_path: Path) -> None:
+    with HashCache(tmp_path / "cache.sqlite") as cache:
+        first = run(folder, cache, workers=2)
+    with HashCache(tmp_path / "cache.sqlite") as cache:
+        second = run(folder, cache, workers=2)
+        assert cache.hits == 6
+    assert all(isinstance(r, HashResult) and r.cached and r.cpu_seconds is None for r in second.values())
+    assert {p: dict(r) for p, r in first.items() if isinstance(r, HashResult)} == {
+        p: dict(r) for p, r in second.items() if isinstance(r, HashResult)
+    }
+
+
+def test_failures_are_not_cached(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("no image here")
+    with HashCache(tmp_path / "cache.sqlite") as cache:
+        list(lookalike.hash_files([str(bad)], workers=1, cache=cache))
+        assert len(cache) == 0
+
+
+def test_key_is_the_absolute_path_size_mtime_and_settings(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(folder)
+    name = sorted(os.listdir(folder))[0]
+    key = CacheKey.for_file(name, HashOptions.build(["ahash"]))
+    assert key is not None
+    info = os.stat(folder / name)
+    assert (key.path, key.size, key.mtime_ns) == (str(folder / name), info.st_size, info.st_mtime_ns)
+    assert "fast" in key.settings and "ahash" in key.settings
+    assert CacheKey.for_file("missing.jpg", HashOptions.build(["ahash"])) is None
+
+
+def test_default_location_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("LOOKALIKE_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_path() == tmp_path / "xdg" / "lookalike" / "hashes.sqlite"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_cache_path() == tmp_path / "home" / ".cache" / "lookalike" / "hashes.sqlite"
+    monkeypatch.setenv("LOOKALIKE_CACHE_DIR", str(tmp_path / "mine"))
+    assert default_cache_path() == tmp_path / "mine" / "hashes.sqlite"
+
+
+class DictStore:
+    """A ResultStore of one's own (as an index may keep results), remembering by path."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, HashResult] = {}
+        self.closed = 0
+
+    def lookup(self, path: str) -> HashResult | None:
+        return self.results.get(path)
+
+    def store(self, path: str, result: HashResult) -> None:
+        self.results[path] = result
+
+    def forget(self, path: str) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_any_result_store_can_serve_as_the_cache(folder: Path, decodes: list[str]) -> None:
+    store = DictStore()
+    paths = sorted(str(p) for p in folder.iterdir())
+    first = dict(lookalike.hash_files(paths, ["ahash"], workers=1, cache=store))
+    assert len(decodes) == 6 and set(store.results) == set(paths) and store.closed == 1
+    decodes.clear()
+    second = dict(lookalike.hash_files(paths, ["ahash"], workers=1, cache=store))
+    assert decodes == [] and second == first

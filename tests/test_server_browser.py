@@ -1,0 +1,107 @@
+"""The web page in a real headless browser: drop a photo, see its planted copy as the first match.
+
+The test set-up installs Debian's `chromium` with apt when it is missing (skipped, with the
+reason, only where apt is unavailable) and drives it with Python Playwright on loopback. The
+screenshot is saved under test-output/.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import COMMITTED_PHOTOS
+from lookalike.server import ServerConfig, create_app
+
+KEY = "browser-test-key-0123456789"
+OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+]  # fmt: skip
+
+
+def chromium_path() -> str:
+    """Debian's chromium, installed with apt if needed."""
+    found = shutil.which("chromium")
+    if found:
+        return found
+    if shutil.which("apt-get") is None:
+        pytest.skip("chromium is not installed and apt-get is unavailable to install it")
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+        if done.returncode != 0 and command[1] == "install":
+            pytest.skip(f"apt-get could not install chromium: {done.stderr.strip()[-300:]}")
+    found = shutil.which("chromium")
+    if not found:
+        pytest.skip("chromium was installed but is not on PATH")
+    return found
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    import uvicorn
+
+    folder = tmp_path_factory.mktemp("browser")
+    app = create_app(ServerConfig(index_url=f"sqlite:///{folder / 'index.db'}", api_keys=(KEY,)))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    uvicorn_server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 15
+    while not uvicorn_server.started and time.time() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    uvicorn_server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.mark.slow
+def test_dropping_a_photo_shows_its_planted_copy_first(server: str, tmp_path: Path) -> None:
+    import httpx
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    gallery = [p for p in COMMITTED_PHOTOS if p.suffix == ".jpg"][:6]
+    with httpx.Client(base_url=server, headers={"Authorization": f"Bearer {KEY}"}) as client:
+        for path in gallery:
+            response = client.post("/v1/images", files={"file": path.read_bytes()}, data={"id": path.name})
+            assert response.status_code == 201, response.text
+    target = gallery[3]
+    image = Image.open(target).convert("RGB")
+    copy = tmp_path / "planted-copy.jpg"
+    image.resize((image.width * 3 // 4, image.height * 3 // 4)).save(copy, quality=60)
+
+    OUTPUT.mkdir(exist_ok=True)
+    screenshot = OUTPUT / "web-search.png"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.goto(server + "/")
+            page.set_input_files("#search-file", str(copy))
+            page.wait_for_selector(".card.match", timeout=30_000)
+            first = page.locator(".card.match").first
+            assert first.locator(".id").inner_text() == f"1. {target.name}"
+            agreed = " ".join(first.locator(".badge.agreed").all_inner_texts())
+            assert "phash" in agreed and "pdq" in agreed
+            loaded = (
+                "[...document.querySelectorAll('.card.match img')].every(i => i.complete && i.naturalWidth)"
+            )
+            page.wait_for_function(f"() => {loaded}", timeout=15_000)
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    assert screenshot.stat().st_size > 10_000
+    assert Image.open(io.BytesIO(screenshot.read_bytes())).size[0] == 1200
