@@ -470,4 +470,8 @@ def test_match_combines_thresholds_over_several_hashes(index: Index) -> None:
     assert [(v.key, v.distances["phash"], v.distances["colorhash"]) for v in verdicts] == [("same", 1, 1)]
     either = index.match(query, "phash <= 8 or colorhash <= 6")
     assert [v.key for v in either] == ["same", "other-colours"]
-    assert [v.key for v in index.match(query, "near-duplicate")] == ["same"]
+    # A preset by name: near-duplicate reads equalised pHash (among others); one stored copy is close.
+    index.add(
+        [("eq-close", {"phash_eq": Hash(0b111, 256)}), ("eq-far", {"phash_eq": Hash((1 << 200) - 1, 256)})]
+    )
+    assert [v.key for v in index.match({"phash_eq": Hash(0, 256)}, "near-duplicate")] == ["eq-close"]

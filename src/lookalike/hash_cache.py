@@ -40,7 +40,7 @@ def settings_fingerprint(options: HashOptions) -> str:
     )
     return (
         f"v{CACHE_FORMAT}|lookalike {__version__}|{options.mode}|orientation={int(options.orientation)}"
-        f"|dihedral={int(options.dihedral)}|{','.join(algorithms)}"
+        f"|dihedral={int(options.dihedral)}{'|trim' if options.trim else ''}|{','.join(algorithms)}"
     )
 
 

@@ -27,6 +27,7 @@ from lookalike.decode import DEFAULT_LIMITS, DecodeLimits, ImageSource, decode, 
 from lookalike.errors import ImageError, LookalikeError
 from lookalike.hash import Hash
 from lookalike.prepare import ImageView, Mode
+from lookalike.trim import trimmed_view
 
 if TYPE_CHECKING:
     from lookalike.hash_cache import HashCache
@@ -100,6 +101,7 @@ class HashOptions:
     orientation: bool = True
     limits: DecodeLimits = DEFAULT_LIMITS
     dihedral: bool = False
+    trim: bool = False  # hash the image without its uniform borders (lookalike.trim)
 
     @classmethod
     def build(
@@ -109,6 +111,7 @@ class HashOptions:
         orientation: bool = True,
         limits: DecodeLimits = DEFAULT_LIMITS,
         dihedral: bool = False,
+        trim: bool = False,
     ) -> HashOptions:
         if mode not in ("fast", "exact"):
             raise LookalikeError(f"mode must be 'fast' or 'exact', not {mode!r}")
@@ -117,7 +120,7 @@ class HashOptions:
         names = tuple(str(item).strip() if isinstance(item, str) else item.key for item in items)
         by_key = {spec.key: spec for spec in specs}
         ordered = tuple(by_key[parse_specs([name])[0].key] for name in names)
-        return cls(ordered, names, mode, orientation, limits, dihedral)
+        return cls(ordered, names, mode, orientation, limits, dihedral, trim)
 
     @property
     def working_side(self) -> int:
@@ -154,6 +157,8 @@ def _hash_decoded_source(
         into_scratch=options.mode == "exact",  # the image lives only until hashed, below
     )
     view = ImageView(decoded, options.mode, options.working_side)
+    if options.trim:
+        view = trimmed_view(view)
     try:
         hashes = compute_hashes(view, options)
     except LookalikeError:
@@ -171,6 +176,7 @@ def hash_image(
     orientation: bool = True,
     limits: DecodeLimits = DEFAULT_LIMITS,
     dihedral: bool = False,
+    trim: bool = False,
 ) -> HashResult:
     """Hash a Pillow image, bytes, a file object or a path: `{name: Hash}` for each name asked.
 
@@ -178,7 +184,7 @@ def hash_image(
     ignores EXIF orientation); `mode="fast"` (default) decodes JPEGs at reduced scale and differs
     from exact by a bit or two at most.
     """
-    options = HashOptions.build(hashes, mode, orientation, limits, dihedral)
+    options = HashOptions.build(hashes, mode, orientation, limits, dihedral, trim)
     return _hash_decoded_source(image, options, None, None, None)
 
 
@@ -190,9 +196,10 @@ def hash_file(
     orientation: bool = True,
     limits: DecodeLimits = DEFAULT_LIMITS,
     dihedral: bool = False,
+    trim: bool = False,
 ) -> HashResult:
     """Hash one file; the result also carries its sha256, byte size, width, height and format."""
-    return _hash_path(os.fspath(path), HashOptions.build(hashes, mode, orientation, limits, dihedral))
+    return _hash_path(os.fspath(path), HashOptions.build(hashes, mode, orientation, limits, dihedral, trim))
 
 
 def _hash_path(path: str, options: HashOptions) -> HashResult:
@@ -234,6 +241,7 @@ def hash_files(
     orientation: bool = True,
     limits: DecodeLimits = DEFAULT_LIMITS,
     dihedral: bool = False,
+    trim: bool = False,
     cache: HashCache | ResultStore | None = None,
 ) -> Iterator[tuple[str, HashResult | ImageError]]:
     """Hash many files on all cores, yielding `(path, result or ImageError)` as each finishes.
@@ -246,7 +254,7 @@ def hash_files(
     the cache (`result.cached` is True) without being read. `cache` may also be any
     `ResultStore` (an index keeping results its own way).
     """
-    options = HashOptions.build(hashes, mode, orientation, limits, dihedral)
+    options = HashOptions.build(hashes, mode, orientation, limits, dihedral, trim)
     worker_count = default_workers() if workers is None else max(1, workers)
     path_iter = (os.fspath(p) for p in paths)
     store: ResultStore

@@ -5,6 +5,7 @@ from lookalike.algorithms import (  # noqa: F401  (importing registers each fami
     color,
     crop_resistant,
     difference,
+    equalized,
     pdq,
     perceptual,
     wavelet,

@@ -1,0 +1,226 @@
+"""Scores of every pair of benchmark images, for a hash or a matcher, split into positives and negatives.
+
+A *source* is a distance between two images computed from hash tables; its name says how:
+
+    imagehash:phash              Hamming distance of that table's hashes (Euclidean for vectors)
+    lookalike:phash:16@d4        the smallest distance over the first image's 8 dihedral variants
+    imagehash:ahash+imagehash:colorhash   the sum of two sources (the seed article's combination)
+
+A *scorer* turns sources into one score per pair, lower meaning more alike: a single source, or
+`min(d_k / limit_k)` over several (the matcher rule "d_1 <= limit_1 or d_2 <= limit_2 ...",
+scaled as a whole when the threshold moves). Images are grouped by photo (original first), so the
+negatives of row i are the columns after its photo's block, and the positives of a photo are its
+original's row inside the block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from lookalike.benchmarks.hashers import HashTable
+from lookalike.benchmarks.metrics import euclidean_matrix, hamming_matrix, min_variant_matrix
+
+Matrix = npt.NDArray[np.float32] | npt.NDArray[np.uint16]
+
+
+@dataclass(frozen=True)
+class PairSet:
+    """The images of one half, grouped by photo: `starts[k]:starts[k+1]` is photo k's block."""
+
+    rows: npt.NDArray[np.intp]  # indices into the full image list
+    starts: npt.NDArray[np.intp]  # block start of each photo, plus len(rows) at the end
+    transforms: npt.NDArray[np.str_]  # per row; "" for originals
+
+    @property
+    def block_end(self) -> npt.NDArray[np.intp]:
+        """For each row, the end of its photo's block."""
+        sizes = np.diff(self.starts)
+        return np.repeat(self.starts[1:], sizes)
+
+    def positive_transforms(self) -> npt.NDArray[np.str_]:
+        return np.concatenate(
+            [self.transforms[s + 1 : e] for s, e in zip(self.starts[:-1], self.starts[1:], strict=True)]
+        )
+
+    @property
+    def negative_count(self) -> int:
+        n = len(self.rows)
+        sizes = np.diff(self.starts)
+        return int((n * n - int((sizes * sizes).sum())) // 2)
+
+
+def make_pair_set(
+    photo_of_image: Sequence[int], transform_of_image: Sequence[str | None], photos: Sequence[int]
+) -> PairSet:
+    """The pair set of the images of `photos` (the image list is grouped by photo, original first)."""
+    wanted = set(photos)
+    rows = np.array([i for i, p in enumerate(photo_of_image) if p in wanted], dtype=np.intp)
+    photo_ids = np.asarray(photo_of_image)[rows]
+    change = np.nonzero(np.diff(photo_ids))[0] + 1
+    starts = np.concatenate([[0], change, [len(rows)]]).astype(np.intp)
+    transforms = np.array([transform_of_image[i] or "" for i in rows])
+    return PairSet(rows, starts, transforms)
+
+
+class SourceCache:
+    """Full pair-distance matrices of sources over one pair set, computed once and reused."""
+
+    def __init__(self, tables: dict[str, HashTable], pairs: PairSet, keep: int = 6) -> None:
+        self.tables = tables
+        self.pairs = pairs
+        self.keep = keep
+        self._matrices: dict[str, Matrix] = {}
+
+    def get(self, name: str) -> Matrix:
+        if name in self._matrices:
+            self._matrices[name] = self._matrices.pop(name)  # most recently used last
+            return self._matrices[name]
+        matrix = self._compute(name)
+        self._matrices[name] = matrix
+        while len(self._matrices) > self.keep:
+            self._matrices.pop(next(iter(self._matrices)))
+        return matrix
+
+    def quality_mask(self, tables: Sequence[str], min_quality: int) -> npt.NDArray[np.bool_]:
+        """Pairs where both images' hashes in `tables` reach `min_quality` (unknown quality passes)."""
+        ok = np.ones(len(self.pairs.rows), dtype=bool)
+        for name in tables:
+            quality = self.tables[name].quality
+            if quality is not None:
+                values = quality[self.pairs.rows]
+                ok &= ~(values < min_quality)  # nan (unknown) passes, as in the matcher
+        return np.asarray(ok[:, None] & ok[None, :])
+
+    def _compute(self, name: str) -> Matrix:
+        if "+" in name:
+            parts = name.split("+")
+            total = np.zeros((len(self.pairs.rows),) * 2, dtype=np.float32)
+            for part in parts:
+                total += self.get(part)
+            return total
+        base, _, option = name.partition("@")
+        table = self.tables[base].subset(self.pairs.rows)
+        if table.vectors is not None:
+            return euclidean_matrix(table.vectors, table.vectors)
+        assert table.words is not None
+        if option == "d4":
+            if table.variants is None:
+                raise KeyError(f"{base} has no dihedral variants")
+            matrix = min_variant_matrix(table.variants, table.words)
+            np.minimum(matrix, matrix.T, out=matrix)
+            return matrix
+        return hamming_matrix(table.words, table.words)
+
+
+@dataclass(frozen=True)
+class Term:
+    """`source <= limit`, optionally only for pairs whose hashes of `gated` all reach `min_quality`."""
+
+    source: str
+    limit: float = 1.0
+    min_quality: int | None = None
+    gated: tuple[str, ...] = ()  # tables whose quality the gate reads
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A score per pair: one source, or a rule of terms scaled as a whole: "or" scores a pair by
+    its smallest `distance / limit`, "and" by its largest; the threshold then scales every limit."""
+
+    name: str
+    terms: tuple[Term, ...]
+    require_all: bool = False
+
+    @classmethod
+    def single(cls, name: str, source: str | None = None) -> Scorer:
+        return cls(name, (Term(source or name),))
+
+    @property
+    def is_rule(self) -> bool:
+        """A matcher rule (limits in its own units) rather than a bare distance."""
+        return len(self.terms) > 1 or self.terms[0].limit != 1.0
+
+    @property
+    def tables(self) -> set[str]:
+        return {part.partition("@")[0] for term in self.terms for part in term.source.split("+")}
+
+    def matrix(self, cache: SourceCache) -> npt.NDArray[np.float32]:
+        score: npt.NDArray[np.float32] | None = None
+        for term in self.terms:
+            scaled = cache.get(term.source).astype(np.float32) / np.float32(term.limit)
+            if term.min_quality is not None:
+                scaled[~cache.quality_mask(term.gated, term.min_quality)] = np.inf
+            if score is None:
+                score = scaled
+            elif self.require_all:
+                np.maximum(score, scaled, out=score)
+            else:
+                np.minimum(score, scaled, out=score)
+        assert score is not None
+        return score
+
+
+@dataclass(frozen=True)
+class PairScores:
+    """A scorer's scores on one pair set: every positive, the lowest negatives, and their count."""
+
+    positives: npt.NDArray[np.float64]
+    positive_transforms: npt.NDArray[np.str_]
+    lowest_negatives: npt.NDArray[np.float64]  # sorted ascending
+    negative_count: int
+
+
+def pair_scores(
+    score: npt.NDArray[np.floating], pairs: PairSet, keep_negatives: int = 300_000, chunk: int = 512
+) -> PairScores:
+    """Split a full score matrix into positives (original vs each copy) and negatives (every pair of
+    images of different photos), keeping only the `keep_negatives` lowest negatives."""
+    positives = np.concatenate(
+        [score[s, s + 1 : e] for s, e in zip(pairs.starts[:-1], pairs.starts[1:], strict=True)]
+    ).astype(np.float64)
+    block_end = pairs.block_end
+    n = len(pairs.rows)
+    columns = np.arange(n)
+    kept: list[npt.NDArray[np.float64]] = []
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        part = score[start:stop]
+        mask = columns[None, :] >= block_end[start:stop, None]
+        values = part[mask].astype(np.float64)
+        if values.size > keep_negatives:
+            values = np.partition(values, keep_negatives - 1)[:keep_negatives]
+        kept.append(values)
+    negatives = np.concatenate(kept) if kept else np.zeros(0)
+    if negatives.size > keep_negatives:
+        negatives = np.partition(negatives, keep_negatives - 1)[:keep_negatives]
+    return PairScores(positives, pairs.positive_transforms(), np.sort(negatives), pairs.negative_count)
+
+
+ScoreFn = Callable[[SourceCache], npt.NDArray[np.float32]]
+
+
+def preset_scorer(name: str, dihedral: bool = True) -> Scorer:
+    """The benchmark scorer of a `lookalike.matcher` preset, on lookalike's fast-mode hashes; query
+    variants (dihedral, or crop variants) are used as `dihedral=True` search uses them."""
+    from lookalike.algorithms import parse_spec
+    from lookalike.matcher import Matcher
+
+    matcher = Matcher.preset(name)
+    terms = []
+    for condition in matcher.conditions:
+        parts = []
+        for algorithm in condition.algorithms:
+            spec = parse_spec(algorithm)
+            has_variants = spec.algorithm.dihedral is not None or spec.algorithm.name in VARIANT_ALGORITHMS
+            parts.append(f"lookalike:{spec.key}" + ("@d4" if dihedral and has_variants else ""))
+        gated = tuple(f"lookalike:{parse_spec(a).key}" for a in condition.algorithms)
+        terms.append(Term("+".join(parts), float(condition.max_distance), condition.min_quality, gated))
+    return Scorer(f"lookalike {name}", tuple(terms), matcher.require == "all")
+
+
+# Algorithms whose hashes carry non-dihedral query variants (crop variants).
+VARIANT_ALGORITHMS = ("phash_eq_crops",)

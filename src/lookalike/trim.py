@@ -1,0 +1,110 @@
+"""Trimming of uniform borders (letterbox bars, padding, frames, screenshot chrome) before hashing.
+
+A padded or framed copy of a photo hashes like the photo once the bars are gone. The rule works
+on a small grayscale thumbnail, so noise and JPEG ringing do not stop it: peel lines off each side
+while at least `FLAT_SHARE` of a line's pixels lie within `TOLERANCE` levels of its median, and
+peel narrow bands of mostly flat lines (`BAND_SHARE`: a status bar with a clock and icons) when a
+flat line follows them. Content never shrinks below `MIN_KEEP` of either side, and an image that
+is flat all over is left whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from lookalike.prepare import ImageView
+
+Box = tuple[int, int, int, int]  # left, top, right, bottom (right and bottom exclusive), as PIL
+
+ANALYSIS_SIDE = 192
+TOLERANCE = 10
+FLAT_SHARE = 0.9
+BAND_SHARE = 0.6
+MIN_KEEP = 0.2
+
+
+def flat_share(pixels: npt.NDArray[np.uint8], tolerance: int = TOLERANCE) -> npt.NDArray[np.float64]:
+    """For each row of `pixels`, the share of its pixels within `tolerance` of the row's median."""
+    values = pixels.astype(np.int16)
+    median = np.median(values, axis=1, keepdims=True)
+    return np.asarray((np.abs(values - median) <= tolerance).mean(axis=1))
+
+
+def _peel_side(share: npt.NDArray[np.float64], flat: float, band: float, max_band: int) -> int:
+    """How many lines to peel from the start of `share`: flat lines, and bands of up to `max_band`
+    mostly-flat lines (a status bar with a clock and icons) that end on a flat line."""
+    position = 0
+    size = share.size
+    while position < size:
+        if share[position] >= flat:
+            position += 1
+            continue
+        end = position
+        while end < size and end - position < max_band and band <= share[end] < flat:
+            end += 1
+        if end < size and end > position and share[end] >= flat:
+            position = end
+            continue
+        break
+    return position
+
+
+def _peel(share: npt.NDArray[np.float64], flat: float, limit: int) -> tuple[int, int]:
+    """Lines to peel from both ends, together at most `limit` (else nothing: a flat picture)."""
+    max_band = max(1, share.size // 8)
+    lead = _peel_side(share, flat, BAND_SHARE, max_band)
+    trail = _peel_side(share[::-1], flat, BAND_SHARE, max_band)
+    if lead + trail > limit:
+        return 0, 0
+    return lead, trail
+
+
+def content_box(
+    pixels: npt.NDArray[np.uint8],
+    tolerance: int = TOLERANCE,
+    flat: float = FLAT_SHARE,
+    min_keep: float = MIN_KEEP,
+) -> Box:
+    """The box left after peeling uniform rows and columns off a grayscale image's four sides."""
+    height, width = pixels.shape
+    top, bottom = _peel(flat_share(pixels, tolerance), flat, int(height * (1 - min_keep)))
+    left, right = 0, 0
+    if top + bottom < height:
+        inner = pixels[top : height - bottom]
+        left, right = _peel(flat_share(inner.T, tolerance), flat, int(width * (1 - min_keep)))
+        if left or right:  # columns gone may reveal more flat rows (a frame inside a frame)
+            rows = flat_share(pixels[:, left : width - right], tolerance)
+            top, bottom = _peel(rows, flat, int(height * (1 - min_keep)))
+    return left, top, width - right, height - bottom
+
+
+def trim_borders(image: Image.Image) -> Image.Image:
+    """`image` without its uniform borders (the image itself when it has none)."""
+    width, height = image.size
+    factor = max(1, max(width, height) // ANALYSIS_SIDE)
+    gray = image.convert("L") if image.mode != "L" else image
+    small = gray.reduce(factor) if factor > 1 else gray
+    left, top, right, bottom = content_box(np.asarray(small))
+    small_w, small_h = small.size
+    if (left, top, right, bottom) == (0, 0, small_w, small_h):
+        return image
+    scale_x, scale_y = width / small_w, height / small_h
+    box = (
+        round(left * scale_x),
+        round(top * scale_y),
+        max(round(left * scale_x) + 1, round(right * scale_x)),
+        max(round(top * scale_y) + 1, round(bottom * scale_y)),
+    )
+    return image.crop(box)
+
+
+def trimmed_view(view: ImageView) -> ImageView:
+    """The same view of the image without its uniform borders (the pipeline's `trim=True` hook)."""
+    trimmed = trim_borders(view.source)
+    if trimmed is view.source:
+        return view
+    return ImageView(replace(view.decoded, image=trimmed), view.mode, working_side=0)

@@ -1,0 +1,93 @@
+"""The default matcher preset finds edited copies of photos and rejects different photos."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from lookalike import hash_image
+from lookalike.benchmarks.transforms import get_transform
+from lookalike.matcher import DEFAULT_PRESET, Matcher
+
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "camera", "moon")
+EDITS = (
+    "jpeg_20",
+    "resize_25",
+    "crop_left_10",
+    "crop_centre_10",
+    "pad_black_25",
+    "pad_blur_10",
+    "rotate_90",
+    "flip_horizontal",
+    "grayscale",
+    "noise",
+    "text",
+    "frame",
+)
+
+
+def _photo(name: str) -> Image.Image:
+    import skimage.data
+
+    image = Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
+    image.thumbnail((384, 384))
+    return image
+
+
+def _match(matcher: Matcher, a: dict[str, object], b: dict[str, object]) -> bool:
+    """As the benchmark and a symmetric duplicate search judge a pair: either image as the query
+    (crop variants travel with the query, so the larger image finds the crop cut from it)."""
+    return matcher.matches(a, b, dihedral=True) or matcher.matches(b, a, dihedral=True)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def matcher() -> Matcher:
+    return Matcher.preset(DEFAULT_PRESET)
+
+
+@pytest.fixture(scope="module")
+def hashed(matcher: Matcher) -> dict[tuple[str, str], dict[str, object]]:
+    """Hashes of every photo (edit "") and every edited copy, as the preset needs them."""
+    out = {}
+    for name in PHOTOS:
+        photo = _photo(name)
+        out[(name, "")] = dict(hash_image(photo, list(matcher.algorithms), dihedral=True))
+        for edit in EDITS:
+            copy = get_transform(edit)(photo, 1)
+            out[(name, edit)] = dict(hash_image(copy, list(matcher.algorithms), dihedral=True))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("edit", EDITS)
+def test_default_preset_finds_edited_copies(edit, matcher, hashed) -> None:
+    missed = [name for name in PHOTOS if not _match(matcher, hashed[(name, edit)], hashed[(name, "")])]
+    assert len(missed) <= 1, f"{edit}: missed {missed}"
+
+
+@pytest.mark.slow
+def test_default_preset_rejects_different_photos_and_their_copies(matcher, hashed) -> None:
+    false_matches = [
+        (a, b) for a in hashed for b in hashed if a[0] < b[0] and _match(matcher, hashed[a], hashed[b])
+    ]
+    assert false_matches == []
+
+
+@pytest.mark.slow
+def test_default_preset_searches_an_index(matcher, hashed, tmp_path) -> None:
+    """The preset is evaluated by the index: querying with a photo finds its stored edited copies
+    (crops through the query's crop variants) and nothing of the other photos."""
+    from lookalike.hash import Hash
+    from lookalike.index import open_index
+
+    with open_index(f"sqlite:///{tmp_path / 'photos.db'}") as index:
+        stored = [
+            (f"{name}/{edit or 'original'}", {k: v for k, v in hashes.items() if isinstance(v, Hash)})
+            for (name, edit), hashes in hashed.items()
+        ]
+        index.add(stored)
+        for name in PHOTOS[:3]:
+            found = {v.key.split("/")[0] for v in index.match(hashed[(name, "")], matcher, dihedral=True)}
+            assert found == {name}
+            keys = {v.key for v in index.match(hashed[(name, "")], matcher, dihedral=True)}
+            assert {f"{name}/crop_left_10", f"{name}/rotate_90", f"{name}/pad_black_25"} <= keys

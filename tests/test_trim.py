@@ -1,0 +1,52 @@
+"""Trimming uniform borders: bars, padding and frames go; pictures and flat images stay whole."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import COMMITTED_PHOTOS
+from lookalike import hash_image
+from lookalike.benchmarks.transforms import get_transform
+from lookalike.trim import content_box, trim_borders
+
+
+@pytest.fixture(scope="module")
+def photo() -> Image.Image:
+    with Image.open(COMMITTED_PHOTOS[4]) as image:
+        result = image.convert("RGB")
+    result.thumbnail((400, 400))
+    return result
+
+
+def test_content_box_of_a_bordered_array() -> None:
+    rng = np.random.default_rng(0)
+    pixels = np.zeros((60, 80), dtype=np.uint8)
+    pixels[10:50, 5:70] = rng.integers(0, 256, (40, 65))
+    assert content_box(pixels) == (5, 10, 70, 50)
+
+
+def test_a_picture_without_borders_is_returned_as_is(photo) -> None:
+    assert trim_borders(photo) is photo
+
+
+def test_a_flat_image_is_not_trimmed_to_nothing() -> None:
+    flat = Image.new("RGB", (100, 80), (30, 30, 30))
+    assert trim_borders(flat).size == (100, 80)
+
+
+@pytest.mark.parametrize("name", ["pad_black_25", "pad_white_10", "frame", "screenshot"])
+def test_trimming_recovers_the_photo_area(name, photo) -> None:
+    copy = get_transform(name)(photo, 0)
+    trimmed = trim_borders(copy)
+    # the photo's aspect ratio comes back within a few percent
+    assert trimmed.width / trimmed.height == pytest.approx(photo.width / photo.height, rel=0.06)
+
+
+def test_trimmed_hashes_of_a_letterboxed_copy_match_the_photo(photo) -> None:
+    copy = get_transform("pad_black_25")(photo, 0)
+    original = hash_image(photo, ["phash"], trim=True)["phash"]
+    plain = hash_image(copy, ["phash"])["phash"]
+    trimmed = hash_image(copy, ["phash"], trim=True)["phash"]
+    assert trimmed - original <= 4 < plain - original
