@@ -22,8 +22,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed-demo
 
 demo: $(VENV)/.installed-demo
-	$(BIN)/lookalike compare $(SAMPLES)/photo01.jpg $(SAMPLES)/photo01.jpg $(SAMPLES)/photo04.jpg \
-		$(SAMPLES)/photo06.jpg $(SAMPLES)/photo09.jpg
+	$(BIN)/lookalike demo --out demo-output
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench

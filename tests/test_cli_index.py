@@ -110,6 +110,8 @@ def test_dupes_on_a_folder_finds_the_planted_groups(gallery: Path, tmp_path: Pat
     assert code == 0
     groups = [{Path(str(m["path"])).name for m in line["members"]} for line in lines]  # type: ignore[attr-defined]
     assert {COMMITTED_PHOTOS[1].name, "small.jpg", "recompressed.jpg"} in groups
+    assert {COMMITTED_PHOTOS[4].name, "mirrored.jpg"} in groups  # found through the mirrored variants
+    assert len(groups) == 2
     best = [m for line in lines for m in line["members"] if m["best"]]  # type: ignore[attr-defined]
     assert Path(str(best[0]["path"])).name == COMMITTED_PHOTOS[1].name  # largest copy is the best
     page = report.read_text()
@@ -130,7 +132,10 @@ def test_dupes_actions_are_dry_runs_without_yes(gallery: Path, tmp_path: Path) -
         not (gallery / "copies" / "small.jpg").exists()
         and not (gallery / "copies" / "recompressed.jpg").exists()
     )
-    assert len(log.read_text().splitlines()) == 2
+    # the mirrored pair has the same pixel count, so the larger file is kept and the other deleted
+    kept = [(gallery / "copies" / "mirrored.jpg").exists(), (gallery / COMMITTED_PHOTOS[4].name).exists()]
+    assert sorted(kept) == [False, True]
+    assert len(log.read_text().splitlines()) == 3
 
 
 def test_export_import_round_trip_and_hash_lists(gallery: Path, tmp_path: Path) -> None:

@@ -92,7 +92,9 @@ def search_queries(
     if preset is not None:
         for position, query in enumerate(queries):
             if query.error is None:
-                verdicts = index.match(query.hashes, preset, dihedral=dihedral)
+                # Presets are tuned with the query's variants (rotations, flips, crops) in play.
+                with_variants = dihedral or any(value.variants for value in query.hashes.values())
+                verdicts = index.match(query.hashes, preset, dihedral=with_variants)
                 entries = index.get_many(v.key for v in verdicts)
                 results[position] = [
                     Found(v.key, display_path(entries.get(v.key), v.key), v.distances) for v in verdicts

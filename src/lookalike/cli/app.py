@@ -6,7 +6,16 @@ import sys
 
 import typer
 
-from lookalike.cli import bench_cmd, compare_cmd, dupes_cmd, hash_cmd, index_cmd, search_cmd, serve_cmd
+from lookalike.cli import (
+    bench_cmd,
+    compare_cmd,
+    demo_cmd,
+    dupes_cmd,
+    hash_cmd,
+    index_cmd,
+    search_cmd,
+    serve_cmd,
+)
 from lookalike.cli.output import report_error
 from lookalike.errors import LookalikeError
 
@@ -24,6 +33,7 @@ app.add_typer(index_cmd.app, name="index")
 app.command("search")(search_cmd.search_command)
 app.command("dupes")(dupes_cmd.dupes_command)
 app.command("serve")(serve_cmd.serve_command)
+app.command("demo")(demo_cmd.demo_command)
 app.add_typer(bench_cmd.bench_app)
 
 

@@ -47,7 +47,7 @@ def compare_command(
             if json_output:
                 emit_json({"source": str(source), "other": str(other), "error": exc.reason})
             continue
-        distances = {name: _distance(reference[name], result[name]) for name in reference}
+        distances = {name: distance_between(reference[name], result[name]) for name in reference}
         rows.append((str(other), distances))
         if json_output:
             emit_json(
@@ -59,12 +59,12 @@ def compare_command(
                 }
             )
     if not json_output:
-        _print_table(str(source), list(reference), rows)
+        print_distance_table(str(source), list(reference), rows)
     if failed:
         raise typer.Exit(1)
 
 
-def _distance(a: HashValue, b: HashValue) -> float:
+def distance_between(a: HashValue, b: HashValue) -> float:
     value = a - b  # type: ignore[operator]
     return int(value) if float(value).is_integer() else round(float(value), 4)
 
@@ -74,7 +74,7 @@ def _total(distances: dict[str, float]) -> float:
     return int(total) if float(total).is_integer() else round(total, 4)
 
 
-def _print_table(source: str, names: list[str], rows: list[tuple[str, dict[str, float]]]) -> None:
+def print_distance_table(source: str, names: list[str], rows: list[tuple[str, dict[str, float]]]) -> None:
     from rich.console import Console
 
     table = Table(title=f"Hamming distance from {source}", title_justify="left")

@@ -7,7 +7,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,10 +16,15 @@ from lookalike.algorithms import parse_spec
 from lookalike.cli import options
 from lookalike.cli.index_cmd import print_add_report
 from lookalike.cli.output import emit_json, emit_line, progress_bar, report_error, stderr
+from lookalike.collection import Queries, complete_queries, duplicate_groups, index_files
 from lookalike.discover import SkippedPath, iter_image_paths
 from lookalike.index.base import Group, Index
 from lookalike.matcher import Matcher, default_index_hashes
+from lookalike.prepare import Mode
 from lookalike.report import write_report
+
+if TYPE_CHECKING:
+    from lookalike.hash_cache import HashCache
 
 
 def dupes_command(
@@ -60,6 +65,7 @@ def dupes_command(
     fail_on_match: Annotated[
         bool, typer.Option("--fail-on-match", help="Exit 1 if any group was found.")
     ] = False,
+    no_cache: options.NoCache = False,
 ) -> None:
     """Groups of near-duplicate images, best copy first (most pixels, then largest file, then oldest).
 
@@ -81,14 +87,26 @@ def dupes_command(
     algorithm = parse_spec((hashes or "phash").split(",")[0]).key
     needed = list(rule.algorithms) if rule else [algorithm]
     failed = False
+    cache = None if no_cache else options.open_cache()
+    queries: Queries = {}
     with _index_for(folders, index_url) as index:
         if folders:
-            failed = _index_folders(index, folders, needed, recursive, workers, hash_mode, progress)
+            failed, keys = _index_folders(
+                index, folders, needed, recursive, workers, hash_mode, progress, cache, queries
+            )
+        else:
+            keys = [entry.key for entry in index.entries()]
         if rule is not None:
-            groups = index.duplicates(needed[0], 0, strict=strict, matcher=rule)
+            failures = complete_queries(
+                index, keys, queries, list(rule.algorithms), workers=workers, mode=hash_mode, cache=cache
+            )
+            for failure in failures:
+                report_error(str(failure))
+            failed = failed or bool(failures)
+            groups = duplicate_groups(index, queries, rule, strict=strict)
         else:
             groups = index.duplicates(algorithm, max_distance or 0, strict=strict)
-    _print_groups(groups, json_output)
+    print_groups(groups, json_output)
     if html is not None:
         stderr.print(f"review page: {write_report(groups, html)}")
     if action != "report":
@@ -112,9 +130,10 @@ def _index_for(folders: list[Path] | None, url: str | None) -> Iterator[Index]:
 
 
 def _index_folders(
-    index: Index, folders: list[Path], names: list[str], recursive: bool, workers: int | None, mode: str,
-    progress: bool,
-) -> bool:  # fmt: skip
+    index: Index, folders: list[Path], names: list[str], recursive: bool, workers: int | None, mode: Mode,
+    progress: bool, cache: HashCache | None, queries: Queries,
+) -> tuple[bool, list[str]]:  # fmt: skip
+    """Add the folders' images to the index; returns (whether something failed, their keys)."""
     skipped: list[SkippedPath] = []
     files = list(iter_image_paths(folders, recursive=recursive, on_skip=skipped.append))
     for skip in skipped:
@@ -122,15 +141,17 @@ def _index_folders(
     wanted = list(dict.fromkeys([*names, *default_index_hashes()]))
     with progress_bar("indexing", len(files), enabled=progress and len(files) > 1) as bar:
         task = bar.task_ids[0]
-        report = index.add_files(
-            files, wanted, workers=workers, mode=mode,  # type: ignore[arg-type]
+        report = index_files(
+            index, files, wanted, queries, workers=workers, mode=mode, cache=cache,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )  # fmt: skip
     print_add_report(report, json_output=False)
-    return bool(report.failed or skipped)
+    failed_keys = {path for path, _ in report.failed}
+    keys = [key for key in (os.path.abspath(f) for f in files) if key not in failed_keys]
+    return bool(report.failed or skipped), keys
 
 
-def _print_groups(groups: list[Group], json_output: bool) -> None:
+def print_groups(groups: list[Group], json_output: bool) -> None:
     for number, group in enumerate(groups, start=1):
         best = group.best.key
         if json_output:

@@ -10,8 +10,7 @@ import typer
 from lookalike.cli import options
 from lookalike.cli.output import advance, emit_json, emit_line, progress_bar, quality_fields, report_error
 from lookalike.discover import SkippedPath, iter_image_paths
-from lookalike.errors import ImageError, LookalikeError
-from lookalike.hash_cache import HashCache
+from lookalike.errors import ImageError
 from lookalike.pipeline import HashResult, hash_files
 from lookalike.writers import open_hash_writer
 
@@ -54,7 +53,7 @@ def hash_command(
     failures: list[ImageError] = []
     hashed = cached = 0
     writer = open_hash_writer(out) if out else None
-    cache = None if no_cache else _open_cache(cache_file)
+    cache = None if no_cache else options.open_cache(cache_file)
     try:
         with progress_bar("hashing", len(files), enabled=progress and len(files) > 1) as bar:
             results = hash_files(
@@ -82,15 +81,6 @@ def hash_command(
     )
     if failures or skipped:
         raise typer.Exit(1)
-
-
-def _open_cache(path: Path | None) -> HashCache | None:
-    """The hash cache, or None (with a warning) if it cannot be opened: hashing goes on without it."""
-    try:
-        return HashCache(path)
-    except LookalikeError as exc:
-        report_error(f"{exc} (going on without the cache)")
-        return None
 
 
 def _print_result(path: str, result: HashResult, json_output: bool) -> None:

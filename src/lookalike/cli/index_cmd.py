@@ -42,8 +42,12 @@ def add_command(
     mode: options.ModeOption = "fast",
     json_output: options.Json = False,
     progress: options.ShowProgress = True,
+    no_cache: options.NoCache = False,
 ) -> None:
     """Hash images and add them to the index (unchanged files are skipped without being read).
+
+    The hashes' rotation, flip and crop variants go to the hash cache (~/.cache/lookalike), so a
+    later `lookalike dupes --index` finds rotated and cropped copies without decoding again.
 
     Example:
 
@@ -66,6 +70,8 @@ def add_command(
             workers=workers,
             mode=hash_mode,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
+            cache=None if no_cache else options.open_cache(),
+            dihedral=True,
         )
     print_add_report(report, json_output)
     if report.failed or skipped:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from lookalike.cli.output import stderr
 from lookalike.errors import ImageError, LookalikeError
 from lookalike.index.base import Index
+
+if TYPE_CHECKING:
+    from lookalike.hash_cache import HashCache
 from lookalike.pipeline import DEFAULT_HASHES
 from lookalike.prepare import Mode
 
@@ -103,3 +107,18 @@ def open_index_or_exit(url: str | None) -> Index:
 def parse_hash_names(text: str | None, default: tuple[str, ...]) -> list[str]:
     names = [part.strip() for part in (text or "").split(",") if part.strip()]
     return names or list(default)
+
+
+NoCache = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the hash cache.")]
+
+
+def open_cache(path: Path | None = None) -> HashCache | None:
+    """The hash cache, or None (with a warning) if it cannot be opened: hashing goes on without it."""
+    from lookalike.cli.output import report_error
+    from lookalike.hash_cache import HashCache
+
+    try:
+        return HashCache(path)
+    except LookalikeError as exc:
+        report_error(f"{exc} (going on without the cache)")
+        return None

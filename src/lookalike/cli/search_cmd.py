@@ -51,7 +51,7 @@ def search_command(
             names = search_algorithms(hashes, index.algorithm_bits())
         except LookalikeError as exc:
             raise typer.BadParameter(str(exc)) from None
-        parsed = parse_queries(queries, names, dihedral, workers)
+        parsed = parse_queries(queries, names, dihedral or preset is not None, workers)
         results = search_queries(index, parsed, names, k, max_distance, preset, dihedral)
     failed = False
     matched = False

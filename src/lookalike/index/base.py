@@ -23,10 +23,11 @@ import numpy as np
 import numpy.typing as npt
 
 from lookalike.hash import Hash
-from lookalike.pipeline import DEFAULT_HASHES, HashNames
+from lookalike.pipeline import DEFAULT_HASHES, HashNames, HashResult
 from lookalike.prepare import Mode
 
 if TYPE_CHECKING:
+    from lookalike.hash_cache import HashCache
     from lookalike.matcher import Matcher, Verdict
 
 
@@ -163,6 +164,9 @@ class Index(ABC):
         workers: int | None = None,
         mode: Mode = "fast",
         progress: Callable[[int, int], None] | None = None,
+        cache: HashCache | None = None,
+        dihedral: bool = False,
+        on_hashed: Callable[[str, HashResult], None] | None = None,
     ) -> AddReport:
         """Hash files on all cores and add them under their absolute paths.
 
@@ -175,7 +179,17 @@ class Index(ABC):
         """
         from lookalike.index.files import add_files
 
-        return add_files(self, paths, hashes, workers=workers, mode=mode, progress=progress)
+        return add_files(
+            self,
+            paths,
+            hashes,
+            workers=workers,
+            mode=mode,
+            progress=progress,
+            cache=cache,
+            dihedral=dihedral,
+            on_hashed=on_hashed,
+        )
 
     def add_words(
         self,
@@ -324,19 +338,24 @@ class Index(ABC):
         strict: bool = False,
         include_flagged: bool = False,
         matcher: Matcher | str | None = None,
+        queries: Mapping[str, Mapping[str, Hash]] | None = None,
     ) -> list[Group]:
         """Groups of near-duplicates, best copy first: connected components of the "within r"
         graph, or with `strict=True`, groups whose every member is within r of the group's centre.
 
         With `matcher` (a rule or preset), pairs must satisfy the rule instead; `algorithm` and
-        `max_distance` are then ignored (the rule says which hashes and thresholds apply).
+        `max_distance` are then ignored (the rule says which hashes and thresholds apply). With
+        `queries` too (stored key -> that image's hashes with variants, from
+        `hash_file(..., dihedral=True)`), rotated, flipped and cropped copies group as well.
 
         >>> for group in index.duplicates("phash", 6):
         ...     keep, *others = group.members
         """
-        from lookalike.dedupe import group_pairs, matching_pairs
+        from lookalike.dedupe import group_pairs, matching_pairs, query_pairs
 
-        if matcher is not None:
+        if matcher is not None and queries is not None:
+            found = query_pairs(self, queries, matcher, include_flagged=include_flagged)
+        elif matcher is not None:
             found = matching_pairs(self, matcher, include_flagged=include_flagged)
         else:
             found = self.pairs(algorithm, max_distance, include_flagged=include_flagged)

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 
 from lookalike.errors import ImageError, UnknownAlgorithmError
 from lookalike.hash import Hash
-from lookalike.pipeline import DEFAULT_HASHES, HashNames, HashOptions, hash_files
+from lookalike.pipeline import DEFAULT_HASHES, HashNames, HashOptions, HashResult, hash_files
 from lookalike.prepare import Mode
 
 if TYPE_CHECKING:
+    from lookalike.hash_cache import HashCache
     from lookalike.index.base import AddReport, Index, IndexItem
 
 Progress = Callable[[int, int], None]  # (files done, files in total)
@@ -30,8 +31,15 @@ def add_files(
     workers: int | None = None,
     mode: Mode = "fast",
     progress: Progress | None = None,
+    cache: HashCache | None = None,
+    dihedral: bool = False,
+    on_hashed: Callable[[str, HashResult], None] | None = None,
 ) -> AddReport:
-    """Hash `paths` (keys are absolute paths) and add them; see `Index.add_files`."""
+    """Hash `paths` (keys are absolute paths) and add them; see `Index.add_files`.
+
+    `cache` and `dihedral` are passed to `hash_files` (the index stores hashes without their
+    variants; a cache keeps them for later duplicate searches); `on_hashed(key, result)` sees
+    every freshly hashed file."""
     from lookalike.index.base import AddReport, IndexItem
 
     options = HashOptions.build(hashes, mode)
@@ -72,11 +80,14 @@ def add_files(
     if progress is not None and done:
         progress(done, total)
     batch: list[IndexItem] = []
-    for path, outcome in hash_files(to_hash, options.names, workers=workers, mode=mode):
+    hashed = hash_files(to_hash, options.names, workers=workers, mode=mode, cache=cache, dihedral=dihedral)
+    for path, outcome in hashed:
         done += 1
         if isinstance(outcome, ImageError):
             failed.append((path, outcome.reason))
         else:
+            if on_hashed is not None:
+                on_hashed(path, outcome)
             values = {
                 spec.key: outcome[name]
                 for name, spec in zip(options.names, options.specs, strict=True)

@@ -63,7 +63,8 @@ async def search(request: Request) -> dict[str, object]:
         upload = form.get("file")
         file = upload if not isinstance(upload, str) else None
         data = await read_upload(file, state.config.max_upload_bytes)
-        dihedral = bool_field(fields.get("dihedral"), "dihedral") or False
+        # Presets are tuned with the upload's variants (rotations, flips, crops) in play.
+        dihedral = bool_field(fields.get("dihedral"), "dihedral") or bool(fields.get("preset"))
         processed = await run_in_threadpool(lambda: state.hash_upload(data, None, dihedral=dihedral))
         query = Query("upload", {n: v for n, v in processed.result.items() if isinstance(v, Hash)})
     elif content_type.startswith("application/json"):

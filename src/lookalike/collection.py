@@ -1,0 +1,91 @@
+"""Duplicate search over a collection: index files keeping their variants, then group them.
+
+Shared by `lookalike dupes` and `lookalike demo`. Stored hashes carry no variants, so each image
+is searched for with its own variants (rotations, flips, crops: `dihedral=True`); a file freshly
+hashed while indexing keeps its result, others are hashed again through the hash cache (which
+answers unchanged files without decoding), and entries without a readable file (hash lists) are
+searched with their stored hashes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from lookalike.errors import ImageError
+from lookalike.hash import Hash
+from lookalike.index.base import AddReport, Group, Index
+from lookalike.matcher import Matcher
+from lookalike.pipeline import HashResult, hash_files
+from lookalike.prepare import Mode
+
+if TYPE_CHECKING:
+    from lookalike.hash_cache import HashCache
+
+Queries = dict[str, dict[str, Hash]]
+
+
+def plain_hashes(result: HashResult) -> dict[str, Hash]:
+    return {name: value for name, value in result.items() if isinstance(value, Hash)}
+
+
+def index_files(
+    index: Index,
+    files: Sequence[str],
+    names: Sequence[str],
+    queries: Queries,
+    *,
+    workers: int | None = None,
+    mode: Mode = "fast",
+    cache: HashCache | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> AddReport:
+    """Add `files` to the index (keys: absolute paths), keeping fresh results in `queries`."""
+
+    def keep(key: str, result: HashResult) -> None:
+        queries[key] = plain_hashes(result)
+
+    return index.add_files(
+        files,
+        list(names),
+        workers=workers,
+        mode=mode,
+        cache=cache,
+        dihedral=True,
+        on_hashed=keep,
+        progress=progress,
+    )
+
+
+def complete_queries(
+    index: Index,
+    keys: Sequence[str],
+    queries: Queries,
+    names: Sequence[str],
+    *,
+    workers: int | None = None,
+    mode: Mode = "fast",
+    cache: HashCache | None = None,
+) -> list[ImageError]:
+    """Give every key in `keys` a query (see the module docstring); returns files that failed."""
+    missing = [key for key in keys if key not in queries]
+    files = [key for key in missing if os.path.isabs(key) and os.path.isfile(key)]
+    failures = []
+    for path, result in hash_files(
+        files, list(names), workers=workers, mode=mode, dihedral=True, cache=cache
+    ):
+        if isinstance(result, ImageError):
+            failures.append(result)
+        else:
+            queries[path] = plain_hashes(result)
+    for key, entry in index.get_many(key for key in missing if key not in queries).items():
+        queries[key] = dict(entry.hashes)
+    return failures
+
+
+def duplicate_groups(
+    index: Index, queries: Queries, rule: Matcher | str, *, strict: bool = False
+) -> list[Group]:
+    """Groups of images the rule matches, best copy first, from the queries' variant searches."""
+    return index.duplicates("", 0, strict=strict, matcher=rule, queries=queries)
