@@ -72,43 +72,85 @@ def start_server(index: Path, port: int, state: Path, workers: int) -> subproces
     raise SystemExit("the server did not start")
 
 
-async def drive(url: str, make_request: str, seconds: float, max_requests: int, concurrency: int,
-                payloads: list[bytes]) -> dict[str, float]:  # fmt: skip
-    import httpx
+class Connection:
+    """A minimal HTTP/1.1 keep-alive client on asyncio streams: the load generator must cost far
+    less CPU than the server it measures (httpx spent about as much per request as the server)."""
 
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, raw: bytes) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        await self.reader.readexactly(length)
+        return status
+
+
+def http_request(path: str, body: bytes, content_type: str) -> bytes:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def multipart(image: bytes, fields: dict[str, str]) -> tuple[bytes, str]:
+    boundary = "lookalikebench"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+        for k, v in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="q.jpg"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n".encode()
+        + image
+        + b"\r\n"
+    )
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+async def drive(url: str, kind: str, seconds: float, max_requests: int, concurrency: int,
+                payloads: list[bytes]) -> dict[str, float]:  # fmt: skip
+    host, port = url.removeprefix("http://").split(":")
+    if kind == "hex":
+        requests = [http_request("/v1/search", body, "application/json") for body in payloads]
+    else:
+        requests = [http_request("/v1/search", *multipart(body, {"max_distance": "31"})) for body in payloads]
     latencies: list[float] = []
     errors = 0
     sent = 0
     stop_at = time.perf_counter() + seconds
 
-    async def worker(client: httpx.AsyncClient, offset: int) -> None:
+    async def worker(offset: int) -> None:
         nonlocal errors, sent
+        connection = Connection(host, int(port))
         turn = offset
         while time.perf_counter() < stop_at and sent < max_requests:
             sent += 1
-            body = payloads[turn % len(payloads)]
+            raw = requests[turn % len(requests)]
             turn += concurrency
             started = time.perf_counter()
             try:
-                if make_request == "hex":
-                    response = await client.post(
-                        "/v1/search", content=body, headers={"Content-Type": "application/json"}
-                    )
-                else:
-                    response = await client.post(
-                        "/v1/search", files={"file": ("q.jpg", body)}, data={"max_distance": "31"}
-                    )
-                if response.status_code != 200:
+                if await connection.request(raw) != 200:
                     errors += 1
-            except httpx.HTTPError:
+            except (OSError, asyncio.IncompleteReadError, ValueError):
                 errors += 1
+                connection = Connection(host, int(port))
             latencies.append(time.perf_counter() - started)
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(client, i) for i in range(concurrency)))
-        elapsed = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    elapsed = time.perf_counter() - started
     ordered = sorted(latencies)
     return {
         "requests": len(latencies),
