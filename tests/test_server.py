@@ -6,7 +6,6 @@ import io
 import json
 import os
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from PIL import Image
 import lookalike
 from conftest import COMMITTED_PHOTOS
 from lookalike.server import ServerConfig, create_app
+from tests_support import serving
 
 KEY = "test-key-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -257,21 +257,8 @@ def test_unknown_routes_and_methods_are_json(client: TestClient) -> None:
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[int]:
     """A real uvicorn server on loopback, for what the test client cannot do (stalled sockets)."""
-    import uvicorn
-
-    app = create_app(config(tmp_path, body_timeout_seconds=1.0))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 10
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield port
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(config(tmp_path, body_timeout_seconds=1.0))) as (_, port):
+        yield port
 
 
 def test_a_stalled_body_times_out_with_408(live_server: int) -> None:

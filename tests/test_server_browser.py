@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import io
 import shutil
-import socket
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +18,7 @@ from PIL import Image
 
 from conftest import COMMITTED_PHOTOS
 from lookalike.server import ServerConfig, create_app
+from tests_support import serving
 
 KEY = "browser-test-key-0123456789"
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
@@ -49,22 +47,10 @@ def chromium_path() -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    import uvicorn
-
     folder = tmp_path_factory.mktemp("browser")
     app = create_app(ServerConfig(index_url=f"sqlite:///{folder / 'index.db'}", api_keys=(KEY,)))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    uvicorn_server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 15
-    while not uvicorn_server.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    uvicorn_server.should_exit = True
-    thread.join(timeout=10)
+    with serving(app) as (url, _):
+        yield url
 
 
 @pytest.mark.slow

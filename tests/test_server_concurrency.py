@@ -8,12 +8,9 @@ the service sees every row the writer committed.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +19,7 @@ import pytest
 
 from lookalike.index import open_index
 from lookalike.server import ServerConfig, create_app
-from tests_support import random_hash_hex
+from tests_support import random_hash_hex, serving
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 PAIRS = 600
@@ -31,7 +28,7 @@ WRITER = """
 import sys
 from lookalike.hash import Hash
 from lookalike.index import open_index
-from tests_support import random_hash_hex
+from tests_support import random_hash_hex, serving
 index = open_index(sys.argv[1])
 for i in range(int(sys.argv[2])):
     value = Hash.from_hex(random_hash_hex(1000 + i))
@@ -43,26 +40,13 @@ index.close()
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    import uvicorn
-
     db = tmp_path / "shared.db"
     with open_index(db) as index:  # a few entries before the writer starts
         from lookalike.hash import Hash
 
         index.add([(f"seed{i}", {"pdq": Hash.from_hex(random_hash_hex(i))}) for i in range(50)])
-    app = create_app(ServerConfig(index_url=f"sqlite:///{db}", api_keys=("k" * 24,)))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 15
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", db
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(ServerConfig(index_url=f"sqlite:///{db}", api_keys=("k" * 24,)))) as (url, _):
+        yield url, db
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ import numpy.typing as npt
 from lookalike.algorithms import parse_spec
 from lookalike.errors import InvalidHashError, MissingVariantsError, UnknownAlgorithmError
 from lookalike.hash import Hash
-from lookalike.index.base import Match
+from lookalike.index.base import IndexItem, Match
 
 _FOREIGN_NAME = re.compile(r"^[a-z0-9][a-z0-9_.:-]*$")
 
@@ -116,3 +116,21 @@ def build_matches(
         if k is not None:
             results[position] = matches[:k]
     return results
+
+
+def new_algorithm_widths(
+    items: Iterable[IndexItem], stored_width: Callable[[str], int | None], where: str
+) -> dict[str, int]:
+    """Each algorithm keeps one bit length in an index: the algorithms in `items` new to it, with
+    their widths; a hash whose length differs from its algorithm's stored one is an error."""
+    new: dict[str, int] = {}
+    for item in items:
+        for algorithm, value in item.hashes.items():
+            known = stored_width(algorithm) or new.get(algorithm)
+            if known is None:
+                new[algorithm] = value.nbits
+            elif known != value.nbits:
+                raise InvalidHashError(
+                    f"{item.key}: {algorithm} hashes in {where} have {known} bits, this one has {value.nbits}"
+                )
+    return new

@@ -46,6 +46,7 @@ from lookalike.index.queries import (
     canonical_algorithm,
     check_lengths,
     expand_dihedral,
+    new_algorithm_widths,
 )
 from lookalike.search.bits import words_of
 from lookalike.search.store import HashStore
@@ -359,18 +360,7 @@ class SQLiteIndex(Index):
 
     def _check_nbits(self, items: Sequence[IndexItem]) -> dict[str, int]:
         """Each algorithm keeps one bit length; returns algorithms new to this index."""
-        new: dict[str, int] = {}
-        for item in items:
-            for algorithm, value in item.hashes.items():
-                known = self._algorithm_nbits(algorithm) or new.get(algorithm)
-                if known is None:
-                    new[algorithm] = value.nbits
-                elif known != value.nbits:
-                    raise InvalidHashError(
-                        f"{item.key}: {algorithm} hashes in {self.path} have {known} bits,"
-                        f" this one has {value.nbits}"
-                    )
-        return new
+        return new_algorithm_widths(items, self._algorithm_nbits, self.path)
 
     @_serialised
     def _write_batch(self, items: list[IndexItem]) -> AddReport:

@@ -67,6 +67,7 @@ from lookalike.index.queries import (
     canonical_algorithm,
     check_lengths,
     expand_dihedral,
+    new_algorithm_widths,
 )
 from lookalike.search.bits import popcount, words_of
 
@@ -487,19 +488,8 @@ class ClickHouseIndex(Index):
 
     def _check_nbits(self, items: Iterable[IndexItem]) -> dict[str, int]:
         """Each algorithm keeps one bit length; returns the algorithms new to this index."""
-        new: dict[str, int] = {}
         stored = self._algorithms(refresh=True)  # other writers may have added algorithms
-        for item in items:
-            for algorithm, value in item.hashes.items():
-                known = stored.get(algorithm) or new.get(algorithm)
-                if known is None:
-                    new[algorithm] = value.nbits
-                elif known != value.nbits:
-                    raise InvalidHashError(
-                        f"{item.key}: {algorithm} hashes in {self.url} have {known} bits,"
-                        f" this one has {value.nbits}"
-                    )
-        return new
+        return new_algorithm_widths(items, stored.get, self.url)
 
     def _write_states(self, writes: Sequence[tuple[IndexItem, float]]) -> None:
         if not writes:
