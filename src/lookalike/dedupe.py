@@ -28,11 +28,20 @@ if TYPE_CHECKING:
     from lookalike.matcher import Matcher
 
 
+def content_pixels(entry: Entry) -> int:
+    """Pixels of picture: without uniform borders when indexing measured them (metadata
+    "content"), so bars added to a copy do not make it look like the larger original."""
+    content = entry.metadata.get("content") if entry.metadata else None
+    if isinstance(content, list) and len(content) == 2 and all(isinstance(v, int) for v in content):
+        return int(content[0]) * int(content[1])
+    return entry.pixels
+
+
 def best_copy_rank(entry: Entry) -> tuple[int, int, float, str]:
-    """Sort key putting the best copy first: most pixels, then largest file, then oldest
-    (file mtime, else when it was indexed), then key for a stable order."""
+    """Sort key putting the best copy first: most pixels of picture (see `content_pixels`), then
+    largest file, then oldest (file mtime, else when it was indexed), then key for a stable order."""
     age = entry.mtime if entry.mtime is not None else entry.added_at
-    return (-entry.pixels, -(entry.byte_size or 0), age, entry.key)
+    return (-content_pixels(entry), -(entry.byte_size or 0), age, entry.key)
 
 
 def group_pairs(
@@ -112,7 +121,8 @@ def _make_group(members: list[int], edges: list[Edge], entries: Mapping[int, Ent
 
 
 def matching_pairs(index: Index, matcher: Matcher | str, *, include_flagged: bool = False) -> Pairs:
-    """Pairs of stored entries that `matcher` accepts, with the rule's score as their distance.
+    """Pairs of stored entries that `matcher` accepts, with the distance of the clause that
+    accepted each (`Matcher.closest`).
 
     Candidates come from the rule's exact all-pairs search on its most selective hash (every pair
     the rule can accept is within that radius), then each candidate pair is judged on all hashes.
@@ -139,7 +149,7 @@ def matching_pairs(index: Index, matcher: Matcher | str, *, include_flagged: boo
             if verdict is not None:
                 first.append(pair[0])
                 second.append(pair[1])
-                scores.append(verdict.score)
+                scores.append(rule.closest(verdict))
     return Pairs(
         np.asarray(first, dtype=np.int64),
         np.asarray(second, dtype=np.int64),
@@ -201,7 +211,7 @@ def query_pairs(
         seen.add(pair)
         first.append(pair[0])
         second.append(pair[1])
-        scores.append(verdict.score)
+        scores.append(rule.closest(verdict))
     by_id = {entry.id: entry for entry in entries.values()}
     return Pairs(
         np.asarray(first, dtype=np.int64),

@@ -100,6 +100,7 @@ def encode_result(result: HashResult, options: HashOptions) -> str:
             "format": result.format,
             "sha256": result.sha256,
             "bytes": result.byte_size,
+            "content": list(result.content) if result.content else None,
         },
         separators=(",", ":"),
     )
@@ -123,6 +124,7 @@ def decode_result(text: str, path: str, options: HashOptions) -> HashResult | No
         record["bytes"],
         cpu_seconds=None,
         cached=True,
+        content=(int(record["content"][0]), int(record["content"][1])) if record.get("content") else None,
     )
 
 

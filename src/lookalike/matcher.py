@@ -194,6 +194,16 @@ class Matcher:
                 distances.setdefault(algorithm, min(theirs - v for v in options))
         return Verdict(key, distances, score)
 
+    def closest(self, verdict: Verdict) -> int:
+        """The distance of the condition that accepted the pair most clearly (the smallest
+        distance among the conditions that passed): what a person wants to see for a pair."""
+        passed = []
+        for condition in self.conditions:
+            distance = verdict.distances.get(" + ".join(condition.algorithms))
+            if distance is not None and distance <= condition.max_distance:
+                passed.append(distance)
+        return min(passed) if passed else verdict.score
+
     def matches(self, query: Mapping[str, Hash], stored: Mapping[str, Hash], dihedral: bool = False) -> bool:
         return self.verdict("", query, stored, dihedral) is not None
 

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from PIL import Image
 from PIL import _imaging as pillow_core
 
 from lookalike.algorithms import HashSpec, HashValue, parse_specs
@@ -51,6 +52,7 @@ class HashResult(dict[str, HashValue]):
     byte_size: int | None
     cpu_seconds: float | None
     cached: bool
+    content: tuple[int, int] | None  # width x height left after trimming uniform borders, if known
 
     def __init__(
         self,
@@ -63,6 +65,7 @@ class HashResult(dict[str, HashValue]):
         byte_size: int | None = None,
         cpu_seconds: float | None = None,
         cached: bool = False,
+        content: tuple[int, int] | None = None,
     ) -> None:
         super().__init__(hashes)
         self.path = path
@@ -73,6 +76,7 @@ class HashResult(dict[str, HashValue]):
         self.byte_size = byte_size
         self.cpu_seconds = cpu_seconds
         self.cached = cached
+        self.content = content
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         return (
@@ -87,6 +91,7 @@ class HashResult(dict[str, HashValue]):
                 self.byte_size,
                 self.cpu_seconds,
                 self.cached,
+                self.content,
             ),
         )
 
@@ -165,7 +170,28 @@ def _hash_decoded_source(
         raise
     except Exception as exc:  # a hash failing on odd pixels must still name the file
         raise ImageError(decoded.name, f"cannot hash: {type(exc).__name__}: {exc}") from exc
-    return HashResult(hashes, decoded.name, decoded.width, decoded.height, decoded.format, sha256, byte_size)
+    content = _content_size(view, decoded.width, decoded.height)
+    return HashResult(
+        hashes,
+        decoded.name,
+        decoded.width,
+        decoded.height,
+        decoded.format,
+        sha256,
+        byte_size,
+        content=content,
+    )
+
+
+def _content_size(view: ImageView, width: int, height: int) -> tuple[int, int] | None:
+    """The full-resolution size of the image without its uniform borders, when a hash already
+    trimmed them (no extra work otherwise): a letterboxed copy then does not outrank its original
+    as the best copy of a duplicate group just because its bars add pixels."""
+    trimmed = view.memoised("trimmed-gray")
+    if not isinstance(trimmed, Image.Image):
+        return None
+    gray_width, gray_height = view.gray_image().size
+    return (round(width * trimmed.width / gray_width), round(height * trimmed.height / gray_height))
 
 
 def hash_image(

@@ -117,6 +117,10 @@ class ImageView:
             self._memo[key] = factory()
         return self._memo[key]  # type: ignore[return-value]
 
+    def memoised(self, key: object) -> object | None:
+        """What `memo` computed under `key`, or None if nothing has asked for it."""
+        return self._memo.get(key)
+
     def gray_image(self) -> Image.Image:
         """The whole image in mode L, converted once."""
         return self.memo("gray", lambda: convert_to_gray(self.source))

@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 
 from lookalike.index.base import Entry, Group
 
-THUMBNAIL_SIDE = 220
+THUMBNAIL_SIDE = 200
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def thumbnail_data_uri(path: str, side: int = THUMBNAIL_SIDE) -> str | None:
             image = ImageOps.exif_transpose(image) or image
             image.thumbnail((side, side))
             buffer = io.BytesIO()
-            image.convert("RGB").save(buffer, "JPEG", quality=78)
+            image.convert("RGB").save(buffer, "JPEG", quality=70)
     except Exception:
         return None
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -98,7 +98,12 @@ def _member_html(group_number: int, member: ReportMember) -> str:
         else '<div class="missing">no preview</div>'
     )
     resolution = f"{member.width}×{member.height}" if member.width and member.height else "?"
-    badge = '<span class="badge">best copy</span>' if member.best else f"distance {member.distance}"
+    if member.best:
+        badge = '<span class="badge">best copy</span>'
+    elif member.distance is None:
+        badge = "matched through another copy"
+    else:
+        badge = f"distance {member.distance}"
     checked = "" if member.best else " checked"
     return (
         f'<figure class="member{" best" if member.best else ""}">{image}'

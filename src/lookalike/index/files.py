@@ -102,7 +102,11 @@ def add_files(
                     width=outcome.width,
                     height=outcome.height,
                     mtime=stats[path].st_mtime,
-                    metadata={"format": outcome.format, "mode": mode},
+                    metadata={
+                        "format": outcome.format,
+                        "mode": mode,
+                        **({"content": list(outcome.content)} if outcome.content else {}),
+                    },
                 )
             )
         if len(batch) >= ADD_BATCH:
