@@ -44,9 +44,14 @@ def serve_command(
 
         LOOKALIKE_API_KEY=$(openssl rand -hex 24) lookalike serve --index sqlite:///photos.db --port 8000
     """
-    import uvicorn
+    try:
+        import uvicorn
 
-    from lookalike.server import create_app
+        from lookalike.server import create_app
+    except ImportError as exc:
+        raise typer.BadParameter(
+            f"the service needs its extra: pip install 'lookalike[serve]' ({exc.name} is missing)"
+        ) from None
     from lookalike.server.config import read_keys
 
     keys = read_keys(None, api_key_file) if api_key_file else None
