@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lookalike.hash import Hash
-from lookalike.pipeline import DEFAULT_HASHES, HashNames, HashResult
+from lookalike.pipeline import HashNames, HashResult
 from lookalike.prepare import Mode
 
 if TYPE_CHECKING:
@@ -159,7 +159,7 @@ class Index(ABC):
     def add_files(
         self,
         paths: Iterable[str | os.PathLike[str]],
-        hashes: HashNames = DEFAULT_HASHES,
+        hashes: HashNames | None = None,
         *,
         workers: int | None = None,
         mode: Mode = "fast",
@@ -168,7 +168,8 @@ class Index(ABC):
         dihedral: bool = False,
         on_hashed: Callable[[str, HashResult], None] | None = None,
     ) -> AddReport:
-        """Hash files on all cores and add them under their absolute paths.
+        """Hash files on all cores and add them under their absolute paths; `hashes` defaults to
+        what the matcher presets read (`lookalike.matcher.default_index_hashes()`).
 
         A file whose size and mtime match its entry, and whose entry already holds every
         requested hash, is skipped without being read: the index is the hash cache.
@@ -366,19 +367,22 @@ class Index(ABC):
         hashes: Mapping[str, Any],
         matcher: Matcher | str = "near-duplicate",
         *,
-        dihedral: bool = False,
+        dihedral: bool | None = None,
         include_flagged: bool = False,
     ) -> list[Verdict]:
         """Stored images that `matcher` (a `Matcher`, a rule or a preset name) accepts for the
-        query's hashes, sorted by (score, key). Candidates come from the most selective hash's
-        exact range search; the rule then decides on every hash it names.
+        query's hashes, sorted by (score, key). Candidates come from the rule's exact range
+        searches; the rule then decides on every hash it names. The query's variants (rotations,
+        flips, crops; `hash_file(..., dihedral=True)`) are searched unless `dihedral=False`.
 
-        >>> upload = lookalike.hash_file("upload.jpg", ["phash", "colorhash"])
-        >>> index.match(upload, "phash <= 8 and colorhash <= 6")
-        [Verdict(key='/photos/cat.jpg', distances={'phash': 2, 'colorhash': 0}, score=2, variant=0)]
+        >>> upload = lookalike.hash_file("upload.jpg", default_index_hashes(), dihedral=True)
+        >>> index.match(upload, "near-duplicate")
+        [Verdict(key='/photos/cat.jpg', distances={'phash_eq': 2, ...}, score=..., variant=0)]
         """
         from lookalike.matcher import match_in_index
 
+        if dihedral is None:
+            dihedral = any(getattr(value, "variants", None) for value in hashes.values())
         return match_in_index(self, hashes, matcher, dihedral=dihedral, include_flagged=include_flagged)
 
     def stats(self) -> IndexStats:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from lookalike.errors import ImageError, UnknownAlgorithmError
 from lookalike.hash import Hash
-from lookalike.pipeline import DEFAULT_HASHES, HashNames, HashOptions, HashResult, hash_files
+from lookalike.pipeline import HashNames, HashOptions, HashResult, hash_files
 from lookalike.prepare import Mode
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ ADD_BATCH = 256
 def add_files(
     index: Index,
     paths: Iterable[str | os.PathLike[str]],
-    hashes: HashNames = DEFAULT_HASHES,
+    hashes: HashNames | None = None,
     *,
     workers: int | None = None,
     mode: Mode = "fast",
@@ -41,7 +41,10 @@ def add_files(
     variants; a cache keeps them for later duplicate searches); `on_hashed(key, result)` sees
     every freshly hashed file."""
     from lookalike.index.base import AddReport, IndexItem
+    from lookalike.matcher import default_index_hashes
 
+    if hashes is None:
+        hashes = default_index_hashes()
     options = HashOptions.build(hashes, mode)
     for spec in options.specs:
         if spec.algorithm.multi:
