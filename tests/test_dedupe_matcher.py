@@ -57,16 +57,38 @@ def test_pairs_with_removed_entries_are_ignored() -> None:
 
 
 def test_parse_rules_with_and_or_sums_and_quality_gates() -> None:
-    rule = Matcher.parse("pHash <= 8 and colorhash <= 6")
-    assert (
-        rule.conditions == (Condition(("phash",), 8), Condition(("colorhash",), 6)) and rule.require == "all"
-    )
+    phash, colorhash = Condition(("phash",), 8), Condition(("colorhash",), 6)
+    assert Matcher.parse("pHash <= 8 and colorhash <= 6").groups == ((phash, colorhash),)
+    assert Matcher.parse("phash <= 8 or colorhash <= 6").groups == ((phash,), (colorhash,))
     assert Matcher.parse("ahash + colorhash < 13").conditions == (Condition(("ahash", "colorhash"), 12),)
     assert Matcher.parse("pdq <= 31 with quality >= 50").conditions == (Condition(("pdq",), 31, 50),)
-    assert Matcher.parse("phash <= 4 or dhash <= 4").require == "any"
-    for bad in ("phash", "phash <= 4 and dhash <= 3 or ahash <= 1", "phash >= 3", "?? <= 3"):
+    for bad in (
+        "phash",
+        "phash >= 3",
+        "?? <= 3",
+        "(phash <= 3 or dhash <= 2) and ahash <= 1",
+        "phash <= 3 or",
+    ):
         with pytest.raises(MatcherSyntaxError):
             Matcher.parse(bad)
+
+
+def test_and_binds_tighter_than_or() -> None:
+    rule = Matcher.parse("pdq <= 10 or phash <= 4 and dhash <= 4")
+    assert rule.groups == ((Condition(("pdq",), 10),), (Condition(("phash",), 4), Condition(("dhash",), 4)))
+    query = {"pdq": Hash(0, 256), "phash": Hash(0, 64), "dhash": Hash(0, 64)}
+    far_pdq = Hash((1 << 40) - 1, 256)  # 40 bits away
+    assert rule.matches(query, {"pdq": Hash(0b111, 256), "phash": Hash(-1 % 2**64, 64), "dhash": Hash(0, 64)})
+    assert rule.matches(query, {"pdq": far_pdq, "phash": Hash(0b1111, 64), "dhash": Hash(0b1, 64)})
+    assert not rule.matches(query, {"pdq": far_pdq, "phash": Hash(0b1111, 64), "dhash": Hash(0b11111, 64)})
+    assert not rule.matches(query, {"pdq": far_pdq, "phash": Hash(0b1111, 64)})  # no dhash: group fails
+    assert Matcher.parse(str(rule)) == rule
+
+
+def test_every_preset_round_trips_through_its_text() -> None:
+    for name in PRESETS:
+        rule = Matcher.preset(name)
+        assert Matcher.parse(str(rule)).groups == rule.groups
 
 
 def test_presets_exist_and_parse() -> None:
@@ -103,5 +125,8 @@ def test_candidate_plan_searches_the_most_selective_hash() -> None:
         ("phash", 2),
         ("colorhash", 10),
     ]
+    either = Matcher.parse("phash <= 2 or phash <= 30 and colorhash <= 1")  # one search per group
+    assert either.candidate_plan(query) == [("phash", 2), ("colorhash", 1)]
+    assert Matcher.parse("dhash <= 3 or phash <= 2").candidate_plan(query) == [("phash", 2)]
     with pytest.raises(MatcherSyntaxError):
         Matcher.parse("dhash <= 3").candidate_plan(query)

@@ -91,3 +91,46 @@ def test_default_preset_searches_an_index(matcher, hashed, tmp_path) -> None:
             assert found == {name}
             keys = {v.key for v in index.match(hashed[(name, "")], matcher, dihedral=True)}
             assert {f"{name}/crop_left_10", f"{name}/rotate_90", f"{name}/pad_black_25"} <= keys
+
+
+def _darkened(name: str, factor: float, side: int) -> Image.Image:
+    """A photo scaled to `side` and darkened to `factor` of its levels: a dim, low-contrast
+    picture like an astrophoto, where plain pHash's quality gate does not trust it."""
+    import numpy as np
+    import skimage.data
+
+    image = Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
+    image.thumbnail((side, side))
+    return Image.fromarray((np.asarray(image) * factor).astype(np.uint8))
+
+
+@pytest.mark.parametrize(("name", "side"), [("cell", 384), ("hubble_deep_field", 512)])
+def test_noisy_copy_of_a_dim_photo_is_found_by_corroborated_plain_phash(name: str, side: int) -> None:
+    """Noise reshuffles the equalised levels of a dim picture, so the equalised hashes drift past
+    their limit while plain pHash stays close; plain pHash of a low-contrast thumbnail is trusted
+    only when the equalised hash still agrees far beyond chance. That clause finds this copy."""
+    matcher = Matcher.preset(DEFAULT_PRESET)
+    dim = _darkened(name, 0.15, side)
+    algorithms = list(matcher.algorithms)
+    original = dict(hash_image(dim, algorithms, dihedral=True))
+    noisy = dict(hash_image(get_transform("noise")(dim, 1), algorithms, dihedral=True))
+    assert original["phash:16"].quality < 100  # type: ignore[union-attr, operator]
+    assert _match(matcher, noisy, original)
+    corroborated = matcher.groups[-1]
+    assert [condition.algorithms for condition in corroborated] == [("phash:16",), ("phash_eq",)]
+    without_corroboration = Matcher(matcher.groups[:-1])
+    assert not _match(without_corroboration, noisy, original)
+
+
+def test_dim_pictures_do_not_match_each_other() -> None:
+    """Darkened, and noisy darkened, versions of different photos stay apart under the preset."""
+    matcher = Matcher.preset(DEFAULT_PRESET)
+    hashed = {}
+    for name in ("cell", "hubble_deep_field", "moon", "camera", "coffee", "text"):
+        dim = _darkened(name, 0.15, 384)
+        for edit, image in (("", dim), ("noise", get_transform("noise")(dim, 1))):
+            hashed[(name, edit)] = dict(hash_image(image, list(matcher.algorithms), dihedral=True))
+    false_matches = [
+        (a, b) for a in hashed for b in hashed if a[0] < b[0] and _match(matcher, hashed[a], hashed[b])
+    ]
+    assert false_matches == []

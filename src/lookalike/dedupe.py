@@ -131,13 +131,12 @@ def matching_pairs(index: Index, matcher: Matcher | str, *, include_flagged: boo
 
     rule = matcher if isinstance(matcher, Matcher) else Matcher.parse(matcher)
     widths = index.algorithm_bits()
-    probe = {name: Hash(0, widths[name]) for name in rule.algorithms if name in widths}
     first: list[int] = []
     second: list[int] = []
     scores: list[int] = []
     entries: dict[int, Entry] = {}
     seen: set[tuple[int, int]] = set()
-    for algorithm, radius in rule.candidate_plan(probe):
+    for algorithm, radius in rule.search_plan(widths):
         found = index.pairs(algorithm, radius, include_flagged=include_flagged)
         entries.update(found.entries)
         for a, b in zip(found.first.tolist(), found.second.tolist(), strict=True):
@@ -167,8 +166,8 @@ def query_pairs(
 ) -> Pairs:
     """Pairs the rule accepts when each stored image, hashed again with its variants (rotations,
     flips, crops: `hash_file(..., dihedral=True)`), is searched for: `queries` maps a stored key
-    to those hashes. Every condition of the rule contributes one batch range search per algorithm
-    (variants included), then each candidate pair is judged on all the hashes the rule names.
+    to those hashes. Each group of the rule contributes one batch range search (its most selective
+    condition, variants included), then each candidate pair is judged on all the hashes the rule names.
     Keys absent from the index are ignored."""
     from lookalike.matcher import Matcher
 
@@ -176,22 +175,17 @@ def query_pairs(
     keys = list(queries)
     candidates: set[tuple[str, str]] = set()
     widths = index.algorithm_bits()
-    for condition in rule.conditions:
-        for algorithm in condition.algorithms:
-            asking = [key for key in keys if algorithm in queries[key]]
-            if not asking or algorithm not in widths:
-                continue
-            batch = [queries[key][algorithm] for key in asking]
-            with_variants = all(value.variants for value in batch)
-            answers = index.range_search(
-                batch,
-                algorithm,
-                condition.max_distance,
-                dihedral=with_variants,
-                include_flagged=include_flagged,
-            )
-            for key, answer in zip(asking, answers, strict=True):
-                candidates.update((key, match.key) for match in answer if match.key != key)
+    for algorithm, radius in rule.search_plan(widths):
+        asking = [key for key in keys if algorithm in queries[key]]
+        if not asking:
+            continue
+        batch = [queries[key][algorithm] for key in asking]
+        with_variants = all(value.variants for value in batch)
+        answers = index.range_search(
+            batch, algorithm, radius, dihedral=with_variants, include_flagged=include_flagged
+        )
+        for key, answer in zip(asking, answers, strict=True):
+            candidates.update((key, match.key) for match in answer if match.key != key)
     involved = sorted({key for pair in candidates for key in pair})
     entries = index.get_many(involved)
     first: list[int] = []

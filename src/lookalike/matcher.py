@@ -1,10 +1,11 @@
 """Decisions from several hashes: per-algorithm thresholds combined into one yes/no, with presets.
 
-A rule is a list of conditions joined by `and` (every one must hold) or `or` (any one):
+A rule is conditions joined by `and` (every one must hold) and `or` (any one); `and` binds tighter:
 
     phash <= 8 and colorhash <= 6         both distances within their thresholds
     ahash + colorhash <= 12               the seed article's combined distance (a sum)
     pdq <= 31 with quality >= 50          a threshold with a quality gate on both hashes
+    pdq <= 31 or phash <= 20 and phash_eq <= 90    either PDQ, or both pHashes, agree
 
 >>> m = Matcher.parse("phash <= 8 and colorhash <= 6")
 >>> m.matches(query_hashes, stored_hashes)
@@ -13,8 +14,8 @@ True
 
 Presets (`Matcher.preset(name)`): `exact-duplicate`, `near-duplicate` (the default) and `similar`:
 one rule at 99.99%, 99.9% and 99% precision, tuned and measured by `lookalike bench accuracy`.
-On 529 photos x 46 edits, held-out half (docs/accuracy.md): `near-duplicate` finds 89.9% of
-edited copies (96.3% leaving out 20% crops) at 99.78% precision.
+On 529 photos x 46 edits, held-out half (docs/accuracy.md): `near-duplicate` finds 90.0% of
+edited copies (96.4% leaving out 20% crops) at 99.78% precision.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from lookalike.errors import MatcherSyntaxError
 from lookalike.hash import Hash
@@ -33,21 +34,23 @@ if TYPE_CHECKING:
 
 # One rule at three operating points, tuned by `lookalike bench accuracy` (docs/accuracy.md):
 # equalised pHash 16x16 of the whole image, of the image without its uniform borders and of crops
-# of it (query variants), plus plain pHash 16x16 where its thumbnail has full contrast. Search with
-# dihedral=True so rotations, flips and crops match. Each preset's limits are the thresholds that
-# gave its precision on the tuning half of 529 photos x 46 edits, every pair of images of two
-# different photos counted as a negative (docs/accuracy.md has the held-out recall per edit).
+# of it (query variants); plain pHash 16x16 where its thumbnail has full contrast, or elsewhere
+# when the equalised hashes corroborate it (agree far beyond chance: two unrelated 256-bit hashes
+# differ in 128 +- 8 bits). Search with dihedral=True so rotations, flips and crops match. Each
+# preset's limits are the thresholds that gave its precision on the tuning half of 529 photos x 46
+# edits, every pair of images of two different photos counted as a negative (docs/accuracy.md
+# has the held-out recall per edit).
 _RULE = (
     "phash_eq <= {eq} or phash_eq_trimmed <= {eq} or phash_eq_crops <= {eq} "
-    "or phash:16 <= {plain} with quality >= 100"
+    "or phash:16 <= {plain} with quality >= 100 or phash:16 <= {plain} and phash_eq <= {corroborate}"
 )
 PRESETS: dict[str, str] = {
-    # Tuned for 99.99% precision; held out: 88.2% recall (95.3% without 20% crops), 99.92% precision.
-    "exact-duplicate": _RULE.format(eq=52, plain=18),
-    # Tuned for 99.9% (the default); held out: 89.9% recall (96.3%), 99.78% precision.
-    "near-duplicate": _RULE.format(eq=56, plain=20),
+    # Tuned for 99.99% precision; held out: 88.3% recall (95.4% without 20% crops), 99.92% precision.
+    "exact-duplicate": _RULE.format(eq=52, plain=18, corroborate=84),
+    # Tuned for 99.9% (the default); held out: 90.0% recall (96.4%), 99.78% precision.
+    "near-duplicate": _RULE.format(eq=56, plain=20, corroborate=90),
     # Tuned for 99%; held out: 92.4% recall (97.4%), 99.17% precision.
-    "similar": _RULE.format(eq=62, plain=22),
+    "similar": _RULE.format(eq=62, plain=22, corroborate=100),
 }
 
 DEFAULT_PRESET = "near-duplicate"
@@ -126,39 +129,52 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Matcher:
-    """Per-algorithm thresholds combined with `and` (require="all") or `or` (require="any")."""
+    """A rule in disjunctive form: a pair matches when every condition of at least one group holds.
 
-    conditions: tuple[Condition, ...]
-    require: Literal["all", "any"] = "all"
+    `and` binds tighter than `or`, as in SQL: "a <= 1 or b <= 2 and c <= 3" has the groups
+    (a <= 1) and (b <= 2, c <= 3).
+    """
+
+    groups: tuple[tuple[Condition, ...], ...]
     name: str | None = field(default=None, compare=False)
 
     @classmethod
+    def all_of(cls, conditions: Sequence[Condition], name: str | None = None) -> Matcher:
+        """Every condition must hold."""
+        return cls((tuple(conditions),), name)
+
+    @classmethod
+    def any_of(cls, conditions: Sequence[Condition], name: str | None = None) -> Matcher:
+        """Any one condition suffices."""
+        return cls(tuple((condition,) for condition in conditions), name)
+
+    @classmethod
     def parse(cls, text: str) -> Matcher:
-        """Parse a rule ("phash <= 8 and colorhash <= 6") or a preset name ("near-duplicate")."""
+        """Parse a rule ("phash <= 8 and colorhash <= 6", "pdq <= 31 or phash <= 20 and
+        phash_eq <= 90") or a preset name ("near-duplicate")."""
         if text.strip().lower() in PRESETS:
             return cls.preset(text)
-        lowered = f" {text.strip()} "
-        has_and = re.search(r"\s+and\s+", lowered, re.IGNORECASE) is not None
-        has_or = re.search(r"\s+or\s+", lowered, re.IGNORECASE) is not None
-        if has_and and has_or:
-            raise MatcherSyntaxError(f"{text!r}: use either 'and' or 'or', not both")
-        parts = re.split(r"\s+(?:and|or)\s+", text.strip(), flags=re.IGNORECASE)
-        conditions = tuple(_parse_condition(part, text) for part in parts)
-        return cls(conditions, "any" if has_or else "all")
+        alternatives = re.split(r"\s+or\s+", text.strip(), flags=re.IGNORECASE)
+        split_and = re.compile(r"\s+and\s+", re.IGNORECASE)
+        return cls(tuple(tuple(_parse_condition(p, text) for p in split_and.split(a)) for a in alternatives))
 
     @classmethod
     def preset(cls, name: str) -> Matcher:
-        """A named preset: `exact-duplicate`, `near-duplicate` or `similar` (provisional numbers)."""
+        """A named preset: `exact-duplicate`, `near-duplicate` or `similar`."""
         key = name.strip().lower()
         if key not in PRESETS:
             raise MatcherSyntaxError(f"unknown matcher preset {name!r}; known: {', '.join(PRESETS)}")
-        parsed = cls.parse(PRESETS[key])
-        return cls(parsed.conditions, parsed.require, key)
+        return cls(cls.parse(PRESETS[key]).groups, key)
 
     @classmethod
     def combined(cls, algorithms: Sequence[str] = ("ahash", "colorhash"), max_distance: int = 12) -> Matcher:
         """The seed article's rule: the sum of the algorithms' distances within `max_distance`."""
-        return cls((Condition(tuple(_canonical(a) for a in algorithms), max_distance),))
+        return cls.all_of((Condition(tuple(_canonical(a) for a in algorithms), max_distance),))
+
+    @property
+    def conditions(self) -> tuple[Condition, ...]:
+        """Every distinct condition of the rule, in order of first use."""
+        return tuple(dict.fromkeys(condition for group in self.groups for condition in group))
 
     @property
     def algorithms(self) -> tuple[str, ...]:
@@ -173,19 +189,17 @@ class Matcher:
         self, key: str, query: Mapping[str, Hash], stored: Mapping[str, Hash], dihedral: bool = False
     ) -> Verdict | None:
         """A `Verdict` if the stored hashes match the query under this rule, else None."""
-        passed: list[bool] = []
+        passed: dict[Condition, bool] = {}
         distances: dict[str, int] = {}
         score = 0
         for condition in self.conditions:
             distance = condition.distance(query, stored, dihedral)
             ok = distance is not None and distance <= condition.max_distance
-            ok = ok and condition.quality_ok(query, stored)
-            passed.append(ok)
+            passed[condition] = ok and condition.quality_ok(query, stored)
             if distance is not None:
                 distances[" + ".join(condition.algorithms)] = distance
                 score += distance
-        accepted = all(passed) if self.require == "all" else any(passed)
-        if not accepted:
+        if not any(all(passed[condition] for condition in group) for group in self.groups):
             return None
         for algorithm in self.algorithms:  # the single distances too, for display
             mine, theirs = query.get(algorithm), stored.get(algorithm)
@@ -196,47 +210,45 @@ class Matcher:
 
     def closest(self, verdict: Verdict) -> int:
         """The distance of the condition that accepted the pair most clearly (the smallest
-        distance among the conditions that passed): what a person wants to see for a pair."""
-        passed = []
-        for condition in self.conditions:
-            distance = verdict.distances.get(" + ".join(condition.algorithms))
-            if distance is not None and distance <= condition.max_distance:
-                passed.append(distance)
+        distance among the conditions of the groups that held): what a person wants to see."""
+        passed: list[int] = []
+        for group in self.groups:
+            found = [verdict.distances.get(" + ".join(condition.algorithms)) for condition in group]
+            if all(
+                distance is not None and distance <= condition.max_distance
+                for distance, condition in zip(found, group, strict=True)
+            ):
+                passed.extend(distance for distance in found if distance is not None)
         return min(passed) if passed else verdict.score
 
     def matches(self, query: Mapping[str, Hash], stored: Mapping[str, Hash], dihedral: bool = False) -> bool:
         return self.verdict("", query, stored, dihedral) is not None
 
     def candidate_plan(self, query: Mapping[str, Hash]) -> list[tuple[str, int]]:
-        """Range searches whose union holds every possible match: (algorithm, radius) pairs.
+        """Range searches whose union holds every possible match: (algorithm, radius) pairs."""
+        return self.search_plan({name: value.nbits for name, value in query.items()})
 
-        With `and`, one condition suffices (every match satisfies it), so the most selective is
-        used; a summed condition bounds each of its algorithms by the same radius. With `or`,
-        each condition contributes its own search.
-        """
-        options: list[tuple[float, str, int]] = []
-        per_condition: list[tuple[float, str, int]] = []
-        for condition in self.conditions:
-            usable = [a for a in condition.algorithms if a in query]
-            if not usable:
-                per_condition.append((math.inf, "", 0))
-                continue
-            best = min(
-                (_selectivity(query[a].nbits, condition.max_distance), a, condition.max_distance)
-                for a in usable
-            )
-            per_condition.append(best)
-            options.append(best)
-        if self.require == "all":
-            if not options:
-                raise MatcherSyntaxError(f"the query has none of the hashes {', '.join(self.algorithms)}")
-            _, algorithm, radius = min(options)
-            return [(algorithm, radius)]
-        return [(algorithm, radius) for _, algorithm, radius in per_condition if algorithm]
+    def search_plan(self, widths: Mapping[str, int]) -> list[tuple[str, int]]:
+        """Range searches whose union holds every match, given the bit width of each algorithm
+        available: per group, its most selective condition (every match of the group satisfies
+        each of them); a summed condition bounds each of its algorithms by the same radius."""
+        plan: dict[tuple[str, int], None] = {}
+        for group in self.groups:
+            options = [
+                (_selectivity(widths[algorithm], condition.max_distance), algorithm, condition.max_distance)
+                for condition in group
+                for algorithm in condition.algorithms
+                if algorithm in widths
+            ]
+            if options:
+                _, algorithm, radius = min(options)
+                plan[(algorithm, radius)] = None
+        if not plan and len(self.groups) == 1:
+            raise MatcherSyntaxError(f"the query has none of the hashes {', '.join(self.algorithms)}")
+        return list(plan)
 
     def __str__(self) -> str:
-        joiner = " and " if self.require == "all" else " or "
-        return joiner.join(str(condition) for condition in self.conditions)
+        return " or ".join(" and ".join(str(condition) for condition in group) for group in self.groups)
 
 
 def _canonical(name: str) -> str:

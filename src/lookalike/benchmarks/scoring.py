@@ -7,22 +7,26 @@ A *source* is a distance between two images computed from hash tables; its name 
     imagehash:ahash+imagehash:colorhash   the sum of two sources (the seed article's combination)
 
 A *scorer* turns sources into one score per pair, lower meaning more alike: a single source, or
-`min(d_k / limit_k)` over several (the matcher rule "d_1 <= limit_1 or d_2 <= limit_2 ...",
-scaled as a whole when the threshold moves). Images are grouped by photo (original first), so the
-negatives of row i are the columns after its photo's block, and the positives of a photo are its
-original's row inside the block.
+a matcher rule scaled as a whole when the threshold moves: `min(d_k / limit_k)` over conditions
+joined by `or`, the largest ratio within conditions joined by `and`. Images are grouped by photo
+(original first), so the negatives of row i are the columns after its photo's block, and the
+positives of a photo are its original's row inside the block.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from lookalike.benchmarks.hashers import HashTable
 from lookalike.benchmarks.metrics import euclidean_matrix, hamming_matrix, min_variant_matrix
+
+if TYPE_CHECKING:
+    from lookalike.matcher import Condition, Matcher
 
 Matrix = npt.NDArray[np.float32] | npt.NDArray[np.uint16]
 
@@ -128,16 +132,20 @@ class Term:
 
 @dataclass(frozen=True)
 class Scorer:
-    """A score per pair: one source, or a rule of terms scaled as a whole: "or" scores a pair by
-    its smallest `distance / limit`, "and" by its largest; the threshold then scales every limit."""
+    """A score per pair: one source, or a matcher rule scaled as a whole. A rule is groups of
+    terms (`or` of `and`s); a group scores a pair by its largest `distance / limit`, the rule by
+    its smallest group score, so the threshold then scales every limit together."""
 
     name: str
-    terms: tuple[Term, ...]
-    require_all: bool = False
+    groups: tuple[tuple[Term, ...], ...]
 
     @classmethod
     def single(cls, name: str, source: str | None = None) -> Scorer:
-        return cls(name, (Term(source or name),))
+        return cls(name, ((Term(source or name),),))
+
+    @property
+    def terms(self) -> tuple[Term, ...]:
+        return tuple(term for group in self.groups for term in group)
 
     @property
     def is_rule(self) -> bool:
@@ -150,16 +158,15 @@ class Scorer:
 
     def matrix(self, cache: SourceCache) -> npt.NDArray[np.float32]:
         score: npt.NDArray[np.float32] | None = None
-        for term in self.terms:
-            scaled = cache.get(term.source).astype(np.float32) / np.float32(term.limit)
-            if term.min_quality is not None:
-                scaled[~cache.quality_mask(term.gated, term.min_quality)] = np.inf
-            if score is None:
-                score = scaled
-            elif self.require_all:
-                np.maximum(score, scaled, out=score)
-            else:
-                np.minimum(score, scaled, out=score)
+        for group in self.groups:
+            group_score: npt.NDArray[np.float32] | None = None
+            for term in group:
+                scaled = cache.get(term.source).astype(np.float32) / np.float32(term.limit)
+                if term.min_quality is not None:
+                    scaled[~cache.quality_mask(term.gated, term.min_quality)] = np.inf
+                group_score = scaled if group_score is None else np.maximum(group_score, scaled)
+            assert group_score is not None
+            score = group_score if score is None else np.minimum(score, group_score)
         assert score is not None
         return score
 
@@ -204,22 +211,28 @@ ScoreFn = Callable[[SourceCache], npt.NDArray[np.float32]]
 
 
 def preset_scorer(name: str, dihedral: bool = True) -> Scorer:
-    """The benchmark scorer of a `lookalike.matcher` preset, on lookalike's fast-mode hashes; query
-    variants (dihedral, or crop variants) are used as `dihedral=True` search uses them."""
-    from lookalike.algorithms import parse_spec
+    """The benchmark scorer of a `lookalike.matcher` preset, on lookalike's fast-mode hashes."""
     from lookalike.matcher import Matcher
 
-    matcher = Matcher.preset(name)
-    terms = []
-    for condition in matcher.conditions:
+    return rule_scorer(f"lookalike {name}", Matcher.preset(name), dihedral)
+
+
+def rule_scorer(name: str, matcher: Matcher, dihedral: bool = True) -> Scorer:
+    """The benchmark scorer of a matcher rule, on lookalike's fast-mode hashes; query variants
+    (dihedral, or crop variants) are used as `dihedral=True` search uses them."""
+    from lookalike.algorithms import parse_spec
+
+    def term(condition: Condition) -> Term:
         parts = []
         for algorithm in condition.algorithms:
             spec = parse_spec(algorithm)
             has_variants = spec.algorithm.dihedral is not None or spec.algorithm.name in VARIANT_ALGORITHMS
             parts.append(f"lookalike:{spec.key}" + ("@d4" if dihedral and has_variants else ""))
         gated = tuple(f"lookalike:{parse_spec(a).key}" for a in condition.algorithms)
-        terms.append(Term("+".join(parts), float(condition.max_distance), condition.min_quality, gated))
-    return Scorer(f"lookalike {name}", tuple(terms), matcher.require == "all")
+        return Term("+".join(parts), float(condition.max_distance), condition.min_quality, gated)
+
+    groups = tuple(tuple(term(condition) for condition in group) for group in matcher.groups)
+    return Scorer(name, groups)
 
 
 # Algorithms whose hashes carry non-dihedral query variants (crop variants).
