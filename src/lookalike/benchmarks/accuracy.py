@@ -168,7 +168,13 @@ def run_benchmark(
     chosen = transform_registry.select(transform_names)
     layout = CorpusLayout(cache_dir, max_side, copy_format)
     log(f"{len(photos)} photos x {len(chosen) + 1} images each, cache {layout.folder}")
-    images = build_corpus(photos, layout, chosen, workers)
+    skipped: list[str] = []
+
+    def skip(reason: str) -> None:
+        skipped.append(reason)
+        log(reason)
+
+    images = build_corpus(photos, layout, chosen, workers, on_skip=skip)
     paths = [str(image.path) for image in images]
     specs, trim_specs = _needed_specs()
     tables, failures = hash_all(
@@ -202,15 +208,16 @@ def run_benchmark(
         fpr, recall = roc_points(test.positives, test.lowest_negatives, test.negative_count)
         roc[s.name] = (fpr.tolist(), recall.tolist())
     test_pairs = halves["test"]
+    used = {image.photo for image in images}
     return Run(
-        photos=len(photos),
+        photos=len(used),
         images=len(images),
-        tune_photos=len(tune_photos),
-        test_photos=len(test_photos),
+        tune_photos=len(used.intersection(tune_photos)),
+        test_photos=len(used.intersection(test_photos)),
         negatives_test=test_pairs.negative_count,
         positives_test=len(test_pairs.positive_transforms()),
         results=results,
-        failures=failures,
+        failures=skipped + failures,
         settings={"max_side": max_side, "copy_format": copy_format, "transforms": [t.name for t in chosen]},
         seconds=time.perf_counter() - started,
         roc=roc,

@@ -24,6 +24,7 @@ from PIL import Image
 from lookalike.benchmarks.transforms import Transform, as_rgb, get_transform, stable_seed
 from lookalike.decode import decode
 from lookalike.discover import iter_image_paths
+from lookalike.errors import LookalikeError
 
 CACHE_VERSION = "v1"
 COPY_FORMATS = {"jpeg": ("JPEG", ".jpg", {"quality": 95}), "png": ("PNG", ".png", {"compress_level": 1})}
@@ -138,8 +139,12 @@ def make_copies(photo: Photo, layout: CorpusLayout, transform_names: Sequence[st
     return written
 
 
-def _make_copies_job(args: tuple[Photo, CorpusLayout, tuple[str, ...]]) -> int:
-    return make_copies(*args)
+def _make_copies_job(args: tuple[Photo, CorpusLayout, tuple[str, ...]]) -> int | str:
+    """Files written, or the reason the photo cannot be used (a photo that does not decode)."""
+    try:
+        return make_copies(*args)
+    except LookalikeError as error:
+        return str(error)
 
 
 def build_corpus(
@@ -147,24 +152,24 @@ def build_corpus(
     layout: CorpusLayout,
     transforms: Iterable[Transform],
     workers: int = 1,
-    on_photo: Callable[[int], None] | None = None,
+    on_skip: Callable[[str], None] = print,
 ) -> list[BenchImage]:
     """Make (or find in the cache) the originals and copies; returns every benchmark image,
-    grouped by photo: the original first, then its copies in registry order."""
+    grouped by photo: the original first, then its copies in registry order. A photo that does
+    not decode is skipped and reported through `on_skip`."""
     names = tuple(t.name for t in transforms)
     jobs = [(photo, layout, names) for photo in photos]
+    outcomes: list[int | str] = []
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
-            for written in pool.map(_make_copies_job, jobs, chunksize=4):
-                if on_photo:
-                    on_photo(written)
+            outcomes = list(pool.map(_make_copies_job, jobs, chunksize=4))
     else:
-        for job in jobs:
-            written = _make_copies_job(job)
-            if on_photo:
-                on_photo(written)
+        outcomes = [_make_copies_job(job) for job in jobs]
     images: list[BenchImage] = []
-    for index, photo in enumerate(photos):
+    for index, (photo, outcome) in enumerate(zip(photos, outcomes, strict=True)):
+        if isinstance(outcome, str):
+            on_skip(f"skipped photo {outcome}")
+            continue
         images.append(BenchImage(layout.original(photo), index, None))
         images.extend(BenchImage(layout.copy(photo, name), index, name) for name in names)
     return images
