@@ -18,6 +18,7 @@ def test_bench_accuracy_writes_tables_and_finds_easy_copies(tmp_path: Path) -> N
     photos.mkdir()
     for source in COMMITTED_PHOTOS[:8]:
         (photos / source.name).write_bytes(source.read_bytes())
+    (photos / "broken.jpg").write_bytes(COMMITTED_PHOTOS[0].read_bytes()[:300])  # skipped, named
     out = tmp_path / "out"
     args = [
         "bench",
@@ -42,6 +43,7 @@ def test_bench_accuracy_writes_tables_and_finds_easy_copies(tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     data = json.loads((out / "accuracy.json").read_text())
     assert data["photos"] == 8 and data["images"] == 8 * 4
+    assert "broken.jpg" in result.output and any("broken.jpg" in f for f in data["failures"])
     assert data["tune_photos"] + data["test_photos"] == 8
     by_name = {r["name"]: r for r in data["results"]}
     default = by_name["lookalike near-duplicate"]
