@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from PIL import Image
 from PIL import _imaging as pillow_core
 
 from lookalike.algorithms import HashSpec, HashValue, parse_specs
@@ -28,7 +27,7 @@ from lookalike.decode import DEFAULT_LIMITS, DecodeLimits, ImageSource, decode, 
 from lookalike.errors import ImageError, LookalikeError
 from lookalike.hash import Hash
 from lookalike.prepare import ImageView, Mode
-from lookalike.trim import trimmed_view
+from lookalike.trim import TRIM_BOX, trimmed_view
 
 if TYPE_CHECKING:
     from lookalike.hash_cache import HashCache
@@ -187,11 +186,12 @@ def _content_size(view: ImageView, width: int, height: int) -> tuple[int, int] |
     """The full-resolution size of the image without its uniform borders, when a hash already
     trimmed them (no extra work otherwise): a letterboxed copy then does not outrank its original
     as the best copy of a duplicate group just because its bars add pixels."""
-    trimmed = view.memoised("trimmed-gray")
-    if not isinstance(trimmed, Image.Image):
+    box = view.memoised(TRIM_BOX)
+    if not isinstance(box, tuple):
         return None
+    left, top, right, bottom = box
     gray_width, gray_height = view.gray_image().size
-    return (round(width * trimmed.width / gray_width), round(height * trimmed.height / gray_height))
+    return (round(width * (right - left) / gray_width), round(height * (bottom - top) / gray_height))
 
 
 def hash_image(

@@ -6,10 +6,12 @@ whole range, so their structure, not a logo or a bright corner, decides the bits
 benchmark (docs/accuracy.md) this alone lifts pHash 16x16's recall at 99.9% precision from 48% to
 55%, with a looser threshold that holds on held-out photos.
 
-Three algorithms share it, so an index stores them side by side and a matcher rule reads any:
+Four algorithms share it, so an index stores them side by side and a matcher rule reads any:
 
     phash_eq            the whole image; dihedral variants
     phash_eq_trimmed    the image without its uniform borders (lookalike.trim); dihedral variants
+    phash_eq_trimmed_smooth   the image without its uniform or textureless borders (blurred bars
+                        of a "blur fill" letterbox, and smooth skies alike); dihedral variants
     phash_eq_crops      the whole image's hash, carrying as query variants the hashes of 21 crops
                         of it (off one side, two opposite sides or all round, 7-25%), so a query
                         finds the stored copies cut from it
@@ -28,7 +30,7 @@ from lookalike.algorithms.dihedral import dct_dihedral
 from lookalike.algorithms.perceptual import HIGHFREQ_FACTOR, perceptual_bits_from_dct, perceptual_dct
 from lookalike.algorithms.registry import Algorithm, register
 from lookalike.hash import Hash
-from lookalike.trim import trim_borders
+from lookalike.trim import TRIM_BOX, Box, trim_box
 
 if TYPE_CHECKING:
     from lookalike.prepare import ImageView
@@ -73,16 +75,28 @@ def _variants_from_dct(dct: npt.NDArray[np.float64], hash_size: int) -> list[Has
     return variants
 
 
+def _box_dct(view: ImageView, box: Box, hash_size: int) -> npt.NDArray[np.float64]:
+    """The equalised DCT of a region of the grayscale image, computed once per view and box (an
+    image without borders has one box for the whole, trimmed and smooth-trimmed hashes)."""
+
+    def compute() -> npt.NDArray[np.float64]:
+        gray = view.gray_image()
+        return equalized_dct(gray if box == (0, 0, *gray.size) else gray.crop(box), hash_size)
+
+    return view.memo(("phash-eq", box, hash_size), compute)
+
+
 def _whole_dct(view: ImageView, hash_size: int) -> npt.NDArray[np.float64]:
-    return view.memo(("phash-eq", hash_size), lambda: equalized_dct(view.gray_image(), hash_size))
+    return _box_dct(view, (0, 0, *view.gray_image().size), hash_size)
 
 
 def _trimmed_dct(view: ImageView, hash_size: int) -> npt.NDArray[np.float64]:
-    def compute() -> npt.NDArray[np.float64]:
-        trimmed = view.memo("trimmed-gray", lambda: trim_borders(view.gray_image()))
-        return equalized_dct(trimmed, hash_size)
+    return _box_dct(view, view.memo(TRIM_BOX, lambda: trim_box(view.gray_image())), hash_size)
 
-    return view.memo(("phash-eq-trimmed", hash_size), compute)
+
+def _smooth_trimmed_dct(view: ImageView, hash_size: int) -> npt.NDArray[np.float64]:
+    box = view.memo("smooth-trim-box", lambda: trim_box(view.gray_image(), smooth=True))
+    return _box_dct(view, box, hash_size)
 
 
 def _hash(dct_of: Callable[[ImageView, int], npt.NDArray[np.float64]]) -> Callable[[ImageView, int], Hash]:
@@ -150,6 +164,12 @@ PHASH_EQ_TRIMMED = _register(
     "equalised pHash of the image without its uniform borders (bars, padding, frames)",
     _hash(_trimmed_dct),
     _trimmed_dct,
+)
+PHASH_EQ_TRIMMED_SMOOTH = _register(
+    "phash_eq_trimmed_smooth",
+    "equalised pHash of the image without its uniform or textureless borders (blurred bars too)",
+    _hash(_smooth_trimmed_dct),
+    _smooth_trimmed_dct,
 )
 PHASH_EQ_CROPS = _register(
     "phash_eq_crops",

@@ -73,6 +73,7 @@ ABLATION_SOURCES = (
     "lookalike-trim:phash:16@d4",
     "lookalike:phash_eq@d4",
     "lookalike:phash_eq_trimmed@d4",
+    "lookalike:phash_eq_trimmed_smooth@d4",
     "lookalike:phash_eq_crops@d4",
 )
 
