@@ -134,3 +134,19 @@ def test_dim_pictures_do_not_match_each_other() -> None:
         (a, b) for a in hashed for b in hashed if a[0] < b[0] and _match(matcher, hashed[a], hashed[b])
     ]
     assert false_matches == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("degrees", [2.0, 5.0, -6.0, 9.0])
+def test_default_preset_finds_tilted_copies(degrees: float, matcher: Matcher, hashed) -> None:
+    """A photo tilted by a few degrees (black corners, as a crooked scan) is found: the query
+    carries rotated variants of itself. Angles off the variants' own grid (4 and 8 degrees)."""
+    from lookalike.benchmarks.transforms import tilt
+
+    missed = []
+    for name in PHOTOS:
+        copy = tilt(_photo(name), 0, degrees)
+        hashes = dict(hash_image(copy, list(matcher.algorithms), dihedral=True))
+        if not _match(matcher, hashes, hashed[(name, "")]):
+            missed.append(name)
+    assert len(missed) <= 1, f"tilt {degrees}: missed {missed}"

@@ -213,3 +213,21 @@ def test_any_result_store_can_serve_as_the_cache(folder: Path, decodes: list[str
     decodes.clear()
     second = dict(lookalike.hash_files(paths, ["ahash"], workers=1, cache=store))
     assert decodes == [] and second == first
+
+
+def test_a_revised_algorithm_misses_entries_made_before_its_revision() -> None:
+    """An algorithm whose output changed (a higher `revision`) must not be served stale hashes."""
+    import dataclasses
+
+    from lookalike.hash_cache import settings_fingerprint
+
+    options = HashOptions.build(["phash", "ahash"])
+    specs = tuple(
+        dataclasses.replace(spec, algorithm=dataclasses.replace(spec.algorithm, revision=7))
+        if spec.key == "phash"
+        else spec
+        for spec in options.specs
+    )
+    revised = settings_fingerprint(dataclasses.replace(options, specs=specs))
+    assert revised != settings_fingerprint(options) and "phash#r7" in revised
+    assert "phash_eq_crops#r2" in settings_fingerprint(HashOptions.build(["phash_eq_crops"]))

@@ -36,12 +36,18 @@ def settings_fingerprint(options: HashOptions) -> str:
     from lookalike import __version__
 
     algorithms = sorted(
-        f"{spec.key}@{spec.working_side}" if options.mode == "fast" else spec.key for spec in options.specs
+        _revised(spec.key, spec.algorithm.revision)
+        + (f"@{spec.working_side}" if options.mode == "fast" else "")
+        for spec in options.specs
     )
     return (
         f"v{CACHE_FORMAT}|lookalike {__version__}|{options.mode}|orientation={int(options.orientation)}"
         f"|dihedral={int(options.dihedral)}{'|trim' if options.trim else ''}|{','.join(algorithms)}"
     )
+
+
+def _revised(key: str, revision: int) -> str:
+    return key if revision == 1 else f"{key}#r{revision}"
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ Four algorithms share it, so an index stores them side by side and a matcher rul
     phash_eq_trimmed_smooth   the image without its uniform or textureless borders (blurred bars
                         of a "blur fill" letterbox, and smooth skies alike); dihedral variants
     phash_eq_crops      the whole image's hash, carrying as query variants the hashes of 21 crops
-                        of it (off one side, two opposite sides or all round, 7-25%), so a query
-                        finds the stored copies cut from it
+                        of it (off one side, two opposite sides or all round, 7-25%) and of 4
+                        small rotations (+-4 and +-8 degrees), so a query finds the stored copies
+                        cut from it or tilted
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
 # between two grid steps is at most half a step from one of them, which the hash tolerates.
 CROP_FRACTIONS: tuple[float, ...] = (0.07, 0.14, 0.25)
 CROP_PLACES: tuple[str, ...] = ("left", "right", "top", "bottom", "left+right", "top+bottom", "around")
+# Small rotations (degrees, black corners, as a tilted scan or photo of a print has): the hash
+# tolerates about 2.5 degrees, so steps of 4 cover tilts up to about 10 degrees either way.
+TILT_ANGLES: tuple[float, ...] = (4.0, -4.0, 8.0, -8.0)
 
 
 def equalized_dct(gray: Image.Image, hash_size: int) -> npt.NDArray[np.float64]:
@@ -125,11 +129,15 @@ def _crop_base(gray: Image.Image, hash_size: int) -> Image.Image:
 def _with_crops(view: ImageView, hash_size: int) -> Hash:
     gray = _crop_base(view.gray_image(), hash_size)
     whole = Hash.from_bits(perceptual_bits_from_dct(_whole_dct(view, hash_size), hash_size))
+    boxes = [crop_box(gray.size, place, fraction) for fraction in CROP_FRACTIONS for place in CROP_PLACES]
+    regions = [gray.crop(box) for box in boxes]
+    # Rotations are cut from a half-size copy that still covers the thumbnail (rotating is the
+    # costly step, and the hash only reads a 64x64 thumbnail of it).
+    small = gray.reduce(2) if min(gray.size) >= 2 * hash_size * HIGHFREQ_FACTOR else gray
+    regions += [small.rotate(angle, Image.Resampling.BILINEAR, fillcolor=0) for angle in TILT_ANGLES]
     variants = [whole]
-    for fraction in CROP_FRACTIONS:
-        for place in CROP_PLACES:
-            dct = equalized_dct(gray.crop(crop_box(gray.size, place, fraction)), hash_size)
-            variants.append(Hash.from_bits(perceptual_bits_from_dct(dct, hash_size)))
+    for region in regions:
+        variants.append(Hash.from_bits(perceptual_bits_from_dct(equalized_dct(region, hash_size), hash_size)))
     return whole.with_variants(variants)
 
 
@@ -138,6 +146,7 @@ def _register(
     summary: str,
     compute: Callable[[ImageView, int], Hash],
     dct_of: Callable[[ImageView, int], npt.NDArray[np.float64]] | None,
+    revision: int = 1,
 ) -> Algorithm:
     """Register one member of the family; `dct_of` gives it dihedral variants."""
     return register(
@@ -152,6 +161,7 @@ def _register(
             working_side=lambda n: max(128, 16 * n),
             max_distance=lambda n: max(1, round(n * n * 56 / 256)),
             dihedral=None if dct_of is None else _dihedral(dct_of),
+            revision=revision,
         )
     )
 
@@ -173,7 +183,9 @@ PHASH_EQ_TRIMMED_SMOOTH = _register(
 )
 PHASH_EQ_CROPS = _register(
     "phash_eq_crops",
-    "equalised pHash of the whole image, carrying the hashes of 21 crops of it as query variants",
+    "equalised pHash of the whole image, carrying the hashes of 21 crops and 4 small rotations of "
+    "it as query variants",
     _with_crops,
     None,
+    revision=2,  # 2: the rotations joined the crops
 )

@@ -43,6 +43,8 @@ class Algorithm:
     min_quality: int = 0  # hashes whose quality is below this are flagged unreliable (lookalike.quality)
     multi: bool = False  # returns a MultiHash (crop-resistant)
     aliases: tuple[str, ...] = field(default_factory=tuple)
+    # Raised whenever the algorithm's output changes, so caches keyed on it are not reused.
+    revision: int = 1
 
     def __reduce__(self) -> tuple[Callable[[str], Algorithm], tuple[str]]:
         # Algorithms hold functions; across processes they travel by name.

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lookalike.algorithms import parse_spec
+from lookalike.errors import LookalikeError
 from lookalike.hash import Hash
 from lookalike.pipeline import hash_files
 
@@ -211,8 +213,21 @@ def compute_lookalike(
 
 
 def _cache_file(folder: Path, name: str) -> Path:
+    """The table's file; a lookalike table's name carries its algorithm's revision, so a table
+    made before the algorithm changed is never read as current."""
     safe = name.replace(":", "__").replace("/", "_").replace("+", "-")
-    return folder / f"{safe}.npz"
+    return folder / f"{safe}{_revision_suffix(name)}.npz"
+
+
+def _revision_suffix(name: str) -> str:
+    source, _, spec = name.partition(":")
+    if not source.startswith("lookalike"):
+        return ""
+    try:
+        revision = parse_spec(spec).algorithm.revision
+    except LookalikeError:
+        return ""
+    return "" if revision == 1 else f".r{revision}"
 
 
 def load_table(folder: Path, name: str, paths: Sequence[str]) -> HashTable | None:

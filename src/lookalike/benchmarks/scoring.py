@@ -235,5 +235,5 @@ def rule_scorer(name: str, matcher: Matcher, dihedral: bool = True) -> Scorer:
     return Scorer(name, groups)
 
 
-# Algorithms whose hashes carry non-dihedral query variants (crop variants).
+# Algorithms whose hashes carry non-dihedral query variants (crop and tilt variants).
 VARIANT_ALGORITHMS = ("phash_eq_crops",)
