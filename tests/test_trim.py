@@ -78,3 +78,13 @@ def test_smooth_trimming_finds_the_photo_inside_blurred_bars(name) -> None:
             agree[algorithm] += copy_hashes[algorithm] - hashes[algorithm] <= 24
     assert agree["phash_eq_trimmed_smooth"] >= 9
     assert agree["phash_eq_trimmed"] <= 3
+
+
+def test_content_down_to_a_tenth_of_a_side_is_kept() -> None:
+    """A dim photo in a phone screenshot: black screen, black sky, a small bright nebula. The
+    content is 11% of the screen's height; trimming finds it rather than giving up."""
+    rng = np.random.default_rng(2)
+    pixels = np.zeros((200, 100), dtype=np.uint8)
+    pixels[90:112, 30:70] = rng.integers(60, 256, (22, 40))
+    assert content_box(pixels) == (30, 90, 70, 112)
+    assert content_box(pixels, min_keep=0.2) == (30, 0, 70, 200)  # the old limit kept the black rows

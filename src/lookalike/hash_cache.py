@@ -21,6 +21,7 @@ from lookalike.cache_dir import default_cache_dir
 from lookalike.errors import LookalikeError
 from lookalike.hash import Hash, MultiHash
 from lookalike.pipeline import HashOptions, HashResult
+from lookalike.trim import TRIM_REVISION
 
 CACHE_FORMAT = 1
 CACHE_FILE_NAME = "hashes.sqlite"
@@ -42,7 +43,8 @@ def settings_fingerprint(options: HashOptions) -> str:
     )
     return (
         f"v{CACHE_FORMAT}|lookalike {__version__}|{options.mode}|orientation={int(options.orientation)}"
-        f"|dihedral={int(options.dihedral)}{'|trim' if options.trim else ''}|{','.join(algorithms)}"
+        f"|dihedral={int(options.dihedral)}{f'|trim{TRIM_REVISION}' if options.trim else ''}"
+        f"|{','.join(algorithms)}"
     )
 
 

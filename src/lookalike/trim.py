@@ -32,7 +32,10 @@ ANALYSIS_SIDE = 192
 TOLERANCE = 10
 FLAT_SHARE = 0.9
 BAND_SHARE = 0.6
-MIN_KEEP = 0.2
+MIN_KEEP = 0.1
+# Raised whenever the trimming rule changes what it keeps (2: MIN_KEEP 0.2 -> 0.1, so a dim
+# photo inside a phone screenshot is still found), so caches of trimmed hashes are not reused.
+TRIM_REVISION = 2
 # The memo key under which an ImageView keeps its uniform-border trim box, so the pipeline can
 # report the content size of an image a hash already trimmed, without trimming again.
 TRIM_BOX = "trim-box"

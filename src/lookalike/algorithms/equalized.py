@@ -31,7 +31,7 @@ from lookalike.algorithms.dihedral import dct_dihedral
 from lookalike.algorithms.perceptual import HIGHFREQ_FACTOR, perceptual_bits_from_dct, perceptual_dct
 from lookalike.algorithms.registry import Algorithm, register
 from lookalike.hash import Hash
-from lookalike.trim import TRIM_BOX, Box, trim_box
+from lookalike.trim import TRIM_BOX, TRIM_REVISION, Box, trim_box
 
 if TYPE_CHECKING:
     from lookalike.prepare import ImageView
@@ -174,12 +174,14 @@ PHASH_EQ_TRIMMED = _register(
     "equalised pHash of the image without its uniform borders (bars, padding, frames)",
     _hash(_trimmed_dct),
     _trimmed_dct,
+    revision=TRIM_REVISION,  # its output follows the trimming rule
 )
 PHASH_EQ_TRIMMED_SMOOTH = _register(
     "phash_eq_trimmed_smooth",
     "equalised pHash of the image without its uniform or textureless borders (blurred bars too)",
     _hash(_smooth_trimmed_dct),
     _smooth_trimmed_dct,
+    revision=TRIM_REVISION,
 )
 PHASH_EQ_CROPS = _register(
     "phash_eq_crops",

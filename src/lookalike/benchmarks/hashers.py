@@ -23,6 +23,7 @@ from lookalike.algorithms import parse_spec
 from lookalike.errors import LookalikeError
 from lookalike.hash import Hash
 from lookalike.pipeline import hash_files
+from lookalike.trim import TRIM_REVISION
 
 Record = dict[str, Any]  # one image's output: "words", optional "variants", "quality", or "vector"
 
@@ -227,7 +228,10 @@ def _revision_suffix(name: str) -> str:
         revision = parse_spec(spec).algorithm.revision
     except LookalikeError:
         return ""
-    return "" if revision == 1 else f".r{revision}"
+    suffix = "" if revision == 1 else f".r{revision}"
+    if source == "lookalike-trim":  # hashed with trim=True: the trimming rule decides them too
+        suffix += f".t{TRIM_REVISION}"
+    return suffix
 
 
 def load_table(folder: Path, name: str, paths: Sequence[str]) -> HashTable | None:
