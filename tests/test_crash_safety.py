@@ -1,7 +1,8 @@
 """kill -9 in the middle of `lookalike index add` of 10,000 files, on SQLite and on chDB.
 
-After the kill the index opens and is consistent (SQLite: integrity check; every backend: unique
-keys, every stored entry complete); a re-run completes with no duplicates and nothing lost.
+After the kill the index opens and is consistent (SQLite: integrity check and every entry
+complete; every backend: unique keys; ClickHouse: at most the batch in flight holds fewer hashes);
+a re-run completes with no duplicates and nothing lost, and re-hashes only what the kill cut.
 """
 
 from __future__ import annotations
@@ -112,8 +113,16 @@ def test_kill_9_during_index_add_then_rerun_completes(
         keys = [entry.key for entry in entries]
         assert 0 < len(keys) < FILES
         assert len(keys) == len(set(keys)) == len(index)
-        assert all(set(entry.hashes) == {"phash", "ahash"} for entry in entries)  # no half-written entry
-        before = len(keys)
+        complete = [e for e in entries if set(e.hashes) == {"phash", "ahash"}]
+        if backend == "sqlite":  # one transaction per batch: no half-written entry
+            assert len(complete) == len(entries)
+        else:
+            # ClickHouse has no transaction across tables: a batch's entry rows are written before
+            # its hash tables, so a kill in between leaves that batch (at most one) with fewer
+            # hashes, never a stray hash row; the re-run below completes it.
+            partial = [e for e in entries if set(e.hashes) != {"phash", "ahash"}]
+            assert len(partial) <= 256 and all(set(e.hashes) < {"phash", "ahash"} for e in partial)
+        before = len(complete)
 
     rerun = _index_add(folder, url)
     out, err = rerun.communicate(timeout=900)

@@ -357,6 +357,31 @@ def test_add_files_skips_unchanged_files_and_rehashes_changed_ones(
     assert entry.hashes["phash"] == lookalike.hash_file(photos[20], ["phash"])["phash"]
 
 
+def test_add_files_hashes_again_when_an_algorithm_is_revised(
+    index: Index, photos: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hashes that an older revision of an algorithm made are made again after an upgrade; the
+    others stay unchanged."""
+    import dataclasses
+
+    from lookalike.algorithms import registry
+
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for path in photos[:3]:
+        shutil.copy(path, folder / path.name)
+    files = sorted(folder.iterdir())
+    hashes = ["phash", "phash_eq_trimmed"]
+    assert index.add_files(files, hashes=hashes, workers=1).added == 3
+    assert index.add_files(files, hashes=hashes, workers=1).unchanged == 3
+    current = registry.get_algorithm("phash_eq_trimmed")
+    revised = dataclasses.replace(current, revision=current.revision + 1)
+    monkeypatch.setitem(registry._REGISTRY, "phash_eq_trimmed", revised)
+    assert index.add_files(files, hashes=hashes, workers=1).updated == 3
+    assert index.add_files(files, hashes=hashes, workers=1).unchanged == 3
+    assert index.add_files(files, hashes=["phash"], workers=1).unchanged == 3
+
+
 def test_add_files_hashes_again_when_the_mode_changes(
     index: Index, photos: list[Path], tmp_path: Path
 ) -> None:

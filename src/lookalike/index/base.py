@@ -105,6 +105,9 @@ class FileState:
     mtime: float | None
     algorithms: frozenset[str]
     mode: str | None = None  # the hashing mode ("fast" / "exact") the stored hashes were made in
+    # The revision of each stored algorithm that is past its first (lookalike.algorithms.registry):
+    # hashes made by an older revision of an algorithm are made again.
+    revisions: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -241,7 +244,13 @@ class Index(ABC):
     def file_states(self, keys: Sequence[str]) -> dict[str, FileState]:
         """Byte size, mtime and stored algorithms per known key (what `add_files` checks)."""
         return {
-            key: FileState(entry.byte_size, entry.mtime, frozenset(entry.hashes), _hash_mode(entry.metadata))
+            key: FileState(
+                entry.byte_size,
+                entry.mtime,
+                frozenset(entry.hashes),
+                _hash_mode(entry.metadata),
+                hash_revisions(entry.metadata),
+            )
             for key, entry in self.get_many(keys).items()
         }
 
@@ -416,6 +425,14 @@ class Index(ABC):
 def _hash_mode(metadata: Mapping[str, Any] | None) -> str | None:
     mode = (metadata or {}).get("mode")
     return mode if isinstance(mode, str) else None
+
+
+def hash_revisions(metadata: Mapping[str, Any] | None) -> dict[str, int]:
+    """The algorithm revisions an entry's metadata records (`add_files` writes them)."""
+    revisions = (metadata or {}).get("revisions")
+    if not isinstance(revisions, dict):
+        return {}
+    return {str(k): v for k, v in revisions.items() if isinstance(v, int)}
 
 
 DEFAULT_INDEX_URL = "sqlite:///lookalike.db"

@@ -52,6 +52,9 @@ def add_files(
                 f"{spec.key} gives several hashes per image and cannot be indexed yet"
             )
     wanted = frozenset(spec.key for spec in options.specs)
+    # Algorithms past their first revision are recorded per entry, so hashes an older revision
+    # made are made again (see Algorithm.revision).
+    revisions = {spec.key: spec.algorithm.revision for spec in options.specs if spec.algorithm.revision != 1}
     absolute = list(dict.fromkeys(os.path.abspath(os.fspath(p)) for p in paths))
     total = len(absolute)
     states = index.file_states(absolute)
@@ -74,6 +77,7 @@ def add_files(
             and known.mtime == stat.st_mtime
             and wanted <= known.algorithms
             and known.mode == mode
+            and all(known.revisions.get(key) == revision for key, revision in revisions.items())
         ):
             report = report.merge(AddReport(unchanged=1))
             done += 1
@@ -108,6 +112,7 @@ def add_files(
                     metadata={
                         "format": outcome.format,
                         "mode": mode,
+                        **({"revisions": revisions} if revisions else {}),
                         **({"content": list(outcome.content)} if outcome.content else {}),
                     },
                 )

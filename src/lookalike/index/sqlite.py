@@ -38,7 +38,17 @@ import numpy.typing as npt
 
 from lookalike.errors import IndexStoreError, InvalidHashError
 from lookalike.hash import Hash
-from lookalike.index.base import AddReport, Entry, FileState, Index, IndexItem, Match, Pairs, Query
+from lookalike.index.base import (
+    AddReport,
+    Entry,
+    FileState,
+    Index,
+    IndexItem,
+    Match,
+    Pairs,
+    Query,
+    hash_revisions,
+)
 from lookalike.index.flags import flagged_words, is_flagged
 from lookalike.index.queries import (
     as_query_list,
@@ -547,13 +557,16 @@ class SQLiteIndex(Index):
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
                 "SELECT e.key, e.byte_size, e.mtime, json_extract(e.metadata, '$.mode'),"
+                " json_extract(e.metadata, '$.revisions'),"
                 " group_concat(h.algorithm, char(31)) FROM entries e"
                 f" LEFT JOIN hashes h ON h.entry_id = e.id WHERE e.key IN ({marks}) GROUP BY e.id",
                 chunk,
             )
-            for key, byte_size, mtime, mode, algorithms in rows:
+            for key, byte_size, mtime, mode, revisions, algorithms in rows:
                 names = frozenset(algorithms.split("\x1f")) if algorithms else frozenset()
-                states[key] = FileState(byte_size, mtime, names, mode if isinstance(mode, str) else None)
+                recorded = hash_revisions({"revisions": json.loads(revisions)} if revisions else None)
+                hashed_in = mode if isinstance(mode, str) else None
+                states[key] = FileState(byte_size, mtime, names, hashed_in, recorded)
         return states
 
     def entries(self) -> Iterator[Entry]:
