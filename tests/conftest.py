@@ -6,11 +6,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from clickhouse_cluster import Cluster, Unavailable
 
 FIXTURES = Path(__file__).parent / "fixtures"
 COMMITTED_PHOTOS = sorted(p for p in (FIXTURES / "photos").iterdir() if p.suffix in {".jpg", ".png", ".webp"})
+
+
+def committed_rgb(path: Path, side: int) -> Image.Image:
+    """A committed photo in RGB, scaled to at most `side` pixels on its long side."""
+    with Image.open(path) as image:
+        result = image.convert("RGB")
+    result.thumbnail((side, side))
+    return result
 
 
 def skimage_images() -> list[Path]:

@@ -6,16 +6,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import COMMITTED_PHOTOS
+from conftest import COMMITTED_PHOTOS, committed_rgb
 from lookalike.benchmarks.transforms import TRANSFORMS, families, get_transform, select, stable_seed
 
 
 @pytest.fixture(scope="module")
 def photo() -> Image.Image:
-    with Image.open(COMMITTED_PHOTOS[1]) as image:
-        result = image.convert("RGB")
-    result.thumbnail((240, 240))
-    return result
+    return committed_rgb(COMMITTED_PHOTOS[1], 240)
 
 
 def test_registry_covers_every_family_the_benchmark_reports() -> None:

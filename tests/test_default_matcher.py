@@ -26,11 +26,11 @@ EDITS = (
 )
 
 
-def _photo(name: str) -> Image.Image:
+def _photo(name: str, side: int = 384) -> Image.Image:
     import skimage.data
 
     image = Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
-    image.thumbnail((384, 384))
+    image.thumbnail((side, side))
     return image
 
 
@@ -97,11 +97,8 @@ def _darkened(name: str, factor: float, side: int) -> Image.Image:
     """A photo scaled to `side` and darkened to `factor` of its levels: a dim, low-contrast
     picture like an astrophoto, where plain pHash's quality gate does not trust it."""
     import numpy as np
-    import skimage.data
 
-    image = Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
-    image.thumbnail((side, side))
-    return Image.fromarray((np.asarray(image) * factor).astype(np.uint8))
+    return Image.fromarray((np.asarray(_photo(name, side)) * factor).astype(np.uint8))
 
 
 @pytest.mark.parametrize(("name", "side"), [("cell", 384), ("hubble_deep_field", 512)])

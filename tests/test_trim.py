@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import COMMITTED_PHOTOS
+from conftest import COMMITTED_PHOTOS, committed_rgb
 from lookalike import hash_image
 from lookalike.benchmarks.transforms import get_transform
 from lookalike.trim import content_box, trim_borders
@@ -14,10 +14,7 @@ from lookalike.trim import content_box, trim_borders
 
 @pytest.fixture(scope="module")
 def photo() -> Image.Image:
-    with Image.open(COMMITTED_PHOTOS[4]) as image:
-        result = image.convert("RGB")
-    result.thumbnail((400, 400))
-    return result
+    return committed_rgb(COMMITTED_PHOTOS[4], 400)
 
 
 def test_content_box_of_a_bordered_array() -> None:
@@ -69,9 +66,7 @@ def test_smooth_trimming_finds_the_photo_inside_blurred_bars(name) -> None:
     algorithms = ["phash_eq_trimmed", "phash_eq_trimmed_smooth"]
     agree = {name: 0 for name in algorithms}
     for path in COMMITTED_PHOTOS[:12]:
-        with Image.open(path) as image:
-            original = image.convert("RGB")
-        original.thumbnail((400, 400))
+        original = committed_rgb(path, 400)
         copy = get_transform(name)(original, 0)
         hashes, copy_hashes = hash_image(original, algorithms), hash_image(copy, algorithms)
         for algorithm in algorithms:
