@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import faulthandler
+import multiprocessing
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,3 +67,20 @@ def clickhouse_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clu
         yield cluster
     finally:
         cluster.stop()
+
+
+EXIT_GRACE_SECONDS = 300
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_worker_outlives_the_suite() -> Iterator[None]:
+    """Every hash_files run stops its worker processes: none is left when the suite ends."""
+    yield
+    left = [child for child in multiprocessing.active_children() if child.name == "lookalike-worker"]
+    assert not left, f"worker processes still running after the suite: {left}"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """If the interpreter has not exited `EXIT_GRACE_SECONDS` after the suite, print every thread's
+    stack and exit with an error: a hang at exit fails CI at once, saying where, not 90 min later."""
+    faulthandler.dump_traceback_later(EXIT_GRACE_SECONDS, exit=True, file=sys.__stderr__)

@@ -101,18 +101,30 @@ def test_unreadable_files_are_reported_with_path_and_reason_and_the_rest_hashed(
         assert error.path == path and error.reason
 
 
-def _kill_workers(times: int, stop: threading.Event) -> threading.Thread:
-    """A thread that SIGKILLs a worker process as soon as one exists, `times` times."""
+def _cpu_seconds(pid: int) -> float:
+    """CPU time a process has used so far (Linux /proc), 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _kill_workers(
+    times: int, stop: threading.Event, killed: set[int], busy_seconds: float = 0.2
+) -> threading.Thread:
+    """A thread that SIGKILLs a worker once it has worked `busy_seconds` of CPU (so it dies in the
+    middle of the slow image, not while idle), `times` times; the pids killed go into `killed`."""
 
     earlier = {child.pid for child in multiprocessing.active_children()}  # other tests' leftovers
 
     def run() -> None:
-        killed: set[int] = set()
         while len(killed) < times and not stop.is_set():
             for child in multiprocessing.active_children():
-                if child.pid and child.pid not in killed | earlier:
-                    os.kill(child.pid, signal.SIGKILL)
-                    killed.add(child.pid)
+                pid = child.pid
+                if pid and pid not in killed | earlier and _cpu_seconds(pid) >= busy_seconds:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.add(pid)
                     break
             time.sleep(0.005)
 
@@ -122,10 +134,10 @@ def _kill_workers(times: int, stop: threading.Event) -> threading.Thread:
 
 
 def _slow_image(folder: Path) -> Path:
-    """A noisy 2000x1500 PNG: exact-mode colorhash and wHash take a fresh worker a second or so."""
+    """A noisy 3000x2250 PNG: exact-mode colorhash and wHash take a worker half a second of CPU."""
     rng = np.random.default_rng(7)
     path = folder / "slow.png"
-    Image.fromarray(rng.integers(0, 256, (1500, 2000, 3), dtype=np.uint8)).save(path, compress_level=1)
+    Image.fromarray(rng.integers(0, 256, (2250, 3000, 3), dtype=np.uint8)).save(path, compress_level=1)
     return path
 
 
@@ -135,12 +147,14 @@ def test_a_killed_worker_loses_no_file_and_blames_none(tmp_path: Path) -> None:
     slow = str(_slow_image(tmp_path))
     photos = [slow, *(str(p) for p in COMMITTED_PHOTOS[:12])]
     stop = threading.Event()
-    killer = _kill_workers(1, stop)
+    killed: set[int] = set()
+    killer = _kill_workers(1, stop, killed)
     try:
         outcomes = list(lookalike.hash_files(photos, ["whash", "colorhash"], workers=2, mode="exact"))
     finally:
         stop.set()
         killer.join()
+    assert len(killed) == 1
     assert sorted(path for path, _ in outcomes) == sorted(photos)
     assert all(isinstance(result, HashResult) for _, result in outcomes), outcomes
 
@@ -150,12 +164,14 @@ def test_a_killed_worker_loses_no_file_and_blames_none(tmp_path: Path) -> None:
 def test_a_file_that_kills_its_worker_even_alone_is_reported_as_failed(tmp_path: Path) -> None:
     slow = str(_slow_image(tmp_path))
     stop = threading.Event()
-    killer = _kill_workers(2, stop)  # kill it in the batch, then again when it runs alone
+    killed: set[int] = set()
+    killer = _kill_workers(2, stop, killed)  # kill its worker, then the worker it is retried on
     try:
         outcomes = list(lookalike.hash_files([slow], ["whash", "colorhash"], workers=2, mode="exact"))
     finally:
         stop.set()
         killer.join()
+    assert len(killed) == 2
     [(path, error)] = outcomes
     assert path == slow
     assert isinstance(error, ImageError) and "crashed" in error.reason

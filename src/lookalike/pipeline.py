@@ -8,14 +8,12 @@ given a cache (`lookalike.hash_cache`), unchanged files are answered without dec
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import multiprocessing
 import os
 import time
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -28,6 +26,7 @@ from lookalike.errors import ImageError, LookalikeError
 from lookalike.hash import Hash
 from lookalike.prepare import ImageView, Mode
 from lookalike.trim import TRIM_BOX, trimmed_view
+from lookalike.workers import Failed, Finished, WorkerPool
 
 if TYPE_CHECKING:
     from lookalike.hash_cache import HashCache
@@ -367,111 +366,73 @@ def _worker_init() -> None:
     pillow_core.set_blocks_max(PILLOW_BLOCKS_KEPT)
 
 
-def _pool(worker_count: int) -> ProcessPoolExecutor:
+def _worker_context() -> multiprocessing.context.BaseContext:
     if "forkserver" in multiprocessing.get_all_start_methods():
         forkserver = multiprocessing.get_context("forkserver")
         # Workers fork from a server that has imported lookalike (NumPy, SciPy, Pillow) once.
         forkserver.set_forkserver_preload(["lookalike.pipeline"])
-        return ProcessPoolExecutor(worker_count, mp_context=forkserver, initializer=_worker_init)
-    spawn = multiprocessing.get_context("spawn")  # pragma: no cover - not Linux
-    return ProcessPoolExecutor(worker_count, mp_context=spawn, initializer=_worker_init)  # pragma: no cover
+        return forkserver
+    return multiprocessing.get_context("spawn")  # pragma: no cover - not Linux
 
 
-def _discard_broken(pool: ProcessPoolExecutor) -> None:
-    """Drop a pool a worker died in, without waiting on it: `shutdown(wait=True)` can hang when a
-    worker was being started as the pool broke (CPython's clean-up then joins a process it never
-    signalled). Any of its workers still alive are terminated here instead."""
-    pool.shutdown(wait=False, cancel_futures=True)
-    processes = getattr(pool, "_processes", None) or {}
-    for process in list(processes.values()):
-        with contextlib.suppress(Exception):
-            if process.is_alive():
-                process.terminate()
-            process.join(timeout=5)
+def _hash_task(task: tuple[str, HashOptions]) -> HashResult | ImageError:
+    return _hash_path_safely(*task)
 
 
-MAX_CULPRITS_IN_A_ROW = 3  # three files in a row that each kill a worker alone: the workers are broken
+CRASHES_TO_BLAME = 2  # a file whose worker dies under it twice crashed it; once may be the OOM killer
+MAX_CULPRITS_IN_A_ROW = 3  # three files in a row that each kill two workers: the workers are broken
 
 
 def _hash_in_pool(
     path_iter: Iterator[str], options: HashOptions, worker_count: int, store: ResultStore
 ) -> Iterator[tuple[str, HashResult | ImageError]]:
-    """Keep `4 * workers` files in flight; after a worker death, rerun the suspects one at a time.
+    """Keep two files per worker in flight; a file whose worker dies under it is run again.
 
-    When a worker dies, every file in flight fails with it, and nothing says which one killed it.
-    So those files become suspects, run alone in a fresh pool: a suspect that kills its worker
-    again is the culprit and is reported; the others are hashed normally.
+    Each worker has its own pipe (lookalike.workers), so a death names the file it was hashing;
+    the files queued behind it are handed to other workers. A file that takes down a second
+    worker is reported as a crash; the others are hashed normally.
     """
-    max_in_flight = worker_count * 4
-    pool = _pool(worker_count)
-    in_flight: dict[Future[HashResult | ImageError], str] = {}
-    suspects: list[str] = []
-    alone: str | None = None  # the suspect now running by itself
+    deaths: Counter[str] = Counter()
+    again: deque[str] = deque()  # files handed back by a dead worker, to be submitted first
     culprits_in_a_row = 0
     exhausted = False
-
-    def submit(path: str) -> None:
-        nonlocal pool
-        try:
-            future = pool.submit(_hash_path_safely, path, options)
-        except BrokenProcessPool:  # a worker died while idle: nothing was lost, start afresh
-            _discard_broken(pool)
-            pool = _pool(worker_count)
-            future = pool.submit(_hash_path_safely, path, options)
-        in_flight[future] = path
-
-    try:
+    pool: WorkerPool[tuple[str, HashOptions], HashResult | ImageError]
+    with WorkerPool(worker_count, _hash_task, initializer=_worker_init, context=_worker_context()) as pool:
         while True:
-            if suspects and not in_flight:
-                alone = suspects.pop(0)
-                submit(alone)
-            elif not suspects and alone is None:
-                while len(in_flight) < max_in_flight and not exhausted:
-                    next_path = next(path_iter, None)
-                    if next_path is None:
-                        exhausted = True
-                        break
-                    known = store.lookup(next_path)
-                    if known is not None:
-                        yield next_path, known  # the pool keeps working meanwhile
-                        continue
-                    submit(next_path)
-            if not in_flight:
-                pool.shutdown(wait=True)  # all done: let the workers exit before we return
-                return
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            broken = False
-            for future in done:
-                path = in_flight.pop(future)
-                was_alone = path == alone
-                if was_alone:
-                    alone = None
-                try:
-                    outcome = future.result()
-                except BrokenProcessPool:
-                    broken = True
-                    if was_alone:
-                        culprits_in_a_row += 1
-                        if culprits_in_a_row >= MAX_CULPRITS_IN_A_ROW:
-                            raise LookalikeError(
-                                "worker processes keep dying, whatever file they are given "
-                                "(a script that calls hash_files needs `if __name__ == '__main__':`)"
-                            ) from None
-                        crashed = ImageError(path, "the decoder crashed on this file (worker process died)")
-                        yield path, _finished(path, crashed, store)
-                    else:
-                        suspects.append(path)
+            while pool.free_slots and (again or not exhausted):
+                if again:
+                    pool.submit((again.popleft(), options))
                     continue
-                except Exception as exc:  # e.g. a result that cannot be pickled back
-                    outcome = ImageError(path, f"worker failed: {type(exc).__name__}: {exc}")
-                culprits_in_a_row = 0
-                yield path, _finished(path, outcome, store)
-            if broken:
-                # Every file still in flight died with the pool: suspects all.
-                suspects.extend(in_flight.values())
-                in_flight.clear()
-                _discard_broken(pool)
-                pool = _pool(worker_count)
-    finally:
-        # Stopped early (the caller closed the stream, or an error): drop queued work, don't wait.
-        pool.shutdown(wait=False, cancel_futures=True)
+                next_path = next(path_iter, None)
+                if next_path is None:
+                    exhausted = True
+                    break
+                known = store.lookup(next_path)
+                if known is not None:
+                    yield next_path, known  # the workers keep working meanwhile
+                    continue
+                pool.submit((next_path, options))
+            if not pool.busy:
+                return
+            for event in pool.events():
+                path = event.task[0]
+                if isinstance(event, Finished):
+                    culprits_in_a_row = 0
+                    yield path, _finished(path, event.result, store)
+                elif isinstance(event, Failed):  # e.g. a result that could not be sent back
+                    yield path, _finished(path, ImageError(path, f"worker failed: {event.reason}"), store)
+                elif not event.running:
+                    again.append(path)
+                else:
+                    deaths[path] += 1
+                    if deaths[path] < CRASHES_TO_BLAME:
+                        again.appendleft(path)
+                        continue
+                    culprits_in_a_row += 1
+                    if culprits_in_a_row >= MAX_CULPRITS_IN_A_ROW:
+                        raise LookalikeError(
+                            "worker processes keep dying, whatever file they are given "
+                            "(a script that calls hash_files needs `if __name__ == '__main__':`)"
+                        )
+                    crashed = ImageError(path, "the decoder crashed on this file (worker process died)")
+                    yield path, _finished(path, crashed, store)

@@ -1,0 +1,131 @@
+"""WorkerPool: one pipe per worker, so a death names its task; dead workers are replaced."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import COMMITTED_PHOTOS
+from lookalike.workers import Failed, Finished, Lost, WorkerPool, WorkersFailToStart
+
+CONTEXT = multiprocessing.get_context("forkserver")
+
+
+def _run(task: tuple[str, float]) -> Any:
+    """A task is (what to do, seconds to sleep first)."""
+    action, seconds = task
+    time.sleep(seconds)
+    if action == "die":
+        os._exit(3)
+    if action == "raise":
+        raise ValueError("no such thing")
+    if action == "unpicklable":
+        return (x for x in range(3))
+    return os.getpid()
+
+
+def _die_at_start() -> None:
+    os._exit(4)
+
+
+def _drain(pool: WorkerPool[tuple[str, float], Any]) -> list[Any]:
+    events: list[Any] = []
+    while pool.busy:
+        events.extend(pool.events())
+    return events
+
+
+@pytest.fixture
+def pool() -> Iterator[WorkerPool[tuple[str, float], Any]]:
+    with WorkerPool(2, _run, context=CONTEXT) as workers:
+        yield workers
+
+
+def test_every_task_finishes_and_the_work_is_spread_over_the_workers(
+    pool: WorkerPool[tuple[str, float], Any],
+) -> None:
+    assert pool.free_slots == 4  # two workers, two tasks each
+    for _ in range(4):
+        pool.submit(("pid", 0.2))
+    assert pool.free_slots == 0
+    with pytest.raises(RuntimeError):
+        pool.submit(("pid", 0.0))
+    events = _drain(pool)
+    assert all(isinstance(event, Finished) for event in events) and len(events) == 4
+    assert len({event.result for event in events}) == 2
+
+
+def test_a_death_blames_the_running_task_and_hands_back_the_one_queued_behind_it(
+    pool: WorkerPool[tuple[str, float], Any],
+) -> None:
+    pool.submit(("die", 0.3))  # worker A: dies while running this one...
+    pool.submit(("pid", 0.0))  # worker B
+    pool.submit(("queued", 0.0))  # worker A: ...with this one waiting behind it
+    events = _drain(pool)
+    lost = {event.task[0]: event.running for event in events if isinstance(event, Lost)}
+    assert lost == {"die": True, "queued": False}
+    # The dead worker was replaced: the pool still has two workers that answer.
+    pool.submit(("pid", 0.2))
+    pool.submit(("pid", 0.2))
+    assert len({event.result for event in _drain(pool)}) == 2
+
+
+def test_an_exception_or_an_unpicklable_result_fails_the_task_not_the_worker(
+    pool: WorkerPool[tuple[str, float], Any],
+) -> None:
+    pool.submit(("raise", 0.0))
+    pool.submit(("unpicklable", 0.0))
+    events = _drain(pool)
+    assert all(isinstance(event, Failed) for event in events)
+    reasons = {event.task[0]: event.reason for event in events}
+    assert reasons["raise"] == "ValueError: no such thing"
+    assert "generator" in reasons["unpicklable"]
+    pool.submit(("pid", 0.0))
+    [finished] = _drain(pool)
+    assert isinstance(finished, Finished)
+
+
+def test_workers_that_die_before_taking_work_stop_the_pool_with_the_usual_cause() -> None:
+    before = set(multiprocessing.active_children())
+    with (
+        pytest.raises(WorkersFailToStart, match="__main__"),
+        WorkerPool(2, _run, initializer=_die_at_start, context=CONTEXT) as pool,
+    ):
+        pool.submit(("pid", 0.0))
+        while pool.busy:  # hand each lost task back, as hash_files does
+            for event in pool.events():
+                assert isinstance(event, Lost) and not event.running
+                pool.submit(event.task)
+    assert set(multiprocessing.active_children()) <= before
+
+
+def test_closing_early_stops_a_busy_worker_at_once() -> None:
+    before = set(multiprocessing.active_children())
+    pool: WorkerPool[tuple[str, float], Any] = WorkerPool(1, _run, context=CONTEXT)
+    pool.submit(("pid", 60.0))
+    started = time.monotonic()
+    pool.close(graceful=False)
+    assert time.monotonic() - started < 5
+    assert set(multiprocessing.active_children()) <= before
+
+
+def test_a_script_without_a_main_guard_fails_with_a_hint_instead_of_hanging(tmp_path: Path) -> None:
+    script = tmp_path / "no_guard.py"
+    script.write_text(
+        "import lookalike\n"
+        f"photos = [{str(COMMITTED_PHOTOS[0])!r}, {str(COMMITTED_PHOTOS[1])!r}]\n"
+        "print(list(lookalike.hash_files(photos, ['ahash'], workers=2)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert done.returncode != 0
+    assert "if __name__ == '__main__':" in done.stderr
