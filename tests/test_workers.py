@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -11,12 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import COMMITTED_PHOTOS
+from lookalike.pipeline import _worker_context
 from lookalike.workers import Failed, Finished, Lost, WorkerPool, WorkersFailToStart
 
-CONTEXT = multiprocessing.get_context("forkserver")
+# The context hash_files uses: the forkserver is one per program, started with lookalike imported.
+CONTEXT = _worker_context()
 
 
 def _run(task: tuple[str, float]) -> Any:
@@ -129,3 +134,36 @@ def test_a_script_without_a_main_guard_fails_with_a_hint_instead_of_hanging(tmp_
     )
     assert done.returncode != 0
     assert "if __name__ == '__main__':" in done.stderr
+
+
+def test_ctrl_c_stops_a_hash_run_and_its_workers_without_tracebacks(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    noise = np.random.default_rng(1).integers(0, 256, (1500, 2000, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(folder / "0.png", compress_level=1)
+    for index in range(1, 200):  # a run that takes a minute: still busy when interrupted
+        os.link(folder / "0.png", folder / f"{index}.png")
+    run = subprocess.Popen(
+        [sys.executable, "-m", "lookalike", "hash", str(folder), "--mode", "exact", "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal gives it
+    )
+    time.sleep(4)
+    os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C does: the signal goes to the whole group
+    _, errors = run.communicate(timeout=60)
+    assert run.returncode != 0
+    assert "Traceback" not in errors, errors
+    deadline = time.monotonic() + 10
+    while _group_alive(run.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _group_alive(run.pid), "a worker outlived the interrupted run"
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True

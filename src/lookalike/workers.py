@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import pickle
+import signal
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,6 +69,8 @@ class WorkersFailToStart(LookalikeError):
 
 def _serve(conn: Connection, run: Callable[[Any], Any], initializer: Callable[[], None] | None) -> None:
     """A worker's life: announce itself, then run each task from the pipe until told to stop."""
+    # Ctrl-C reaches the whole process group: the parent stops the workers, they need not react.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if initializer is not None:
         initializer()
     conn.send((_READY, None))
