@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from lookalike import hash_image
+from lookalike.algorithms.equalized import equalize
 from lookalike.benchmarks.transforms import get_transform
 from lookalike.matcher import DEFAULT_PRESET, Matcher
 
@@ -147,3 +149,19 @@ def test_default_preset_finds_tilted_copies(degrees: float, matcher: Matcher, ha
         if not _match(matcher, hashes, hashed[(name, "")]):
             missed.append(name)
     assert len(missed) <= 1, f"tilt {degrees}: missed {missed}"
+
+
+def _degenerate_thumbnails() -> list[np.ndarray]:
+    rng = np.random.default_rng(3)
+    two_levels = rng.integers(0, 2, (64, 64)) * 200
+    almost_flat = np.full((64, 64), 90)
+    almost_flat[rng.random((64, 64)) < 0.02] = 91
+    return [np.full((64, 64), 7), two_levels, almost_flat, rng.integers(0, 256, (64, 64))]
+
+
+def test_equalize_is_pillows_equalize_bit_for_bit(photos) -> None:
+    thumbnails = [np.asarray(Image.open(p).convert("L").resize((64, 64))) for p in photos]
+    thumbnails += [np.asarray(t, dtype=np.uint8) for t in _degenerate_thumbnails()]
+    for pixels in thumbnails:
+        expected = np.asarray(ImageOps.equalize(Image.fromarray(pixels)))
+        assert np.array_equal(equalize(pixels), expected)

@@ -9,7 +9,7 @@ from PIL import Image
 from conftest import COMMITTED_PHOTOS, committed_rgb
 from lookalike import hash_image
 from lookalike.benchmarks.transforms import get_transform
-from lookalike.trim import content_box, trim_borders
+from lookalike.trim import content_box, flat_share, trim_borders
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +83,20 @@ def test_content_down_to_a_tenth_of_a_side_is_kept() -> None:
     pixels[90:112, 30:70] = rng.integers(60, 256, (22, 40))
     assert content_box(pixels) == (30, 90, 70, 112)
     assert content_box(pixels, min_keep=0.2) == (30, 0, 70, 200)  # the old limit kept the black rows
+
+
+def _rows_within_tolerance_of_their_median(pixels: np.ndarray, tolerance: int) -> np.ndarray:
+    """flat_share's definition, written the slow and obvious way."""
+    values = pixels.astype(np.float64)
+    median = np.median(values, axis=1, keepdims=True)
+    return (np.abs(values - median) <= tolerance).mean(axis=1)
+
+
+@pytest.mark.parametrize("path", COMMITTED_PHOTOS[:6], ids=lambda p: p.name)
+def test_flat_share_is_the_share_of_each_line_near_its_median(path) -> None:
+    gray = np.asarray(committed_rgb(path, 192).convert("L"))
+    bars = np.pad(gray, ((9, 8), (3, 0)), constant_values=17)  # uniform lines, odd and even counts
+    for pixels in (gray, gray.T, bars, bars.T, bars[:, :1]):
+        for tolerance in (0, 10):
+            expected = _rows_within_tolerance_of_their_median(pixels, tolerance)
+            assert np.array_equal(flat_share(pixels, tolerance), expected)

@@ -44,10 +44,17 @@ SMOOTH_RELATIVE = 0.2
 
 
 def flat_share(pixels: npt.NDArray[np.uint8], tolerance: int = TOLERANCE) -> npt.NDArray[np.float64]:
-    """For each row of `pixels`, the share of its pixels within `tolerance` of the row's median."""
-    values = pixels.astype(np.int16)
-    median = np.median(values, axis=1, keepdims=True)
-    return np.asarray((np.abs(values - median) <= tolerance).mean(axis=1))
+    """For each row of `pixels`, the share of its pixels within `tolerance` of the row's median.
+
+    In integers at twice the scale (a median of an even count ends in .5): a stable sort of 8-bit
+    values is a radix sort, several times faster than `np.median`'s partition, same result."""
+    width = pixels.shape[1]
+    if width == 0:
+        return np.full(pixels.shape[0], np.nan)
+    ordered = np.sort(pixels, axis=1, kind="stable")
+    twice_median = ordered[:, (width - 1) // 2].astype(np.int16) + ordered[:, width // 2]
+    twice_values = pixels.astype(np.int16) * 2
+    return np.asarray((np.abs(twice_values - twice_median[:, None]) <= 2 * tolerance).mean(axis=1))
 
 
 def line_texture(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
