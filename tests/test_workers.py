@@ -68,6 +68,18 @@ def test_every_task_finishes_and_the_work_is_spread_over_the_workers(
     assert len({event.result for event in events}) == 2
 
 
+def test_workers_start_only_when_work_needs_them() -> None:
+    before = set(multiprocessing.active_children())
+    with WorkerPool(8, _run, context=CONTEXT) as pool:
+        assert set(multiprocessing.active_children()) == before and pool.free_slots == 16
+        pool.submit(("pid", 0.0))
+        [finished] = _drain(pool)
+        pool.submit(("pid", 0.0))  # an idle worker exists: no second one
+        [again] = _drain(pool)
+        assert finished.result == again.result
+        assert len(set(multiprocessing.active_children()) - before) == 1
+
+
 def test_a_death_blames_the_running_task_and_hands_back_the_one_queued_behind_it(
     pool: WorkerPool[tuple[str, float], Any],
 ) -> None:
@@ -77,7 +89,7 @@ def test_a_death_blames_the_running_task_and_hands_back_the_one_queued_behind_it
     events = _drain(pool)
     lost = {event.task[0]: event.running for event in events if isinstance(event, Lost)}
     assert lost == {"die": True, "queued": False}
-    # The dead worker was replaced: the pool still has two workers that answer.
+    # The dead worker is gone; the next tasks start a new one: two workers answer again.
     pool.submit(("pid", 0.2))
     pool.submit(("pid", 0.2))
     assert len({event.result for event in _drain(pool)}) == 2

@@ -3,8 +3,9 @@
 concurrent.futures' process pool shares one queue between its workers: when one dies, the whole
 pool breaks, every task in flight is lost with it, and (CPython 3.11+) a worker being started as
 the pool breaks can leave the manager thread, and so the interpreter's exit, waiting forever.
-Here each worker has its own pipe and at most `depth` tasks: a dead worker is replaced, the task
-it was running is reported `Lost(running=True)`, the ones queued behind it `Lost(running=False)`.
+Here each worker has its own pipe and at most `depth` tasks: a dead worker is dropped (the next
+task starts a new one), the task it was running is reported `Lost(running=True)`, the ones queued
+behind it `Lost(running=False)`.
 Workers are daemons, terminated rather than joined if the caller exits without closing the pool.
 """
 
@@ -97,11 +98,12 @@ class _Worker:
 
 
 class WorkerPool(Generic[TaskT, ResultT]):
-    """`count` daemon processes that apply `run` to tasks; see the module docstring.
+    """Up to `count` daemon processes that apply `run` to tasks; see the module docstring.
 
-    Submit while `free_slots`, then call `events()` while `busy`. A worker that dies is replaced
-    at once; if `max_start_failures` workers in a row die before taking any work, `events()`
-    raises `WorkersFailToStart`.
+    Submit while `free_slots`, then call `events()` while `busy`. Workers start when work needs
+    them (three files on a 64-core machine start three), and a dead one is dropped, to be
+    replaced by the next submit; if `max_start_failures` workers in a row die before taking any
+    work, `events()` raises `WorkersFailToStart`.
     """
 
     def __init__(
@@ -122,13 +124,8 @@ class WorkerPool(Generic[TaskT, ResultT]):
         self._depth = depth
         self._max_start_failures = max_start_failures
         self._start_failures = 0
+        self._count = count
         self._workers: list[_Worker] = []
-        try:
-            for _ in range(count):
-                self._workers.append(self._start())
-        except BaseException:
-            self.close(graceful=False)
-            raise
 
     def __enter__(self) -> WorkerPool[TaskT, ResultT]:
         return self
@@ -140,17 +137,26 @@ class WorkerPool(Generic[TaskT, ResultT]):
 
     @property
     def free_slots(self) -> int:
-        return sum(self._depth - len(worker.outstanding) for worker in self._workers)
+        room = sum(self._depth - len(worker.outstanding) for worker in self._workers)
+        return room + (self._count - len(self._workers)) * self._depth
 
     @property
     def busy(self) -> bool:
         return any(worker.outstanding for worker in self._workers)
 
     def submit(self, task: TaskT) -> None:
-        """Hand `task` to the least loaded worker; there must be a free slot."""
-        worker = min(self._workers, key=lambda candidate: len(candidate.outstanding))
-        if len(worker.outstanding) >= self._depth:
-            raise RuntimeError("no free slot: wait for events() first")
+        """Hand `task` to an idle worker, else to a new one while fewer than `count` run, else to
+        the least loaded; there must be a free slot."""
+        idle = [worker for worker in self._workers if not worker.outstanding]
+        if idle:
+            worker = idle[0]
+        elif len(self._workers) < self._count:
+            worker = self._start()
+            self._workers.append(worker)
+        else:
+            worker = min(self._workers, key=lambda candidate: len(candidate.outstanding))
+            if len(worker.outstanding) >= self._depth:
+                raise RuntimeError("no free slot: wait for events() first")
         worker.outstanding.append(task)
         with contextlib.suppress(OSError):  # the worker has died: events() hands the task back
             worker.conn.send(task)
@@ -167,7 +173,7 @@ class WorkerPool(Generic[TaskT, ResultT]):
                 owners[worker.process.sentinel] = worker
             for ready in wait(list(owners)):
                 worker = owners[ready]
-                if worker in self._workers:  # not already replaced in this round
+                if worker in self._workers:  # not already dropped in this round
                     self._read(worker, events, exited=ready is not worker.conn)
         return events
 
@@ -198,7 +204,7 @@ class WorkerPool(Generic[TaskT, ResultT]):
         return _Worker(process, parent_end)
 
     def _read(self, worker: _Worker, events: list[Event[TaskT, ResultT]], exited: bool) -> None:
-        """Take every message the worker has sent; if it has died (or its pipe broke), replace it."""
+        """Take every message the worker has sent; if it has died (or its pipe broke), drop it."""
         try:
             while worker.conn.poll():
                 kind, payload = worker.conn.recv()
@@ -212,9 +218,11 @@ class WorkerPool(Generic[TaskT, ResultT]):
         except Exception:  # EOF, a message cut short by the death: the worker is gone
             exited = True
         if exited:
-            self._replace(worker, events)
+            self._drop(worker, events)
 
-    def _replace(self, dead: _Worker, events: list[Event[TaskT, ResultT]]) -> None:
+    def _drop(self, dead: _Worker, events: list[Event[TaskT, ResultT]]) -> None:
+        """Hand back a dead worker's tasks as Lost and forget it (the next submit starts another)."""
+        self._workers.remove(dead)
         _stop(dead.process, 0.0)
         dead.conn.close()
         for position, task in enumerate(dead.outstanding):
@@ -226,7 +234,6 @@ class WorkerPool(Generic[TaskT, ResultT]):
                     f"{self._start_failures} worker processes in a row died before taking any work "
                     "(a script that starts workers needs `if __name__ == '__main__':`)"
                 )
-        self._workers[self._workers.index(dead)] = self._start()
 
 
 def _stop(process: BaseProcess, grace: float) -> None:
