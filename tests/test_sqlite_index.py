@@ -51,6 +51,20 @@ def test_a_file_that_is_not_an_index_is_reported_by_name(tmp_path: Path) -> None
         open_index(bogus)
 
 
+def test_an_index_in_a_missing_folder_is_refused_with_the_url_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    absolute = tmp_path / "made" / "i.db"
+    # Three slashes make a path relative to the current folder, as in SQLAlchemy: the usual slip.
+    with pytest.raises(IndexStoreError, match=r"no folder .*made.*sqlite:////abs/x\.db is absolute"):
+        open_index(f"sqlite://{absolute}")
+    with pytest.raises(IndexStoreError, match=r"no folder") as refused:
+        open_index(f"sqlite:///{absolute}")
+    assert "relative" not in str(refused.value)
+    assert list(tmp_path.iterdir()) == []  # nothing was created on the way
+
+
 def test_database_is_in_wal_mode_with_a_schema_version(tmp_path: Path) -> None:
     open_index(tmp_path / "w.db").close()
     db = sqlite3.connect(tmp_path / "w.db")

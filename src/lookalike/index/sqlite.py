@@ -156,6 +156,11 @@ class SQLiteIndex(Index):
         self.url = f"sqlite:///{path}"
         self._lock = threading.RLock()
         self._snapshots = snapshots and path != ":memory:"
+        folder = os.path.dirname(path)
+        if path != ":memory:" and folder and not os.path.isdir(folder):
+            relative = " (sqlite:///x.db is relative; sqlite:////abs/x.db is absolute)"
+            hint = "" if os.path.isabs(path) else relative
+            raise IndexStoreError(f"{path}: cannot create an index there: no folder {folder}{hint}")
         try:
             self._db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
