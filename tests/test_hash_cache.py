@@ -233,3 +233,28 @@ def test_a_revised_algorithm_misses_entries_made_before_its_revision() -> None:
     assert revised != settings_fingerprint(options) and "phash#r7" in revised
     crops = f"phash_eq_crops#r{get_algorithm('phash_eq_crops').revision}"
     assert crops in settings_fingerprint(HashOptions.build(["phash_eq_crops"]))
+
+
+def test_a_duplicate_search_after_index_add_decodes_nothing(
+    folder: Path, tmp_path: Path, decodes: list[str]
+) -> None:
+    """`lookalike index add` then `lookalike dupes --index`: the search needs each image's
+    variants, which the index does not store; they come from what `index add` cached, although
+    the preset reads fewer algorithms than the index stores."""
+    from lookalike.collection import complete_queries
+    from lookalike.matcher import DEFAULT_PRESET, Matcher, default_index_hashes
+
+    rule = Matcher.preset(DEFAULT_PRESET)
+    assert set(rule.algorithms) < set(default_index_hashes())
+    paths = sorted(str(p) for p in folder.iterdir())
+    with lookalike.open_index(tmp_path / "i.db") as index, HashCache(tmp_path / "c.sqlite") as cache:
+        index.add_files(paths, default_index_hashes(), workers=1, cache=cache, dihedral=True)
+        assert len(decodes) == len(paths)
+        decodes.clear()
+        queries: dict[str, Any] = {}
+        assert complete_queries(index, paths, queries, list(rule.algorithms), workers=1, cache=cache) == []
+        assert decodes == [] and set(queries) == set(paths)
+        for path in paths:  # the queries are the stored hashes, with their variants
+            stored = index.get(path)
+            assert stored is not None and queries[path]["phash_eq"] == stored.hashes["phash_eq"]
+            assert queries[path]["phash_eq_crops"].variants

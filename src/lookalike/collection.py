@@ -13,7 +13,8 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from lookalike.errors import ImageError
+from lookalike.algorithms import parse_spec
+from lookalike.errors import ImageError, LookalikeError
 from lookalike.hash import Hash
 from lookalike.index.base import AddReport, Group, Index
 from lookalike.matcher import Matcher
@@ -73,7 +74,7 @@ def complete_queries(
     files = [key for key in missing if os.path.isabs(key) and os.path.isfile(key)]
     failures = []
     for path, result in hash_files(
-        files, list(names), workers=workers, mode=mode, dihedral=True, cache=cache
+        files, _as_indexed(index, names), workers=workers, mode=mode, dihedral=True, cache=cache
     ):
         if isinstance(result, ImageError):
             failures.append(result)
@@ -82,6 +83,22 @@ def complete_queries(
     for key, entry in index.get_many(key for key in missing if key not in queries).items():
         queries[key] = dict(entry.hashes)
     return failures
+
+
+def _as_indexed(index: Index, names: Sequence[str]) -> list[str]:
+    """`names` plus every other algorithm the index stores, as `index add` hashed them: the hash
+    cache is keyed by the whole algorithm set (in fast mode the set decides the decode scale), so
+    this finds what `index add` cached instead of decoding every file again, and the queries
+    agree bit for bit with the stored hashes. Stored names lookalike cannot compute are left out."""
+    wanted = list(dict.fromkeys([*names, *index.algorithm_bits()]))
+    computable = []
+    for name in wanted:
+        try:
+            parse_spec(name)
+        except LookalikeError:
+            continue
+        computable.append(name)
+    return computable
 
 
 def duplicate_groups(
