@@ -151,6 +151,24 @@ def test_default_preset_finds_tilted_copies(degrees: float, matcher: Matcher, ha
     assert len(missed) <= 1, f"tilt {degrees}: missed {missed}"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("cut", [(0.1, 0, 0, 0), (0, 0.12, 0, 0), (0.04, 0.04, 0.04, 0.04)])
+def test_default_preset_finds_mirrored_copies_cut_down(cut, matcher: Matcher, hashed) -> None:
+    """Flip and crop, a common way to dodge a hash list: found through the query's mirrored crop
+    variants (left, top, right, bottom fractions, off the crop grid's own 7 and 14%)."""
+    left, top, right, bottom = cut
+    missed = []
+    for name in PHOTOS:
+        mirrored = ImageOps.mirror(_photo(name))
+        width, height = mirrored.size
+        box = (round(left * width), round(top * height), width - round(right * width))
+        copy = mirrored.crop((*box, height - round(bottom * height)))
+        hashes = dict(hash_image(copy, list(matcher.algorithms), dihedral=True))
+        if not _match(matcher, hashes, hashed[(name, "")]):
+            missed.append(name)
+    assert len(missed) <= 1, f"mirrored, cut {cut}: missed {missed}"
+
+
 def _degenerate_thumbnails() -> list[np.ndarray]:
     rng = np.random.default_rng(3)
     two_levels = rng.integers(0, 2, (64, 64)) * 200

@@ -15,7 +15,7 @@ True
 Presets (`Matcher.preset(name)`): `exact-duplicate`, `near-duplicate` (the default) and `similar`:
 one rule at 99.99%, 99.9% and 99% precision, tuned and measured by `lookalike bench accuracy`.
 On 529 photos x 46 edits, held-out half (docs/accuracy.md): `near-duplicate` finds 91.9% of
-edited copies (98.2% leaving out 20% crops) at 99.78% precision.
+edited copies (98.2% leaving out 20% crops) at 99.77% precision.
 """
 
 from __future__ import annotations
@@ -47,11 +47,11 @@ _RULE = (
     "or phash:16 <= {plain} with quality >= 100 or phash:16 <= {plain} and phash_eq <= {corroborate}"
 )
 PRESETS: dict[str, str] = {
-    # Tuned for 99.99% precision; held out: 90.8% recall (97.8% without 20% crops), 99.93% precision.
+    # Tuned for 99.99% precision; held out: 90.8% recall (97.8% without 20% crops), 99.92% precision.
     "exact-duplicate": _RULE.format(eq=52, plain=18, corroborate=84),
-    # Tuned for 99.9% (the default); held out: 91.9% recall (98.2%), 99.78% precision.
+    # Tuned for 99.9% (the default); held out: 91.9% recall (98.2%), 99.77% precision.
     "near-duplicate": _RULE.format(eq=56, plain=20, corroborate=90),
-    # Tuned for 99%; held out: 93.8% recall (98.7%), 99.21% precision.
+    # Tuned for 99%; held out: 93.8% recall (98.7%), 99.16% precision.
     "similar": _RULE.format(eq=62, plain=22, corroborate=100),
 }
 

@@ -13,9 +13,9 @@ Four algorithms share it, so an index stores them side by side and a matcher rul
     phash_eq_trimmed_smooth   the image without its uniform or textureless borders (blurred bars
                         of a "blur fill" letterbox, and smooth skies alike); dihedral variants
     phash_eq_crops      the whole image's hash, carrying as query variants the hashes of 21 crops
-                        of it (off one side, two opposite sides or all round, 7-25%) and of 4
-                        small rotations (+-4 and +-8 degrees), so a query finds the stored copies
-                        cut from it or tilted
+                        of it (off one side, two opposite sides or all round, 7-25%; the 10
+                        lightest mirrored too) and of 4 small rotations (+-4 and +-8 degrees), so
+                        a query finds the stored copies cut from it, mirrored and cut, or tilted
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from lookalike.algorithms.dihedral import dct_dihedral
+from lookalike.algorithms.dihedral import DIHEDRAL_NAMES, dct_dihedral
 from lookalike.algorithms.perceptual import HIGHFREQ_FACTOR, perceptual_bits_from_dct, perceptual_dct
 from lookalike.algorithms.registry import Algorithm, register
 from lookalike.hash import Hash
@@ -43,6 +43,14 @@ CROP_PLACES: tuple[str, ...] = ("left", "right", "top", "bottom", "left+right", 
 # Small rotations (degrees, black corners, as a tilted scan or photo of a print has): the hash
 # tolerates about 2.5 degrees, so steps of 4 cover tilts up to about 10 degrees either way.
 TILT_ANGLES: tuple[float, ...] = (4.0, -4.0, 8.0, -8.0)
+MIRROR = DIHEDRAL_NAMES.index("flip_left_right")
+# The crops whose mirror image the query carries too: the light ones (each variant is one more
+# chance for a different picture to match, so not all 21).
+MIRRORED_CUTS = frozenset(
+    (place, fraction)
+    for place in ("left", "right", "top", "bottom", "around")
+    for fraction in CROP_FRACTIONS[:2]
+)
 
 
 def equalize(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
@@ -149,13 +157,18 @@ def _crop_base(gray: Image.Image, hash_size: int) -> Image.Image:
 def _with_crops(view: ImageView, hash_size: int) -> Hash:
     gray = _crop_base(view.gray_image(), hash_size)
     whole = Hash.from_bits(perceptual_bits_from_dct(_whole_dct(view, hash_size), hash_size))
-    boxes = [crop_box(gray.size, place, fraction) for fraction in CROP_FRACTIONS for place in CROP_PLACES]
-    regions = [gray.crop(box) for box in boxes]
+    cuts = [(place, fraction) for fraction in CROP_FRACTIONS for place in CROP_PLACES]
+    regions = [gray.crop(crop_box(gray.size, place, fraction)) for place, fraction in cuts]
     regions += [gray.rotate(angle, Image.Resampling.BILINEAR, fillcolor=0) for angle in TILT_ANGLES]
     variants = [whole]
-    for region in regions:
-        variants.append(Hash.from_bits(perceptual_bits_from_dct(equalized_dct(region, hash_size), hash_size)))
-    return whole.with_variants(variants)
+    mirrored = []  # a mirrored copy cut down a little ("flip and crop", to dodge hash lists)
+    for index, region in enumerate(regions):
+        low = equalized_dct(region, hash_size)[:hash_size, :hash_size]
+        variants.append(Hash.from_bits(low > np.median(low)))
+        if index < len(cuts) and cuts[index] in MIRRORED_CUTS:
+            flipped = dct_dihedral(low, MIRROR)
+            mirrored.append(Hash.from_bits(flipped > np.median(flipped)))
+    return whole.with_variants(variants + mirrored)
 
 
 def _register(
@@ -202,9 +215,9 @@ PHASH_EQ_TRIMMED_SMOOTH = _register(
 )
 PHASH_EQ_CROPS = _register(
     "phash_eq_crops",
-    "equalised pHash of the whole image, carrying the hashes of 21 crops and 4 small rotations of "
-    "it as query variants",
+    "equalised pHash of the whole image, carrying the hashes of 21 crops (10 also mirrored) and 4 "
+    "small rotations of it as query variants",
     _with_crops,
     None,
-    revision=3,  # 2: the rotations joined the crops; 3: cut from a base of exactly 2x the thumbnail
+    revision=5,  # 2: tilts joined the crops; 3: cut from a base of 2x the thumbnail; 5: light crops mirrored
 )
