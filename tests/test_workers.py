@@ -153,7 +153,7 @@ def test_ctrl_c_stops_a_hash_run_and_its_workers_without_tracebacks(tmp_path: Pa
     folder.mkdir()
     noise = np.random.default_rng(1).integers(0, 256, (1500, 2000, 3), dtype=np.uint8)
     Image.fromarray(noise).save(folder / "0.png", compress_level=1)
-    for index in range(1, 200):  # a run that takes a minute: still busy when interrupted
+    for index in range(1, 1000):  # half a minute of work or more: busy when interrupted
         os.link(folder / "0.png", folder / f"{index}.png")
     run = subprocess.Popen(
         [sys.executable, "-m", "lookalike", "hash", str(folder), "--mode", "exact", "--workers", "2"],
@@ -162,7 +162,10 @@ def test_ctrl_c_stops_a_hash_run_and_its_workers_without_tracebacks(tmp_path: Pa
         text=True,
         start_new_session=True,  # its own process group, as a terminal gives it
     )
-    time.sleep(4)
+    deadline = time.monotonic() + 60
+    while len(_busy_members(run.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)  # until both workers are hashing
+    assert len(_busy_members(run.pid)) >= 2 and run.poll() is None
     os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C does: the signal goes to the whole group
     _, errors = run.communicate(timeout=60)
     assert run.returncode != 0
@@ -171,6 +174,22 @@ def test_ctrl_c_stops_a_hash_run_and_its_workers_without_tracebacks(tmp_path: Pa
     while _group_alive(run.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _group_alive(run.pid), "a worker outlived the interrupted run"
+
+
+def _busy_members(group: int, cpu_seconds: float = 0.3) -> list[int]:
+    """The workers of a process group (forked by its forkserver, so not children of its leader)
+    that have worked `cpu_seconds`."""
+    busy = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, parent, process_group = int(stat.parent.name), int(fields[1]), int(fields[2])
+        used = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        if process_group == group and group not in (pid, parent) and used >= cpu_seconds:
+            busy.append(pid)
+    return busy
 
 
 def _group_alive(group: int) -> bool:
