@@ -161,6 +161,9 @@ def test_ctrl_c_stops_a_hash_run_and_its_workers_without_tracebacks(tmp_path: Pa
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, as a terminal gives it
+        # A job started in the background by a non-interactive shell (as CI may run the suite)
+        # inherits SIGINT ignored, and Python then leaves it ignored: give the run a terminal's.
+        preexec_fn=_default_sigint,
     )
     deadline = time.monotonic() + 60
     while len(_busy_members(run.pid)) < 2 and time.monotonic() < deadline:
@@ -174,6 +177,10 @@ def test_ctrl_c_stops_a_hash_run_and_its_workers_without_tracebacks(tmp_path: Pa
     while _group_alive(run.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _group_alive(run.pid), "a worker outlived the interrupted run"
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _busy_members(group: int, cpu_seconds: float = 0.3) -> list[int]:
