@@ -111,7 +111,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _kill_workers(
-    times: int, stop: threading.Event, killed: set[int], busy_seconds: float = 0.2
+    times: int, stop: threading.Event, killed: set[int], busy_seconds: float = 0.1
 ) -> threading.Thread:
     """A thread that SIGKILLs a worker once it has worked `busy_seconds` of CPU (so it dies in the
     middle of the slow image, not while idle), `times` times; the pids killed go into `killed`."""
