@@ -24,6 +24,7 @@ from lookalike.errors import (
     UnsupportedImageError,
 )
 from lookalike.pipeline import HashResult, default_workers
+from tests_support import process_stat
 
 HASHES = ["ahash", "dhash", "colorhash"]
 
@@ -101,15 +102,6 @@ def test_unreadable_files_are_reported_with_path_and_reason_and_the_rest_hashed(
         assert error.path == path and error.reason
 
 
-def _cpu_seconds(pid: int) -> float:
-    """CPU time a process has used so far (Linux /proc), 0 if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
 def _kill_workers(
     times: int, stop: threading.Event, killed: set[int], busy_seconds: float = 0.1
 ) -> threading.Thread:
@@ -122,7 +114,8 @@ def _kill_workers(
         while len(killed) < times and not stop.is_set():
             for child in multiprocessing.active_children():
                 pid = child.pid
-                if pid and pid not in killed | earlier and _cpu_seconds(pid) >= busy_seconds:
+                stat = process_stat(pid) if pid and pid not in killed | earlier else None
+                if pid and stat is not None and stat.cpu_seconds >= busy_seconds:
                     os.kill(pid, signal.SIGKILL)
                     killed.add(pid)
                     break

@@ -19,6 +19,7 @@ from PIL import Image
 from conftest import COMMITTED_PHOTOS
 from lookalike.pipeline import _worker_context
 from lookalike.workers import Failed, Finished, Lost, WorkerPool, WorkersFailToStart
+from tests_support import all_process_stats
 
 # The context hash_files uses: the forkserver is one per program, started with lookalike imported.
 CONTEXT = _worker_context()
@@ -186,17 +187,13 @@ def _default_sigint() -> None:
 def _busy_members(group: int, cpu_seconds: float = 0.3) -> list[int]:
     """The workers of a process group (forked by its forkserver, so not children of its leader)
     that have worked `cpu_seconds`."""
-    busy = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid, parent, process_group = int(stat.parent.name), int(fields[1]), int(fields[2])
-        used = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        if process_group == group and group not in (pid, parent) and used >= cpu_seconds:
-            busy.append(pid)
-    return busy
+    return [
+        stat.pid
+        for stat in all_process_stats()
+        if stat.process_group == group
+        and group not in (stat.pid, stat.parent)
+        and stat.cpu_seconds >= cpu_seconds
+    ]
 
 
 def _group_alive(group: int) -> bool:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -35,3 +38,29 @@ def serving(app: Any) -> Iterator[tuple[str, int]]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@dataclass(frozen=True)
+class ProcessStat:
+    """What Linux's /proc/<pid>/stat says of a process that a test watches."""
+
+    pid: int
+    parent: int
+    process_group: int
+    cpu_seconds: float  # user + system time used so far
+
+
+def process_stat(pid: int) -> ProcessStat | None:
+    """/proc/<pid>/stat of a process, None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return ProcessStat(pid, int(fields[1]), int(fields[2]), cpu)
+
+
+def all_process_stats() -> Iterator[ProcessStat]:
+    for folder in Path("/proc").iterdir():
+        if folder.name.isdigit() and (stat := process_stat(int(folder.name))) is not None:
+            yield stat
