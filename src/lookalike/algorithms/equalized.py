@@ -27,8 +27,13 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from lookalike.algorithms.dihedral import DIHEDRAL_NAMES, dct_dihedral
-from lookalike.algorithms.perceptual import HIGHFREQ_FACTOR, perceptual_bits_from_dct, perceptual_dct
+from lookalike.algorithms.dihedral import DIHEDRAL_NAMES
+from lookalike.algorithms.perceptual import (
+    HIGHFREQ_FACTOR,
+    dihedral_hashes_from_dct,
+    perceptual_bits_from_dct,
+    perceptual_dct,
+)
 from lookalike.algorithms.registry import Algorithm, register
 from lookalike.hash import Hash
 from lookalike.trim import TRIM_BOX, TRIM_REVISION, Box, trim_box
@@ -92,15 +97,6 @@ def crop_box(size: tuple[int, int], place: str, fraction: float) -> tuple[int, i
     return boxes[place]
 
 
-def _variants_from_dct(dct: npt.NDArray[np.float64], hash_size: int) -> list[Hash]:
-    low = dct[:hash_size, :hash_size]
-    variants = []
-    for index in range(8):
-        block = dct_dihedral(low, index)
-        variants.append(Hash.from_bits(block > np.median(block)))
-    return variants
-
-
 def _box_dct(view: ImageView, box: Box, hash_size: int) -> npt.NDArray[np.float64]:
     """The equalised DCT of a region of the grayscale image, computed once per view and box (an
     image without borders has one box for the whole, trimmed and smooth-trimmed hashes)."""
@@ -136,7 +132,7 @@ def _dihedral(
     dct_of: Callable[[ImageView, int], npt.NDArray[np.float64]],
 ) -> Callable[[ImageView, int], list[Hash]]:
     def variants(view: ImageView, hash_size: int) -> list[Hash]:
-        return _variants_from_dct(dct_of(view, hash_size), hash_size)
+        return dihedral_hashes_from_dct(dct_of(view, hash_size), hash_size)
 
     return variants
 
@@ -163,11 +159,10 @@ def _with_crops(view: ImageView, hash_size: int) -> Hash:
     variants = [whole]
     mirrored = []  # a mirrored copy cut down a little ("flip and crop", to dodge hash lists)
     for index, region in enumerate(regions):
-        low = equalized_dct(region, hash_size)[:hash_size, :hash_size]
-        variants.append(Hash.from_bits(low > np.median(low)))
+        dct = equalized_dct(region, hash_size)
+        variants.append(Hash.from_bits(perceptual_bits_from_dct(dct, hash_size)))
         if index < len(cuts) and cuts[index] in MIRRORED_CUTS:
-            flipped = dct_dihedral(low, MIRROR)
-            mirrored.append(Hash.from_bits(flipped > np.median(flipped)))
+            mirrored += dihedral_hashes_from_dct(dct, hash_size, [MIRROR])
     return whole.with_variants(variants + mirrored)
 
 

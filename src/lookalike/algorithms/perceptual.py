@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,9 +25,21 @@ def perceptual_dct(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
     return np.asarray(scipy.fftpack.dct(scipy.fftpack.dct(pixels, axis=0), axis=1))
 
 
+def above_median(block: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    return np.asarray(block > np.median(block))
+
+
 def perceptual_bits_from_dct(dct: npt.NDArray[np.float64], hash_size: int) -> npt.NDArray[np.bool_]:
+    return above_median(dct[:hash_size, :hash_size])
+
+
+def dihedral_hashes_from_dct(
+    dct: npt.NDArray[np.float64], hash_size: int, indexes: Sequence[int] = range(8)
+) -> list[Hash]:
+    """The pHashes of rotated / flipped copies (lookalike.algorithms.dihedral order), from the
+    original's DCT alone: a flip changes the sign of odd frequencies, a rotation transposes."""
     low = dct[:hash_size, :hash_size]
-    return np.asarray(low > np.median(low))
+    return [Hash.from_bits(above_median(dct_dihedral(low, index))) for index in indexes]
 
 
 def perceptual_bits(pixels: npt.NDArray[np.uint8], hash_size: int) -> npt.NDArray[np.bool_]:
@@ -56,12 +69,7 @@ def _compute(view: ImageView, hash_size: int) -> Hash:
 
 
 def _dihedral(view: ImageView, hash_size: int) -> list[Hash]:
-    low = _dct(view, hash_size)[:hash_size, :hash_size]
-    variants = []
-    for index in range(8):
-        block = dct_dihedral(low, index)
-        variants.append(Hash.from_bits(block > np.median(block)))
-    return variants
+    return dihedral_hashes_from_dct(_dct(view, hash_size), hash_size)
 
 
 def _compute_simple(view: ImageView, hash_size: int) -> Hash:
