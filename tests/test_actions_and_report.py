@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from conftest import COMMITTED_PHOTOS
-from lookalike import actions
-from lookalike.index.base import Entry, Group
-from lookalike.report import render_report
+from lookalike.dedupe import actions
+from lookalike.dedupe.grouping import Group
+from lookalike.dedupe.report import render_report
+from lookalike.index.base import Entry
 
 
 def _entry(path: Path, width: int, height: int) -> Entry:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from lookalike import Hash, Matcher
-from lookalike.dedupe import best_copy_rank, group_pairs
+from lookalike.dedupe.best_copy import best_copy_rank
+from lookalike.dedupe.grouping import group_pairs
 from lookalike.errors import MatcherSyntaxError
 from lookalike.index import Entry
 from lookalike.matcher import PRESETS, Condition

@@ -241,7 +241,7 @@ def test_a_duplicate_search_after_index_add_decodes_nothing(
     """`lookalike index add` then `lookalike dupes --index`: the search needs each image's
     variants, which the index does not store; they come from what `index add` cached, although
     the preset reads fewer algorithms than the index stores."""
-    from lookalike.collection import complete_queries
+    from lookalike.dedupe.collection import complete_queries
     from lookalike.matcher import DEFAULT_PRESET, Matcher, default_index_hashes
 
     rule = Matcher.preset(DEFAULT_PRESET)

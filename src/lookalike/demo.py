@@ -16,7 +16,7 @@ from pathlib import Path
 from PIL import Image
 
 from lookalike.benchmarks.transforms import get_transform, stable_seed
-from lookalike.index.base import Group
+from lookalike.dedupe.grouping import Group
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 

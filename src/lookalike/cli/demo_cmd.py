@@ -13,11 +13,11 @@ from lookalike.cli.compare_cmd import distance_between, print_distance_table
 from lookalike.cli.dupes_cmd import print_groups
 from lookalike.cli.index_cmd import print_add_report
 from lookalike.cli.output import emit_line, progress_bar, report_error, stderr
-from lookalike.collection import Queries, complete_queries, duplicate_groups, index_files
+from lookalike.dedupe.collection import Queries, complete_queries, duplicate_groups, index_files
+from lookalike.dedupe.report import write_report
 from lookalike.demo import build_gallery, sample_photos, score_groups
 from lookalike.matcher import SEED_HASHES, Matcher, default_index_hashes
 from lookalike.pipeline import hash_file
-from lookalike.report import write_report
 
 
 def demo_command(

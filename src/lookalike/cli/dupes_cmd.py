@@ -11,17 +11,18 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lookalike import actions
 from lookalike.algorithms import parse_spec
 from lookalike.cli import options
 from lookalike.cli.index_cmd import print_add_report
 from lookalike.cli.output import emit_json, emit_line, progress_bar, report_error, stderr
-from lookalike.collection import Queries, complete_queries, duplicate_groups, index_files
+from lookalike.dedupe import actions
+from lookalike.dedupe.collection import Queries, complete_queries, duplicate_groups, index_files
+from lookalike.dedupe.grouping import Group
+from lookalike.dedupe.report import write_report
 from lookalike.discover import SkippedPath, iter_image_paths
-from lookalike.index.base import Group, Index
+from lookalike.index.base import Index
 from lookalike.matcher import Matcher, default_index_hashes
 from lookalike.prepare import Mode
-from lookalike.report import write_report
 
 if TYPE_CHECKING:
     from lookalike.hash_cache import HashCache

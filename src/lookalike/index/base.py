@@ -27,6 +27,7 @@ from lookalike.pipeline import HashNames, HashResult
 from lookalike.prepare import Mode
 
 if TYPE_CHECKING:
+    from lookalike.dedupe.grouping import Group
     from lookalike.hash_cache import HashCache
     from lookalike.matcher import Matcher, Verdict
 
@@ -132,18 +133,6 @@ class Pairs:
 
     def __len__(self) -> int:
         return len(self.first)
-
-
-@dataclass(frozen=True)
-class Group:
-    """Near-duplicates: `members[0]` is the best copy (most pixels, then largest file, then oldest)."""
-
-    members: tuple[Entry, ...]
-    distances: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (key, key) -> distance
-
-    @property
-    def best(self) -> Entry:
-        return self.members[0]
 
 
 Query = Hash | Sequence[Hash]
@@ -361,7 +350,8 @@ class Index(ABC):
         >>> for group in index.duplicates("phash", 6):
         ...     keep, *others = group.members
         """
-        from lookalike.dedupe import group_pairs, matching_pairs, query_pairs
+        from lookalike.dedupe.grouping import group_pairs
+        from lookalike.dedupe.pairs import matching_pairs, query_pairs
 
         if matcher is not None and queries is not None:
             found = query_pairs(self, queries, matcher, include_flagged=include_flagged)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
-from lookalike.index.base import Entry, Group
+from lookalike.dedupe.grouping import Group
+from lookalike.index.base import Entry
 
 THUMBNAIL_SIDE = 200
 

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+from lookalike.dedupe.grouping import Group
 from lookalike.errors import LookalikeError
-from lookalike.index.base import Group
 
 ActionKind = Literal["move", "delete", "hardlink"]
 ACTIONS: tuple[ActionKind, ...] = ("move", "delete", "hardlink")

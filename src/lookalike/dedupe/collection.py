@@ -14,9 +14,10 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from lookalike.algorithms import parse_spec
+from lookalike.dedupe.grouping import Group
 from lookalike.errors import ImageError, LookalikeError
 from lookalike.hash import Hash
-from lookalike.index.base import AddReport, Group, Index
+from lookalike.index.base import AddReport, Index
 from lookalike.matcher import Matcher
 from lookalike.pipeline import HashResult, hash_files
 from lookalike.prepare import Mode
