@@ -483,14 +483,23 @@ def test_strict_duplicates_keep_every_member_within_r_of_the_centre(index: Index
     assert sum(len(g.members) for g in strict) <= 8 and len(strict) >= 3
 
 
+def test_a_flagged_hash_vouches_for_no_match_unless_asked(index: Index) -> None:
+    # An all-zero colour hash is what every flat picture has: it must not make two pictures match.
+    index.add([("flat", {"phash": Hash(0b1, 64), "colorhash": Hash(0, 42)})])
+    query = {"phash": Hash(0, 64), "colorhash": Hash(0b1, 42)}
+    assert index.match(query, "phash <= 8 and colorhash <= 6") == []
+    kept = index.match(query, "phash <= 8 and colorhash <= 6", include_flagged=True)
+    assert [(v.key, v.distances["colorhash"]) for v in kept] == [("flat", 1)]
+
+
 def test_match_combines_thresholds_over_several_hashes(index: Index) -> None:
     index.add(
         [
-            ("same", {"phash": Hash(0b1, 64), "colorhash": Hash(0, 42)}),
+            ("same", {"phash": Hash(0b1, 64), "colorhash": Hash(0b110, 42)}),
             ("other-colours", {"phash": Hash(0b11, 64), "colorhash": Hash((1 << 20) - 1, 42)}),
         ]
     )
-    query = {"phash": Hash(0, 64), "colorhash": Hash(0b1, 42)}
+    query = {"phash": Hash(0, 64), "colorhash": Hash(0b111, 42)}
     verdicts = index.match(query, "phash <= 8 and colorhash <= 6")
     assert [(v.key, v.distances["phash"], v.distances["colorhash"]) for v in verdicts] == [("same", 1, 1)]
     either = index.match(query, "phash <= 8 or colorhash <= 6")

@@ -24,13 +24,12 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
 
 from lookalike.errors import MatcherSyntaxError
 from lookalike.hash import Hash
-
-if TYPE_CHECKING:
-    from lookalike.index.base import Index
 
 # One rule at three operating points, tuned by `lookalike bench accuracy` (docs/accuracy.md):
 # equalised pHash 16x16 of the whole image, of the image without its uniform borders, of the image
@@ -130,6 +129,18 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class Evaluation:
+    """A rule applied to many pairs: which it accepts, each pair's score (the sum of its
+    conditions' distances, as `Verdict.score`), the distance of the condition that accepted it
+    most clearly (`Matcher.closest`), and every condition's summed distance (-1: not computable)."""
+
+    accepted: npt.NDArray[np.bool_]
+    score: npt.NDArray[np.int64]
+    closest: npt.NDArray[np.int64]
+    condition_distances: Mapping[Condition, npt.NDArray[np.int64]]
+
+
+@dataclass(frozen=True)
 class Matcher:
     """A rule in disjunctive form: a pair matches when every condition of at least one group holds.
 
@@ -223,6 +234,42 @@ class Matcher:
                 passed.extend(distance for distance in found if distance is not None)
         return min(passed) if passed else verdict.score
 
+    def evaluate(
+        self,
+        distances: Mapping[str, npt.NDArray[np.int64]],
+        lowest_quality: Mapping[str, npt.NDArray[np.float32]],
+    ) -> Evaluation:
+        """`verdict` for many pairs at once. `distances[a]` holds algorithm a's distance per pair
+        (-1 where either side lacks the hash), `lowest_quality[a]` the lower of the two sides'
+        quality scores (NaN where neither has one)."""
+        count = len(next(iter(distances.values()))) if distances else 0
+        missing = np.full(count, -1, dtype=np.int64)
+        condition_distance: dict[Condition, npt.NDArray[np.int64]] = {}
+        condition_passed: dict[Condition, npt.NDArray[np.bool_]] = {}
+        score = np.zeros(count, dtype=np.int64)
+        for condition in self.conditions:
+            parts = [distances.get(algorithm, missing) for algorithm in condition.algorithms]
+            valid = np.logical_and.reduce([part >= 0 for part in parts])
+            total = np.where(valid, np.sum(parts, axis=0), -1)
+            passed = valid & (total <= condition.max_distance)
+            if condition.min_quality is not None:
+                for algorithm in condition.algorithms:
+                    lowest = lowest_quality.get(algorithm)
+                    if lowest is not None:
+                        passed &= np.isnan(lowest) | (lowest >= condition.min_quality)
+            condition_distance[condition] = total
+            condition_passed[condition] = passed
+            score += np.where(valid, total, 0)
+        accepted = np.zeros(count, dtype=bool)
+        closest = np.full(count, np.iinfo(np.int64).max, dtype=np.int64)
+        for group in self.groups:
+            held = np.logical_and.reduce([condition_passed[c] for c in group])
+            accepted |= held
+            for condition in group:
+                closest = np.where(held, np.minimum(closest, condition_distance[condition]), closest)
+        closest = np.where(accepted, closest, score)
+        return Evaluation(accepted, score, closest, condition_distance)
+
     def matches(self, query: Mapping[str, Hash], stored: Mapping[str, Hash], dihedral: bool = False) -> bool:
         return self.verdict("", query, stored, dihedral) is not None
 
@@ -275,33 +322,3 @@ def _parse_condition(part: str, whole: str) -> Condition:
 def _selectivity(nbits: int, radius: int) -> float:
     """Share of random hashes within `radius`: smaller means fewer candidates to verify."""
     return sum(math.comb(nbits, i) for i in range(min(radius, nbits) + 1)) / 2.0**nbits
-
-
-def match_in_index(
-    index: Index,
-    query: Mapping[str, Hash],
-    matcher: Matcher | str,
-    *,
-    dihedral: bool = False,
-    include_flagged: bool = False,
-) -> list[Verdict]:
-    """Stored images that `matcher` accepts for `query`, sorted by (score, key).
-
-    Candidates come from the plan's range searches (exact, so no match is lost); each candidate's
-    stored hashes are then judged by the rule.
-    """
-    rule = matcher if isinstance(matcher, Matcher) else Matcher.parse(matcher)
-    normalised = {_canonical(name): value for name, value in query.items() if isinstance(value, Hash)}
-    candidates: dict[str, int] = {}
-    for algorithm, radius in rule.candidate_plan(normalised):
-        for found in index.range_search(
-            normalised[algorithm], algorithm, radius, dihedral=dihedral, include_flagged=include_flagged
-        ):
-            candidates.setdefault(found.key, found.variant)
-    verdicts: list[Verdict] = []
-    for key, entry in index.get_many(sorted(candidates)).items():
-        decided = rule.verdict(key, normalised, entry.hashes, dihedral)
-        if decided is not None:
-            verdicts.append(Verdict(decided.key, decided.distances, decided.score, candidates[key]))
-    verdicts.sort(key=lambda v: (v.score, v.key))
-    return verdicts

@@ -35,6 +35,7 @@ from lookalike.algorithms.perceptual import (
     perceptual_dct,
 )
 from lookalike.algorithms.registry import Algorithm, register
+from lookalike.candidates.keys import dct_layout
 from lookalike.hash import Hash
 from lookalike.trim import TRIM_BOX, TRIM_REVISION, Box, trim_box
 
@@ -187,6 +188,8 @@ def _register(
             max_distance=lambda n: max(1, round(n * n * 56 / 256)),
             dihedral=None if dct_of is None else _dihedral(dct_of),
             revision=revision,
+            candidate_layout=dct_layout,
+            candidate_family="phash_eq",  # one geometry: trimmed, cropped and whole hashes meet
         )
     )
 

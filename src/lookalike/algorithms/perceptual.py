@@ -12,6 +12,7 @@ import scipy.fftpack
 from lookalike.algorithms.contrast import thumbnail_quality
 from lookalike.algorithms.dihedral import dct_dihedral
 from lookalike.algorithms.registry import Algorithm, register
+from lookalike.candidates.keys import dct_layout
 from lookalike.hash import Hash
 
 if TYPE_CHECKING:
@@ -96,6 +97,7 @@ PHASH = register(
         has_quality=True,
         min_quality=50,
         aliases=("perceptual_hash",),
+        candidate_layout=dct_layout,
     )
 )
 

@@ -18,6 +18,7 @@ from lookalike.errors import UnknownAlgorithmError
 from lookalike.hash import Hash, MultiHash
 
 if TYPE_CHECKING:
+    from lookalike.candidates.keys import KeyLayout
     from lookalike.prepare import ImageView
 
 HashValue = Hash | MultiHash
@@ -45,6 +46,12 @@ class Algorithm:
     aliases: tuple[str, ...] = field(default_factory=tuple)
     # Raised whenever the algorithm's output changes, so caches keyed on it are not reused.
     revision: int = 1
+    # Candidate keys (lookalike.candidates): how short exact keys are cut from a hash of a given
+    # parameter (None: the hash is short enough for exact search), and the family whose key
+    # tables hold its stored hashes: algorithms of one family share bit geometry, so a query
+    # hash of any of them may meet a stored hash of another (a trimmed copy, an untrimmed one).
+    candidate_layout: Callable[[int], KeyLayout | None] | None = None
+    candidate_family: str | None = None
 
     def __reduce__(self) -> tuple[Callable[[str], Algorithm], tuple[str]]:
         # Algorithms hold functions; across processes they travel by name.
@@ -78,6 +85,20 @@ class HashSpec:
 
     def compute(self, view: ImageView) -> HashValue:
         return self.algorithm.compute(view, self.param)
+
+    @property
+    def candidate_layout(self) -> KeyLayout | None:
+        """How candidate keys are cut from this hash, or None (exact search serves it)."""
+        make = self.algorithm.candidate_layout
+        return None if make is None else make(self.param)
+
+    @property
+    def candidate_family(self) -> str | None:
+        """The key tables this hash is stored in (None without a layout)."""
+        if self.candidate_layout is None:
+            return None
+        family = self.algorithm.candidate_family or self.algorithm.name
+        return family if self.param == self.algorithm.default_param else f"{family}:{self.param}"
 
     def dihedral(self, view: ImageView) -> list[Hash]:
         if self.algorithm.dihedral is None:

@@ -1,110 +1,191 @@
-"""Pairs of stored entries that a matcher rule accepts: the input of grouping."""
+"""Pairs of stored entries that a matcher rule accepts: the input of grouping.
+
+A duplicate search is one batched job: the stored images are queries (their stored hashes, or
+their hashes with variants from `queries`), taken a batch at a time through the candidate stage
+(`lookalike.candidates.stage`), so memory stays bounded whatever the collection's size. With a
+`checkpoint` file the job records each finished batch, and a run interrupted (Ctrl-C, a crash)
+resumes where it stopped when started again on the same index with the same rule.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
+import numpy.typing as npt
 
+from lookalike.candidates.batch import QueryBatch
+from lookalike.candidates.stage import judge_batch
 from lookalike.hash import Hash
-from lookalike.index.base import Entry, Pairs
+from lookalike.index.base import Pairs
 
 if TYPE_CHECKING:
     from lookalike.index.base import Index
     from lookalike.matcher import Matcher
 
+Ids = npt.NDArray[np.int64]
+BATCH = 2000  # queries per batch: a few tens of MB of variants and candidates
+Progress = Callable[[int, int], None]  # (queries done, queries in all)
 
-def matching_pairs(index: Index, matcher: Matcher | str, *, include_flagged: bool = False) -> Pairs:
-    """Pairs of stored entries that `matcher` accepts, with the distance of the clause that
-    accepted each (`Matcher.closest`).
 
-    Candidates come from the rule's exact all-pairs search on its most selective hash (every pair
-    the rule can accept is within that radius), then each candidate pair is judged on all hashes.
+def rule_pairs(
+    index: Index,
+    matcher: Matcher | str,
+    *,
+    queries: Mapping[str, Mapping[str, Hash]] | Iterable[QueryBatch] | None = None,
+    total: int | None = None,
+    exact: bool = False,
+    include_flagged: bool = False,
+    progress: Progress | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+) -> Pairs:
+    """Every pair of stored entries `matcher` accepts, with the distance of the clause that
+    accepted it most clearly (`Matcher.closest`).
+
+    `queries`: None searches every stored image with its stored hashes; a mapping (stored key ->
+    that image's hashes with variants, `hash_file(..., dihedral=True)`) or a stream of
+    `QueryBatch`es with `ids` searches with variants, so rotated, flipped and cropped copies pair.
     """
     from lookalike.matcher import Matcher
 
     rule = matcher if isinstance(matcher, Matcher) else Matcher.parse(matcher)
-    widths = index.algorithm_bits()
-    first: list[int] = []
-    second: list[int] = []
-    scores: list[int] = []
-    entries: dict[int, Entry] = {}
-    seen: set[tuple[int, int]] = set()
-    for algorithm, radius in rule.search_plan(widths):
-        found = index.pairs(algorithm, radius, include_flagged=include_flagged)
-        entries.update(found.entries)
-        for a, b in zip(found.first.tolist(), found.second.tolist(), strict=True):
-            pair = (min(a, b), max(a, b))
-            if pair in seen or a not in found.entries or b not in found.entries:
-                continue
-            seen.add(pair)
-            verdict = rule.verdict("", found.entries[a].hashes, found.entries[b].hashes)
-            if verdict is not None:
-                first.append(pair[0])
-                second.append(pair[1])
-                scores.append(rule.closest(verdict))
-    return Pairs(
-        np.asarray(first, dtype=np.int64),
-        np.asarray(second, dtype=np.int64),
-        np.asarray(scores, dtype=np.int64),
-        entries,
+    if queries is None:
+        batches: Iterable[QueryBatch] = index.stored_batches(rule.algorithms, BATCH, include_flagged)
+        total = len(index) if total is None else total
+    elif isinstance(queries, Mapping):
+        batches = _mapping_batches(index, queries)
+        total = len(queries)
+    else:
+        batches = queries
+    journal = (
+        _Journal(checkpoint, _signature(index, rule, exact, include_flagged, queries)) if checkpoint else None
     )
+    first: list[Ids] = []
+    second: list[Ids] = []
+    scores: list[Ids] = []
+    done = 0
+    resume_from = 0
+    if journal is not None:
+        resume_from, restored = journal.restore()
+        if restored is not None:
+            first.append(restored[0])
+            second.append(restored[1])
+            scores.append(restored[2])
+    for number, batch in enumerate(batches):
+        if number < resume_from:
+            done += len(batch)
+            continue
+        judged = judge_batch(index, batch, rule, exact=exact, include_flagged=include_flagged)
+        assert batch.ids is not None
+        a = batch.ids[judged.rows]
+        b = judged.ids
+        first.append(np.minimum(a, b))
+        second.append(np.maximum(a, b))
+        scores.append(judged.evaluation.closest)
+        done += len(batch)
+        if journal is not None:
+            journal.record(number + 1, first[-1], second[-1], scores[-1])
+        if progress is not None:
+            progress(done, total if total is not None else done)
+    found = _unique_pairs(first, second, scores)
+    entries = index.entries_by_id(np.union1d(found[0], found[1]))
+    if journal is not None:
+        journal.finish()
+    return Pairs(found[0], found[1], found[2], entries)
 
 
-def query_pairs(
-    index: Index,
-    queries: Mapping[str, Mapping[str, Hash]],
-    matcher: Matcher | str,
-    *,
-    include_flagged: bool = False,
-) -> Pairs:
-    """Pairs the rule accepts when each stored image, hashed again with its variants (rotations,
-    flips, crops: `hash_file(..., dihedral=True)`), is searched for: `queries` maps a stored key
-    to those hashes. Each group of the rule contributes one batch range search (its most selective
-    condition, variants included), then each candidate pair is judged on all the hashes the rule names.
-    Keys absent from the index are ignored."""
-    from lookalike.matcher import Matcher
-
-    rule = matcher if isinstance(matcher, Matcher) else Matcher.parse(matcher)
+def _mapping_batches(index: Index, queries: Mapping[str, Mapping[str, Hash]]) -> Iterator[QueryBatch]:
     keys = list(queries)
-    candidates: set[tuple[str, str]] = set()
-    widths = index.algorithm_bits()
-    for algorithm, radius in rule.search_plan(widths):
-        asking = [key for key in keys if algorithm in queries[key]]
-        if not asking:
-            continue
-        batch = [queries[key][algorithm] for key in asking]
-        with_variants = all(value.variants for value in batch)
-        answers = index.range_search(
-            batch, algorithm, radius, dihedral=with_variants, include_flagged=include_flagged
-        )
-        for key, answer in zip(asking, answers, strict=True):
-            candidates.update((key, match.key) for match in answer if match.key != key)
-    involved = sorted({key for pair in candidates for key in pair})
-    entries = index.get_many(involved)
-    first: list[int] = []
-    second: list[int] = []
-    scores: list[int] = []
-    seen: set[tuple[int, int]] = set()
-    for query_key, stored_key in sorted(candidates):
-        if query_key not in entries or stored_key not in entries:
-            continue
-        a, b = entries[query_key].id, entries[stored_key].id
-        pair = (min(a, b), max(a, b))
-        if pair in seen:
-            continue
-        verdict = rule.verdict(stored_key, queries[query_key], entries[stored_key].hashes, dihedral=True)
-        if verdict is None:
-            continue
-        seen.add(pair)
-        first.append(pair[0])
-        second.append(pair[1])
-        scores.append(rule.closest(verdict))
-    by_id = {entry.id: entry for entry in entries.values()}
-    return Pairs(
-        np.asarray(first, dtype=np.int64),
-        np.asarray(second, dtype=np.int64),
-        np.asarray(scores, dtype=np.int64),
-        by_id,
-    )
+    for start in range(0, len(keys), BATCH):
+        chunk = keys[start : start + BATCH]
+        ids = index.ids_by_key(chunk)
+        known = [key for key in chunk if key in ids]  # keys absent from the index are ignored
+        yield QueryBatch.from_hashes([queries[key] for key in known], ids=[ids[key] for key in known])
+
+
+def _unique_pairs(first: Sequence[Ids], second: Sequence[Ids], scores: Sequence[Ids]) -> tuple[Ids, Ids, Ids]:
+    """Each pair once (found from both sides, it keeps its smaller distance)."""
+    if not first:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty.copy(), empty.copy()
+    a, b, d = np.concatenate(first), np.concatenate(second), np.concatenate(scores)
+    order = np.lexsort((d, b, a))
+    a, b, d = a[order], b[order], d[order]
+    fresh = np.ones(len(a), dtype=bool)
+    if len(a) > 1:
+        fresh[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    return a[fresh], b[fresh], d[fresh]
+
+
+def _signature(
+    index: Index,
+    rule: Matcher,
+    exact: bool,
+    include_flagged: bool,
+    queries: object,
+) -> str:
+    """What a checkpoint belongs to: the index's state, the rule and the kind of queries."""
+    kind = "stored" if queries is None else "mapping" if isinstance(queries, Mapping) else "stream"
+    facts = [index.url, index.fingerprint(), str(rule), exact, include_flagged, kind, BATCH]
+    return hashlib.sha256(json.dumps(facts).encode()).hexdigest()
+
+
+class _Journal:
+    """A duplicate search's progress on disk, appended batch by batch: a header line with the
+    search's signature, then per finished batch its number, its pair count and its pairs. A
+    record cut short by a crash is ignored (that batch runs again)."""
+
+    HEADER = b"lookalike-dupes-journal 1 "
+
+    def __init__(self, path: str | os.PathLike[str], signature: str) -> None:
+        self.path = Path(path)
+        self.signature = signature
+        self._handle: BinaryIO | None = None
+
+    def restore(self) -> tuple[int, tuple[Ids, Ids, Ids] | None]:
+        """(batches already done, the pairs they accepted); starts a fresh journal otherwise."""
+        header = self.HEADER + self.signature.encode() + b"\n"
+        batches, parts, good_size = 0, [], len(header)
+        try:
+            data = self.path.read_bytes()
+        except OSError:
+            data = b""
+        if data.startswith(header):
+            offset = len(header)
+            while offset + 16 <= len(data):
+                number, count = np.frombuffer(data, dtype="<i8", count=2, offset=offset)
+                end = offset + 16 + 24 * int(count)
+                if end > len(data) or number != batches + 1:
+                    break
+                block = np.frombuffer(data, dtype="<i8", count=3 * int(count), offset=offset + 16)
+                parts.append(block.reshape(3, -1).astype(np.int64))
+                batches, good_size, offset = int(number), end, end
+        else:
+            data = b""
+        self._handle = open(self.path, "r+b" if data else "wb")  # noqa: SIM115 - kept open across batches
+        if not data:
+            self._handle.write(header)
+        self._handle.truncate(good_size)
+        self._handle.seek(good_size)
+        self._handle.flush()
+        if not parts:
+            return batches, None
+        joined = np.concatenate(parts, axis=1)
+        return batches, (joined[0], joined[1], joined[2])
+
+    def record(self, number: int, first: Ids, second: Ids, scores: Ids) -> None:
+        assert self._handle is not None
+        head = np.array([number, len(first)], dtype="<i8").tobytes()
+        body = np.concatenate([first, second, scores]).astype("<i8").tobytes()
+        self._handle.write(head + body)
+        self._handle.flush()
+
+    def finish(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+        self.path.unlink(missing_ok=True)

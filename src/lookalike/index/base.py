@@ -27,6 +27,9 @@ from lookalike.pipeline import HashNames, HashResult
 from lookalike.prepare import Mode
 
 if TYPE_CHECKING:
+    from lookalike.candidates.batch import QueryBatch
+    from lookalike.candidates.judge import StoredHashes
+    from lookalike.candidates.keys import KeyLayout
     from lookalike.dedupe.grouping import Group
     from lookalike.hash_cache import HashCache
     from lookalike.matcher import Matcher, Verdict
@@ -331,33 +334,53 @@ class Index(ABC):
 
     def duplicates(
         self,
-        algorithm: str,
-        max_distance: int,
+        algorithm: str | None = None,
+        max_distance: int | None = None,
         *,
+        matcher: Matcher | str | None = None,
+        queries: Mapping[str, Mapping[str, Hash]] | Iterable[QueryBatch] | None = None,
         strict: bool = False,
         include_flagged: bool = False,
-        matcher: Matcher | str | None = None,
-        queries: Mapping[str, Mapping[str, Hash]] | None = None,
+        exact: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
     ) -> list[Group]:
-        """Groups of near-duplicates, best copy first: connected components of the "within r"
-        graph, or with `strict=True`, groups whose every member is within r of the group's centre.
+        """Groups of near-duplicates, best copy first: connected components of the "match" graph,
+        or with `strict=True`, groups whose every member matches the group's centre.
 
-        With `matcher` (a rule or preset), pairs must satisfy the rule instead; `algorithm` and
-        `max_distance` are then ignored (the rule says which hashes and thresholds apply). With
-        `queries` too (stored key -> that image's hashes with variants, from
+        Either one hash and a radius (`duplicates("phash", 6)`: exact all-pairs search), or a
+        `matcher` (a rule or preset: `duplicates(matcher="near-duplicate")`), whose candidate
+        stage searches every stored image as a batched job (`exact=True` for the exact plan).
+        With `queries` (stored key -> that image's hashes with variants, from
         `hash_file(..., dihedral=True)`), rotated, flipped and cropped copies group as well.
+        `progress(done, total)` follows the job; with a `checkpoint` file an interrupted job
+        resumes where it stopped.
 
-        >>> for group in index.duplicates("phash", 6):
+        >>> for group in index.duplicates(matcher="near-duplicate"):
         ...     keep, *others = group.members
         """
         from lookalike.dedupe.grouping import group_pairs
-        from lookalike.dedupe.pairs import matching_pairs, query_pairs
+        from lookalike.dedupe.pairs import rule_pairs
 
-        if matcher is not None and queries is not None:
-            found = query_pairs(self, queries, matcher, include_flagged=include_flagged)
-        elif matcher is not None:
-            found = matching_pairs(self, matcher, include_flagged=include_flagged)
+        if matcher is not None:
+            found = rule_pairs(
+                self,
+                matcher,
+                queries=queries,
+                exact=exact,
+                include_flagged=include_flagged,
+                progress=progress,
+                checkpoint=checkpoint,
+            )
+        elif algorithm is None or max_distance is None:
+            from lookalike.errors import MatcherSyntaxError
+
+            raise MatcherSyntaxError(
+                "duplicates needs a matcher (matcher='near-duplicate') or an algorithm and a radius"
+                " (duplicates('phash', 6))"
+            )
         else:
+            self.require_algorithm(algorithm)
             found = self.pairs(algorithm, max_distance, include_flagged=include_flagged)
         return group_pairs(found.first, found.second, found.distances, found.entries, strict=strict)
 
@@ -368,21 +391,96 @@ class Index(ABC):
         *,
         dihedral: bool | None = None,
         include_flagged: bool = False,
+        exact: bool = False,
     ) -> list[Verdict]:
         """Stored images that `matcher` (a `Matcher`, a rule or a preset name) accepts for the
-        query's hashes, sorted by (score, key). Candidates come from the rule's exact range
-        searches; the rule then decides on every hash it names. The query's variants (rotations,
-        flips, crops; `hash_file(..., dihedral=True)`) are searched unless `dihedral=False`.
+        query's hashes, sorted by (score, key). The candidate stage nominates stored images (by
+        candidate keys, or with `exact=True` by the rule's exact range searches); the rule then
+        decides on every hash it names. The query's variants (rotations, flips, crops;
+        `hash_file(..., dihedral=True)`) are searched unless `dihedral=False`.
 
         >>> upload = lookalike.hash_file("upload.jpg", default_index_hashes(), dihedral=True)
         >>> index.match(upload, "near-duplicate")
         [Verdict(key='/photos/cat.jpg', distances={'phash_eq': 2, ...}, score=..., variant=0)]
         """
-        from lookalike.matcher import match_in_index
+        return self.match_many(
+            [hashes], matcher, dihedral=dihedral, include_flagged=include_flagged, exact=exact
+        )[0]
 
+    def match_many(
+        self,
+        queries: Sequence[Mapping[str, Any]],
+        matcher: Matcher | str = "near-duplicate",
+        *,
+        dihedral: bool | None = None,
+        include_flagged: bool = False,
+        exact: bool = False,
+    ) -> list[list[Verdict]]:
+        """`match` for many queries in one batch (one candidate search for all of them)."""
+        from lookalike.candidates.batch import QueryBatch
+        from lookalike.candidates.stage import match_batch
+        from lookalike.matcher import Matcher
+
+        rule = matcher if isinstance(matcher, Matcher) else Matcher.parse(matcher)
         if dihedral is None:
-            dihedral = any(getattr(value, "variants", None) for value in hashes.values())
-        return match_in_index(self, hashes, matcher, dihedral=dihedral, include_flagged=include_flagged)
+            dihedral = any(getattr(v, "variants", None) for query in queries for v in query.values())
+        batch = QueryBatch.from_hashes(queries, variants=dihedral)
+        return match_batch(self, batch, rule, exact=exact, include_flagged=include_flagged)
+
+    def require_algorithm(self, algorithm: str) -> int:
+        """The bit length of a stored algorithm; a clear error naming what the index holds if
+        it holds no such hash (a search for it could only ever answer nothing)."""
+        from lookalike.errors import UnknownAlgorithmError
+        from lookalike.index.queries import canonical_algorithm
+
+        widths = self.algorithm_bits()
+        name = canonical_algorithm(algorithm)
+        if name not in widths:
+            held = ", ".join(sorted(widths)) or "nothing yet"
+            raise UnknownAlgorithmError(f"{self.url} holds no {name} hashes (it holds: {held})")
+        return widths[name]
+
+    # ----- the candidate stage's access to stored hashes (lookalike.candidates.stage) --------------
+    def nominate(
+        self, family: str, layout: KeyLayout, words: npt.NDArray[np.uint64], include_flagged: bool
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """(row of `words`, entry id) for every stored hash of `family` sharing a candidate key."""
+        raise NotImplementedError
+
+    def nominate_exact(
+        self, algorithm: str, words: npt.NDArray[np.uint64], radius: int, include_flagged: bool
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """(row of `words`, entry id) for every stored hash within `radius` of it (exact)."""
+        raise NotImplementedError
+
+    def stored_hashes(self, algorithm: str, ids: npt.NDArray[np.int64]) -> StoredHashes:
+        """One algorithm's stored hashes for these entry ids (absent ones marked)."""
+        raise NotImplementedError
+
+    def keys_by_id(self, ids: npt.NDArray[np.int64]) -> dict[int, str]:
+        """Keys of these entry ids (removed ones are left out)."""
+        raise NotImplementedError
+
+    def ids_by_key(self, keys: Sequence[str]) -> dict[str, int]:
+        """Entry ids of these keys (unknown keys are left out)."""
+        return {key: entry.id for key, entry in self.get_many(keys).items()}
+
+    def entries_by_id(self, ids: Iterable[int] | npt.NDArray[np.int64]) -> dict[int, Entry]:
+        """Entries by id (removed ones are left out)."""
+        keys = self.keys_by_id(np.asarray(list(ids), dtype=np.int64))
+        return {entry.id: entry for entry in self.get_many(keys.values()).values()}
+
+    def stored_batches(
+        self, algorithms: Sequence[str], size: int, include_flagged: bool = False
+    ) -> Iterator[QueryBatch]:
+        """Every stored entry as a query (its stored hashes of `algorithms`, no variants; flagged
+        ones left out unless asked), in batches of `size`, always in the same order (a resumed
+        duplicate search relies on it)."""
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        """Changes whenever the stored hashes change (what a duplicate-search checkpoint checks)."""
+        return str(len(self))
 
     def stats(self) -> IndexStats:
         """Counts per algorithm (hashes, flagged hashes) and bytes on disk."""

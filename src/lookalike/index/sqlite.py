@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -58,8 +58,14 @@ from lookalike.index.queries import (
     expand_dihedral,
     new_algorithm_widths,
 )
+from lookalike.index.sqlite_candidates import CandidateCache, family_members
 from lookalike.search.bits import words_of
 from lookalike.search.store import HashStore
+
+if TYPE_CHECKING:
+    from lookalike.candidates.batch import QueryBatch
+    from lookalike.candidates.judge import StoredHashes
+    from lookalike.candidates.keys import KeyLayout
 
 SCHEMA_VERSION = 1
 WRITE_BATCH = 5000
@@ -171,6 +177,8 @@ class SQLiteIndex(Index):
         self._nbits: dict[str, int] = {}
         self._stores: dict[str, _LoadedStore] = {}
         self._uuid = str(self._meta("uuid"))
+        snapshot_folder = Path(f"{self.path}.search") if self._snapshots else None
+        self._candidates = CandidateCache(snapshot_folder, self._uuid)
 
     @classmethod
     def open(cls, url: str | os.PathLike[str] | None = None, **options: Any) -> SQLiteIndex:
@@ -546,9 +554,9 @@ class SQLiteIndex(Index):
         return {entry.key: entry for entry in self._entries_from_rows(rows)}
 
     @_serialised
-    def entries_by_id(self, ids: Iterable[int]) -> dict[int, Entry]:
+    def entries_by_id(self, ids: Iterable[int] | npt.NDArray[np.int64]) -> dict[int, Entry]:
         rows: list[tuple[Any, ...]] = []
-        for chunk in _chunks(list(ids)):
+        for chunk in _chunks([int(i) for i in ids]):
             marks = ",".join("?" * len(chunk))
             rows.extend(
                 self._db.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id IN ({marks})", chunk)
@@ -719,6 +727,91 @@ class SQLiteIndex(Index):
         entries = self.entries_by_id(np.union1d(first, second).tolist())
         return Pairs(first.astype(np.int64), second.astype(np.int64), distances.astype(np.int64), entries)
 
+    # ----- the candidate stage (lookalike.candidates.stage.CandidateSource) ------------------------
+    @_serialised
+    def nominate(
+        self, family: str, layout: KeyLayout, words: npt.NDArray[np.uint64], include_flagged: bool
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """(row of `words`, entry id) for every stored hash of `family` sharing a candidate key."""
+        with self._transaction(write=False):
+            generation = int(self._meta("generation"))
+            members = family_members(self._algorithm_widths(), family)
+            tables = self._candidates.keys(self._db, family, layout, members, generation, include_flagged)
+        keys = layout.keys(words)
+        parts = [table.probe(keys) for table in tables]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    @_serialised
+    def nominate_exact(
+        self, algorithm: str, words: npt.NDArray[np.uint64], radius: int, include_flagged: bool
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """(row of `words`, entry id) for every stored hash within `radius` (exact)."""
+        loaded = self._loaded_store(canonical_algorithm(algorithm))
+        if loaded is None:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty.copy()
+        hits = loaded.store.range_search(words, radius, include_flagged)
+        return hits.query, hits.ids
+
+    @_serialised
+    def stored_hashes(self, algorithm: str, ids: npt.NDArray[np.int64]) -> StoredHashes:
+        """One algorithm's stored hashes for these entries (absent ones marked)."""
+        from lookalike.candidates.judge import StoredHashes
+
+        name = canonical_algorithm(algorithm)
+        with self._transaction(write=False):
+            generation = int(self._meta("generation"))
+            nbits = self._algorithm_nbits(name)
+            if nbits is None:
+                count = len(ids)
+                return StoredHashes(
+                    np.zeros(count, dtype=bool),
+                    np.zeros((count, 1), dtype=np.uint64),
+                    np.full(count, np.nan, dtype=np.float32),
+                    np.zeros(count, dtype=bool),
+                )
+            store = self._candidates.words(self._db, name, nbits, generation)
+        present, words, quality, flagged = store.lookup(ids)
+        return StoredHashes(present, words, quality, flagged)
+
+    @_serialised
+    def keys_by_id(self, ids: npt.NDArray[np.int64]) -> dict[int, str]:
+        """Keys of these entries (removed ones are left out)."""
+        return self._keys_of([int(i) for i in ids])
+
+    @_serialised
+    def ids_by_key(self, keys: Sequence[str]) -> dict[str, int]:
+        return {key: found.id for key, found in self._existing_by_key(list(keys)).items()}
+
+    def stored_batches(
+        self, algorithms: Sequence[str], size: int, include_flagged: bool = False
+    ) -> Iterator[QueryBatch]:
+        from lookalike.candidates.batch import QueryBatch, QueryHashes
+
+        with self._lock:
+            all_ids = np.array(
+                [row[0] for row in self._db.execute("SELECT id FROM entries ORDER BY id")], np.int64
+            )
+            widths = self._algorithm_widths()
+        names = [canonical_algorithm(a) for a in algorithms]
+        names = [name for name in dict.fromkeys(names) if name in widths]
+        for start in range(0, len(all_ids), size):
+            ids = all_ids[start : start + size]
+            hashes = {}
+            for name in names:
+                found = self.stored_hashes(name, ids)
+                present = found.present if include_flagged else found.present & ~found.flagged
+                hashes[name] = QueryHashes(widths[name], found.words[:, None, :], found.quality, present)
+            yield QueryBatch(len(ids), hashes, ids)
+
+    @_serialised
+    def fingerprint(self) -> str:
+        return f"{self._uuid}:{self.generation()}"
+
+    def _algorithm_widths(self) -> dict[str, int]:
+        self._algorithm_nbits("")
+        return dict(self._nbits)
+
     # ----- the in-memory search structures ---------------------------------------------------------
     def _loaded_store(self, algorithm: str) -> _LoadedStore | None:
         """The algorithm's HashStore, brought up to the latest committed generation."""
@@ -782,6 +875,7 @@ class SQLiteIndex(Index):
         `close()` does it for structures built or changed much since their last snapshot."""
         if not self._snapshots:
             return
+        self._candidates.persist(0 if force else SNAPSHOT_MIN_CHANGES)
         for algorithm, loaded in self._stores.items():
             if not force and loaded.from_snapshot and loaded.changes_since_snapshot < SNAPSHOT_MIN_CHANGES:
                 continue
@@ -796,8 +890,8 @@ class SQLiteIndex(Index):
             loaded.from_snapshot, loaded.changes_since_snapshot = True, 0
 
     def search_memory(self) -> int:
-        """Bytes held by the loaded in-memory search structures."""
-        return sum(loaded.store.nbytes() for loaded in self._stores.values())
+        """Bytes held by the loaded in-memory search and candidate structures."""
+        return sum(loaded.store.nbytes() for loaded in self._stores.values()) + self._candidates.nbytes()
 
     @_serialised
     def close(self) -> None:

@@ -78,7 +78,7 @@ def guaranteed_distance(radii: list[int]) -> int:
     return sum(radius + 1 for radius in radii) - 1
 
 
-def _expand_ranges(
+def expand_ranges(
     lo: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64], owners: npt.NDArray[np.int64]
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Concatenate the index ranges [lo, lo+length) and repeat each range's owner alongside."""
@@ -165,7 +165,7 @@ class MultiIndexTable:
         lo = starts[probes].astype(np.int64)
         lengths = starts[probes + 1].astype(np.int64) - lo
         owners = np.repeat(np.arange(len(query_values), dtype=np.int64), len(masks))
-        positions, query_index = _expand_ranges(lo, lengths, owners)
+        positions, query_index = expand_ranges(lo, lengths, owners)
         bucket_rows = self.rows[chunk_index]
         table_rows = positions if bucket_rows is None else unpack_rows(bucket_rows, positions)
         return query_index, table_rows

@@ -1,0 +1,181 @@
+"""The candidate stage end to end: a batch of queries in, accepted pairs out.
+
+1. `probes_for` says which key tables (or exact range searches) nominate the rule's candidates.
+2. The backend answers each probe for the whole batch at once (`CandidateSource.nominate`).
+3. `judge` decides every (query, stored entry) candidate on every hash the rule names.
+
+`match_batch` turns the accepted pairs into `Verdict` lists (what `Index.match` returns);
+`lookalike.dedupe.pairs` runs the same stage over a whole index for duplicate search.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from lookalike.candidates.batch import QueryBatch
+from lookalike.candidates.judge import Judged, StoredHashes, judge
+from lookalike.candidates.keys import KeyLayout
+from lookalike.candidates.plan import KeyProbe, RangeProbe, probes_for
+from lookalike.matcher import Matcher, Verdict
+
+Ids = npt.NDArray[np.int64]
+
+
+class CandidateSource(Protocol):
+    """What an index offers the candidate stage (both backends implement it)."""
+
+    def algorithm_bits(self) -> dict[str, int]: ...
+
+    def nominate(
+        self, family: str, layout: KeyLayout, words: npt.NDArray[np.uint64], include_flagged: bool
+    ) -> tuple[Ids, Ids]:
+        """(row of `words`, entry id) for every stored hash of `family` sharing a key with it."""
+
+    def nominate_exact(
+        self, algorithm: str, words: npt.NDArray[np.uint64], radius: int, include_flagged: bool
+    ) -> tuple[Ids, Ids]:
+        """(row of `words`, entry id) for every stored hash within `radius` of it."""
+
+    def stored_hashes(self, algorithm: str, ids: Ids) -> StoredHashes: ...
+
+    def keys_by_id(self, ids: Ids) -> dict[int, str]: ...
+
+
+def candidate_pairs(
+    source: CandidateSource,
+    batch: QueryBatch,
+    rule: Matcher,
+    *,
+    exact: bool = False,
+    include_flagged: bool = False,
+) -> tuple[Ids, Ids]:
+    """Every (query row, entry id) some probe nominates, without repeats or self-pairs."""
+    rows_found: list[Ids] = []
+    ids_found: list[Ids] = []
+    widths = source.algorithm_bits()
+    for probe in probes_for(rule, widths, exact=exact):
+        if isinstance(probe, KeyProbe):
+            words, owner = _probe_words(batch, probe.algorithms, probe.layout.nbits)
+            if len(words):
+                found_rows, found_ids = source.nominate(probe.family, probe.layout, words, include_flagged)
+                rows_found.append(owner[found_rows])
+                ids_found.append(found_ids)
+        elif isinstance(probe, RangeProbe):
+            words, owner = _probe_words(batch, (probe.algorithm,), widths[probe.algorithm])
+            if len(words):
+                found_rows, found_ids = source.nominate_exact(
+                    probe.algorithm, words, probe.radius, include_flagged
+                )
+                rows_found.append(owner[found_rows])
+                ids_found.append(found_ids)
+    if not rows_found:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty.copy()
+    rows = np.concatenate(rows_found)
+    ids = np.concatenate(ids_found)
+    if batch.ids is not None:
+        other = ids != batch.ids[rows]
+        rows, ids = rows[other], ids[other]
+    # one entry per (row, id): sort by row then id (ids may use all 64 bits on ClickHouse)
+    order = np.lexsort((ids, rows))
+    rows, ids = rows[order], ids[order]
+    fresh = np.ones(len(rows), dtype=bool)
+    if len(rows) > 1:
+        fresh[1:] = (rows[1:] != rows[:-1]) | (ids[1:] != ids[:-1])
+    return rows[fresh], ids[fresh]
+
+
+def _probe_words(
+    batch: QueryBatch, algorithms: tuple[str, ...], nbits: int
+) -> tuple[npt.NDArray[np.uint64], Ids]:
+    """The variants of `algorithms` over the batch as flat (rows, words), with each row's query;
+    a query's variants of a later algorithm that equal an earlier one's are probed once (a
+    picture without borders has the same trimmed and untrimmed hash)."""
+    parts: list[npt.NDArray[np.uint64]] = []
+    owners: list[Ids] = []
+    seen: list[npt.NDArray[np.uint64]] = []
+    for algorithm in algorithms:
+        query = batch.hashes.get(algorithm)
+        if query is None or query.nbits != nbits:
+            continue
+        keep = query.present.copy()
+        for earlier in seen:
+            if earlier.shape == query.words.shape:
+                keep &= ~np.all(earlier == query.words, axis=(1, 2))
+        seen.append(query.words)
+        rows = np.flatnonzero(keep)
+        if not len(rows):
+            continue
+        chosen = query.words[rows]
+        parts.append(chosen.reshape(-1, chosen.shape[2]))
+        owners.append(np.repeat(rows, chosen.shape[1]))
+    if not parts:
+        return np.zeros((0, (nbits + 63) // 64), dtype=np.uint64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(parts), np.concatenate(owners)
+
+
+def judge_batch(
+    source: CandidateSource,
+    batch: QueryBatch,
+    rule: Matcher,
+    *,
+    exact: bool = False,
+    include_flagged: bool = False,
+) -> Judged:
+    """The pairs of the batch's queries with stored entries that `rule` accepts."""
+    rows, ids = candidate_pairs(source, batch, rule, exact=exact, include_flagged=include_flagged)
+    return judge(batch, rows, ids, rule, source.stored_hashes, include_flagged=include_flagged)
+
+
+def match_batch(
+    source: CandidateSource,
+    batch: QueryBatch,
+    rule: Matcher,
+    *,
+    exact: bool = False,
+    include_flagged: bool = False,
+) -> list[list[Verdict]]:
+    """Per query, the stored images `rule` accepts, sorted by (score, key)."""
+    judged = judge_batch(source, batch, rule, exact=exact, include_flagged=include_flagged)
+    keys = source.keys_by_id(np.unique(judged.ids))
+    results: list[list[Verdict]] = [[] for _ in range(len(batch))]
+    for position in range(len(judged.rows)):
+        key = keys.get(int(judged.ids[position]))
+        if key is None:  # removed meanwhile
+            continue
+        distances = _distances_at(judged, position)
+        variant = _variant_at(judged, rule, position)
+        verdict = Verdict(key, distances, int(judged.evaluation.score[position]), variant)
+        results[int(judged.rows[position])].append(verdict)
+    for verdicts in results:
+        verdicts.sort(key=lambda v: (v.score, v.key))
+    return results
+
+
+def _distances_at(judged: Judged, position: int) -> dict[str, int]:
+    """What `Matcher.verdict` reports: each condition's summed distance, then each algorithm's."""
+    distances: dict[str, int] = {}
+    for condition, values in judged.evaluation.condition_distances.items():
+        value = int(values[position])
+        if value >= 0:
+            distances[" + ".join(condition.algorithms)] = value
+    for algorithm, values in judged.distances.items():
+        value = int(values[position])
+        if value >= 0:
+            distances.setdefault(algorithm, value)
+    return distances
+
+
+def _variant_at(judged: Judged, rule: Matcher, position: int) -> int:
+    """The query variant behind the condition that accepted the pair most clearly."""
+    closest = int(judged.evaluation.closest[position])
+    for group in rule.groups:
+        for condition in group:
+            if int(judged.evaluation.condition_distances[condition][position]) == closest:
+                first = condition.algorithms[0]
+                if first in judged.variants:
+                    return int(judged.variants[first][position])
+    return 0

@@ -1,0 +1,337 @@
+"""In-memory structures of the candidate stage: key tables (who might match) and word stores (the
+hashes that judge them), both keyed by entry id and cheap to update.
+
+Each keeps a large sorted part, a small sorted buffer of recent adds and a list of removed ids, the
+shape `lookalike.search.store.HashStore` uses: adds and removes are cheap, and the sorted part is
+rebuilt when the buffer or the removals grow past a share of it. Both snapshot to a folder of
+`.npy` files that open memory-mapped, so a large index answers its first query without reading
+its tables whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lookalike.candidates.keys import KeyLayout
+from lookalike.search.mih import expand_ranges
+
+Ids = npt.NDArray[np.int64]
+Words = npt.NDArray[np.uint64]
+Packed = npt.NDArray[np.uint64]
+
+ID_BITS = 32
+ID_MASK = np.uint64((1 << ID_BITS) - 1)
+BUFFER_SHARE = 16  # the buffer is folded in when it exceeds 1/16 of the sorted part (or 4096 rows)
+SNAPSHOT_FORMAT = 1
+
+
+def _sorted_unique(values: Ids) -> Ids:
+    ordered = np.sort(values)
+    if len(ordered) < 2:
+        return ordered
+    keep = np.empty(len(ordered), dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
+
+
+def _member(values: Ids, sorted_set: Ids) -> npt.NDArray[np.bool_]:
+    """Which of `values` are in the sorted array `sorted_set`."""
+    if len(sorted_set) == 0 or len(values) == 0:
+        return np.zeros(len(values), dtype=bool)
+    positions = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    found: npt.NDArray[np.bool_] = sorted_set[positions] == values
+    return found
+
+
+class KeyTables:
+    """One sorted array per table of `(key << 32) | entry id`; an entry may hold several rows
+    (one per distinct hash of its family). `probe` returns every (query row, entry id) sharing a
+    key in some table."""
+
+    def __init__(self, layout: KeyLayout) -> None:
+        self.layout = layout
+        empty = np.zeros(0, dtype=np.uint64)
+        self._main: list[Packed] = [empty] * layout.table_count
+        self._buffer: list[Packed] = [empty] * layout.table_count
+        self._dead: Ids = np.zeros(0, dtype=np.int64)  # ids removed from the main part
+
+    def __len__(self) -> int:
+        """Rows (not entries) held, removed ones included until compaction."""
+        return int(len(self._main[0]) + len(self._buffer[0])) if self._main else 0
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (*self._main, *self._buffer)) + self._dead.nbytes
+
+    def add(self, ids: npt.ArrayLike, words: Words) -> None:
+        """Add rows (ids must be removed first if they were present: see `replace`)."""
+        id_array = np.asarray(ids, dtype=np.int64).ravel()
+        if len(id_array) == 0:
+            return
+        if id_array.min() < 0 or id_array.max() > int(ID_MASK):
+            raise ValueError("entry ids must fit in 32 bits")
+        keys = self.layout.keys(words).astype(np.uint64)
+        low = id_array.astype(np.uint64)
+        for table in range(self.layout.table_count):
+            packed = (keys[:, table] << np.uint64(ID_BITS)) | low
+            merged = np.concatenate([self._buffer[table], packed])
+            merged.sort()
+            self._buffer[table] = merged
+        if len(self._buffer[0]) > max(4096, len(self._main[0]) // BUFFER_SHARE):
+            self.compact()
+
+    def remove(self, ids: npt.ArrayLike) -> None:
+        """Forget every row of these entries."""
+        gone = _sorted_unique(np.asarray(ids, dtype=np.int64).ravel())
+        if len(gone) == 0:
+            return
+        for table in range(self.layout.table_count):
+            buffer = self._buffer[table]
+            if len(buffer):
+                self._buffer[table] = buffer[~_member((buffer & ID_MASK).astype(np.int64), gone)]
+        if len(self._main[0]):
+            self._dead = _sorted_unique(np.concatenate([self._dead, gone]))
+            if len(self._dead) > max(1024, len(self._main[0]) // (BUFFER_SHARE * 2)):
+                self.compact()
+
+    def replace(self, ids: npt.ArrayLike, words: Words) -> None:
+        """Remove every row of the entries named in `ids`, then add the given rows."""
+        self.remove(ids)
+        self.add(ids, words)
+
+    def compact(self) -> None:
+        """Fold the buffer into the sorted part and drop removed rows."""
+        for table in range(self.layout.table_count):
+            main = self._main[table]
+            if len(self._dead) and len(main):
+                main = main[~_member((main & ID_MASK).astype(np.int64), self._dead)]
+            merged = np.concatenate([main, self._buffer[table]])
+            merged.sort()
+            self._main[table] = merged
+            self._buffer[table] = np.zeros(0, dtype=np.uint64)
+        self._dead = np.zeros(0, dtype=np.int64)
+
+    def probe(self, query_keys: npt.NDArray[np.uint32]) -> tuple[Ids, Ids]:
+        """Every (query row, entry id) whose keys meet in some table, without repeats."""
+        keys = np.asarray(query_keys, dtype=np.uint64)
+        if keys.ndim != 2 or keys.shape[1] != self.layout.table_count:
+            raise ValueError(f"expected (n, {self.layout.table_count}) keys, got {keys.shape}")
+        rows_found: list[Ids] = []
+        ids_found: list[Ids] = []
+        owners = np.arange(len(keys), dtype=np.int64)
+        for table in range(self.layout.table_count):
+            low = keys[:, table] << np.uint64(ID_BITS)
+            high = low | ID_MASK
+            for part, filter_dead in ((self._main[table], True), (self._buffer[table], False)):
+                if not len(part):
+                    continue
+                start = np.searchsorted(part, low, side="left").astype(np.int64)
+                stop = np.searchsorted(part, high, side="right").astype(np.int64)
+                positions, rows = expand_ranges(start, stop - start, owners)
+                if not len(positions):
+                    continue
+                ids = (part[positions] & ID_MASK).astype(np.int64)
+                if filter_dead and len(self._dead):
+                    alive = ~_member(ids, self._dead)
+                    rows, ids = rows[alive], ids[alive]
+                rows_found.append(rows)
+                ids_found.append(ids)
+        if not rows_found:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty.copy()
+        pairs = _sorted_unique((np.concatenate(rows_found) << ID_BITS) | np.concatenate(ids_found))
+        return pairs >> ID_BITS, pairs & int(ID_MASK)
+
+    # ----- snapshots -------------------------------------------------------------------------------
+    def save(self, folder: Path, meta: Mapping[str, Any]) -> None:
+        self.compact()
+        arrays = {f"table{t}": main for t, main in enumerate(self._main)}
+        _save_arrays(folder, arrays, {**meta, "layout": _layout_signature(self.layout)})
+
+    @classmethod
+    def load(cls, folder: Path, layout: KeyLayout) -> tuple[KeyTables, dict[str, Any]] | None:
+        loaded = _load_arrays(folder)
+        if loaded is None:
+            return None
+        arrays, meta = loaded
+        if meta.get("layout") != _layout_signature(layout):
+            return None
+        tables = cls(layout)
+        try:
+            tables._main = [arrays[f"table{t}"] for t in range(layout.table_count)]
+        except KeyError:
+            return None
+        return tables, meta
+
+
+class WordStore:
+    """One algorithm's stored hashes by entry id: words, quality and the unreliable flag, for
+    judging candidates (`lookup`) and for nominating by keys."""
+
+    def __init__(self, nbits: int) -> None:
+        self.nbits = nbits
+        self.word_count = (nbits + 63) // 64
+        self._ids: Ids = np.zeros(0, dtype=np.int64)  # sorted
+        self._words: Words = np.zeros((0, self.word_count), dtype=np.uint64)
+        self._quality: npt.NDArray[np.float32] = np.zeros(0, dtype=np.float32)
+        self._flagged: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
+        self._pending: list[tuple[Ids, Words, npt.NDArray[np.float32], npt.NDArray[np.bool_]]] = []
+        self._pending_rows = 0
+        self._removed: list[Ids] = []
+
+    def __len__(self) -> int:
+        self._settle()
+        return len(self._ids)
+
+    def nbytes(self) -> int:
+        self._settle()
+        return self._ids.nbytes + self._words.nbytes + self._quality.nbytes + self._flagged.nbytes
+
+    def upsert(
+        self,
+        ids: npt.ArrayLike,
+        words: Words,
+        quality: npt.ArrayLike | None = None,
+        flagged: npt.ArrayLike | None = None,
+    ) -> None:
+        """Store rows; an id already present is replaced (the last row of an id wins)."""
+        id_array = np.asarray(ids, dtype=np.int64).ravel()
+        count = len(id_array)
+        if count == 0:
+            return
+        rows = np.asarray(words, dtype=np.uint64).reshape(count, self.word_count)
+        scores = (
+            np.full(count, np.nan, dtype=np.float32)
+            if quality is None
+            else np.asarray(quality, dtype=np.float32).ravel()
+        )
+        flags = np.zeros(count, dtype=bool) if flagged is None else np.asarray(flagged, dtype=bool).ravel()
+        self._pending.append((id_array, rows, scores, flags))
+        self._pending_rows += count
+
+    def remove(self, ids: npt.ArrayLike) -> None:
+        """Forget these ids (rows upserted after this call are kept)."""
+        gone = _sorted_unique(np.asarray(ids, dtype=np.int64).ravel())
+        if len(gone) == 0:
+            return
+        self._pending = [
+            (i[keep], w[keep], q[keep], f[keep])
+            for i, w, q, f in self._pending
+            for keep in [~_member(i, gone)]
+        ]
+        self._removed.append(gone)
+
+    def _settle(self) -> None:
+        """Apply pending removals and upserts (one merge for a whole sync)."""
+        if not self._pending and not self._removed:
+            return
+        parts = [(self._ids, self._words, self._quality, self._flagged)]
+        if self._removed:
+            gone = _sorted_unique(np.concatenate(self._removed))
+            keep = ~_member(self._ids, gone)
+            parts = [(self._ids[keep], self._words[keep], self._quality[keep], self._flagged[keep])]
+        parts += self._pending
+        all_ids = np.concatenate([p[0] for p in parts])
+        order = np.argsort(all_ids, kind="stable")
+        sorted_ids = all_ids[order]
+        last = np.ones(len(sorted_ids), dtype=bool)  # the last write of an id wins
+        if len(sorted_ids) > 1:
+            last[:-1] = sorted_ids[1:] != sorted_ids[:-1]
+        chosen = order[last]
+        self._ids = all_ids[chosen]
+        self._words = np.concatenate([p[1] for p in parts])[chosen]
+        self._quality = np.concatenate([p[2] for p in parts])[chosen]
+        self._flagged = np.concatenate([p[3] for p in parts])[chosen]
+        self._pending, self._pending_rows, self._removed = [], 0, []
+
+    def lookup(
+        self, ids: npt.ArrayLike
+    ) -> tuple[npt.NDArray[np.bool_], Words, npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+        """(present, words, quality, flagged) for each id (zeros where absent)."""
+        self._settle()
+        wanted = np.asarray(ids, dtype=np.int64).ravel()
+        if len(self._ids) == 0:
+            count = len(wanted)
+            return (
+                np.zeros(count, dtype=bool),
+                np.zeros((count, self.word_count), dtype=np.uint64),
+                np.full(count, np.nan, dtype=np.float32),
+                np.zeros(count, dtype=bool),
+            )
+        positions = np.minimum(np.searchsorted(self._ids, wanted), len(self._ids) - 1)
+        present = self._ids[positions] == wanted
+        words = self._words[positions]
+        words[~present] = 0
+        return present, words, self._quality[positions], self._flagged[positions] & present
+
+    def rows(self) -> tuple[Ids, Words, npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+        """Every stored (id, words, quality, flagged), by id."""
+        self._settle()
+        return self._ids, self._words, self._quality, self._flagged
+
+    def save(self, folder: Path, meta: Mapping[str, Any]) -> None:
+        ids, words, quality, flagged = self.rows()
+        arrays: dict[str, npt.NDArray[Any]] = {
+            "ids": ids,
+            "words": words,
+            "quality": quality,
+            "flagged": flagged,
+        }
+        _save_arrays(folder, arrays, {**meta, "nbits": self.nbits})
+
+    @classmethod
+    def load(cls, folder: Path, nbits: int) -> tuple[WordStore, dict[str, Any]] | None:
+        loaded = _load_arrays(folder)
+        if loaded is None:
+            return None
+        arrays, meta = loaded
+        if meta.get("nbits") != nbits:
+            return None
+        store = cls(nbits)
+        try:
+            store._ids, store._words = arrays["ids"], arrays["words"]
+            store._quality, store._flagged = arrays["quality"], arrays["flagged"]
+        except KeyError:
+            return None
+        return store, meta
+
+
+def _layout_signature(layout: KeyLayout) -> list[Any]:
+    return [layout.nbits, [list(table) for table in layout.tables]]
+
+
+def _save_arrays(folder: Path, arrays: Mapping[str, npt.NDArray[Any]], meta: Mapping[str, Any]) -> None:
+    """Write arrays as .npy files plus meta.json into `folder`, replacing it atomically."""
+    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name, array in arrays.items():
+        np.save(tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+    (tmp / "meta.json").write_text(json.dumps({**meta, "format": SNAPSHOT_FORMAT}))
+    old = folder.with_name(f".{folder.name}.{os.getpid()}.old")
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_arrays(folder: Path) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]] | None:
+    """Arrays of a snapshot folder, memory-mapped, and its meta; None if absent or unreadable."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        if meta.get("format") != SNAPSHOT_FORMAT:
+            return None
+        arrays = {
+            path.stem: np.load(path, mmap_mode="r", allow_pickle=False) for path in folder.glob("*.npy")
+        }
+    except (OSError, ValueError):
+        return None
+    return arrays, meta
