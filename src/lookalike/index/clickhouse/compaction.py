@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from lookalike.errors import IndexStoreError
 from lookalike.index.clickhouse.connection import Connection
@@ -32,12 +32,17 @@ _MARK = "lookalike-compaction"  # in the text of our own polls, so they never wa
 
 
 def compact_site(
-    connection: Connection, tables: Tables, algorithms: Mapping[str, tuple[int, int]], modern: bool
+    connection: Connection,
+    tables: Tables,
+    algorithms: Mapping[str, tuple[int, int]],
+    modern: bool,
+    families: Sequence[str] = (),
 ) -> int:
     """Compact the tables one server holds (`tables` names its local tables; `algorithms` maps
     each algorithm to its bit length and pre-filter chunk width); returns how many superseded
     rows were dropped.
-    `modern`: the server has `mutations_sync` (>= 21)."""
+    `modern`: the server has `mutations_sync` (>= 21); `families`: the candidate families whose
+    key tables exist (their rows go by version)."""
     scratch = f"`{tables.database}`.`compacting_{os.getpid()}_{next(_SCRATCH)}`"
     connection.execute(
         f"CREATE TABLE {scratch} (key String, version UInt64) ENGINE = MergeTree ORDER BY (key, version)"
@@ -57,6 +62,9 @@ def compact_site(
             stale_rows = f"({row}) IN (SELECT {row} FROM {hashes} WHERE {listed})"
             _delete(connection, tables.prefilter(algorithm, chunk_bits, True), stale_rows, modern)
             _delete(connection, hashes, listed, modern)
+        for family in families:
+            stale_versions = f"version IN (SELECT version FROM {scratch})"
+            _delete(connection, tables.family(family, True), stale_versions, modern)
         _wait_for_older_queries(connection, tables.database)
         _delete(connection, tables.superseded(True), listed, modern)
         return stale

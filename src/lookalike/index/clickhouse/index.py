@@ -20,14 +20,17 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from lookalike.candidates.keys import KeyLayout
+from lookalike.candidates.plan import family_of
 from lookalike.errors import IndexStoreError, InvalidHashError
 from lookalike.hash import Hash
 from lookalike.index.base import AddReport, Entry, Index, IndexItem, Match, Pairs, Query
+from lookalike.index.clickhouse import candidates as candidate_sql
 from lookalike.index.clickhouse.binding import Binder
 from lookalike.index.clickhouse.compaction import compact_site
 from lookalike.index.clickhouse.connection import (
@@ -49,6 +52,9 @@ from lookalike.index.clickhouse.schema import (
     algorithm_ddl,
     base_ddl,
     distributed_ddl,
+    family_ddl,
+    family_keys_select,
+    family_view_ddl,
     hash_types,
     word_count,
 )
@@ -81,8 +87,13 @@ STAGE_KEYS_ABOVE = 20_000
 _SCRATCH = itertools.count()
 KEY_PAGE = 1000
 MAX_PROBES_PER_STATEMENT = 200_000
+EXACT_ROWS_PER_STATEMENT = 256  # query rows per exact range statement: its memory grows with them
 DATABASE = "lookalike"
 
+
+if TYPE_CHECKING:
+    from lookalike.candidates.batch import QueryBatch
+    from lookalike.candidates.judge import StoredHashes
 
 Plan = Literal["auto", "prefilter", "scan"]
 
@@ -153,6 +164,7 @@ class ClickHouseIndex(Index):
         self._last_version = 0
         self._ddl_fanout: bool | None = None
         self._shards: list[Connection] | None = None
+        self._families_ready: set[str] = set()
         self._closed = False
         self._create_base_tables()
 
@@ -234,6 +246,46 @@ class ClickHouseIndex(Index):
         self._chunk_bits[algorithm] = self.chunk_bits
         if tables.cluster:
             self._run_ddl([distributed_ddl(tables, tables.hashes(algorithm, True), tables.hashes(algorithm))])
+        found = family_of(algorithm)
+        if found is not None and found[1].nbits == nbits:
+            self._families_ready.discard(found[0])
+            self._ensure_family(found[0], found[1], also=algorithm)
+
+    def _ensure_family(self, family: str, layout: KeyLayout, also: str | None = None) -> None:
+        """Create a candidate family's key table and its views from every member algorithm's hash
+        table; hashes stored before a view existed (an index made by an older lookalike) are
+        copied in once."""
+        if family in self._families_ready:
+            return
+        tables = self._tables
+        widths = dict(self._algorithms(refresh=True))
+        if also is not None:  # an algorithm being registered now
+            widths[also] = layout.nbits
+        members = [
+            name
+            for name, nbits in widths.items()
+            if (found := family_of(name)) is not None and found[0] == family and nbits == layout.nbits
+        ]
+        existing = self._table_names()
+        statements = [family_ddl(tables, family)]
+        fresh = [m for m in members if _bare_name(tables.family_view(family, m)) not in existing]
+        statements += [family_view_ddl(tables, family, layout, member) for member in fresh]
+        if tables.cluster:
+            statements.append(distributed_ddl(tables, tables.family(family, True), tables.family(family)))
+        self._run_ddl(statements)
+        target = tables.family(family, True)
+        for member in fresh:
+            if _bare_name(tables.hashes(member, True)) in existing:
+                copy = f"INSERT INTO {target} {family_keys_select(layout, tables.hashes(member, True))}"
+                for site in self._shard_connections() if tables.cluster else [self._connection]:
+                    site.execute(copy)
+        self._families_ready.add(family)
+
+    def _table_names(self) -> set[str]:
+        binder = self._connection.binder()
+        database = binder.scalar("db", "String", self._tables.database)
+        result = self._connection.query(f"SELECT name FROM system.tables WHERE database = {database}", binder)
+        return {str(name) for name in result.values("name")}
 
     def _run_ddl(self, statements: Sequence[str]) -> None:
         """Run DDL on this server, or on every server of the cluster: `ON CLUSTER` where the
@@ -572,10 +624,19 @@ class ClickHouseIndex(Index):
         }
         modern = self._dialect.mutations_sync
         connection = self._connection
+        existing = self._table_names()
+        families = sorted(
+            {
+                found[0]
+                for name in algorithms
+                if (found := family_of(name)) is not None
+                and _bare_name(self._tables.family(found[0], True)) in existing
+            }
+        )
         if self._tables.cluster:
             shards = self._shard_connections()
-            return sum(compact_site(shard, self._tables, algorithms, modern) for shard in shards)
-        dropped = compact_site(connection, self._tables, algorithms, modern)
+            return sum(compact_site(shard, self._tables, algorithms, modern, families) for shard in shards)
+        dropped = compact_site(connection, self._tables, algorithms, modern, families)
         if isinstance(connection, ChdbConnection):
             with connection.shared.facts_lock:  # superseded may be empty now: count it again
                 connection.shared.facts.pop(_SUPERSEDED_EMPTY, None)
@@ -1034,6 +1095,90 @@ class ClickHouseIndex(Index):
                 int(v) for v in result.values("version")
             )  # shards' pages overlap: repeats are harmless
 
+    # ----- the candidate stage (lookalike.candidates.stage.CandidateSource) ------------------------
+    # Entries are named by their live row version (see candidates.py).
+    def nominate(
+        self, family: str, layout: KeyLayout, words: npt.NDArray[np.uint64], include_flagged: bool
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        self._ensure_family(family, layout)
+        with self._reading() as stale:
+            return candidate_sql.nominate(
+                self._connection, self._read, self._tables, family, layout, words, include_flagged, stale
+            )
+
+    def nominate_exact(
+        self, algorithm: str, words: npt.NDArray[np.uint64], radius: int, include_flagged: bool
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        name = canonical_algorithm(algorithm)
+        nbits = self._nbits_of(name)
+        rows_found: list[npt.NDArray[np.int64]] = []
+        ids_found: list[npt.NDArray[np.int64]] = []
+        if nbits is not None:
+            for start in range(0, len(words), EXACT_ROWS_PER_STATEMENT):
+                part = words[start : start + EXACT_ROWS_PER_STATEMENT]
+                rows = QueryRows(part, np.full(len(part), radius, dtype=np.int64))
+                hits = self.hits(name, nbits, rows, include_flagged)
+                versions = self._live_versions(sorted(set(hits.keys)))
+                known = np.array([key in versions for key in hits.keys], dtype=bool)
+                rows_found.append(hits.rows[known] + start)
+                ids_found.append(np.array([versions[k] for k in hits.keys if k in versions], dtype=np.int64))
+        if not rows_found:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty.copy()
+        return np.concatenate(rows_found), np.concatenate(ids_found)
+
+    def stored_hashes(self, algorithm: str, ids: npt.NDArray[np.int64]) -> StoredHashes:
+        from lookalike.candidates.judge import StoredHashes
+
+        name = canonical_algorithm(algorithm)
+        nbits = self._nbits_of(name)
+        if nbits is None:
+            count = len(ids)
+            return StoredHashes(
+                np.zeros(count, dtype=bool),
+                np.zeros((count, 1), dtype=np.uint64),
+                np.full(count, np.nan, dtype=np.float32),
+                np.zeros(count, dtype=bool),
+            )
+        found = candidate_sql.stored_hashes(self._connection, self._read, self._tables, name, nbits, ids)
+        return StoredHashes(*found)
+
+    def keys_by_id(self, ids: npt.NDArray[np.int64]) -> dict[int, str]:
+        wanted = np.asarray(ids, dtype=np.int64)
+        return candidate_sql.keys_by_version(self._connection, self._read, self._tables, wanted)
+
+    def ids_by_key(self, keys: Sequence[str]) -> dict[str, int]:
+        return {key: _signed(version) for key, version in self._live_versions(list(keys)).items()}
+
+    def entries_by_id(self, ids: Iterable[int] | npt.NDArray[np.int64]) -> dict[int, Entry]:
+        keys = self.keys_by_id(np.asarray(list(ids), dtype=np.int64))
+        found = self.get_many(keys.values())
+        return {version: found[key] for version, key in keys.items() if key in found}
+
+    def stored_batches(
+        self, algorithms: Sequence[str], size: int, include_flagged: bool = False
+    ) -> Iterator[QueryBatch]:
+        from lookalike.candidates.batch import QueryBatch, QueryHashes
+
+        versions = candidate_sql.live_versions(self._read)
+        widths = self._algorithms(refresh=True)
+        names = [n for n in dict.fromkeys(canonical_algorithm(a) for a in algorithms) if n in widths]
+        for start in range(0, len(versions), size):
+            ids = versions[start : start + size]
+            hashes = {}
+            for name in names:
+                found = self.stored_hashes(name, ids)
+                present = found.present if include_flagged else found.present & ~found.flagged
+                hashes[name] = QueryHashes(widths[name], found.words[:, None, :], found.quality, present)
+            yield QueryBatch(len(ids), hashes, ids)
+
+    def fingerprint(self) -> str:
+        result = self._connection.query(
+            f"SELECT count() AS n, max(version) AS v FROM {self._tables.entries()}"
+        )
+        stale = self._count(self._tables.superseded())
+        return f"{result.values('n')[0]}:{result.values('v')[0]}:{stale}"
+
     # ----- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
         if not self._closed:
@@ -1080,6 +1225,11 @@ def _prefilter_sql(
 
 # what a server without ZooKeeper / Keeper answers to ON CLUSTER
 _NO_DISTRIBUTED_DDL = ("zookeeper", "keeper", "ddl background thread is not initialized")
+
+
+def _bare_name(qualified: str) -> str:
+    """`table` of "`database`.`table`"."""
+    return qualified.split(".", 1)[1].strip("`")
 
 
 def _on_cluster(statement: str, cluster: str) -> str:

@@ -29,6 +29,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from lookalike.candidates.keys import KeyLayout
 from lookalike.search.mih import Chunk, chunk_layout
 
 # Chunks of at most 13 bits (64-bit hashes: 13+13+13+13+12): at 10M rows a query with r=10
@@ -91,6 +92,12 @@ class Tables:
 
     def prefilter_view(self, algorithm: str, chunk_bits: int) -> str:
         return self._name(f"mv{_width_tag(chunk_bits)}_{algorithm_suffix(algorithm)}", True)
+
+    def family(self, family: str, local: bool = False) -> str:
+        return self._name(f"k_{algorithm_suffix(family)}", local)
+
+    def family_view(self, family: str, algorithm: str) -> str:
+        return self._name(f"kv_{algorithm_suffix(family)}_{algorithm_suffix(algorithm)}", True)
 
 
 def _width_tag(chunk_bits: int) -> str:
@@ -171,6 +178,49 @@ def algorithm_ddl(
         f" FROM {tables.hashes(algorithm, True)}"
         f" ARRAY JOIN arrayEnumerate([{values}]) AS chunk_number, [{values}] AS chunk_value",
     ]
+
+
+FAMILY_TYPES = {"t": "UInt8", "key": "UInt32", "version": "UInt64", "flagged": "UInt8"}
+
+
+def _hash_byte_sql(byte: int) -> str:
+    """Byte `byte` of a hash (0 = its first 8 bits) from its big-endian words w0, w1, ..."""
+    return f"bitAnd(bitShiftRight(w{byte // 8}, {56 - 8 * (byte % 8)}), 255)"
+
+
+def family_keys_select(layout: KeyLayout, source: str) -> str:
+    """SELECT of (t, key, version, flagged) rows, one per key table, from a hash table: the
+    candidate keys of `lookalike.candidates.keys`, computed by ClickHouse."""
+    keys = []
+    for chosen in layout.tables:
+        key = _hash_byte_sql(chosen[0])
+        for byte in chosen[1:]:
+            key = f"bitOr(bitShiftLeft({key}, 8), {_hash_byte_sql(byte)})"
+        keys.append(f"toUInt32({key})")
+    listed = ", ".join(keys)
+    return (
+        "SELECT toUInt8(table_number - 1) AS t, table_key AS key, version, flagged"
+        f" FROM {source} ARRAY JOIN arrayEnumerate([{listed}]) AS table_number, [{listed}] AS table_key"
+    )
+
+
+def family_ddl(tables: Tables, family: str) -> str:
+    """The key table of a candidate family: rows (table number, key, row version), sorted by key
+    so a probe reads one granule; ReplacingMergeTree folds the rows two algorithms of the family
+    give for the same hash (an untrimmed picture's trimmed hash)."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {tables.family(family, True)} ({_columns(FAMILY_TYPES)})"
+        " ENGINE = ReplacingMergeTree ORDER BY (t, key, version)"
+        f" SETTINGS index_granularity = {PREFILTER_GRANULARITY}"
+    )
+
+
+def family_view_ddl(tables: Tables, family: str, layout: KeyLayout, algorithm: str) -> str:
+    """The view that fills a family's key table from one member algorithm's hash table."""
+    return (
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {tables.family_view(family, algorithm)}"
+        f" TO {tables.family(family, True)} AS {family_keys_select(layout, tables.hashes(algorithm, True))}"
+    )
 
 
 def distributed_ddl(tables: Tables, local: str, distributed: str, shard_by: str = "key") -> str:

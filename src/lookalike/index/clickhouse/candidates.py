@@ -1,0 +1,228 @@
+"""The candidate stage on ClickHouse: key probes as a join, stored hashes fetched by row version.
+
+A candidate family's keys live in `k_<family>` (filled by a materialized view on each member's
+`h_*` table, `schema.family_view_ddl`), sorted by (table, key). A batch of probes becomes a table
+(an Arrow stream into a scratch Memory table on chDB, external data on a server), the key table
+is read only where its primary key meets a probed key, and the join hands back (probe row, row
+version) pairs; ClickHouse never materialises the batch per stored row, so memory follows the
+probes, not the table. Every statement carries a memory ceiling: past it ClickHouse stops the
+query and lookalike reports a clean `IndexStoreError` instead of exhausting the machine.
+
+Entries are named by their live row version here (every hash of one written state shares it, and
+`h_*` tables are sorted by it), so judging a candidate reads its hashes by primary key.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lookalike.candidates.keys import KeyLayout
+from lookalike.index.clickhouse.binding import Binder
+from lookalike.index.clickhouse.connection import ChdbConnection, Connection, Result
+from lookalike.index.clickhouse.schema import Tables, word_count
+from lookalike.index.clickhouse.sql import live_filter
+
+Ids = npt.NDArray[np.int64]
+PROBES_PER_STATEMENT = 250_000
+IDS_PER_STATEMENT = 100_000
+STAGE_ABOVE = 5_000  # bound tables larger than this travel to chDB as Arrow into a scratch table
+MEMORY_CEILING = 2_000_000_000  # bytes a candidate statement may use (max_memory_usage)
+SETTINGS = f" SETTINGS max_memory_usage = {MEMORY_CEILING}"
+_SCRATCH = itertools.count()
+
+Column = tuple[str, Sequence[Any] | npt.NDArray[Any]]
+
+
+Read = Callable[[Callable[[Binder, Tables], str]], Result]
+
+
+def query_with_table(
+    connection: Connection,
+    read: Read,
+    tables: Tables,
+    name: str,
+    columns: Mapping[str, Column],
+    make_sql: Callable[[str, Tables], str],
+) -> Result:
+    """Run `make_sql(table expression, tables)` with `columns` bound as a table: on chDB a large
+    batch goes in as Arrow (a scratch Memory table); otherwise through `read`, which binds the
+    values and, on a cluster of old servers, runs the statement on each shard's local tables."""
+    count = len(next(iter(columns.values()))[1]) if columns else 0
+    if count > STAGE_ABOVE and isinstance(connection, ChdbConnection):
+        with bound_table(connection, connection.binder(), tables.database, name, columns) as table:
+            return connection.query(make_sql(table, tables))
+    listed = {c: (t, list(np.asarray(v).tolist())) for c, (t, v) in columns.items()}
+    return read(lambda binder, site_tables: make_sql(binder.table(name, listed), site_tables))
+
+
+@contextmanager
+def bound_table(
+    connection: Connection, binder: Binder, database: str, name: str, columns: Mapping[str, Column]
+) -> Iterator[str]:
+    """A table expression holding `columns`: bound values when small or on a server, else an
+    Arrow stream into a scratch Memory table that is dropped afterwards."""
+    count = len(next(iter(columns.values()))[1]) if columns else 0
+    if count <= STAGE_ABOVE or not isinstance(connection, ChdbConnection):
+        yield binder.table(name, {c: (t, list(np.asarray(v).tolist())) for c, (t, v) in columns.items()})
+        return
+    scratch = f"`{database}`.`scratch_{name}_{os.getpid()}_{next(_SCRATCH)}`"
+    structure = ", ".join(f"`{column}` {type_name}" for column, (type_name, _) in columns.items())
+    connection.execute(f"CREATE TABLE {scratch} ({structure}) ENGINE = Memory")
+    try:
+        connection.insert(
+            scratch, {c: v for c, (_, v) in columns.items()}, {c: t for c, (t, _) in columns.items()}
+        )
+        yield scratch
+    finally:
+        connection.execute(f"DROP TABLE IF EXISTS {scratch}")
+
+
+def nominate(
+    connection: Connection,
+    read: Read,
+    tables: Tables,
+    family: str,
+    layout: KeyLayout,
+    words: npt.NDArray[np.uint64],
+    include_flagged: bool,
+    stale: bool,
+) -> tuple[Ids, Ids]:
+    """(row of `words`, row version) for every live stored hash of `family` sharing a key."""
+    keys = layout.keys(words)
+    flag = "" if include_flagged else " AND flagged = 0"
+    rows_found: list[Ids] = []
+    ids_found: list[Ids] = []
+    per_row = layout.table_count
+    step = max(1, PROBES_PER_STATEMENT // per_row)
+    for start in range(0, len(keys), step):
+        part = keys[start : start + step]
+        rows = np.repeat(np.arange(start, start + len(part), dtype=np.uint32), per_row)
+        table_numbers = np.tile(np.arange(per_row, dtype=np.uint8), len(part))
+        columns: dict[str, Column] = {
+            "qi": ("UInt32", rows),
+            "t": ("UInt8", table_numbers),
+            "key": ("UInt32", part.ravel()),
+        }
+
+        def sql(probes: str, site: Tables) -> str:
+            # k rows live on the shard of their entry (the views fill local tables), so liveness
+            # is decided per shard against the local `superseded`
+            live = f" AND version NOT IN (SELECT version FROM {site.superseded(True)})" if stale else ""
+            return (
+                f"SELECT p.qi AS qi, k.version AS id FROM"
+                f" (SELECT t, key, version FROM {site.family(family)}"
+                f" WHERE (t, key) IN (SELECT t, key FROM {probes}){flag}{live}) AS k"
+                f" INNER JOIN {probes} AS p ON k.t = p.t AND k.key = p.key{SETTINGS}"
+            )
+
+        result = query_with_table(connection, read, tables, "probes", columns, sql)
+        rows_found.append(result.array("qi", np.int64))
+        ids_found.append(result.array("id", np.uint64).view(np.int64))
+    if not rows_found:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty.copy()
+    return np.concatenate(rows_found), np.concatenate(ids_found)
+
+
+def by_version(
+    connection: Connection,
+    read: Read,
+    tables: Tables,
+    ids: Ids,
+    select: Callable[[str, Tables], str],
+) -> Result:
+    """Run `select(version set, tables)` over `ids` in statements of bounded size."""
+    wanted = np.unique(ids)
+    parts = []
+    for start in range(0, max(len(wanted), 1), IDS_PER_STATEMENT):
+        chunk = wanted[start : start + IDS_PER_STATEMENT]
+        columns: dict[str, Column] = {"v": ("UInt64", chunk.view(np.uint64))}
+        parts.append(
+            query_with_table(
+                connection,
+                read,
+                tables,
+                "versions",
+                columns,
+                lambda table, site: select(f"(SELECT v FROM {table})", site) + SETTINGS,
+            )
+        )
+    return Result.concat(parts)
+
+
+def stored_hashes(
+    connection: Connection, read: Read, tables: Tables, algorithm: str, nbits: int, ids: Ids
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint64], npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+    """(present, words, quality, flagged) of `algorithm`'s hashes at these row versions."""
+    words = [f"w{i}" for i in range(word_count(nbits))]
+    result = by_version(
+        connection,
+        read,
+        tables,
+        ids,
+        lambda versions, site: (
+            f"SELECT version, quality, flagged, {', '.join(words)} FROM {site.hashes(algorithm)}"
+            f" WHERE version IN {versions}"
+        ),
+    )
+    found = result.array("version", np.uint64).view(np.int64)
+    order = np.argsort(found, kind="stable")
+    found = found[order]
+    stacked = (
+        np.stack([result.array(w, np.uint64)[order] for w in words], axis=1)
+        if len(found)
+        else np.zeros((0, len(words)), dtype=np.uint64)
+    )
+    quality = result.array("quality", np.float32)[order]
+    quality[quality < 0] = np.nan
+    flagged = result.array("flagged", np.uint8)[order].astype(bool)
+    count = len(ids)
+    present = np.zeros(count, dtype=bool)
+    out_words = np.zeros((count, len(words)), dtype=np.uint64)
+    out_quality = np.full(count, np.nan, dtype=np.float32)
+    out_flagged = np.zeros(count, dtype=bool)
+    if len(found):
+        positions = np.minimum(np.searchsorted(found, ids), len(found) - 1)
+        present = found[positions] == ids
+        out_words[present] = stacked[positions[present]]
+        out_quality[present] = quality[positions[present]]
+        out_flagged[present] = flagged[positions[present]]
+    return present, out_words, out_quality, out_flagged
+
+
+def keys_by_version(connection: Connection, read: Read, tables: Tables, ids: Ids) -> dict[int, str]:
+    """Keys of the live entries at these row versions."""
+    result = by_version(
+        connection,
+        read,
+        tables,
+        ids,
+        lambda versions, site: (
+            f"SELECT version, key FROM {site.entries()} WHERE version IN {versions} AND deleted = 0"
+            f" AND {live_filter(site)}"
+        ),
+    )
+    return dict(
+        zip(
+            result.array("version", np.uint64).view(np.int64).tolist(),
+            map(str, result.values("key")),
+            strict=True,
+        )
+    )
+
+
+def live_versions(read: Read) -> Ids:
+    """Every live entry's row version, sorted."""
+    result = read(
+        lambda binder, site: (
+            f"SELECT version FROM {site.entries()} WHERE deleted = 0 AND {live_filter(site)}{SETTINGS}"
+        )
+    )
+    return np.unique(result.array("version", np.uint64).view(np.int64))
