@@ -192,7 +192,7 @@ def whash(
 
 def colorhash(image: Image.Image, binbits: int = 3) -> ImageHash:
     """Colour hash: black, gray and 12 hue/saturation fractions, `binbits` bits each."""
-    counts = color_counts(image, convert_to_gray(image))
+    counts = color_counts(image, lambda: convert_to_gray(image))
     return ImageHash(color_bits(counts, binbits).reshape((-1, binbits)))
 
 
