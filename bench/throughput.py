@@ -3,9 +3,11 @@
     python bench/throughput.py [--photos ../shared/photos] [--rounds 5]
 
 Three size classes of JPEGs (quality 90, ~0.3, ~3 and ~12 megapixels) are made from real photos
-(see size_classes.py). Each round times every contestant over every file of a class, in a
-rotating order; the table shows the median over rounds, and each ratio is the median of the
-per-round ratios (both sides measured in the same round). Then hash_files' scaling over worker
+(see size_classes.py). The seed job (aHash + colorhash) runs on ImageHash, on lookalike's fast and
+exact modes, and on the drop-in `lookalike.compat.imagehash` called as a user's script calls it.
+Each round times every contestant over every file of a class, in a rotating order; the table shows
+the median over rounds, and each ratio is the median of the per-round ratios (both sides measured
+in the same round). Then hash_files' scaling over worker
 processes, with the load average at the time: this machine is shared, so read ratios, not
 absolute speeds.
 """
@@ -57,6 +59,14 @@ def imagehash_seed(path: Path) -> tuple[str, str]:
         return str(imagehash.average_hash(image)), str(imagehash.colorhash(image))
 
 
+def compat_seed(path: Path) -> tuple[str, str]:
+    """The same script on the drop-in module, called as users call it: open, then two hashes."""
+    import lookalike.compat.imagehash as imagehash
+
+    with Image.open(path) as image:
+        return str(imagehash.average_hash(image)), str(imagehash.colorhash(image))
+
+
 def ours(hashes: Sequence[str], mode: str) -> Callable[[Path], tuple[str, ...]]:
     def run(path: Path) -> tuple[str, ...]:
         result = lookalike.hash_file(path, list(hashes), mode=mode, orientation=mode == "fast")  # type: ignore[arg-type]
@@ -94,12 +104,20 @@ def contestants() -> tuple[list[Contestant], list[Ratio]]:
     peer = Contestant("ImageHash aHash+colorhash", imagehash_seed)
     fast = Contestant("lookalike fast aHash+colorhash", ours(SEED, "fast"))
     exact = Contestant("lookalike exact aHash+colorhash", ours(SEED, "exact"))
+    compat = Contestant("lookalike.compat.imagehash aHash+colorhash", compat_seed)
     fast_all = Contestant(f"lookalike fast {'+'.join(everything)}", ours(everything, "fast"))
-    line_up = [floor, peer, fast, exact, fast_all]
+    line_up = [floor, peer, fast, exact, compat, fast_all]
     ratios = [
         Ratio("fast seed: speed-up over ImageHash", peer.label, fast.label, ">= 15x", lambda r: r >= 15),
         Ratio("fast seed: time / floor", fast.label, floor.label, "<= 1.3x", lambda r: r <= 1.3),
         Ratio("exact seed: speed-up over ImageHash", peer.label, exact.label, ">= 3x", lambda r: r >= 3),
+        Ratio(
+            "compat module seed: speed-up over ImageHash",
+            peer.label,
+            compat.label,
+            ">= 2.5x",
+            lambda r: r >= 2.5,
+        ),
         Ratio(
             "fast all: speed-up over ImageHash seed", peer.label, fast_all.label, ">= 5x", lambda r: r >= 5
         ),
@@ -140,11 +158,14 @@ def time_rounds(line_up: list[Contestant], files: list[Path], rounds: int) -> di
     return per_round
 
 
-def check_exact_bits(files: list[Path]) -> tuple[int, int]:
-    """(files whose exact-mode aHash+colorhash equal ImageHash's, files checked)."""
+def check_exact_bits(files: list[Path]) -> tuple[int, int, int]:
+    """(files whose exact-mode aHash+colorhash equal ImageHash's, the same for the compat module,
+    files checked)."""
     exact = ours(SEED, "exact")
-    same = sum(exact(path) == imagehash_seed(path) for path in files)
-    return same, len(files)
+    peer = {path: imagehash_seed(path) for path in files}
+    same = sum(exact(path) == peer[path] for path in files)
+    same_compat = sum(compat_seed(path) == peer[path] for path in files)
+    return same, same_compat, len(files)
 
 
 def report_class(size_class: SizeClass, files: list[Path], rounds: int) -> None:
@@ -157,8 +178,11 @@ def report_class(size_class: SizeClass, files: list[Path], rounds: int) -> None:
     for contestant in line_up:
         seconds = statistics.median(per_round[contestant.label])
         print(f"| {contestant.label} | {seconds * 1000:.1f} | {1 / seconds:.1f} |")
-    same, checked = check_exact_bits(files)
-    print(f"\nexact mode == ImageHash (aHash and colorhash hex): {same}/{checked} files\n")
+    same, same_compat, checked = check_exact_bits(files)
+    print(
+        f"\nexact mode == ImageHash (aHash and colorhash hex): {same}/{checked} files; "
+        f"compat module == ImageHash: {same_compat}/{checked} files\n"
+    )
     print("| ratio (median of per-round ratios) | value | target (12 MP) | met |")
     print("|---|---:|---|---|")
     for ratio in ratios:

@@ -55,3 +55,19 @@ def test_saturation_hue_lookup_equals_the_rules_for_every_byte_triple_sampled() 
     assert np.array_equal(
         color.categorize(intensity, hue, saturation), color.categorize_by_rules(intensity, hue, saturation)
     )
+
+
+def test_small_images_build_the_colour_table_once_hsv_would_have_paid_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(color, "_table", None)
+    monkeypatch.setattr(color, "_looked_on_disk", True)  # nothing on disk: only a build gives it
+    monkeypatch.setattr(color, "_hsv_pixels", 0)
+    monkeypatch.setattr(color, "TABLE_PAYS_OFF_PIXELS", 1_000_000)
+    image = _noisy(11, (800, 500), "RGB")  # 0.4 MP: below TABLE_MIN_PIXELS
+    expected = str(imagehash.colorhash(image))
+    seen_tables = []
+    for _ in range(4):
+        assert str(lookalike.hash_image(image, ["colorhash"], mode="exact")["colorhash"]) == expected
+        seen_tables.append(color._table is not None)
+    assert seen_tables == [False, False, False, True]  # 0.4, 0.8, 1.2 MP through HSV, then the table

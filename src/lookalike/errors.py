@@ -56,6 +56,10 @@ class IndexStoreError(LookalikeError):
     """An index could not be opened, read or written."""
 
 
+class IndexUnreachableError(IndexStoreError):
+    """The index's server could not be reached (refused, timed out, name not found)."""
+
+
 class MissingVariantsError(LookalikeError, ValueError):
     """A dihedral search was asked for with a query hash that carries no rotation/flip variants."""
 

@@ -70,10 +70,11 @@ def preset_algorithms() -> tuple[str, ...]:
 
 
 def default_index_hashes() -> tuple[str, ...]:
-    """What `lookalike index add` stores by default: every preset's hashes, ImageHash's pHash (the
-    hash most stored lists and hex searches use) and the seed's pair, so any preset (and the
-    seed's combined distance) can be evaluated on the index."""
-    return tuple(dict.fromkeys((*preset_algorithms(), "phash", *SEED_HASHES)))
+    """What `lookalike index add` stores by default: every preset's hashes, ImageHash's pHash and
+    PDQ with its quality (the hashes stored lists and hex searches use; PDQ is how hash lists are
+    exchanged) and the seed's pair, so any preset, a PDQ list and the seed's combined distance can
+    be evaluated on the index. PDQ shares the presets' decode (same working side)."""
+    return tuple(dict.fromkeys((*preset_algorithms(), "phash", "pdq", *SEED_HASHES)))
 
 
 _CLAUSE = re.compile(

@@ -26,7 +26,7 @@ from lookalike.errors import ImageError, LookalikeError
 from lookalike.hash import Hash
 from lookalike.prepare import ImageView, Mode
 from lookalike.trim import TRIM_BOX, trimmed_view
-from lookalike.workers import Failed, Finished, WorkerPool
+from lookalike.workers import Failed, Finished, WorkerPool, can_start_workers
 
 if TYPE_CHECKING:
     from lookalike.hash_cache import HashCache
@@ -277,7 +277,9 @@ def hash_files(
     file that kills a worker on its own is reported as failed. With `cache`, a file whose path,
     size and mtime are unchanged since it was hashed with the same settings is answered from
     the cache (`result.cached` is True) without being read. `cache` may also be any
-    `ResultStore` (an index keeping results its own way).
+    `ResultStore` (an index keeping results its own way). Workers never re-run the caller's
+    `__main__`, so scripts need no `if __name__ == "__main__":` guard; a process that may not
+    start workers (itself a daemonic worker) hashes in-process.
     """
     options = HashOptions.build(hashes, mode, orientation, limits, dihedral, trim)
     worker_count = default_workers() if workers is None else max(1, workers)
@@ -292,7 +294,7 @@ def hash_files(
 
         store = CacheSession(cache, options)
     try:
-        if worker_count == 1:
+        if worker_count == 1 or not can_start_workers():
             yield from _hash_in_process(path_iter, options, store)
         else:
             yield from _hash_in_pool(path_iter, options, worker_count, store)
@@ -432,7 +434,7 @@ def _hash_in_pool(
                     if culprits_in_a_row >= MAX_CULPRITS_IN_A_ROW:
                         raise LookalikeError(
                             "worker processes keep dying, whatever file they are given "
-                            "(a script that calls hash_files needs `if __name__ == '__main__':`)"
+                            "(out of memory, or a broken installation? workers=1 hashes in-process)"
                         )
                     crashed = ImageError(path, "the decoder crashed on this file (worker process died)")
                     yield path, _finished(path, crashed, store)

@@ -7,6 +7,10 @@ Here each worker has its own pipe and at most `depth` tasks: a dead worker is dr
 task starts a new one), the task it was running is reported `Lost(running=True)`, the ones queued
 behind it `Lost(running=False)`.
 Workers are daemons, terminated rather than joined if the caller exits without closing the pool.
+
+Workers do not run the caller's `__main__` again (see `_caller_main_hidden`), so a plain script,
+`python -c`, stdin, a notebook or an interactive prompt can start them without an
+`if __name__ == "__main__":` guard, unless the pool's own functions are defined in `__main__`.
 """
 
 from __future__ import annotations
@@ -15,8 +19,11 @@ import contextlib
 import multiprocessing
 import pickle
 import signal
+import sys
+import threading
+import types
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
@@ -66,6 +73,47 @@ Event = Finished[TaskT, ResultT] | Failed[TaskT] | Lost[TaskT]
 
 class WorkersFailToStart(LookalikeError):
     """Worker processes die before taking any work (see the message for the usual cause)."""
+
+
+def can_start_workers() -> bool:
+    """Whether this process may start worker processes: a daemonic process (itself a worker of
+    some pool) may not, so work asked of it runs in-process instead."""
+    return not multiprocessing.current_process().daemon
+
+
+def _defined_in_main(function: Callable[..., Any] | None) -> bool:
+    return function is not None and getattr(function, "__module__", None) == "__main__"
+
+
+_MAIN_SWAP = threading.Lock()  # two threads starting workers must not interleave their swaps
+
+
+@contextlib.contextmanager
+def _caller_main_hidden() -> Iterator[None]:
+    """While a worker starts, show multiprocessing a `__main__` with no file and no spec.
+
+    A spawn or forkserver child re-runs the parent's main script (as `__mp_main__`, found from
+    `sys.modules["__main__"].__file__` or `__spec__` when the process starts) so that functions
+    defined there can be unpickled. A script without an `if __name__ == "__main__":` guard then
+    starts workers from inside each starting worker, and they all die. Our workers' functions live
+    in importable modules and need no main script, so the child is told of none. The stand-in
+    holds the same names, so another thread pickling objects of `__main__` meanwhile still can.
+    """
+    with _MAIN_SWAP:
+        main = sys.modules.get("__main__")
+        stand_in = types.ModuleType("__main__")
+        if main is not None:
+            stand_in.__dict__.update(vars(main))
+        stand_in.__dict__.pop("__file__", None)
+        stand_in.__spec__ = None
+        sys.modules["__main__"] = stand_in
+        try:
+            yield
+        finally:
+            if main is None:
+                del sys.modules["__main__"]
+            else:
+                sys.modules["__main__"] = main
 
 
 def _serve(conn: Connection, run: Callable[[Any], Any], initializer: Callable[[], None] | None) -> None:
@@ -126,6 +174,8 @@ class WorkerPool(Generic[TaskT, ResultT]):
         self._start_failures = 0
         self._count = count
         self._workers: list[_Worker] = []
+        # Functions defined in the caller's main script are found only by running it again.
+        self._needs_caller_main = _defined_in_main(run) or _defined_in_main(initializer)
 
     def __enter__(self) -> WorkerPool[TaskT, ResultT]:
         return self
@@ -198,7 +248,8 @@ class WorkerPool(Generic[TaskT, ResultT]):
             name="lookalike-worker",
         )
         try:
-            process.start()
+            with contextlib.nullcontext() if self._needs_caller_main else _caller_main_hidden():
+                process.start()
         finally:
             child_end.close()
         return _Worker(process, parent_end)
@@ -230,9 +281,13 @@ class WorkerPool(Generic[TaskT, ResultT]):
         if not dead.ready:
             self._start_failures += 1
             if self._start_failures >= self._max_start_failures:
+                cause = (
+                    "a script that defines the workers' functions needs `if __name__ == '__main__':`"
+                    if self._needs_caller_main
+                    else f"the last exited with code {dead.process.exitcode}; its error is on stderr"
+                )
                 raise WorkersFailToStart(
-                    f"{self._start_failures} worker processes in a row died before taking any work "
-                    "(a script that starts workers needs `if __name__ == '__main__':`)"
+                    f"{self._start_failures} worker processes in a row died before taking any work ({cause})"
                 )
 
 

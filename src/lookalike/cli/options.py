@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lookalike.cli.output import stderr
-from lookalike.errors import ImageError, LookalikeError
+from lookalike.cli.output import report_error, stderr
+from lookalike.errors import ImageError, IndexUnreachableError, LookalikeError
 from lookalike.index.base import Index
 
 if TYPE_CHECKING:
@@ -95,11 +95,15 @@ Dihedral = Annotated[bool, typer.Option("--dihedral", help="Also match rotated a
 
 
 def open_index_or_exit(url: str | None) -> Index:
-    """Open the index; a bad URL or an unreachable server is a usage error (exit 2)."""
+    """Open the index; a bad URL is a usage error (exit 2), an unreachable server one error line
+    (exit 1)."""
     from lookalike.index import open_index
 
     try:
         return open_index(url)
+    except IndexUnreachableError as exc:
+        report_error(str(exc))
+        raise typer.Exit(1) from None
     except LookalikeError as exc:
         raise typer.BadParameter(str(exc), param_hint="--index") from None
 
@@ -114,7 +118,6 @@ NoCache = Annotated[bool, typer.Option("--no-cache", help="Neither read nor writ
 
 def open_cache(path: Path | None = None) -> HashCache | None:
     """The hash cache, or None (with a warning) if it cannot be opened: hashing goes on without it."""
-    from lookalike.cli.output import report_error
     from lookalike.hash_cache import HashCache
 
     try:

@@ -2,8 +2,10 @@
 
 Same public names, same signatures, same bits (EXIF orientation is ignored, as ImageHash ignores
 it). What differs is speed: colorhash classifies pixels through a colour table instead of a
-full-resolution HSV image, crop-resistant segmentation uses scipy's connected-component labelling
-instead of a pixel-by-pixel Python flood fill, and hashes are hashed on all their bits. Where
+full-resolution HSV image (and makes no grayscale copy unless its path reads one), crop-resistant
+segmentation uses scipy's connected-component labelling instead of a pixel-by-pixel Python flood
+fill, and hashes are hashed on all their bits. Nothing is kept between calls: a Pillow image can
+be changed in place without any sign a cache could check, so each call reads it as it is now. Where
 ImageHash 4.3.2 raised on degenerate input (an empty multi-hash, crop boxes that round to nothing)
 this module behaves like later ImageHash releases.
 """
@@ -192,7 +194,7 @@ def whash(
 
 def colorhash(image: Image.Image, binbits: int = 3) -> ImageHash:
     """Colour hash: black, gray and 12 hue/saturation fractions, `binbits` bits each."""
-    counts = color_counts(image, convert_to_gray(image))
+    counts = color_counts(image, lambda: convert_to_gray(image))
     return ImageHash(color_bits(counts, binbits).reshape((-1, binbits)))
 
 

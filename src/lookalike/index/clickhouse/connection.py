@@ -11,6 +11,7 @@ NumPy columns. Neither goes row by row.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import urllib.parse
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lookalike.errors import IndexStoreError
+from lookalike.errors import IndexStoreError, IndexUnreachableError
 from lookalike.index.clickhouse.binding import Binder, ExternalBinder, ParamBinder
 
 Column = npt.NDArray[Any] | Sequence[Any]
@@ -297,6 +298,17 @@ class ServerAddress:
         return f"clickhouse://{self.user}@{self.host}:{self.port}/{self.database}{query}"
 
 
+class _WithoutConnectFailures(logging.Filter):
+    """clickhouse-driver logs a failed connection attempt, traceback included, then raises; the
+    error it raises is what lookalike reports (one line), so the log record only repeats it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to connect")
+
+
+_DRIVER_LOG_FILTER = _WithoutConnectFailures()
+
+
 class DriverConnection(Connection):
     """A ClickHouse server over the native protocol (clickhouse-driver; works with 18.16 on)."""
 
@@ -305,10 +317,15 @@ class DriverConnection(Connection):
         self.url = address.redacted()
         try:
             from clickhouse_driver import Client
+            from clickhouse_driver.errors import NetworkError, SocketTimeoutError
         except ImportError as exc:
             raise IndexStoreError(
                 f"{self.url}: clickhouse-driver is not installed; pip install 'lookalike[clickhouse]'"
             ) from exc
+        self._unreachable = (NetworkError, SocketTimeoutError)
+        driver_log = logging.getLogger("clickhouse_driver.connection")
+        if _DRIVER_LOG_FILTER not in driver_log.filters:
+            driver_log.addFilter(_DRIVER_LOG_FILTER)
         self._client = Client(
             host=address.host,
             port=address.port,
@@ -326,6 +343,11 @@ class DriverConnection(Connection):
 
     def binder(self) -> Binder:
         return ExternalBinder()
+
+    def _fail(self, exc: BaseException, sql: str = "") -> IndexStoreError:
+        if isinstance(exc, self._unreachable):
+            return IndexUnreachableError(f"{self.url}: cannot reach the server: {_reason(exc)}")
+        return super()._fail(exc, sql)
 
     def _run(self, sql: str, binder: Binder | None, **options: Any) -> Any:
         tables = binder.for_driver() if isinstance(binder, ExternalBinder) else None
