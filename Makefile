@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(PIP) install --upgrade pip
 
 $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
-	$(PIP) install -e '.[cli]'
+	$(PIP) install -e '.[cli,local]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python

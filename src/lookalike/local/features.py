@@ -1,0 +1,143 @@
+"""Local features: ORB keypoints and their 256-bit binary descriptors, at a fixed working size.
+
+Global hashes see a whole picture; a crop, a screenshot around a photo or a collage is a different
+whole. Keypoints with descriptors (OpenCV's ORB: FAST corners, rotation-aware BRIEF) are local:
+the part a copy keeps still carries the same descriptors at the same relative places, which
+`lookalike.local.verify` checks with a fitted transform.
+
+Every image is brought to the same working size (its longer side `WORKING_SIDE` pixels) before
+detection, so a copy resized by any factor yields keypoints at the same scales as its original.
+What an index stores is a compact set (`STORED_KEYPOINTS`, under 4 KB with their positions),
+chosen by strength but spread over a 4 x 4 grid so that any large part of the picture keeps some;
+a query may use more (`QUERY_KEYPOINTS`).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lookalike.errors import LookalikeError
+
+WORKING_SIDE = 512
+DETECTED_KEYPOINTS = 1000
+QUERY_KEYPOINTS = 1000
+STORED_KEYPOINTS = 96
+GRID = 4
+FAST_THRESHOLD = 10
+MIN_SIDE = 24  # smaller images have no room for ORB's 31-pixel patches
+_FORMAT = 1
+_HEADER = struct.Struct("<BHHH")  # format, working width, working height, keypoint count
+
+
+class LocalFeaturesUnavailable(LookalikeError):
+    """OpenCV is not installed: `pip install 'lookalike[local]'`."""
+
+
+@dataclass(frozen=True)
+class LocalFeatures:
+    """Keypoints of one image: positions in working-size pixels (x, y), descriptors (n, 32) uint8,
+    and the working size (width, height) the positions refer to."""
+
+    points: npt.NDArray[np.float32]
+    descriptors: npt.NDArray[np.uint8]
+    size: tuple[int, int]
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def to_bytes(self) -> bytes:
+        """A compact serialisation: positions as uint16 in 1/8-pixel steps (they are then exact
+        to 0.06 pixels), descriptors as they are."""
+        fixed = np.clip(np.rint(self.points * 8), 0, 65535).astype("<u2")
+        header = _HEADER.pack(_FORMAT, self.size[0], self.size[1], len(self.points))
+        return header + fixed.tobytes() + np.ascontiguousarray(self.descriptors).tobytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> LocalFeatures:
+        version, width, height, count = _HEADER.unpack_from(data)
+        if version != _FORMAT or len(data) != _HEADER.size + count * (4 + 32):
+            raise ValueError("not lookalike local features")
+        start = _HEADER.size
+        fixed = np.frombuffer(data, "<u2", count * 2, start).reshape(count, 2)
+        points = (fixed / np.float32(8)).astype(np.float32)
+        descriptors = np.frombuffer(data, np.uint8, count * 32, start + count * 4).reshape(count, 32)
+        return cls(points, descriptors.copy(), (width, height))
+
+    def compact(self, keep: int = STORED_KEYPOINTS) -> LocalFeatures:
+        """The first `keep` keypoints (the order `extract` gives: strongest per grid cell first)."""
+        return LocalFeatures(self.points[:keep], self.descriptors[:keep], self.size)
+
+
+def working_gray(gray: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """A grayscale image scaled so its longer side is `WORKING_SIDE` (area filter down, linear up)."""
+    cv2 = _opencv()
+    height, width = gray.shape
+    scale = WORKING_SIDE / max(height, width)
+    if scale == 1:
+        return gray
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized: npt.NDArray[np.uint8] = cv2.resize(gray, size, interpolation=interpolation)
+    return resized
+
+
+def extract(gray: npt.NDArray[np.uint8], keep: int = QUERY_KEYPOINTS) -> LocalFeatures:
+    """ORB keypoints of an 8-bit grayscale image (any size), ordered so that any prefix is spread
+    over the picture: rank within its grid cell first, strength second."""
+    cv2 = _opencv()
+    if min(gray.shape) < MIN_SIDE:
+        return _empty(gray.shape)
+    image = np.ascontiguousarray(working_gray(gray))
+    orb = cv2.ORB_create(nfeatures=DETECTED_KEYPOINTS, fastThreshold=FAST_THRESHOLD)
+    keypoints, descriptors = orb.detectAndCompute(image, None)
+    if descriptors is None or not keypoints:
+        return _empty(image.shape)
+    points = np.array([k.pt for k in keypoints], dtype=np.float32)
+    strength = np.array([k.response for k in keypoints], dtype=np.float32)
+    order = spread_order(points, strength, image.shape)[:keep]
+    height, width = image.shape
+    return LocalFeatures(points[order], np.ascontiguousarray(descriptors[order]), (width, height))
+
+
+def spread_order(
+    points: npt.NDArray[np.float32], strength: npt.NDArray[np.float32], shape: tuple[int, int]
+) -> npt.NDArray[np.int64]:
+    """Keypoint order that takes the strongest of each grid cell, then the second of each, ...:
+    a crop or a corner of the picture keeps its share of any prefix."""
+    height, width = shape
+    cells = (np.minimum(points[:, 1] * GRID // height, GRID - 1) * GRID) + np.minimum(
+        points[:, 0] * GRID // width, GRID - 1
+    )
+    by_strength = np.argsort(-strength, kind="stable")
+    rank = np.empty(len(points), dtype=np.int64)
+    cell_of = cells[by_strength].astype(np.int64)
+    seen = np.zeros(GRID * GRID, dtype=np.int64)
+    for position, cell in enumerate(cell_of.tolist()):  # ~1000 keypoints: a short loop
+        rank[by_strength[position]] = seen[cell]
+        seen[cell] += 1
+    order: npt.NDArray[np.int64] = np.lexsort((-strength, rank))
+    return order
+
+
+def mirrored(gray: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """The image flipped left to right (ORB descriptors are not mirror-invariant)."""
+    flipped: npt.NDArray[np.uint8] = np.ascontiguousarray(gray[:, ::-1])
+    return flipped
+
+
+def _empty(shape: tuple[int, ...]) -> LocalFeatures:
+    height, width = shape[:2]
+    return LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), (width, height))
+
+
+def _opencv() -> Any:
+    try:
+        import cv2
+    except ImportError:
+        raise LocalFeaturesUnavailable("local features need OpenCV: pip install 'lookalike[local]'") from None
+    return cv2

@@ -1,0 +1,175 @@
+"""Geometric verification: do two images share a region, and where?
+
+Descriptors are matched both ways (each query keypoint's nearest stored one passing Lowe's ratio
+test, each stored keypoint used once), then an affine transform is fitted with RANSAC. A pair is
+verified when enough matches agree with one plausible transform (scale within 1/8..8, no strong
+shear) and they are spread over a real area of both pictures rather than bunched on a logo or a
+caption two different pictures share. The transform then says where each image lies in the other:
+the quadrilateral of the other's frame, in coordinates relative to the image (0..1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from lookalike.local.features import LocalFeatures, _opencv
+
+MIN_INLIERS = 12
+RATIO = 0.85
+REPROJECTION_PIXELS = 4.0  # at the working size (512 pixels on the longer side)
+MIN_SCALE, MAX_SCALE = 1 / 8, 8.0
+MAX_ANISOTROPY = 3.0  # ratio of the transform's two singular values (aspect squash allowed)
+MIN_SPREAD = 0.02  # inliers' convex hull, as a share of the overlap, on the smaller side
+
+
+Quad = npt.NDArray[np.float64]  # (4, 2) corners, relative coordinates (x / width, y / height)
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """How a query image lies on a stored one.
+
+    `transform` maps query working-size pixels to stored working-size pixels (2 x 3 affine; for
+    a mirrored match it applies after flipping the query left to right). `stored_region` is the
+    query's frame drawn on the stored image, `query_region` the stored image's frame drawn on
+    the query, both clipped to the image and relative (0..1)."""
+
+    inliers: int
+    matches: int
+    transform: npt.NDArray[np.float64]
+    mirrored: bool
+    scale: float  # stored pixels per query pixel, in each image's own working size
+    rotation: float  # degrees, counter-clockwise
+    stored_region: Quad
+    query_region: Quad
+    stored_coverage: float  # share of the stored picture the query covers
+    query_coverage: float  # share of the query the stored picture covers
+
+
+def verify(
+    query: LocalFeatures,
+    stored: LocalFeatures,
+    query_mirrored: LocalFeatures | None = None,
+    *,
+    min_inliers: int = MIN_INLIERS,
+) -> Alignment | None:
+    """The alignment of `query` on `stored` if their keypoints verify, else None; with
+    `query_mirrored` (features of the query flipped left to right) a mirrored copy verifies too,
+    and the better of the two alignments wins."""
+    best = _align(query, stored, False, min_inliers)
+    if query_mirrored is not None:
+        flipped = _align(query_mirrored, stored, True, min_inliers)
+        if flipped is not None and (best is None or flipped.inliers > best.inliers):
+            best = flipped
+    return best
+
+
+def _align(query: LocalFeatures, stored: LocalFeatures, mirrored: bool, min_inliers: int) -> Alignment | None:
+    cv2 = _opencv()
+    if len(query) < min_inliers or len(stored) < min_inliers:
+        return None
+    source, target = _matches(query, stored)
+    if len(source) < min_inliers:
+        return None
+    transform, inlier_mask = cv2.estimateAffine2D(
+        source,
+        target,
+        method=cv2.RANSAC,
+        ransacReprojThreshold=REPROJECTION_PIXELS,
+        maxIters=2000,
+        confidence=0.995,
+        refineIters=10,
+    )
+    if transform is None:
+        return None
+    inliers = inlier_mask.ravel().astype(bool)
+    count = int(inliers.sum())
+    if count < min_inliers or not _plausible(transform):
+        return None
+    stored_size, query_size = stored.size, query.size
+    stored_region, stored_coverage = _frame_on(transform, query_size, stored_size)
+    inverse = cv2.invertAffineTransform(transform)
+    query_region, query_coverage = _frame_on(inverse, stored_size, query_size)
+    spread_query = _hull_share(source[inliers], query_size) / max(query_coverage, 1e-6)
+    spread_stored = _hull_share(target[inliers], stored_size) / max(stored_coverage, 1e-6)
+    if min(spread_query, spread_stored) < MIN_SPREAD:
+        return None
+    if mirrored:  # express the query's side in its own (unflipped) coordinates
+        query_region = query_region.copy()
+        query_region[:, 0] = 1.0 - query_region[:, 0]
+    linear = transform[:, :2]
+    scale = math.sqrt(abs(float(np.linalg.det(linear))))
+    rotation = math.degrees(math.atan2(float(linear[1, 0]), float(linear[0, 0])))
+    return Alignment(
+        count,
+        len(source),
+        transform.astype(np.float64),
+        mirrored,
+        scale,
+        rotation,
+        stored_region,
+        query_region,
+        stored_coverage,
+        query_coverage,
+    )
+
+
+def _matches(
+    query: LocalFeatures, stored: LocalFeatures
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Matched positions (query, stored): ratio test, and each stored keypoint at most once."""
+    cv2 = _opencv()
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    pairs = matcher.knnMatch(query.descriptors, stored.descriptors, k=2)
+    best: dict[int, tuple[float, int]] = {}
+    for found in pairs:
+        if not found:
+            continue
+        first = found[0]
+        if len(found) > 1 and first.distance >= RATIO * found[1].distance:
+            continue
+        held = best.get(first.trainIdx)
+        if held is None or first.distance < held[0]:
+            best[first.trainIdx] = (first.distance, first.queryIdx)
+    stored_index = np.array(list(best), dtype=np.int64)
+    query_index = np.array([q for _, q in best.values()], dtype=np.int64)
+    return query.points[query_index], stored.points[stored_index]
+
+
+def _plausible(transform: npt.NDArray[np.float64]) -> bool:
+    singular = np.linalg.svd(transform[:, :2], compute_uv=False)
+    if singular[1] <= 0 or np.linalg.det(transform[:, :2]) <= 0:  # a reflection is not a copy
+        return False
+    return bool(
+        singular[1] >= MIN_SCALE and singular[0] <= MAX_SCALE and singular[0] / singular[1] <= MAX_ANISOTROPY
+    )
+
+
+def _frame_on(
+    transform: npt.NDArray[np.float64], source_size: tuple[int, int], target_size: tuple[int, int]
+) -> tuple[Quad, float]:
+    """The source image's frame mapped into the target, clipped to it, relative; and the share of
+    the target it covers."""
+    cv2 = _opencv()
+    width, height = source_size
+    corners = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float64)
+    mapped = corners @ transform[:, :2].T + transform[:, 2]
+    target_width, target_height = target_size
+    relative = mapped / np.array([target_width, target_height], dtype=np.float64)
+    clipped = np.clip(relative, 0.0, 1.0)
+    frame = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=np.float32)
+    area, _ = cv2.intersectConvexConvex(relative.astype(np.float32), frame)
+    return clipped, float(max(area, 0.0))
+
+
+def _hull_share(points: npt.NDArray[np.float32], size: tuple[int, int]) -> float:
+    """Area of the points' convex hull as a share of the image."""
+    cv2 = _opencv()
+    if len(points) < 3:
+        return 0.0
+    hull = cv2.convexHull(points.astype(np.float32))
+    return float(cv2.contourArea(hull)) / float(size[0] * size[1])
