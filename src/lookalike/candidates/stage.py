@@ -79,12 +79,20 @@ def candidate_pairs(
     if batch.ids is not None:
         other = ids != batch.ids[rows]
         rows, ids = rows[other], ids[other]
-    # one entry per (row, id): sort by row then id (ids may use all 64 bits on ClickHouse)
-    order = np.lexsort((ids, rows))
+    return unique_pairs(rows, ids)
+
+
+def unique_pairs(rows: Ids, ids: Ids) -> tuple[Ids, Ids]:
+    """Each (row, id) once, sorted by row then id (one packed sort when both fit in 32 bits)."""
+    if not len(rows):
+        return rows, ids
+    if int(ids.min()) >= 0 and int(ids.max()) < 2**32 and int(rows.max()) < 2**31:
+        packed = np.unique((rows << 32) | ids)
+        return packed >> 32, packed & 0xFFFFFFFF
+    order = np.lexsort((ids, rows))  # ClickHouse ids use all 64 bits
     rows, ids = rows[order], ids[order]
     fresh = np.ones(len(rows), dtype=bool)
-    if len(rows) > 1:
-        fresh[1:] = (rows[1:] != rows[:-1]) | (ids[1:] != ids[:-1])
+    fresh[1:] = (rows[1:] != rows[:-1]) | (ids[1:] != ids[:-1])
     return rows[fresh], ids[fresh]
 
 

@@ -55,21 +55,44 @@ def _member(values: Ids, sorted_set: Ids) -> npt.NDArray[np.bool_]:
 class KeyTables:
     """One sorted array per table of `(key << 32) | entry id`; an entry may hold several rows
     (one per distinct hash of its family). `probe` returns every (query row, entry id) sharing a
-    key in some table."""
+    key in some table.
+
+    The sorted part is addressed directly by a key's top bits (`starts`: about one bucket per
+    row), so a probe costs two reads instead of a binary search over millions."""
 
     def __init__(self, layout: KeyLayout) -> None:
         self.layout = layout
+        self.key_bits = 8 * len(layout.tables[0]) if layout.tables else 0
         empty = np.zeros(0, dtype=np.uint64)
         self._main: list[Packed] = [empty] * layout.table_count
+        self._starts: list[npt.NDArray[np.uint32] | None] = [None] * layout.table_count
         self._buffer: list[Packed] = [empty] * layout.table_count
         self._dead: Ids = np.zeros(0, dtype=np.int64)  # ids removed from the main part
+
+    def _bucket_bits(self) -> int:
+        """Top key bits that address the sorted part: about four buckets per row (2**10 at
+        least, the whole key at most), so a probe rarely reads a neighbour's rows."""
+        rows = max(len(self._main[0]), 1)
+        return int(min(self.key_bits, max(10, int(np.ceil(np.log2(rows))) + 2)))
+
+    def _starts_of(self, table: int) -> npt.NDArray[np.uint32]:
+        starts = self._starts[table]
+        if starts is None:
+            bits = self._bucket_bits()
+            buckets = (self._main[table] >> np.uint64(ID_BITS + self.key_bits - bits)).astype(np.int64)
+            counts = np.bincount(buckets, minlength=1 << bits)
+            starts = np.zeros((1 << bits) + 1, dtype=np.uint32)
+            np.cumsum(counts, out=starts[1:])
+            self._starts[table] = starts
+        return starts
 
     def __len__(self) -> int:
         """Rows (not entries) held, removed ones included until compaction."""
         return int(len(self._main[0]) + len(self._buffer[0])) if self._main else 0
 
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (*self._main, *self._buffer)) + self._dead.nbytes
+        starts = sum(a.nbytes for a in self._starts if a is not None)
+        return sum(a.nbytes for a in (*self._main, *self._buffer)) + self._dead.nbytes + starts
 
     def add(self, ids: npt.ArrayLike, words: Words) -> None:
         """Add rows (ids must be removed first if they were present: see `replace`)."""
@@ -117,43 +140,56 @@ class KeyTables:
             merged.sort()
             self._main[table] = merged
             self._buffer[table] = np.zeros(0, dtype=np.uint64)
+        self._starts = [None] * self.layout.table_count
         self._dead = np.zeros(0, dtype=np.int64)
 
     def probe(self, query_keys: npt.NDArray[np.uint32]) -> tuple[Ids, Ids]:
-        """Every (query row, entry id) whose keys meet in some table, without repeats."""
+        """Every (query row, entry id) whose keys meet in some table (a pair meeting in several
+        tables comes several times)."""
         keys = np.asarray(query_keys, dtype=np.uint64)
         if keys.ndim != 2 or keys.shape[1] != self.layout.table_count:
             raise ValueError(f"expected (n, {self.layout.table_count}) keys, got {keys.shape}")
         rows_found: list[Ids] = []
         ids_found: list[Ids] = []
         owners = np.arange(len(keys), dtype=np.int64)
+        bits = self._bucket_bits()
+        shift = np.uint64(self.key_bits - bits)
         for table in range(self.layout.table_count):
-            low = keys[:, table] << np.uint64(ID_BITS)
-            high = low | ID_MASK
-            for part, filter_dead in ((self._main[table], True), (self._buffer[table], False)):
-                if not len(part):
-                    continue
-                start = np.searchsorted(part, low, side="left").astype(np.int64)
-                stop = np.searchsorted(part, high, side="right").astype(np.int64)
-                positions, rows = expand_ranges(start, stop - start, owners)
-                if not len(positions):
-                    continue
-                ids = (part[positions] & ID_MASK).astype(np.int64)
-                if filter_dead and len(self._dead):
+            column = keys[:, table]
+            main = self._main[table]
+            if len(main):
+                starts = self._starts_of(table)
+                bucket = (column >> shift).astype(np.int64)
+                start = starts[bucket].astype(np.int64)
+                positions, rows = expand_ranges(start, starts[bucket + 1].astype(np.int64) - start, owners)
+                found = main[positions]
+                same = (found >> np.uint64(ID_BITS)) == column[rows]  # the bucket holds neighbours too
+                ids = (found[same] & ID_MASK).astype(np.int64)
+                rows = rows[same]
+                if len(self._dead):
                     alive = ~_member(ids, self._dead)
                     rows, ids = rows[alive], ids[alive]
                 rows_found.append(rows)
                 ids_found.append(ids)
+            buffer = self._buffer[table]
+            if len(buffer):
+                low = column << np.uint64(ID_BITS)
+                start = np.searchsorted(buffer, low, side="left").astype(np.int64)
+                stop = np.searchsorted(buffer, low | ID_MASK, side="right").astype(np.int64)
+                positions, rows = expand_ranges(start, stop - start, owners)
+                rows_found.append(rows)
+                ids_found.append((buffer[positions] & ID_MASK).astype(np.int64))
         if not rows_found:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty.copy()
-        pairs = _sorted_unique((np.concatenate(rows_found) << ID_BITS) | np.concatenate(ids_found))
-        return pairs >> ID_BITS, pairs & int(ID_MASK)
+        return np.concatenate(rows_found), np.concatenate(ids_found)
 
     # ----- snapshots -------------------------------------------------------------------------------
     def save(self, folder: Path, meta: Mapping[str, Any]) -> None:
         self.compact()
         arrays = {f"table{t}": main for t, main in enumerate(self._main)}
+        for table in range(self.layout.table_count):
+            arrays[f"starts{table}"] = self._starts_of(table).astype(np.uint64)
         _save_arrays(folder, arrays, {**meta, "layout": _layout_signature(self.layout)})
 
     @classmethod
@@ -169,6 +205,11 @@ class KeyTables:
             tables._main = [arrays[f"table{t}"] for t in range(layout.table_count)]
         except KeyError:
             return None
+        bits = tables._bucket_bits()
+        for table in range(layout.table_count):
+            starts = arrays.get(f"starts{table}")
+            if starts is not None and len(starts) == (1 << bits) + 1:
+                tables._starts[table] = starts.astype(np.uint32)
         return tables, meta
 
 
@@ -186,6 +227,7 @@ class WordStore:
         self._pending: list[tuple[Ids, Words, npt.NDArray[np.float32], npt.NDArray[np.bool_]]] = []
         self._pending_rows = 0
         self._removed: list[Ids] = []
+        self._position: npt.NDArray[np.int32] | None = None  # id -> row, when ids are dense
 
     def __len__(self) -> int:
         self._settle()
@@ -251,6 +293,7 @@ class WordStore:
         self._quality = np.concatenate([p[2] for p in parts])[chosen]
         self._flagged = np.concatenate([p[3] for p in parts])[chosen]
         self._pending, self._pending_rows, self._removed = [], 0, []
+        self._position = None
 
     def lookup(
         self, ids: npt.ArrayLike
@@ -266,11 +309,25 @@ class WordStore:
                 np.full(count, np.nan, dtype=np.float32),
                 np.zeros(count, dtype=bool),
             )
-        positions = np.minimum(np.searchsorted(self._ids, wanted), len(self._ids) - 1)
+        positions = self._positions_of(wanted)
         present = self._ids[positions] == wanted
         words = self._words[positions]
         words[~present] = 0
         return present, words, self._quality[positions], self._flagged[positions] & present
+
+    def _positions_of(self, wanted: Ids) -> Ids:
+        """Row of each id (any row where absent: the caller compares). Ids of a SQLite index are
+        dense, so a direct table serves them; sparse ids fall back to a binary search."""
+        top = int(self._ids[-1])
+        if self._position is None and 0 <= top < 4 * len(self._ids) + 1024:
+            position = np.zeros(top + 1, dtype=np.int32)
+            position[self._ids] = np.arange(len(self._ids), dtype=np.int32)
+            self._position = position
+        if self._position is not None:
+            inside = (wanted >= 0) & (wanted <= top)
+            found: Ids = np.where(inside, self._position[np.clip(wanted, 0, top)], 0).astype(np.int64)
+            return found
+        return np.minimum(np.searchsorted(self._ids, wanted), len(self._ids) - 1).astype(np.int64)
 
     def rows(self) -> tuple[Ids, Words, npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
         """Every stored (id, words, quality, flagged), by id."""

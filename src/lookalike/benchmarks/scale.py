@@ -1,0 +1,175 @@
+"""The default matcher at collection scale: photo-like synthetic collections with planted copies.
+
+A collection of N images is made from the accuracy corpus (`lookalike.benchmarks.corpus`):
+- planted: real photos and their real edited copies, with the hashes and variants lookalike
+  computed for them (every pair of one photo's images is a pair the rule should find);
+- the rest: photo-like hashes, each a real photo's hashes (and variants) with every bit flipped
+  at 35%, so bits keep the bias and clusters of real photos while no two are copies.
+
+Then the same job runs on each backend: bulk add, a duplicate search of every image with its
+variants, and single `match` queries; time, peak memory and the planted pairs found are measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from lookalike.benchmarks import transforms as transform_registry
+from lookalike.benchmarks.corpus import CorpusLayout, build_corpus, find_photos
+from lookalike.benchmarks.hashers import HashTable
+from lookalike.benchmarks.hashing import hash_all
+from lookalike.candidates.batch import QueryBatch, QueryHashes
+from lookalike.matcher import Matcher
+
+FLIP = 0.35
+
+
+@dataclass(frozen=True)
+class RealHashes:
+    """The accuracy corpus's hashes of the rule's algorithms: base words, variants, quality,
+    and which photo each image is of."""
+
+    algorithms: tuple[str, ...]
+    words: dict[str, npt.NDArray[np.uint64]]  # (images, words)
+    variants: dict[str, npt.NDArray[np.uint64]]  # (images, variants, words)
+    quality: dict[str, npt.NDArray[np.float32]]
+    photo: npt.NDArray[np.int64]  # photo index of each image
+    original: npt.NDArray[np.bool_]
+
+
+def load_real(photos_dir: Path, cache_dir: Path, rule: Matcher, workers: int = 2) -> RealHashes:
+    """Hashes of the accuracy corpus (built and hashed on first use, then read from its cache)."""
+    photos = find_photos(photos_dir)
+    layout = CorpusLayout(cache_dir, 512, "jpeg")
+    images = build_corpus(photos, layout, transform_registry.select(None), workers)
+    paths = [str(image.path) for image in images]
+    tables, _ = hash_all(paths, layout.folder / "hashes", list(rule.algorithms), [], False, workers)
+    named: dict[str, HashTable] = {name.partition(":")[2]: table for name, table in tables.items()}
+    words, variants, quality = {}, {}, {}
+    for algorithm in rule.algorithms:
+        table = named[algorithm]
+        assert table.words is not None
+        words[algorithm] = table.words
+        variants[algorithm] = table.variants if table.variants is not None else table.words[:, None]
+        quality[algorithm] = (
+            np.full(len(paths), np.nan, np.float32)
+            if table.quality is None
+            else table.quality.astype(np.float32)
+        )
+    photo = np.array([image.photo for image in images], dtype=np.int64)
+    original = np.array([image.transform is None for image in images], dtype=bool)
+    return RealHashes(tuple(rule.algorithms), words, variants, quality, photo, original)
+
+
+@dataclass(frozen=True)
+class Collection:
+    """N images: the first `planted` rows are real images (several per photo), the rest
+    synthetic. `seed[i]` is the real image row each synthetic image was made from, and
+    `flips[i]` its random mask seed."""
+
+    size: int
+    planted_rows: npt.NDArray[np.int64]  # real image rows of the planted images
+    seed_rows: npt.NDArray[np.int64]  # real image row behind each synthetic image
+    real: RealHashes
+    random_seed: int
+
+    @property
+    def planted(self) -> int:
+        return len(self.planted_rows)
+
+    def keys(self, start: int, stop: int) -> list[str]:
+        return [f"img{i:09d}" for i in range(start, stop)]
+
+    def hashes(
+        self, start: int, stop: int, variants: bool
+    ) -> dict[str, tuple[npt.NDArray[np.uint64], npt.NDArray[np.float32]]]:
+        """(words, quality) per algorithm for images start..stop: words (n, words), or with
+        `variants` (n, variants, words)."""
+        rows = np.arange(start, stop)
+        planted = rows < self.planted
+        real_rows = np.where(planted, self.planted_rows[np.minimum(rows, self.planted - 1)], 0)
+        synthetic = ~planted
+        seed_index = np.clip(rows - self.planted, 0, max(len(self.seed_rows) - 1, 0))
+        if len(self.seed_rows):
+            real_rows = np.where(synthetic, self.seed_rows[seed_index], real_rows)
+        out = {}
+        for number, algorithm in enumerate(self.real.algorithms):
+            source = self.real.variants[algorithm] if variants else self.real.words[algorithm][:, None]
+            chosen = source[real_rows].copy()
+            masks = _flip_masks(rows[synthetic], number, chosen.shape[2], self.random_seed)
+            chosen[synthetic] ^= masks[:, None, :]
+            quality = self.real.quality[algorithm][real_rows]
+            out[algorithm] = (chosen if variants else chosen[:, 0], quality)
+        return out
+
+    def batches(
+        self, size: int, variants: bool, ids: npt.NDArray[np.int64] | None = None
+    ) -> Iterator[QueryBatch]:
+        """The collection as query batches (entry ids from `ids`, row order)."""
+        for start in range(0, self.size, size):
+            stop = min(self.size, start + size)
+            hashes = {}
+            for algorithm, (words, quality) in self.hashes(start, stop, True).items():
+                chosen = words if variants else words[:, :1]
+                hashes[algorithm] = QueryHashes(
+                    chosen.shape[2] * 64, chosen, quality, np.ones(stop - start, bool)
+                )
+            yield QueryBatch(stop - start, hashes, None if ids is None else ids[start:stop])
+
+    def planted_pairs(self) -> set[tuple[int, int]]:
+        """Row pairs (a < b) of planted images of one photo: what a duplicate search should find."""
+        photos = self.real.photo[self.planted_rows]
+        pairs: set[tuple[int, int]] = set()
+        for photo in np.unique(photos):
+            rows = np.flatnonzero(photos == photo).tolist()
+            pairs.update((a, b) for i, a in enumerate(rows) for b in rows[i + 1 :])
+        return pairs
+
+
+def make_collection(real: RealHashes, size: int, planted_photos: int, random_seed: int = 0) -> Collection:
+    """A collection of `size` images: every image of `planted_photos` real photos (original and
+    edited copies), and synthetic images made from random real images."""
+    rng = np.random.default_rng(random_seed)
+    photos = np.unique(real.photo)
+    chosen = rng.choice(photos, min(planted_photos, len(photos)), replace=False)
+    planted_rows = np.flatnonzero(np.isin(real.photo, chosen))
+    planted_rows = planted_rows[:size]
+    synthetic = max(0, size - len(planted_rows))
+    seed_rows = rng.choice(np.flatnonzero(real.original), synthetic) if synthetic else np.zeros(0, np.int64)
+    return Collection(size, planted_rows.astype(np.int64), seed_rows.astype(np.int64), real, random_seed)
+
+
+def _flip_masks(
+    rows: Sequence[int] | npt.NDArray[np.int64], salt: int, word_count: int, seed: int
+) -> npt.NDArray[np.uint64]:
+    """Per row, a mask with each bit set at probability FLIP, reproducible from (seed, row, salt):
+    the same synthetic image gets the same hashes whichever batch asks."""
+    rows = np.asarray(rows, dtype=np.uint64)
+    if not len(rows):
+        return np.zeros((0, word_count), dtype=np.uint64)
+    masks = np.zeros((len(rows), word_count), dtype=np.uint64)
+    # counter-based: a splitmix64 stream per (row, salt, word, bit chunk) gives uniform words;
+    # AND-ing/OR-ing two uniform words gives bits at 1/4 and 3/4: mix them into ~0.35 per bit
+    for word in range(word_count):
+        a = _splitmix(rows * np.uint64(1 << 20) + np.uint64(seed * 131 + salt * 17 + word * 3 + 1))
+        b = _splitmix(a ^ np.uint64(0x9E3779B97F4A7C15))
+        c = _splitmix(b ^ np.uint64(0xBF58476D1CE4E5B9))
+        # P(bit) = P(a & b) + P(~(a & b)) * P(c & d...) ~ 0.25 + 0.75 * 0.125 = 0.344
+        d = _splitmix(c ^ np.uint64(0x94D049BB133111EB))
+        e = _splitmix(d ^ np.uint64(0x2545F4914F6CDD1D))
+        masks[:, word] = (a & b) | (c & d & e)
+    return masks
+
+
+def _splitmix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    with np.errstate(over="ignore"):
+        z = x + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        result: npt.NDArray[np.uint64] = z ^ (z >> np.uint64(31))
+    return result
