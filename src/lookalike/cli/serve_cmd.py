@@ -27,6 +27,12 @@ def serve_command(
     max_upload_mb: Annotated[
         float, typer.Option("--max-upload-mb", min=0.01, help="Upload size limit.")
     ] = 20.0,
+    max_image_mb: Annotated[
+        float,
+        typer.Option(
+            "--max-image-mb", min=1, help="Memory an upload may take decoded (pixels x bytes a pixel)."
+        ),
+    ] = 100.0,
     banks_dir: Annotated[
         Path | None, typer.Option("--banks-dir", help="Where banks and thumbnails live.")
     ] = None,
@@ -60,6 +66,7 @@ def serve_command(
         api_keys=keys,
         public_reads=not private_reads,
         max_upload_bytes=int(max_upload_mb * (1 << 20)),
+        max_image_bytes=int(max_image_mb * (1 << 20)),
         banks_dir=str(banks_dir) if banks_dir else None,
         thumbnails_from_paths=thumbnails_from_paths,
     )
@@ -99,6 +106,7 @@ def environment_for(config: ServerConfig) -> dict[str, str]:
         "LOOKALIKE_API_KEY": ",".join(config.api_keys),
         "LOOKALIKE_PUBLIC_READS": "1" if config.public_reads else "0",
         "LOOKALIKE_MAX_UPLOAD_MB": str(config.max_upload_bytes / (1 << 20)),
+        "LOOKALIKE_MAX_IMAGE_MB": str(config.max_image_bytes / (1 << 20)),
         "LOOKALIKE_THUMBNAILS_FROM_PATHS": "1" if config.thumbnails_from_paths else "0",
     }
     if config.index_url:

@@ -22,6 +22,9 @@ class ServerConfig:
     max_upload_bytes: int = 20 * MEGABYTE
     max_json_bytes: int = 8 * MEGABYTE  # hash lists posted to banks
     max_pixels: int = 50_000_000
+    # Memory an upload's decoded pixels may take (pixels x bytes a pixel: 4 for RGB, 2 for 16-bit),
+    # checked before decoding: with the working copies, a request stays under ~300 MB.
+    max_image_bytes: int = 100 * MEGABYTE
     body_timeout_seconds: float = 30.0  # a client that stalls mid-body gets 408
     banks_dir: str | None = None
     thumbnails_from_paths: bool = False  # let the page show thumbnails of files indexed by path
@@ -44,6 +47,8 @@ class ServerConfig:
         }
         if "LOOKALIKE_MAX_UPLOAD_MB" in os.environ:
             values["max_upload_bytes"] = int(float(os.environ["LOOKALIKE_MAX_UPLOAD_MB"]) * MEGABYTE)
+        if "LOOKALIKE_MAX_IMAGE_MB" in os.environ:
+            values["max_image_bytes"] = int(float(os.environ["LOOKALIKE_MAX_IMAGE_MB"]) * MEGABYTE)
         if os.environ.get("LOOKALIKE_BANKS_DIR"):
             values["banks_dir"] = os.environ["LOOKALIKE_BANKS_DIR"]
         if os.environ.get("LOOKALIKE_THUMBNAILS_FROM_PATHS", "0") not in ("0", "false", "no"):
