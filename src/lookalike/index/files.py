@@ -42,7 +42,7 @@ def add_files(
     `cache` and `dihedral` are passed to `hash_files` (the index stores hashes without their
     variants; a cache keeps them for later duplicate searches); `on_hashed(key, result)` sees
     every freshly hashed file."""
-    from lookalike.index.base import AddReport, IndexItem
+    from lookalike.index.base import FROM_FILE, AddReport, IndexItem
     from lookalike.matcher import default_index_hashes
 
     if hashes is None:
@@ -81,6 +81,7 @@ def add_files(
             and wanted <= known.algorithms
             and known.mode == mode
             and all(known.revisions.get(key) == revision for key, revision in revisions.items())
+            and known.origin == FROM_FILE
         ):
             report = report.merge(AddReport(unchanged=1))
             done += 1
@@ -112,6 +113,7 @@ def add_files(
                     width=outcome.width,
                     height=outcome.height,
                     mtime=stats[path].st_mtime,
+                    origin=FROM_FILE,
                     metadata={
                         "format": outcome.format,
                         "mode": mode,
