@@ -1,4 +1,4 @@
-"""The command line against hostile file names (issue 16, findings 8 and 11).
+"""The command line against hostile file names and ids (issue 16, findings 2, 8 and 11).
 
 Commands run as a user runs them, in a process of their own with a UTF-8 stdout (where a name that
 is not UTF-8 used to end the run with a UnicodeEncodeError traceback).
@@ -13,9 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image
 
 from conftest import COMMITTED_PHOTOS
+from lookalike.server import ServerConfig, create_app
 
 KEY = "cli-security-key-0123456789"
 BAD_NAME = os.fsdecode(b"bad\xff\xfe.jpg")  # not UTF-8: Latin-1 bytes from another system
@@ -86,3 +88,56 @@ def test_escape_sequences_in_names_never_reach_the_terminal(nasty: Path, tmp_pat
             assert b"\x1b" not in stream and b"\x07" not in stream and b"\r" not in stream, (args, stream)
     listed = lookalike("index", "list", "--index", url, cwd=tmp_path).stdout
     assert b"esc\\x1b]0;pwned\\x07\\x1b[2J.jpg" in listed and b"carriage\\rreturn.jpg" in listed
+
+
+# ----- finding 2: ids sent over HTTP became file paths for `dupes --action` ------------------------
+@pytest.fixture
+def poisoned(tmp_path: Path) -> tuple[str, Path, list[Path]]:
+    """An index with a folder `index add` made, and entries a key holder added over HTTP whose ids
+    are paths of files outside it: near-copies of each other, and a larger copy of a folder photo."""
+    url = f"sqlite:///{tmp_path / 'index.db'}"
+    folder = tmp_path / "photos"
+    files = copies_of(COMMITTED_PHOTOS[4], folder, ["mine.jpg", "mine-smaller.jpg"])
+    assert lookalike("index", "add", str(folder), "--index", url, cwd=tmp_path).returncode == 0
+    victims = tmp_path / "victims"
+    decoy, victim = copies_of(COMMITTED_PHOTOS[2], victims, ["decoy.jpg", "victim.jpg"])
+    bigger = victims / "bigger.jpg"
+    with Image.open(COMMITTED_PHOTOS[4]) as photo:
+        photo.convert("RGB").save(bigger, "JPEG", quality=95)
+    config = ServerConfig(index_url=url, api_keys=(KEY,), banks_dir=str(tmp_path / "server"))
+    with TestClient(create_app(config), base_url="http://localhost") as client:
+        for path in (decoy, victim, bigger):
+            response = client.post(
+                "/v1/images",
+                files={"file": path.read_bytes()},
+                data={"id": str(path), "metadata": json.dumps({"path": str(victim)})},
+                headers={"Authorization": f"Bearer {KEY}"},
+            )
+            assert response.status_code == 201, response.text
+    return url, victims, files
+
+
+@pytest.mark.parametrize("action", ["delete", "move", "hardlink"])
+def test_actions_never_touch_files_named_by_http_ids(
+    poisoned: tuple[str, Path, list[Path]], tmp_path: Path, action: str
+) -> None:
+    url, victims, files = poisoned
+    before = {path: path.read_bytes() for path in [*victims.iterdir(), *files]}
+    args = ["dupes", "--index", url, "--preset", "similar", "--action", action, "--yes", "--log", "a.log"]
+    done = lookalike(*args, "--dest", str(tmp_path / "moved"), cwd=tmp_path)
+    assert b"left alone" in done.stderr or b"not indexed from disk" in done.stderr, done.stderr
+    for path, data in before.items():  # the victims, and the folder's photo whose best copy is an id
+        assert path.exists() and path.read_bytes() == data and os.stat(path).st_nlink == 1, path
+    assert not (tmp_path / "moved").exists() or not any((tmp_path / "moved").rglob("*.jpg"))
+
+
+def test_actions_refuse_a_file_changed_since_it_was_indexed(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'index.db'}"
+    best, copy = copies_of(COMMITTED_PHOTOS[3], tmp_path / "photos", ["best.jpg", "copy.jpg"])
+    assert lookalike("index", "add", str(tmp_path / "photos"), "--index", url, cwd=tmp_path).returncode == 0
+    data = bytearray(copy.read_bytes())
+    data[-3] ^= 0xFF  # same size, other bytes: another file now, whatever the index says
+    copy.write_bytes(bytes(data))
+    done = lookalike("dupes", "--index", url, "--action", "delete", "--yes", "--log", "a.log", cwd=tmp_path)
+    assert done.returncode == 1 and b"changed since it was indexed" in done.stderr
+    assert copy.exists() and best.exists()

@@ -26,7 +26,8 @@ from PIL import Image
 import lookalike
 from conftest import COMMITTED_PHOTOS
 from lookalike.errors import LookalikeError
-from lookalike.index import open_index
+from lookalike.index import IndexItem, open_index
+from lookalike.index.base import FROM_API
 from lookalike.server import ServerConfig, create_app
 from lookalike.server.config import default_hosts, read_keys
 from lookalike.server.protocol import GuardedH11Protocol
@@ -63,6 +64,23 @@ def sixteen_bit(side: int) -> Image.Image:
     with Image.open(JPEGS[0]) as photo:
         gray = np.asarray(photo.convert("L").resize((side, side)), dtype=np.uint16)
     return Image.fromarray(gray * 257)
+
+
+# ----- finding 2: ids sent over HTTP became file paths ------------------------------------------
+def test_thumbnails_from_paths_open_only_files_the_command_line_indexed(tmp_path: Path) -> None:
+    index_url = f"sqlite:///{tmp_path / 'index.db'}"
+    private = tmp_path / "private.jpg"
+    mine = tmp_path / "mine.jpg"
+    for path, photo in ((private, JPEGS[3]), (mine, JPEGS[4])):
+        path.write_bytes(photo.read_bytes())
+    with open_index(index_url) as index:
+        index.add_files([mine], hashes=["phash"], workers=1)
+        phash = dict(lookalike.hash_file(private, ["phash"]))
+        index.add([IndexItem(str(private), phash, origin=FROM_API)])  # a client's id, no upload kept
+    app = create_app(config(tmp_path, thumbnails_from_paths=True))
+    with TestClient(app, base_url="http://localhost") as client:
+        assert client.get("/v1/thumbnails/" + quote(str(mine), safe="")).status_code == 200
+        assert client.get("/v1/thumbnails/" + quote(str(private), safe="")).status_code == 404
 
 
 # ----- finding 3: deleting one bank deleted others ------------------------------------------------

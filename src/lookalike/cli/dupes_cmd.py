@@ -19,8 +19,8 @@ from lookalike.dedupe import actions
 from lookalike.dedupe.collection import Queries, complete_queries, duplicate_groups, index_files
 from lookalike.dedupe.grouping import Group
 from lookalike.dedupe.report import write_report
-from lookalike.discover import SkippedPath, file_key, iter_image_paths, key_path
-from lookalike.index.base import Index
+from lookalike.discover import SkippedPath, file_key, iter_image_paths
+from lookalike.index.base import FROM_FILE, Entry, Index
 from lookalike.matcher import Matcher, default_index_hashes
 from lookalike.prepare import Mode
 
@@ -161,7 +161,7 @@ def print_groups(groups: list[Group], json_output: bool) -> None:
                     "group": number,
                     "members": [
                         {
-                            "path": key_path(entry.key),
+                            "path": _file_path(entry),
                             "key": entry.key,
                             "best": entry.key == best,
                             "width": entry.width,
@@ -183,11 +183,19 @@ def print_groups(groups: list[Group], json_output: bool) -> None:
         stderr.print(f"{len(groups)} groups, {files} images in them")
 
 
+def _file_path(entry: Entry) -> str | None:
+    """The file an entry names, if `index add` made it from one (never a client's id or metadata)."""
+    return actions.IndexedFile.of(entry).path if entry.origin == FROM_FILE else None
+
+
 def _act(groups: list[Group], action: str, dest: Path | None, yes: bool, log: Path) -> bool:
     steps = actions.plan(groups, action, dest)  # type: ignore[arg-type]
     if not yes:
         for step in steps:
-            note(f"would {actions.describe(step)}")
+            refused = actions.refusal(step)
+            note(
+                f"would leave {step.path} alone: {refused}" if refused else f"would {actions.describe(step)}"
+            )
         note(f"dry run: {len(steps)} steps; add --yes to carry them out (logged to {log})")
         return False
     failures = 0
@@ -197,5 +205,5 @@ def _act(groups: list[Group], action: str, dest: Path | None, yes: bool, log: Pa
         else:
             failures += 1
             report_error(f"{result.step.path}: {result.message}")
-    note(f"{len(steps) - failures} done, {failures} failed; log: {log}")
+    note(f"{len(steps) - failures} done, {failures} failed or refused; log: {log}")
     return failures > 0

@@ -12,10 +12,11 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 
+from lookalike.discover import key_path
 from lookalike.errors import ImageError
 from lookalike.exchange import entry_record
 from lookalike.hash import Hash
-from lookalike.index.base import IndexItem
+from lookalike.index.base import FROM_API, FROM_FILE, IndexItem
 from lookalike.quality import flagged_names
 from lookalike.server.errors import ApiError
 from lookalike.server.state import hash_json, qualities
@@ -90,6 +91,7 @@ async def add_image(
         width=upload.result.width,
         height=upload.result.height,
         metadata=extra,
+        origin=FROM_API,  # an id from a client names no file: `dupes --action` leaves it alone
     )
     with state.locked_index() as index:
         report = index.add([item])
@@ -144,15 +146,19 @@ def thumbnail_url(request: Request, image_id: str) -> str:
 
 
 def _thumbnail_of_indexed_file(request: Request, image_id: str) -> bytes | None:
-    """Only for entries the index itself holds under an absolute file path (opt-in)."""
+    """Only for entries `index add` made from a file (opt-in): an id a client chose, such as a
+    path to a private image, is never opened."""
     with request.app.state.service.locked_index() as index:
         entry = index.get(image_id)
-    if entry is None or not os.path.isabs(entry.key) or not os.path.isfile(entry.key):
+    if entry is None or entry.origin != FROM_FILE:
+        return None
+    path = key_path(entry.key)
+    if not os.path.isfile(path):
         return None
     from lookalike.decode import decode
 
     try:
-        decoded = decode(entry.key, draft_min_side=512, limits=request.app.state.service.limits)
+        decoded = decode(path, draft_min_side=512, limits=request.app.state.service.limits)
     except ImageError:
         return None
     return make_thumbnail(decoded.image)
