@@ -36,7 +36,7 @@ class BodyTooLarge(Exception):
 
 
 class BodyTimeout(Exception):
-    """The client stopped sending the body."""
+    """The body was not complete by its deadline."""
 
 
 class BodyLimitMiddleware:
