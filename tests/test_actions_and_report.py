@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -13,13 +14,15 @@ from conftest import COMMITTED_PHOTOS
 from lookalike.dedupe import actions
 from lookalike.dedupe.grouping import Group
 from lookalike.dedupe.report import render_report
-from lookalike.index.base import Entry
+from lookalike.index.base import FROM_API, FROM_FILE, Entry
 
 
-def _entry(path: Path, width: int, height: int) -> Entry:
+def _entry(path: Path, width: int, height: int, origin: str | None = FROM_FILE) -> Entry:
+    """An entry as `index add` makes it (origin FROM_FILE, the file's size and sha256)."""
     return Entry(
-        id=0, key=str(path), hashes={}, sha256=None, byte_size=path.stat().st_size,
-        width=width, height=height, mtime=path.stat().st_mtime, added_at=0.0,
+        id=0, key=str(path), hashes={}, sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        byte_size=path.stat().st_size, width=width, height=height, mtime=path.stat().st_mtime,
+        added_at=0.0, origin=origin,
     )  # fmt: skip
 
 
@@ -83,7 +86,7 @@ def test_report_is_self_contained_and_lists_members(group: Group) -> None:
     assert "data:image/jpeg;base64," in page
     assert "http://" not in page and "https://" not in page
     assert "best copy" in page and "800×600" in page and "distance 5" in page
-    assert "exportShell" in page and "exportJson" in page
+    assert "exportScript" in page and "exportJson" in page
 
 
 def test_report_escapes_hostile_file_names(tmp_path: Path) -> None:
@@ -91,3 +94,41 @@ def test_report_escapes_hostile_file_names(tmp_path: Path) -> None:
     shutil.copy(COMMITTED_PHOTOS[0], nasty)
     page = render_report([Group((_entry(nasty, 10, 10), _entry(nasty, 10, 10)))])
     assert "<script>alert(1)" not in page
+
+
+def test_only_files_indexed_from_disk_are_acted_on(tmp_path: Path) -> None:
+    """An id from a client (FROM_API, or no origin) is no file: never a step's copy, never its best copy."""
+    files = []
+    for index in range(3):
+        files.append(tmp_path / f"copy{index}.jpg")
+        shutil.copy(COMMITTED_PHOTOS[1], files[-1])
+    api_best = Group((_entry(files[0], 800, 600, FROM_API), _entry(files[1], 400, 300)))
+    api_copy = Group((_entry(files[1], 800, 600), _entry(files[2], 400, 300, origin=None)))
+    results = list(actions.execute(actions.plan([api_best, api_copy], "delete"), tmp_path / "log"))
+    assert [r.ok for r in results] == [False, False]
+    assert "best copy" in results[0].message and "not indexed from disk" in results[1].message
+    assert all(path.exists() for path in files)
+
+
+def test_a_file_whose_bytes_changed_since_indexing_is_left_alone(group: Group, tmp_path: Path) -> None:
+    copy = Path(group.members[1].key)
+    data = bytearray(copy.read_bytes())
+    data[100] ^= 1  # same size
+    copy.write_bytes(bytes(data))
+    results = list(actions.execute(actions.plan([group], "delete"), tmp_path / "log"))
+    assert [r.ok for r in results] == [False, True]
+    assert "changed since it was indexed" in results[0].message and copy.exists()
+
+
+def test_report_trusts_no_metadata_path_and_offers_only_indexed_files(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.jpg"
+    shutil.copy(COMMITTED_PHOTOS[0], victim)
+    mine = tmp_path / "mine.jpg"
+    shutil.copy(COMMITTED_PHOTOS[1], mine)
+    forged = Entry(
+        id=1, key=str(victim), hashes={}, sha256="ab" * 32, byte_size=10, width=10, height=10,
+        mtime=None, added_at=0.0, metadata={"path": str(victim)}, origin=FROM_API,
+    )  # fmt: skip
+    page = render_report([Group((_entry(mine, 800, 600), forged))])
+    assert page.count("class=pick") == 1 and os.fsencode(str(victim)).hex() not in page
+    assert page.count("data:image/jpeg") == 1  # the id's "file" is never opened for a preview

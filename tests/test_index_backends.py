@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,9 @@ from hash_sets import photo_hashes, random_hashes
 from lookalike import Hash
 from lookalike.errors import InvalidHashError, MissingVariantsError
 from lookalike.index import Index, IndexItem, Match, open_index
+from lookalike.index.base import FROM_API, FROM_FILE
+from lookalike.index.clickhouse import ClickHouseIndex
+from lookalike.index.sqlite import SQLiteIndex
 
 # the 2-shard cluster of Debian's clickhouse-server 18.16 (started once per session: slow)
 BACKENDS = ["sqlite", "chdb", pytest.param("clickhouse-cluster", marks=pytest.mark.slow)]
@@ -410,6 +414,69 @@ def test_add_files_reports_bad_files_and_keeps_going(
     assert report.added == 1
     assert {Path(path).name for path, _ in report.failed} == {"broken.jpg", "missing.jpg"}
     assert calls[-1] == (3, 3)
+
+
+def test_entries_record_where_their_key_came_from_and_each_write_replaces_it(
+    index: Index, photos: list[Path], tmp_path: Path
+) -> None:
+    """Only `add_files` makes an entry FROM_FILE; metadata saying otherwise is just metadata, and
+    an HTTP write under a file's key takes the file's standing away until the file is indexed again."""
+    photo = tmp_path / photos[0].name
+    shutil.copy(photos[0], photo)
+    assert index.add_files([photo], hashes=["phash"], workers=1).added == 1
+    key = str(photo)
+    assert index.get(key).origin == FROM_FILE  # type: ignore[union-attr]
+    assert index.file_states([key])[key].origin == FROM_FILE
+    forged = IndexItem(
+        key, {"phash": Hash.from_hex("0f" * 8)}, metadata={"origin": FROM_FILE}, origin=FROM_API
+    )
+    index.add([forged, IndexItem("/etc/hostname", {"phash": Hash.from_hex("0e" * 8)}, origin=FROM_API)])
+    assert index.get(key).origin == FROM_API  # type: ignore[union-attr]
+    assert index.get("/etc/hostname").origin == FROM_API  # type: ignore[union-attr]
+    index.add([("/etc/passwd", {"phash": Hash.from_hex("0d" * 8)})])
+    assert index.get("/etc/passwd").origin is None  # type: ignore[union-attr]
+    again = index.add_files([photo], hashes=["phash"], workers=1)  # not skipped: it is no file entry
+    assert again.updated == 1 and index.get(key).origin == FROM_FILE  # type: ignore[union-attr]
+    assert index.add_files([photo], hashes=["phash"], workers=1).unchanged == 1
+
+
+def _as_stored_before_origins(index: Index) -> None:
+    """Take the `origin` column away, as an index made by a version before it looks."""
+    if isinstance(index, SQLiteIndex):
+        with sqlite3.connect(index.path) as db:
+            db.execute("ALTER TABLE entries DROP COLUMN origin")
+            db.execute("UPDATE meta SET value = 1 WHERE name = 'schema_version'")
+        return
+    assert isinstance(index, ClickHouseIndex)
+    tables = index.tables
+    names = [tables.entries(True), *([tables.entries()] if tables.cluster else [])]
+    connections = [index.connection]
+    if tables.cluster:
+        connections = [
+            index.connection.on_host(host, port)
+            for host, port in index.connection.cluster_hosts(tables.cluster)
+        ]
+    for connection in connections:
+        for name in names:
+            connection.execute(f"ALTER TABLE {name} DROP COLUMN origin")
+
+
+def test_an_index_stored_before_origins_opens_with_them_unknown(
+    index: Index, reopen: Callable[[], Index], photos: list[Path], tmp_path: Path
+) -> None:
+    photo = tmp_path / photos[0].name
+    shutil.copy(photos[0], photo)
+    index.add_files([photo], hashes=["phash"], workers=1)
+    stored = index.get(str(photo))
+    _as_stored_before_origins(index)
+    index.close()
+    with reopen() as upgraded:
+        entry = upgraded.get(str(photo))
+        assert entry is not None and entry.origin is None and entry.hashes == stored.hashes  # type: ignore[union-attr]
+        assert upgraded.add_files([photo], hashes=["phash"], workers=1).updated == 1
+        assert upgraded.get(str(photo)).origin == FROM_FILE  # type: ignore[union-attr]
+    with reopen() as again:
+        assert again.get(str(photo)).origin == FROM_FILE  # type: ignore[union-attr]
 
 
 def test_reopened_index_answers_the_same(index: Index, reopen: Callable[[], Index]) -> None:

@@ -91,3 +91,37 @@ def test_dropping_a_photo_shows_its_planted_copy_first(server: str, tmp_path: Pa
             browser.close()
     assert screenshot.stat().st_size > 10_000
     assert Image.open(io.BytesIO(screenshot.read_bytes())).size[0] == 1200
+
+
+@pytest.mark.slow
+def test_api_docs_render_offline_under_the_security_policy(server: str) -> None:
+    """/docs with every request that is not to the service itself blocked: Swagger UI still shows
+    the operations, and the browser reports no violation of the Content-Security-Policy."""
+    from playwright.sync_api import Route, sync_playwright
+
+    executable = chromium_path()
+    outside: list[str] = []
+    problems: list[str] = []
+
+    def only_the_service(route: Route) -> None:
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    OUTPUT.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.route("**/*", only_the_service)
+            page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+            page.goto(server + "/docs")
+            page.wait_for_selector(".opblock", timeout=30_000)
+            operations = " ".join(page.locator(".opblock-summary-path").all_inner_texts())
+            page.screenshot(path=str(OUTPUT / "api-docs.png"), full_page=False)
+        finally:
+            browser.close()
+    assert "/v1/search" in operations and "/v1/banks/{name}/hashes" in operations
+    assert outside == [] and not [p for p in problems if "Content Security Policy" in p], problems

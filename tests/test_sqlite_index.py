@@ -69,7 +69,9 @@ def test_database_is_in_wal_mode_with_a_schema_version(tmp_path: Path) -> None:
     open_index(tmp_path / "w.db").close()
     db = sqlite3.connect(tmp_path / "w.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0] == 1
+    assert (
+        db.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0] == 2
+    )  # 2: entries.origin
 
 
 def test_snapshot_makes_reopening_skip_the_catalog_scan(tmp_path: Path) -> None:

@@ -21,13 +21,18 @@ def random_hash_hex(seed: int, nbits: int = 256) -> str:
 
 @contextlib.contextmanager
 def serving(app: Any) -> Iterator[tuple[str, int]]:
-    """Run an ASGI app in a real uvicorn server on a free loopback port; yields (base URL, port)."""
+    """Run an ASGI app in a real uvicorn server on a free loopback port, with the protocol settings
+    `lookalike serve` uses; yields (base URL, port)."""
     import uvicorn
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    from lookalike.server.protocol import uvicorn_settings
+
+    server = uvicorn.Server(
+        uvicorn.Config(app, **uvicorn_settings(host="127.0.0.1", port=port, log_level="error"))
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 15

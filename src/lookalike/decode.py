@@ -56,6 +56,10 @@ class DecodeLimits:
     max_pixels: int = 178_956_970  # Pillow's decompression-bomb error threshold
     max_side: int = 200_000
     max_file_bytes: int = 1 << 30
+    # Memory the decoded pixels may take (pixels x bytes a pixel, checked before decoding); a
+    # 16-bit or float image costs 2-4x an 8-bit one of the same size. Default: no tighter than
+    # max_pixels of RGB.
+    max_decoded_bytes: int = 4 * 178_956_970
 
 
 DEFAULT_LIMITS = DecodeLimits()
@@ -233,6 +237,28 @@ def _check_limits(image: Image.Image, label: str, limits: DecodeLimits) -> None:
         )
 
 
+# Bytes Pillow keeps a pixel in: one for 1-bit, L and palette images, two for 16-bit, else four.
+_ONE_BYTE_MODES = {"1", "L", "P"}
+
+
+def decoded_bytes(image: Image.Image) -> int:
+    """The memory `image`'s pixels take once loaded, from its header's size and mode."""
+    mode = image.mode
+    per_pixel = 1 if mode in _ONE_BYTE_MODES else 2 if mode.startswith("I;16") else 4
+    return image.size[0] * image.size[1] * per_pixel
+
+
+def _check_memory(image: Image.Image, label: str, limits: DecodeLimits) -> None:
+    needed = decoded_bytes(image)
+    if needed > limits.max_decoded_bytes:
+        width, height = image.size
+        raise ImageTooLargeError(
+            label,
+            f"{width}x{height} {image.mode} pixels need {needed / 1e6:.0f} MB to decode, "
+            f"more than the limit of {limits.max_decoded_bytes / 1e6:.0f} MB",
+        )
+
+
 def _finish(
     image: Image.Image,
     label: str,
@@ -250,6 +276,7 @@ def _finish(
         if requested != (full_width, full_height):
             image.draft(image.mode, requested)
             draft_scale = max(1, round(full_width / image.size[0]))
+    _check_memory(image, label, limits)
     if into_scratch and draft_scale == 1:
         words = _load_into_scratch(image)
     image.load()

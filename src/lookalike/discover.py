@@ -1,8 +1,16 @@
-"""Find image files under folders: extensions, recursion, symlink loops and unreadable folders."""
+"""Find image files under folders (extensions, recursion, symlink loops, unreadable folders), and
+turn their names into text.
+
+A name that is not UTF-8 (written on another system, in another encoding) reaches Python as a
+string with surrogate escapes, which SQLite, JSON and terminals refuse. `path_text` writes each
+such byte as `\\xNN`; the index stores that text as the file's key (`file_key`), and `key_path`
+finds the file a key names again.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -20,6 +28,33 @@ class SkippedPath:
 
     path: str
     reason: str
+
+
+def path_text(path: str) -> str:
+    """`path` as text any store or output accepts: bytes that are not UTF-8 become `\\xNN`."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path).decode("utf-8", "backslashreplace")
+    return path
+
+
+def file_key(path: str | os.PathLike[str]) -> str:
+    """The index key of a file: its absolute path, as text (`path_text`)."""
+    return path_text(os.path.abspath(os.fspath(path)))
+
+
+_ESCAPED_BYTE = re.compile(rb"\\x([0-9a-f]{2})")
+
+
+def key_path(key: str) -> str:
+    """The file a file key names: the key itself, or, when no file has that name and the key holds
+    `\\xNN` escapes, the name those bytes spell. (A caller about to act on the file checks that it
+    is still the one indexed, by size and sha256.)"""
+    if "\\x" not in key or os.path.lexists(key):
+        return key
+    raw = _ESCAPED_BYTE.sub(lambda match: bytes([int(match[1], 16)]), os.fsencode(key))
+    return os.fsdecode(raw)
 
 
 def is_image_name(name: str) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 
 from lookalike.algorithms import HashValue
 from lookalike.cache_dir import default_cache_dir
+from lookalike.discover import file_key
 from lookalike.errors import LookalikeError
 from lookalike.hash import Hash, MultiHash
 from lookalike.pipeline import HashOptions, HashResult
@@ -56,7 +57,7 @@ def _revised(key: str, revision: int) -> str:
 class CacheKey:
     """Identifies one file's content (by path, size, mtime) hashed with one set of settings."""
 
-    path: str  # absolute
+    path: str  # absolute, as text (`discover.file_key`: a name that is not UTF-8 is escaped)
     size: int
     mtime_ns: int
     settings: str
@@ -64,12 +65,11 @@ class CacheKey:
     @classmethod
     def for_file(cls, path: str | os.PathLike[str], options: HashOptions) -> CacheKey | None:
         """The key for `path` now, or None if it cannot be stat'ed (hashing will report why)."""
-        absolute = os.path.abspath(os.fspath(path))
         try:
-            info = os.stat(absolute)
+            info = os.stat(path)
         except OSError:
             return None
-        return cls(absolute, info.st_size, info.st_mtime_ns, settings_fingerprint(options))
+        return cls(file_key(path), info.st_size, info.st_mtime_ns, settings_fingerprint(options))
 
 
 # ----- results <-> JSON --------------------------------------------------------------------------------

@@ -24,6 +24,11 @@ MODES: tuple[Mode, ...] = ("fast", "exact")
 T = TypeVar("T")
 
 _EIGHT_BIT_MODES = {"L", "RGB"}
+_HIGH_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
+_GRAY_MODES = {"1", "LA", "La"}
+# Pixels converted to 8 bits at a time: float64 temporaries of a band stay around 2 MB, whatever
+# the image's size, so a 16-bit or float image never costs 8 bytes a pixel at full size.
+BAND_PIXELS = 1 << 18
 
 
 def convert_to_gray(image: Image.Image) -> Image.Image:
@@ -38,34 +43,82 @@ def convert_to_gray(image: Image.Image) -> Image.Image:
 
 def normalise_to_8bit(image: Image.Image) -> Image.Image:
     """L or RGB with 8-bit samples; high-bit-depth images are scaled into 0..255 rather than clipped."""
+    return reduce_to_8bit(image, 1)
+
+
+def reduce_to_8bit(image: Image.Image, factor: int) -> Image.Image:
+    """`normalise_to_8bit(image).reduce(factor)`, made band by band without the full-size 8-bit
+    image: each band of rows (a multiple of `factor` tall) is converted in its own type and
+    box-reduced, so memory beyond the decoded image stays at a few MB plus the reduced result.
+    Every conversion is per pixel and a box never crosses a band, so the result is the same."""
+    if image.mode in _EIGHT_BIT_MODES:
+        return image.reduce(factor) if factor >= 2 else image
+    to_8bit = _eight_bit_converter(image)
+    factor = max(1, factor)
+    width, height = image.size
+    rows = max(factor, BAND_PIXELS // max(width, 1) // factor * factor)
+    reduced: Image.Image | None = None
+    for top in range(0, height, rows):
+        band = to_8bit(image.crop((0, top, width, min(height, top + rows))))
+        if factor > 1:
+            band = band.reduce(factor)
+        if reduced is None:
+            reduced = Image.new(band.mode, (-(-width // factor), -(-height // factor)))
+        reduced.paste(band, (0, top // factor))
+    assert reduced is not None  # an image has at least one row
+    return reduced
+
+
+def _eight_bit_converter(image: Image.Image) -> Callable[[Image.Image], Image.Image]:
+    """The per-pixel conversion of `image`'s mode to 8-bit L or RGB (as Pillow or our scaling does it)."""
     mode = image.mode
-    if mode in _EIGHT_BIT_MODES:
-        return image
-    if mode.startswith("I;16") or mode in ("I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        return Image.fromarray(_scale_to_uint8(values, mode), "L")
-    if mode in ("1", "L", "LA", "La"):
-        return convert_to_gray(image)
+    if mode in _HIGH_BIT_MODES:
+        offset, scale = _high_bit_scaling(image)
+
+        def scaled(band: Image.Image) -> Image.Image:
+            return Image.fromarray(_scale_to_uint8(np.asarray(band, dtype=np.float64), offset, scale), "L")
+
+        return scaled
+    if mode in _GRAY_MODES:
+        return convert_to_gray
     try:
-        return image.convert("RGB")
+        image.crop((0, 0, 1, 1)).convert("RGB")
     except ValueError:
-        return convert_to_gray(image)
+        return convert_to_gray
+    return _to_rgb
 
 
-def _scale_to_uint8(values: npt.NDArray[np.float64], mode: str) -> npt.NDArray[np.uint8]:
-    finite = values[np.isfinite(values)]
-    top = float(finite.max()) if finite.size else 0.0
-    bottom = float(finite.min()) if finite.size else 0.0
-    if mode == "F" and bottom >= 0.0 and top <= 1.0:
-        scale = 255.0
-    elif top <= 255.0 and bottom >= 0.0:
-        scale = 1.0
-    elif bottom >= 0.0 and top <= 65535.0:
-        scale = 255.0 / 65535.0
-    else:
-        values = values - bottom
-        scale = 255.0 / max(top - bottom, 1e-12)
-    scaled = np.nan_to_num(values * scale, nan=0.0, posinf=255.0, neginf=0.0)
+def _to_rgb(band: Image.Image) -> Image.Image:
+    return band.convert("RGB")
+
+
+def _high_bit_scaling(image: Image.Image) -> tuple[float, float]:
+    """(offset, scale) taking a 16-bit, 32-bit or float image into 0..255: values already in 0..1
+    (float) or 0..255 or 0..65535 keep their meaning; any other range is stretched. The finite
+    minimum and maximum are found band by band, in the image's own type."""
+    width, height = image.size
+    rows = max(1, BAND_PIXELS // max(width, 1))
+    bottom = top = None
+    for start in range(0, height, rows):
+        values = np.asarray(image.crop((0, start, width, min(height, start + rows))))
+        if values.dtype.kind == "f":
+            values = values[np.isfinite(values)]
+        if values.size:
+            low, high = float(values.min()), float(values.max())
+            bottom = low if bottom is None else min(bottom, low)
+            top = high if top is None else max(top, high)
+    bottom, top = bottom or 0.0, top or 0.0
+    if image.mode == "F" and bottom >= 0.0 and top <= 1.0:
+        return 0.0, 255.0
+    if top <= 255.0 and bottom >= 0.0:
+        return 0.0, 1.0
+    if bottom >= 0.0 and top <= 65535.0:
+        return 0.0, 255.0 / 65535.0
+    return bottom, 255.0 / max(top - bottom, 1e-12)
+
+
+def _scale_to_uint8(values: npt.NDArray[np.float64], offset: float, scale: float) -> npt.NDArray[np.uint8]:
+    scaled = np.nan_to_num((values - offset) * scale, nan=0.0, posinf=255.0, neginf=0.0)
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
@@ -77,7 +130,7 @@ class ImageView:
         decoded: DecodedImage,
         mode: Mode = "exact",
         working_side: int = 0,
-        normalised: Image.Image | None = None,
+        pixels: Image.Image | None = None,
     ) -> None:
         self.decoded = decoded
         self.mode: Mode = mode
@@ -85,10 +138,10 @@ class ImageView:
         self._memo: dict[object, object] = {}
         if mode == "exact":
             self.source = decoded.image
-            self._normalised = decoded.image
+            self._pixels = decoded.image
         else:
-            self._normalised = normalised if normalised is not None else normalise_to_8bit(decoded.image)
-            self.source = _reduce_to(self._normalised, working_side)
+            self._pixels = pixels if pixels is not None else _reducible(decoded.image)
+            self.source = reduce_to_8bit(self._pixels, _reduction_factor(self._pixels, working_side))
 
     def for_side(self, working_side: int) -> ImageView:
         """In fast mode, the view an algorithm that needs less resolution than the largest requested
@@ -98,7 +151,7 @@ class ImageView:
             return self
 
         def reduced() -> ImageView:
-            return ImageView(self.decoded, self.mode, working_side, self._normalised)
+            return ImageView(self.decoded, self.mode, working_side, self._pixels)
 
         return self.memo(("view", working_side), reduced)
 
@@ -150,11 +203,17 @@ class ImageView:
         return self.memo("rgb", convert)
 
 
-def _reduce_to(image: Image.Image, working_side: int) -> Image.Image:
-    """Box-reduce by the largest integer factor that keeps the shorter side >= working_side."""
+def _reducible(image: Image.Image) -> Image.Image:
+    """What fast-mode views reduce from: the image converted to 8 bits once, where that takes no
+    more memory than the decoded image (16-bit, 32-bit and float images, 1-bit, LA), else the
+    decoded image itself (palette, RGBA, CMYK: each view converts it band by band)."""
+    if image.mode in _HIGH_BIT_MODES or image.mode in _GRAY_MODES:
+        return normalise_to_8bit(image)
+    return image
+
+
+def _reduction_factor(image: Image.Image, working_side: int) -> int:
+    """The largest integer box-reduction factor that keeps the shorter side >= working_side (1: none)."""
     if working_side <= 0:
-        return image
-    factor = min(image.size) // working_side
-    if factor < 2:
-        return image
-    return image.reduce(factor)
+        return 1
+    return max(1, min(image.size) // working_side)

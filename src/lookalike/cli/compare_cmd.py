@@ -10,7 +10,7 @@ from rich.table import Table
 
 from lookalike.algorithms import HashValue
 from lookalike.cli import options
-from lookalike.cli.output import emit_json, report_error
+from lookalike.cli.output import emit_json, printable, report_error
 from lookalike.errors import ImageError
 from lookalike.pipeline import hash_file
 
@@ -76,12 +76,13 @@ def _total(distances: dict[str, float]) -> float:
 
 def print_distance_table(source: str, names: list[str], rows: list[tuple[str, dict[str, float]]]) -> None:
     from rich.console import Console
+    from rich.text import Text
 
-    table = Table(title=f"Hamming distance from {source}", title_justify="left")
+    table = Table(title=Text(f"Hamming distance from {printable(source)}"), title_justify="left")
     table.add_column("image", overflow="fold")
     for name in names:
         table.add_column(name, justify="right")
     table.add_column("total", justify="right", style="bold")
     for other, distances in rows:
-        table.add_row(other, *(str(distances[n]) for n in names), str(_total(distances)))
+        table.add_row(Text(printable(other)), *(str(distances[n]) for n in names), str(_total(distances)))
     Console(highlight=False).print(table)

@@ -14,13 +14,13 @@ import typer
 from lookalike.algorithms import parse_spec
 from lookalike.cli import options
 from lookalike.cli.index_cmd import print_add_report
-from lookalike.cli.output import emit_json, emit_line, progress_bar, report_error, stderr
+from lookalike.cli.output import emit_json, emit_line, note, progress_bar, report_error, stderr
 from lookalike.dedupe import actions
 from lookalike.dedupe.collection import Queries, complete_queries, duplicate_groups, index_files
 from lookalike.dedupe.grouping import Group
 from lookalike.dedupe.report import write_report
-from lookalike.discover import SkippedPath, iter_image_paths
-from lookalike.index.base import Index
+from lookalike.discover import SkippedPath, file_key, iter_image_paths
+from lookalike.index.base import FROM_FILE, Entry, Index
 from lookalike.matcher import Matcher, default_index_hashes
 from lookalike.prepare import Mode
 
@@ -109,7 +109,7 @@ def dupes_command(
             groups = index.duplicates(algorithm, max_distance or 0, strict=strict)
     print_groups(groups, json_output)
     if html is not None:
-        stderr.print(f"review page: {write_report(groups, html)}")
+        note(f"review page: {write_report(groups, html)}")
     if action != "report":
         failed = _act(groups, action, dest, yes, log) or failed
     if failed or (fail_on_match and groups):
@@ -148,7 +148,7 @@ def _index_folders(
         )  # fmt: skip
     print_add_report(report, json_output=False)
     failed_keys = {path for path, _ in report.failed}
-    keys = [key for key in (os.path.abspath(f) for f in files) if key not in failed_keys]
+    keys = [key for key in (file_key(f) for f in files) if key not in failed_keys]
     return bool(report.failed or skipped), keys
 
 
@@ -161,7 +161,7 @@ def print_groups(groups: list[Group], json_output: bool) -> None:
                     "group": number,
                     "members": [
                         {
-                            "path": entry.metadata.get("path", entry.key) if entry.metadata else entry.key,
+                            "path": _file_path(entry),
                             "key": entry.key,
                             "best": entry.key == best,
                             "width": entry.width,
@@ -183,19 +183,27 @@ def print_groups(groups: list[Group], json_output: bool) -> None:
         stderr.print(f"{len(groups)} groups, {files} images in them")
 
 
+def _file_path(entry: Entry) -> str | None:
+    """The file an entry names, if `index add` made it from one (never a client's id or metadata)."""
+    return actions.IndexedFile.of(entry).path if entry.origin == FROM_FILE else None
+
+
 def _act(groups: list[Group], action: str, dest: Path | None, yes: bool, log: Path) -> bool:
     steps = actions.plan(groups, action, dest)  # type: ignore[arg-type]
     if not yes:
         for step in steps:
-            stderr.print(f"would {actions.describe(step)}")
-        stderr.print(f"dry run: {len(steps)} steps; add --yes to carry them out (logged to {log})")
+            refused = actions.refusal(step)
+            note(
+                f"would leave {step.path} alone: {refused}" if refused else f"would {actions.describe(step)}"
+            )
+        note(f"dry run: {len(steps)} steps; add --yes to carry them out (logged to {log})")
         return False
     failures = 0
     for result in actions.execute(steps, log):
         if result.ok:
-            stderr.print(f"{actions.describe(result.step)}{': ' + result.message if result.message else ''}")
+            note(f"{actions.describe(result.step)}{': ' + result.message if result.message else ''}")
         else:
             failures += 1
             report_error(f"{result.step.path}: {result.message}")
-    stderr.print(f"{len(steps) - failures} done, {failures} failed; log: {log}")
+    note(f"{len(steps) - failures} done, {failures} failed or refused; log: {log}")
     return failures > 0

@@ -9,7 +9,7 @@ import typer
 
 from lookalike.cli import options
 from lookalike.cli.output import advance, emit_json, emit_line, progress_bar, quality_fields, report_error
-from lookalike.discover import SkippedPath, iter_image_paths
+from lookalike.discover import SkippedPath, iter_image_paths, path_text
 from lookalike.errors import ImageError
 from lookalike.pipeline import HashResult, hash_files
 from lookalike.writers import open_hash_writer
@@ -70,7 +70,7 @@ def hash_command(
                     hashed += 1
                 _print_result(path, result, json_output)
                 if writer:
-                    writer.write(path, result)
+                    writer.write(path_text(path), result)  # a name that is not UTF-8, escaped
     finally:
         if writer:
             writer.close()

@@ -1,14 +1,20 @@
-"""Where CLI output goes: results to stdout (text or one JSON object per line), the rest to stderr."""
+"""Where CLI output goes: results to stdout (text or one JSON object per line), the rest to stderr.
+
+Everything printed passes `printable` (JSON: `json_text`): file names and ids come from disks and
+clients, and an escape sequence in one (`ESC]0;...`, `ESC[2J`) must not reach the terminal.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -26,18 +32,50 @@ T = TypeVar("T")
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
+# What a terminal may act on: C0 and C1 controls, DEL, line and paragraph separators, the bidi
+# controls that reorder what is shown, and surrogates (bytes of a name that is not UTF-8).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    character = match.group()
+    if character in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[character]
+    code = ord(character)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte of a name that is not UTF-8, as os.fsdecode keeps it
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """`text` with every character a terminal could act on written as an escape (`\\n`, `\\x1b`)."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def json_text(record: dict[str, Any]) -> str:
+    """One JSON line; the characters `printable` escapes are JSON `\\u` escapes (still valid JSON,
+    and a name that is not UTF-8 comes back as the same bytes through `os.fsencode`)."""
+    text = json.dumps(record, ensure_ascii=False, separators=(", ", ": "))
+    return _UNPRINTABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
 
 def emit_json(record: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(record, ensure_ascii=False, separators=(", ", ": ")) + "\n")
+    sys.stdout.write(json_text(record) + "\n")
 
 
 def emit_line(text: str) -> None:
-    sys.stdout.write(text + "\n")
+    sys.stdout.write(printable(text) + "\n")
 
 
 def report_error(message: str) -> None:
     """One line on stderr, never a traceback."""
-    stderr.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    stderr.print(f"[red]error:[/red] {escape(printable(message))}", markup=True, highlight=False)
+
+
+def note(message: str) -> None:
+    """A line of progress or summary on stderr, printed as text (names in it are escaped)."""
+    stderr.print(printable(message), markup=False, highlight=False)
 
 
 def hash_text(value: HashValue) -> str:

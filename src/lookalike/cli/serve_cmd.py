@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,7 @@ import typer
 
 from lookalike.cli import options
 from lookalike.cli.output import stderr
-from lookalike.server.config import ServerConfig
+from lookalike.server.config import ServerConfig, default_hosts, parse_hosts
 
 
 def serve_command(
@@ -19,14 +20,24 @@ def serve_command(
     port: Annotated[int, typer.Option("--port", help="TCP port.", min=1, max=65535)] = 8000,
     api_key_file: Annotated[
         Path | None,
-        typer.Option("--api-key-file", help="File with API keys, one per line (or LOOKALIKE_API_KEY)."),
+        typer.Option(
+            "--api-key-file",
+            help="File with API keys, one per line; used with LOOKALIKE_API_KEY, not instead of it.",
+        ),
     ] = None,
     private_reads: Annotated[
-        bool, typer.Option("--private-reads", help="Require the API key for searches and reads too.")
+        bool,
+        typer.Option("--private-reads", help="Require the API key for everything but a bare /healthz."),
     ] = False,
     max_upload_mb: Annotated[
         float, typer.Option("--max-upload-mb", min=0.01, help="Upload size limit.")
     ] = 20.0,
+    max_image_mb: Annotated[
+        float,
+        typer.Option(
+            "--max-image-mb", min=1, help="Memory an upload may take decoded (pixels x bytes a pixel)."
+        ),
+    ] = 100.0,
     banks_dir: Annotated[
         Path | None, typer.Option("--banks-dir", help="Where banks and thumbnails live.")
     ] = None,
@@ -34,6 +45,14 @@ def serve_command(
         bool,
         typer.Option("--thumbnails-from-paths", help="Let the page preview files the index holds by path."),
     ] = False,
+    allowed_hosts: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="A Host header name to answer (repeatable; * for any). Default: loopback names when "
+            "bound to loopback, else any.",
+        ),
+    ] = None,
     workers: Annotated[
         int, typer.Option("--workers", min=1, help="Server processes (SQLite or ClickHouse server indexes).")
     ] = 1,
@@ -48,21 +67,23 @@ def serve_command(
         import uvicorn
 
         from lookalike.server import create_app
+        from lookalike.server.protocol import uvicorn_settings
     except ImportError as exc:
         raise typer.BadParameter(
             f"the service needs its extra: pip install 'lookalike[serve]' ({exc.name} is missing)"
         ) from None
-    from lookalike.server.config import read_keys
-
-    keys = read_keys(None, api_key_file) if api_key_file else None
     config = ServerConfig.from_environment(
+        key_file=api_key_file,
         index_url=index_url,
-        api_keys=keys,
         public_reads=not private_reads,
         max_upload_bytes=int(max_upload_mb * (1 << 20)),
+        max_image_bytes=int(max_image_mb * (1 << 20)),
         banks_dir=str(banks_dir) if banks_dir else None,
         thumbnails_from_paths=thumbnails_from_paths,
+        allowed_hosts=parse_hosts(allowed_hosts) if allowed_hosts else None,
     )
+    if not allowed_hosts and "LOOKALIKE_ALLOWED_HOSTS" not in os.environ:
+        config = replace(config, allowed_hosts=default_hosts(host))
     if config.generated_key:
         stderr.print(f"no API key configured; writes need this one (this run only): {config.api_keys[0]}")
     if workers > 1:
@@ -78,19 +99,14 @@ def serve_command(
         )
         uvicorn.run(
             "lookalike.server.app:app_from_environment",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="warning",
-            timeout_keep_alive=5,
+            **uvicorn_settings(factory=True, host=host, port=port, workers=workers),
         )
         return
     app = create_app(config)
     stderr.print(
         f"lookalike serving {app.state.service.index.url} on http://{host}:{port}/ (API docs: /docs)"
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_keep_alive=5)
+    uvicorn.run(app, **uvicorn_settings(host=host, port=port))
 
 
 def environment_for(config: ServerConfig) -> dict[str, str]:
@@ -99,7 +115,9 @@ def environment_for(config: ServerConfig) -> dict[str, str]:
         "LOOKALIKE_API_KEY": ",".join(config.api_keys),
         "LOOKALIKE_PUBLIC_READS": "1" if config.public_reads else "0",
         "LOOKALIKE_MAX_UPLOAD_MB": str(config.max_upload_bytes / (1 << 20)),
+        "LOOKALIKE_MAX_IMAGE_MB": str(config.max_image_bytes / (1 << 20)),
         "LOOKALIKE_THUMBNAILS_FROM_PATHS": "1" if config.thumbnails_from_paths else "0",
+        "LOOKALIKE_ALLOWED_HOSTS": ",".join(config.allowed_hosts),
     }
     if config.index_url:
         values["LOOKALIKE_INDEX"] = config.index_url

@@ -2,7 +2,14 @@
 
 One file, no network: thumbnails are inlined as data URIs, styles and script are inline. Each
 group shows its members (best copy first) with resolution, file size and distance to the best
-copy; a checkbox per file feeds two exports, a shell script and a JSON list of the chosen files.
+copy; a checkbox per file feeds two exports, a Python script and a JSON list of the chosen files.
+
+Only files the command line indexed from disk (origin FROM_FILE) get a preview and a checkbox: an
+id sent over HTTP, or a `path` in metadata, is shown as text and never names a file. The script
+carries each chosen file's exact name as hex bytes (no quoting to get wrong, whatever a name
+holds: quotes, a carriage return, bytes that are not UTF-8) with the size and sha256 it was
+indexed with; it moves a file to the platform's trash (send2trash) only if it is unchanged, and
+deletes it for good only when run with --delete.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,7 +25,8 @@ from dataclasses import dataclass
 from PIL import Image, ImageOps
 
 from lookalike.dedupe.grouping import Group
-from lookalike.index.base import Entry
+from lookalike.discover import key_path, path_text
+from lookalike.index.base import FROM_FILE, Entry
 
 THUMBNAIL_SIDE = 200
 
@@ -25,13 +34,14 @@ THUMBNAIL_SIDE = 200
 @dataclass(frozen=True)
 class ReportMember:
     key: str
-    path: str
+    path: str | None  # the file, for entries indexed from disk; None for ids
     width: int | None
     height: int | None
     byte_size: int | None
     distance: int | None
     best: bool
     thumbnail: str | None  # data URI
+    sha256: str | None = None
 
 
 def thumbnail_data_uri(path: str, side: int = THUMBNAIL_SIDE) -> str | None:
@@ -48,9 +58,9 @@ def thumbnail_data_uri(path: str, side: int = THUMBNAIL_SIDE) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _path_of(entry: Entry) -> str:
-    path = entry.metadata.get("path") if entry.metadata else None
-    return str(path) if path else entry.key
+def _path_of(entry: Entry) -> str | None:
+    """The file an entry names: only `index add` makes such entries (metadata is never trusted)."""
+    return key_path(entry.key) if entry.origin == FROM_FILE else None
 
 
 def build_members(
@@ -74,7 +84,8 @@ def build_members(
                 byte_size=entry.byte_size,
                 distance=distance,
                 best=index == 0,
-                thumbnail=thumbnails(path),
+                thumbnail=thumbnails(path) if path is not None else None,
+                sha256=entry.sha256,
             )
         )
     return members
@@ -93,8 +104,9 @@ def _size_text(byte_size: int | None) -> str:
 
 def _member_html(group_number: int, member: ReportMember) -> str:
     esc = html.escape
+    shown = path_text(member.path) if member.path is not None else member.key
     image = (
-        f'<img src="{member.thumbnail}" alt="{esc(os.path.basename(member.path))}" loading="lazy">'
+        f'<img src="{member.thumbnail}" alt="{esc(os.path.basename(shown))}" loading="lazy">'
         if member.thumbnail
         else '<div class="missing">no preview</div>'
     )
@@ -105,12 +117,23 @@ def _member_html(group_number: int, member: ReportMember) -> str:
         badge = "matched through another copy"
     else:
         badge = f"distance {member.distance}"
-    checked = "" if member.best else " checked"
     return (
         f'<figure class="member{" best" if member.best else ""}">{image}'
-        f'<figcaption><label><input type=checkbox class=pick data-path="{esc(member.path)}"{checked}>'
-        f' delete</label><div class=path title="{esc(member.path)}">{esc(member.path)}</div>'
+        f'<figcaption>{_pick_html(member)}<div class=path title="{esc(shown)}">{esc(shown)}</div>'
         f"<div>{resolution} · {_size_text(member.byte_size)}</div><div>{badge}</div></figcaption></figure>"
+    )
+
+
+def _pick_html(member: ReportMember) -> str:
+    """The checkbox that puts a file in the exports: only for files indexed from disk, with the
+    exact name as hex and the size and sha256 the script checks before touching it."""
+    if member.path is None or member.sha256 is None or member.byte_size is None:
+        return '<span class="id">an id, not a file: nothing to delete</span>'
+    checked = "" if member.best else " checked"
+    return (
+        f'<label><input type=checkbox class=pick data-path="{html.escape(path_text(member.path))}"'
+        f' data-hex="{os.fsencode(member.path).hex()}" data-size="{int(member.byte_size)}"'
+        f' data-sha256="{html.escape(member.sha256)}"{checked}> delete</label>'
     )
 
 
@@ -131,21 +154,86 @@ figure.best img{outline:3px solid #2a7}
 .path{word-break:break-all;color:#555}
 """
 
+# The script the page exports: a header listing the chosen files (built by the page) + this body.
+TRASH_SCRIPT = """
+import hashlib
+import os
+import stat
+import sys
+
+
+def problem(path, size, sha256):
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        return exc.strerror or "cannot be read"
+    if not stat.S_ISREG(info.st_mode):
+        return "is no longer a regular file"
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    if info.st_size != size or digest.hexdigest() != sha256:
+        return "changed since it was indexed"
+    return None
+
+
+def shown(raw):
+    text = raw.decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def main():
+    delete = "--delete" in sys.argv[1:]
+    if not delete:
+        try:
+            from send2trash import send2trash
+        except ImportError:
+            sys.exit("send2trash is missing: pip install send2trash, or run with --delete")
+    failed = 0
+    for raw, size, sha256 in FILES:
+        path = os.fsdecode(raw)
+        reason = problem(path, size, sha256)
+        try:
+            if reason is None:
+                os.remove(path) if delete else send2trash(path)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+        if reason is None:
+            print(("deleted " if delete else "moved to the trash ") + shown(raw))
+        else:
+            failed += 1
+            print("left alone: " + shown(raw) + ": " + reason, file=sys.stderr)
+    sys.exit(1 if failed else 0)
+
+
+main()
+"""
+
 PAGE_SCRIPT = """
-function chosen() {
-  return Array.from(document.querySelectorAll('input.pick:checked')).map(e => e.dataset.path);
-}
-function quote(p) { return "'" + p.replace(/'/g, "'\\\\''") + "'"; }
+const TRASH_SCRIPT = __TRASH_SCRIPT__;
+function picked() { return Array.from(document.querySelectorAll('input.pick:checked')); }
+function chosen() { return picked().map(e => e.dataset.path); }
 function download(name, text, type) {
   const a = document.createElement('a');
   a.href = URL.createObjectURL(new Blob([text], {type: type}));
   a.download = name;
   a.click();
 }
-function exportShell() {
-  const lines = ['#!/bin/sh', '# files chosen for deletion in the lookalike report', 'set -e'];
-  for (const p of chosen()) { lines.push('rm -- ' + quote(p)); }
-  download('lookalike-delete.sh', lines.join('\\n') + '\\n', 'text/x-sh');
+function exportScript() {
+  const rows = [];
+  for (const e of picked()) {
+    const d = e.dataset;
+    const hex = /^([0-9a-f]{2})+$/.test(d.hex), sha = /^[0-9a-f]{64}$/.test(d.sha256);
+    if (!hex || !sha || !/^[0-9]+$/.test(d.size)) continue;
+    rows.push('    (bytes.fromhex("' + d.hex + '"), ' + d.size + ', "' + d.sha256 + '"),');
+  }
+  const head = ['#!/usr/bin/env python3',
+    '# Files chosen in the lookalike review page. Each one still as it was indexed (same size and',
+    '# sha256) is moved to the trash (send2trash; run with the Python lookalike is installed in),',
+    '# or deleted for good with --delete. Anything else is left alone and reported.',
+    'FILES = ['].concat(rows, [']']);
+  download('lookalike-trash.py', head.join('\\n') + '\\n' + TRASH_SCRIPT, 'text/x-python');
 }
 function exportJson() {
   download('lookalike-delete.json', JSON.stringify({"delete": chosen()}, null, 1), 'application/json');
@@ -157,7 +245,7 @@ function setAll(v) {
 function count() { document.getElementById('count').textContent = chosen().length + ' chosen'; }
 document.addEventListener('change', count);
 window.addEventListener('load', count);
-"""
+""".replace("__TRASH_SCRIPT__", json.dumps(TRASH_SCRIPT).replace("</", "<\\/"))
 
 
 def render_report(
@@ -184,7 +272,7 @@ def render_report(
         f"<header><h1>{html.escape(title)}</h1><span>{summary}</span><span id=count></span>"
         '<button onclick="setAll(true)">choose all duplicates</button>'
         '<button onclick="setAll(false)">clear</button>'
-        '<button onclick="exportShell()">export shell script</button>'
+        '<button onclick="exportScript()">export script (to the trash)</button>'
         '<button onclick="exportJson()">export JSON</button></header>'
         + ("".join(sections) or "<p style='margin:16px'>No duplicate groups found.</p>")
         + f"<script>{PAGE_SCRIPT}</script></body></html>"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
@@ -35,6 +35,15 @@ if TYPE_CHECKING:
     from lookalike.matcher import Matcher, Verdict
 
 
+# Where an entry's key came from, set by the code that adds it and never read from an item's
+# metadata or id: FROM_FILE entries are files the command line hashed from disk (only these may be
+# moved, deleted or linked by `lookalike dupes --action`), FROM_API ones came over HTTP, and None is
+# anything else (`Index.add` from Python, imported lists, entries stored before origins were).
+# A write replaces the origin: an HTTP upload under a file's key makes it FROM_API.
+FROM_FILE = "file"
+FROM_API = "api"
+
+
 @dataclass(frozen=True)
 class IndexItem:
     """What `Index.add` stores for one image: its key, hashes and (optionally) file facts."""
@@ -47,6 +56,26 @@ class IndexItem:
     height: int | None = None
     mtime: float | None = None
     metadata: Mapping[str, Any] | None = None
+    origin: str | None = None  # FROM_FILE, FROM_API or None (see above)
+
+
+def checked_item(item: IndexItem | tuple[str, Mapping[str, Hash]], where: str) -> IndexItem:
+    """`item` as an IndexItem whose hashes carry canonical algorithm names, after checking that its
+    key is a non-empty string and its hashes are `Hash`es (`where` names the index in errors)."""
+    from lookalike.errors import IndexStoreError, InvalidHashError
+    from lookalike.index.queries import canonical_algorithm
+
+    if not isinstance(item, IndexItem):
+        key, given = item
+        item = IndexItem(key, given)
+    if not isinstance(item.key, str) or not item.key:
+        raise IndexStoreError(f"{where}: an index key must be a non-empty string, got {item.key!r}")
+    canonical: dict[str, Hash] = {}
+    for name, value in item.hashes.items():
+        if not isinstance(value, Hash):
+            raise InvalidHashError(f"{item.key}: {name} is a {type(value).__name__}, not a Hash")
+        canonical[canonical_algorithm(name)] = value
+    return replace(item, hashes=canonical)
 
 
 @dataclass(frozen=True)
@@ -64,6 +93,7 @@ class Entry:
     added_at: float
     flagged: frozenset[str] = frozenset()  # algorithm keys whose hash is unreliable
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    origin: str | None = None  # FROM_FILE, FROM_API or None: where the key came from
 
     @property
     def pixels(self) -> int:
@@ -112,6 +142,7 @@ class FileState:
     # The revision of each stored algorithm that is past its first (lookalike.algorithms.registry):
     # hashes made by an older revision of an algorithm are made again.
     revisions: Mapping[str, int] = field(default_factory=dict)
+    origin: str | None = None  # an entry not FROM_FILE is hashed again, so that it becomes one
 
 
 @dataclass(frozen=True)
@@ -242,6 +273,7 @@ class Index(ABC):
                 frozenset(entry.hashes),
                 _hash_mode(entry.metadata),
                 hash_revisions(entry.metadata),
+                entry.origin,
             )
             for key, entry in self.get_many(keys).items()
         }

@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from lookalike.discover import path_text
 from lookalike.errors import ImageError, UnknownAlgorithmError
 from lookalike.hash import Hash
 from lookalike.pipeline import HashNames, HashOptions, HashResult, hash_files
@@ -35,12 +36,13 @@ def add_files(
     dihedral: bool = False,
     on_hashed: Callable[[str, HashResult], None] | None = None,
 ) -> AddReport:
-    """Hash `paths` (keys are absolute paths) and add them; see `Index.add_files`.
+    """Hash `paths` (keys are absolute paths, as text: `discover.file_key`) and add them; see
+    `Index.add_files`.
 
     `cache` and `dihedral` are passed to `hash_files` (the index stores hashes without their
     variants; a cache keeps them for later duplicate searches); `on_hashed(key, result)` sees
     every freshly hashed file."""
-    from lookalike.index.base import AddReport, IndexItem
+    from lookalike.index.base import FROM_FILE, AddReport, IndexItem
     from lookalike.matcher import default_index_hashes
 
     if hashes is None:
@@ -56,8 +58,9 @@ def add_files(
     # made are made again (see Algorithm.revision).
     revisions = {spec.key: spec.algorithm.revision for spec in options.specs if spec.algorithm.revision != 1}
     absolute = list(dict.fromkeys(os.path.abspath(os.fspath(p)) for p in paths))
+    keys = {path: path_text(path) for path in absolute}  # a name that is not UTF-8 is escaped
     total = len(absolute)
-    states = index.file_states(absolute)
+    states = index.file_states(list(keys.values()))
     report = AddReport()
     failed: list[tuple[str, str]] = []
     stats: dict[str, os.stat_result] = {}
@@ -67,10 +70,10 @@ def add_files(
         try:
             stat = os.stat(path)
         except OSError as exc:
-            failed.append((path, exc.strerror or str(exc)))
+            failed.append((keys[path], exc.strerror or str(exc)))
             done += 1
             continue
-        known = states.get(path)
+        known = states.get(keys[path])
         if (
             known is not None
             and known.byte_size == stat.st_size
@@ -78,6 +81,7 @@ def add_files(
             and wanted <= known.algorithms
             and known.mode == mode
             and all(known.revisions.get(key) == revision for key, revision in revisions.items())
+            and known.origin == FROM_FILE
         ):
             report = report.merge(AddReport(unchanged=1))
             done += 1
@@ -91,10 +95,10 @@ def add_files(
     for path, outcome in hashed:
         done += 1
         if isinstance(outcome, ImageError):
-            failed.append((path, outcome.reason))
+            failed.append((keys[path], outcome.reason))
         else:
             if on_hashed is not None:
-                on_hashed(path, outcome)
+                on_hashed(keys[path], outcome)
             values = {
                 spec.key: outcome[name]
                 for name, spec in zip(options.names, options.specs, strict=True)
@@ -102,13 +106,14 @@ def add_files(
             }
             batch.append(
                 IndexItem(
-                    key=path,
+                    key=keys[path],
                     hashes=values,  # type: ignore[arg-type]  # filtered to Hash above
                     sha256=outcome.sha256,
                     byte_size=stats[path].st_size,
                     width=outcome.width,
                     height=outcome.height,
                     mtime=stats[path].st_mtime,
+                    origin=FROM_FILE,
                     metadata={
                         "format": outcome.format,
                         "mode": mode,

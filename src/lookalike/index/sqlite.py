@@ -47,6 +47,7 @@ from lookalike.index.base import (
     Match,
     Pairs,
     Query,
+    checked_item,
     hash_revisions,
 )
 from lookalike.index.flags import flagged_words, is_flagged
@@ -67,7 +68,7 @@ if TYPE_CHECKING:
     from lookalike.candidates.judge import StoredHashes
     from lookalike.candidates.keys import KeyLayout
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: entries.origin (where the key came from; NULL in older indexes)
 WRITE_BATCH = 5000
 SQL_CHUNK = 500  # values per IN (...) list
 SNAPSHOT_MIN_CHANGES = 20_000  # rows synced since the last snapshot before close() writes a new one
@@ -83,7 +84,8 @@ CREATE TABLE IF NOT EXISTS entries (
     height INTEGER,
     mtime REAL,
     added_at REAL NOT NULL,
-    metadata TEXT NOT NULL DEFAULT '{}'
+    metadata TEXT NOT NULL DEFAULT '{}',
+    origin TEXT
 );
 CREATE INDEX IF NOT EXISTS entries_by_sha256 ON entries(sha256) WHERE sha256 IS NOT NULL;
 CREATE TABLE IF NOT EXISTS algorithms (name TEXT PRIMARY KEY, nbits INTEGER NOT NULL);
@@ -103,7 +105,7 @@ CREATE TABLE IF NOT EXISTS tombstones (entry_id INTEGER NOT NULL, rev INTEGER NO
 CREATE INDEX IF NOT EXISTS tombstones_by_rev ON tombstones(rev);
 """
 
-_ENTRY_COLUMNS = "id, key, sha256, byte_size, width, height, mtime, added_at, metadata"
+_ENTRY_COLUMNS = "id, key, sha256, byte_size, width, height, mtime, added_at, metadata, origin"
 
 
 Method = TypeVar("Method", bound=Callable[..., Any])
@@ -142,6 +144,7 @@ class _Existing:
     id: int
     sha256: str | None
     facts: tuple[Any, ...]  # byte_size, width, height, mtime, metadata json
+    origin: str | None
 
 
 @dataclass
@@ -201,6 +204,16 @@ class SQLiteIndex(Index):
                 raise IndexStoreError(
                     f"{self.path}: schema version {version} is newer than this lookalike ({SCHEMA_VERSION})"
                 )
+            elif int(version) < SCHEMA_VERSION:
+                self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a version-1 index up to date: entries gain `origin`, NULL (unknown) for those
+        stored before, so none of them may be acted on until `index add` hashes it again."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(entries)")}
+        if "origin" not in columns:
+            self._db.execute("ALTER TABLE entries ADD COLUMN origin TEXT")
+        self._db.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", (SCHEMA_VERSION,))
 
     def _meta(self, name: str) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
@@ -360,26 +373,7 @@ class SQLiteIndex(Index):
         return fresh
 
     def _normalise_item(self, item: IndexItem | tuple[str, Mapping[str, Hash]]) -> IndexItem:
-        if not isinstance(item, IndexItem):
-            key, given = item
-            item = IndexItem(key, given)
-        if not isinstance(item.key, str) or not item.key:
-            raise IndexStoreError(f"{self.path}: an index key must be a non-empty string, got {item.key!r}")
-        canonical: dict[str, Hash] = {}
-        for name, value in item.hashes.items():
-            if not isinstance(value, Hash):
-                raise InvalidHashError(f"{item.key}: {name} is a {type(value).__name__}, not a Hash")
-            canonical[canonical_algorithm(name)] = value
-        return IndexItem(
-            item.key,
-            canonical,
-            item.sha256,
-            item.byte_size,
-            item.width,
-            item.height,
-            item.mtime,
-            item.metadata,
-        )
+        return checked_item(item, self.path)
 
     def _check_nbits(self, items: Sequence[IndexItem]) -> dict[str, int]:
         """Each algorithm keeps one bit length; returns algorithms new to this index."""
@@ -411,7 +405,9 @@ class SQLiteIndex(Index):
                         writes.dropped.append(current.id)
                     continue
                 if current is None:
-                    writes.new_entries.append((next_id, item.key, item.sha256, *_facts(item), now))
+                    writes.new_entries.append(
+                        (next_id, item.key, item.sha256, *_facts(item), item.origin, now)
+                    )
                     writes.hash_rows.extend(_hash_rows(next_id, item.hashes, generation))
                     if item.sha256:
                         owners[item.sha256] = (next_id, item.key)
@@ -443,7 +439,7 @@ class SQLiteIndex(Index):
         )
         if content_changed:
             writes.rehashed.append(current.id)
-            writes.fact_updates.append((item.sha256, *facts, current.id))
+            writes.fact_updates.append((item.sha256, *facts, item.origin, current.id))
             writes.hash_rows.extend(_hash_rows(current.id, item.hashes, generation))
             return True
         rows = [
@@ -452,9 +448,9 @@ class SQLiteIndex(Index):
             if stored.get(row[0]) != (row[2], row[3], row[4])
         ]
         sha = item.sha256 or current.sha256
-        facts_changed = merged != current.facts or sha != current.sha256
+        facts_changed = merged != current.facts or sha != current.sha256 or item.origin != current.origin
         if facts_changed:
-            writes.fact_updates.append((sha, *merged, current.id))
+            writes.fact_updates.append((sha, *merged, item.origin, current.id))
         writes.hash_rows.extend(rows)
         return facts_changed or bool(rows)
 
@@ -469,13 +465,13 @@ class SQLiteIndex(Index):
             db.executemany("DELETE FROM hashes WHERE entry_id = ?", [(i,) for i in gone])
             db.executemany("DELETE FROM entries WHERE id = ?", [(i,) for i in writes.dropped])
         db.executemany(
-            "INSERT INTO entries (id, key, sha256, byte_size, width, height, mtime, metadata, added_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO entries (id, key, sha256, byte_size, width, height, mtime, metadata, origin,"
+            " added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             writes.new_entries,
         )
         db.executemany(
-            "UPDATE entries SET sha256 = ?, byte_size = ?, width = ?, height = ?, mtime = ?, metadata = ?"
-            " WHERE id = ?",
+            "UPDATE entries SET sha256 = ?, byte_size = ?, width = ?, height = ?, mtime = ?, metadata = ?,"
+            " origin = ? WHERE id = ?",
             writes.fact_updates,
         )
         db.executemany(
@@ -496,11 +492,11 @@ class SQLiteIndex(Index):
         for chunk in _chunks(keys):
             marks = ",".join("?" * len(chunk))
             for row in self._db.execute(
-                "SELECT id, key, sha256, byte_size, width, height, mtime, metadata FROM entries"
+                "SELECT id, key, sha256, byte_size, width, height, mtime, metadata, origin FROM entries"
                 f" WHERE key IN ({marks})",
                 chunk,
             ):
-                found[row[1]] = _Existing(row[0], row[2], tuple(row[3:]))
+                found[row[1]] = _Existing(row[0], row[2], tuple(row[3:8]), row[8])
         return found
 
     def _owners_by_sha(self, digests: Sequence[str]) -> dict[str, tuple[int, str]]:
@@ -570,16 +566,16 @@ class SQLiteIndex(Index):
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
                 "SELECT e.key, e.byte_size, e.mtime, json_extract(e.metadata, '$.mode'),"
-                " json_extract(e.metadata, '$.revisions'),"
+                " json_extract(e.metadata, '$.revisions'), e.origin,"
                 " group_concat(h.algorithm, char(31)) FROM entries e"
                 f" LEFT JOIN hashes h ON h.entry_id = e.id WHERE e.key IN ({marks}) GROUP BY e.id",
                 chunk,
             )
-            for key, byte_size, mtime, mode, revisions, algorithms in rows:
+            for key, byte_size, mtime, mode, revisions, origin, algorithms in rows:
                 names = frozenset(algorithms.split("\x1f")) if algorithms else frozenset()
                 recorded = hash_revisions({"revisions": json.loads(revisions)} if revisions else None)
                 hashed_in = mode if isinstance(mode, str) else None
-                states[key] = FileState(byte_size, mtime, names, hashed_in, recorded)
+                states[key] = FileState(byte_size, mtime, names, hashed_in, recorded, origin)
         return states
 
     def entries(self) -> Iterator[Entry]:
@@ -639,6 +635,7 @@ class SQLiteIndex(Index):
                 added_at=row[7],
                 flagged=frozenset(flagged.get(row[0], ())),
                 metadata=json.loads(row[8]) if row[8] else {},
+                origin=row[9],
             )
             for row in rows
         ]

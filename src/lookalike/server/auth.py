@@ -1,17 +1,33 @@
-"""API keys: `Authorization: Bearer <key>`, compared in constant time."""
+"""API keys (`Authorization: Bearer <key>`, compared in constant time) and which requests need one.
+
+Access is decided from the method and path alone, before routing and before a byte of the body
+is read (`guard.RequestGuard`): only the page, its static files and a bare `/healthz` are open to
+all; the reads below need a key with `--private-reads`; every other request is a write and always
+needs one, so a route added without a thought is closed, not open.
+"""
 
 from __future__ import annotations
 
 import hmac
+from typing import Literal
 
-from fastapi import Request
+Access = Literal["open", "read", "write"]
 
-from lookalike.server.errors import ApiError
+OPEN_PATHS = frozenset({"/", "/healthz"})
+OPEN_PREFIX = "/static/"
+READ_POSTS = frozenset({"/v1/hash", "/v1/search", "/v1/check"})  # uploads that store nothing
 
 
-def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+def access_needed(method: str, path: str) -> Access:
+    """What a request may be: open to all, a read (open unless reads are private), or a write."""
+    if method in ("GET", "HEAD"):
+        return "open" if path in OPEN_PATHS or path.startswith(OPEN_PREFIX) else "read"
+    return "read" if method == "POST" and path in READ_POSTS else "write"
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The key in an `Authorization: Bearer <key>` header value, or None."""
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
@@ -26,15 +42,3 @@ def key_is_valid(token: str | None, keys: tuple[str, ...]) -> bool:
     for key in keys:
         valid |= hmac.compare_digest(supplied, key.encode("utf-8"))
     return valid
-
-
-def require_key(request: Request) -> None:
-    """Dependency of every write endpoint (and of reads when reads are closed)."""
-    keys: tuple[str, ...] = request.app.state.config.api_keys
-    if not key_is_valid(bearer_token(request), keys):
-        raise ApiError(401, "unauthorized", "a valid API key is required (Authorization: Bearer <key>)")
-
-
-def require_read_access(request: Request) -> None:
-    if not request.app.state.config.public_reads:
-        require_key(request)

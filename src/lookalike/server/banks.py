@@ -2,11 +2,14 @@
 
 A bank is an embedded SQLite index of its own (hash lists are exchanged without images) plus a
 row in the server's registry: algorithm, maximum distance, minimum quality, dihedral matching.
-Bank names are restricted to letters, digits, `_`, `.` and `-`, so a name never becomes a path.
+Bank names are restricted to letters, digits, `_`, `.` and `-`; a bank's file is named by the hex
+of its name (`banks/<hex>.db`), so no name is a prefix of another's files, names differing only
+in case get different files on any file system, and deleting a bank removes its own files only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import sqlite3
@@ -77,6 +80,8 @@ class BankStore:
             "description TEXT NOT NULL, created_at REAL NOT NULL)"
         )
         self._indexes: dict[str, SQLiteIndex] = {}
+        for bank in self.all():
+            _rename_legacy_files(self.folder / "banks", bank.name)
 
     # ----- registry --------------------------------------------------------------------------------
     def all(self) -> list[Bank]:
@@ -126,17 +131,17 @@ class BankStore:
             if index is not None:
                 index.close()
             self._db.execute("DELETE FROM banks WHERE name = ?", (name,))
-            for path in (self.folder / "banks").glob(f"{name}.db*"):
+            for path in bank_files(self.folder / "banks", name):
                 if path.is_dir():
                     shutil.rmtree(path)
                 else:
-                    path.unlink()
+                    path.unlink(missing_ok=True)
 
     # ----- hashes ----------------------------------------------------------------------------------
     def _index(self, bank: Bank) -> SQLiteIndex:
         with self._lock:
             if bank.name not in self._indexes:
-                self._indexes[bank.name] = SQLiteIndex.open(str(self.folder / "banks" / f"{bank.name}.db"))
+                self._indexes[bank.name] = SQLiteIndex.open(str(bank_path(self.folder / "banks", bank.name)))
             return self._indexes[bank.name]
 
     def size(self, name: str) -> int:
@@ -186,6 +191,35 @@ class BankStore:
                 index.close()
             self._indexes.clear()
             self._db.close()
+
+
+# What SQLite keeps beside an index file, and the index's search snapshots (SQLiteIndex).
+_COMPANIONS = ("-wal", "-shm", "-journal", ".search")
+
+
+def bank_path(folder: Path, name: str) -> Path:
+    """A bank's index file: the hex of its name, so that names never collide as file names."""
+    return folder / f"{name.encode('utf-8').hex()}.db"
+
+
+def bank_files(folder: Path, name: str) -> list[Path]:
+    """Every file and folder that belongs to the bank `name` (and to no other)."""
+    main = bank_path(folder, name)
+    return [main, *(main.with_name(main.name + suffix) for suffix in _COMPANIONS)]
+
+
+def _rename_legacy_files(folder: Path, name: str) -> None:
+    """Banks made before hex file names kept `<name>.db`: move them to their hex name once."""
+    legacy = folder / f"{name}.db"
+    if not legacy.exists() or bank_path(folder, name).exists():
+        return
+    for old, new in zip(
+        [legacy, *(legacy.with_name(legacy.name + s) for s in _COMPANIONS)],
+        bank_files(folder, name),
+        strict=True,
+    ):
+        with contextlib.suppress(FileNotFoundError):
+            old.rename(new)
 
 
 def _bank(row: tuple[object, ...]) -> Bank:

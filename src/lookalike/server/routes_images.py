@@ -2,32 +2,48 @@
 
 from __future__ import annotations
 
-import json
 import os
+import unicodedata
 from typing import Annotated
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 
+from lookalike.discover import key_path
 from lookalike.errors import ImageError
 from lookalike.exchange import entry_record
 from lookalike.hash import Hash
-from lookalike.index.base import IndexItem
+from lookalike.index.base import FROM_API, FROM_FILE, IndexItem
 from lookalike.quality import flagged_names
-from lookalike.server.auth import require_key, require_read_access
 from lookalike.server.errors import ApiError
 from lookalike.server.state import hash_json, qualities
 from lookalike.server.thumbnails import make_thumbnail
-from lookalike.server.uploads import read_upload, text_field
+from lookalike.server.uploads import parse_json, read_upload, text_field
 
+
+class AnyIdConvertor(Convertor[str]):
+    """A path parameter holding any id, newlines included (Starlette's `path` stops at them)."""
+
+    regex = "(?s:.+)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return quote(value, safe="")
+
+
+register_url_convertor("any_id", AnyIdConvertor())
 router = APIRouter(prefix="/v1", tags=["images"])
 
 MAX_ID_LENGTH = 512
 MAX_METADATA_BYTES = 16 * 1024
 
 
-@router.post("/hash", summary="Hash an uploaded image", dependencies=[Depends(require_read_access)])
+@router.post("/hash", summary="Hash an uploaded image")
 async def hash_upload(
     request: Request,
     file: Annotated[UploadFile | None, File(description="The image")] = None,
@@ -54,7 +70,7 @@ async def hash_upload(
     }
 
 
-@router.post("/images", summary="Store an image's hashes under an id", dependencies=[Depends(require_key)])
+@router.post("/images", summary="Store an image's hashes under an id (key needed)")
 async def add_image(
     request: Request,
     file: Annotated[UploadFile | None, File(description="The image")] = None,
@@ -75,6 +91,7 @@ async def add_image(
         width=upload.result.width,
         height=upload.result.height,
         metadata=extra,
+        origin=FROM_API,  # an id from a client names no file: `dupes --action` leaves it alone
     )
     with state.locked_index() as index:
         report = index.add([item])
@@ -90,19 +107,19 @@ async def add_image(
     )
 
 
-@router.delete("/images/{image_id:path}", summary="Remove an image", dependencies=[Depends(require_key)])
+@router.delete("/images/{image_id:any_id}", summary="Remove an image (key needed)")
 def delete_image(request: Request, image_id: str) -> dict[str, object]:
     state = request.app.state.service
     with state.locked_index() as index:
-        removed = index.remove([check_id(image_id) or ""])
+        removed = index.remove([image_id])
     if not removed:
         raise ApiError(404, "not_found", "no image with that id")
     state.thumbnails.delete(image_id)
     return {"id": image_id, "deleted": True}
 
 
-@router.get("/images/{image_id:path}/thumbnail", summary="A small JPEG preview", response_class=Response)
-def thumbnail(request: Request, image_id: str, _: None = Depends(require_read_access)) -> Response:
+@router.get("/thumbnails/{image_id:any_id}", summary="A small JPEG preview", response_class=Response)
+def thumbnail(request: Request, image_id: str) -> Response:
     state = request.app.state.service
     jpeg = state.thumbnails.get(image_id)
     if jpeg is None and state.config.thumbnails_from_paths:
@@ -112,8 +129,8 @@ def thumbnail(request: Request, image_id: str, _: None = Depends(require_read_ac
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
 
-@router.get("/images/{image_id:path}", summary="An image's stored hashes and facts")
-def get_image(request: Request, image_id: str, _: None = Depends(require_read_access)) -> dict[str, object]:
+@router.get("/images/{image_id:any_id}", summary="An image's stored hashes and facts")
+def get_image(request: Request, image_id: str) -> dict[str, object]:
     with request.app.state.service.locked_index() as index:
         entry = index.get(image_id)
     if entry is None:
@@ -123,24 +140,47 @@ def get_image(request: Request, image_id: str, _: None = Depends(require_read_ac
     return record
 
 
+def thumbnail_url(request: Request, image_id: str) -> str:
+    """The thumbnail's URL, relative to this server (never built from the client's Host header)."""
+    return f"{request.scope.get('root_path', '')}/v1/thumbnails/{quote(image_id, safe='')}"
+
+
 def _thumbnail_of_indexed_file(request: Request, image_id: str) -> bytes | None:
-    """Only for entries the index itself holds under an absolute file path (opt-in)."""
+    """Only for entries `index add` made from a file (opt-in): an id a client chose, such as a
+    path to a private image, is never opened."""
     with request.app.state.service.locked_index() as index:
         entry = index.get(image_id)
-    if entry is None or not os.path.isabs(entry.key) or not os.path.isfile(entry.key):
+    if entry is None or entry.origin != FROM_FILE:
+        return None
+    path = key_path(entry.key)
+    if not os.path.isfile(path):
         return None
     from lookalike.decode import decode
 
     try:
-        decoded = decode(entry.key, draft_min_side=512, limits=request.app.state.service.limits)
+        decoded = decode(path, draft_min_side=512, limits=request.app.state.service.limits)
     except ImageError:
         return None
     return make_thumbnail(decoded.image)
 
 
 def check_id(value: str | None) -> str | None:
-    if value is not None and (not value.strip() or len(value) > MAX_ID_LENGTH or "\x00" in value):
-        raise ApiError(422, "bad_id", f"ids are 1-{MAX_ID_LENGTH} characters without NUL")
+    """An id a client may store: 1-512 characters, no control characters (they cannot be sent back
+    in a URL, or printed safely) and no `.` or `..` segment (clients rewrite URLs holding one)."""
+    if value is None:
+        return None
+    segments = value.split("/")
+    if (
+        not value.strip()
+        or len(value) > MAX_ID_LENGTH
+        or any(unicodedata.category(character) == "Cc" for character in value)
+        or any(segment in (".", "..") for segment in segments)
+    ):
+        raise ApiError(
+            422,
+            "bad_id",
+            f"ids are 1-{MAX_ID_LENGTH} characters, without control characters or ./.. segments",
+        )
     return value
 
 
@@ -149,10 +189,7 @@ def parse_metadata(text: str | None) -> dict[str, object] | None:
         return None
     if len(text.encode()) > MAX_METADATA_BYTES:
         raise ApiError(413, "metadata_too_large", f"metadata is limited to {MAX_METADATA_BYTES} bytes")
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        raise ApiError(422, "bad_metadata", "metadata must be a JSON object") from None
+    value = parse_json(text, "metadata")
     if not isinstance(value, dict):
         raise ApiError(422, "bad_metadata", "metadata must be a JSON object")
     return value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from lookalike.algorithms import parse_spec
@@ -12,11 +12,11 @@ from lookalike.errors import LookalikeError
 from lookalike.hash import Hash
 from lookalike.lookup import Found, Query, search_algorithms, search_queries
 from lookalike.matcher import Matcher
-from lookalike.server.auth import require_read_access
 from lookalike.server.errors import ApiError
+from lookalike.server.routes_images import thumbnail_url
 from lookalike.server.uploads import bool_field, int_field, read_form, read_json, read_upload, text_field
 
-router = APIRouter(prefix="/v1", tags=["search"], dependencies=[Depends(require_read_access)])
+router = APIRouter(prefix="/v1", tags=["search"])
 
 SEARCH_BODY = {
     "requestBody": {
@@ -142,7 +142,7 @@ def match_json(request: Request, item: Found) -> dict[str, object]:
         "id": item.key,
         "distances": dict(item.distances),
         "agreed": agreed,
-        "thumbnail": str(request.url_for("thumbnail", image_id=item.key)),
+        "thumbnail": thumbnail_url(request, item.key),
     }
 
 
@@ -175,7 +175,7 @@ def duplicates(
                         "width": entry.width,
                         "height": entry.height,
                         "bytes": entry.byte_size,
-                        "thumbnail": str(request.url_for("thumbnail", image_id=entry.key)),
+                        "thumbnail": thumbnail_url(request, entry.key),
                     }
                     for position, entry in enumerate(group.members)
                 ]

@@ -54,7 +54,7 @@ class ServiceState:
         self.banks = BankStore(folder)
         self.thumbnails = ThumbnailStore(folder / "thumbnails.db")
         self.metrics = Metrics()
-        self.limits = DecodeLimits(max_pixels=config.max_pixels)
+        self.limits = DecodeLimits(max_pixels=config.max_pixels, max_decoded_bytes=config.max_image_bytes)
 
     @contextmanager
     def locked_index(self) -> Iterator[Index]:

@@ -7,15 +7,20 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image
+
+from lookalike.prepare import reduce_to_8bit
 
 SIDE = 256
 
 
 def make_thumbnail(image: Image.Image, side: int = SIDE) -> bytes:
-    """A JPEG no larger than side x side (EXIF orientation applied)."""
-    preview = ImageOps.exif_transpose(image) or image
-    preview = preview.copy()
+    """A JPEG no larger than side x side of a decoded image (orientation already applied), in
+    any mode: box-reduced to 8 bits band by band first, so a large 16-bit or float image costs
+    no full-size copy."""
+    preview = reduce_to_8bit(image, max(1, max(image.size) // (2 * side)))
+    if preview is image:  # small already: thumbnail() works in place
+        preview = image.copy()
     preview.thumbnail((side, side))
     buffer = io.BytesIO()
     preview.convert("RGB").save(buffer, "JPEG", quality=80)

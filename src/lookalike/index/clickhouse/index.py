@@ -29,7 +29,7 @@ from lookalike.candidates.keys import KeyLayout
 from lookalike.candidates.plan import family_of
 from lookalike.errors import IndexStoreError, InvalidHashError
 from lookalike.hash import Hash
-from lookalike.index.base import AddReport, Entry, Index, IndexItem, Match, Pairs, Query
+from lookalike.index.base import AddReport, Entry, Index, IndexItem, Match, Pairs, Query, checked_item
 from lookalike.index.clickhouse import candidates as candidate_sql
 from lookalike.index.clickhouse.binding import Binder
 from lookalike.index.clickhouse.compaction import compact_site
@@ -56,6 +56,7 @@ from lookalike.index.clickhouse.schema import (
     family_keys_select,
     family_view_ddl,
     hash_types,
+    origin_ddl,
     word_count,
 )
 from lookalike.index.clickhouse.sql import (
@@ -239,6 +240,20 @@ class ClickHouseIndex(Index):
                     distributed_ddl(tables, tables.algorithms(True), tables.algorithms(), "name"),
                 ]
             )
+        if not self._has_origin_column():
+            self._run_ddl(origin_ddl(tables))
+
+    def _has_origin_column(self) -> bool:
+        """Whether `entries` (as this server sees it) has the column later versions added."""
+        binder = self._connection.binder()
+        database = binder.scalar("db", "String", self._tables.database)
+        table = binder.scalar("table", "String", self._tables.entries().split(".")[1].strip("`"))
+        found = self._connection.query(
+            f"SELECT name FROM system.columns WHERE database = {database} AND table = {table}"
+            " AND name = 'origin'",
+            binder,
+        )
+        return bool(found.values("name"))
 
     def _create_algorithm_tables(self, algorithm: str, nbits: int) -> None:
         tables = self._tables
@@ -563,6 +578,7 @@ class ClickHouseIndex(Index):
                 "added_at": added_at,
                 "metadata": metadata,
                 "algorithms": ",".join(sorted(item.hashes)),
+                "origin": item.origin,
             }
             for name, value in row.items():
                 entries[name].append(value)
@@ -753,6 +769,7 @@ class ClickHouseIndex(Index):
                 added_at=float(row["added_at"]),
                 flagged=frozenset(flagged.get(where, ())),
                 metadata=json.loads(row["metadata"]) if row["metadata"] else {},
+                origin=row["origin"],
             )
             current[key] = _Current(entry, int(row["version"]))
         return current
@@ -1233,7 +1250,10 @@ def _bare_name(qualified: str) -> str:
 
 
 def _on_cluster(statement: str, cluster: str) -> str:
-    """Insert `ON CLUSTER name` after the object name of a CREATE statement."""
+    """Insert `ON CLUSTER name` after the object name of a CREATE or ALTER TABLE statement."""
+    if statement.startswith("ALTER TABLE "):
+        name, _, rest = statement[len("ALTER TABLE ") :].partition(" ")
+        return f"ALTER TABLE {name} ON CLUSTER `{cluster}` {rest}"
     for marker in ("IF NOT EXISTS ",):
         head, found, tail = statement.partition(marker)
         if found:
@@ -1243,19 +1263,7 @@ def _on_cluster(statement: str, cluster: str) -> str:
 
 
 def _normalise(item: IndexItem | tuple[str, Mapping[str, Hash]], url: str) -> IndexItem:
-    if not isinstance(item, IndexItem):
-        key, given = item
-        item = IndexItem(key, given)
-    if not isinstance(item.key, str) or not item.key:
-        raise IndexStoreError(f"{url}: an index key must be a non-empty string, got {item.key!r}")
-    canonical: dict[str, Hash] = {}
-    for name, value in item.hashes.items():
-        if not isinstance(value, Hash):
-            raise InvalidHashError(f"{item.key}: {name} is a {type(value).__name__}, not a Hash")
-        canonical[canonical_algorithm(name)] = value
-    return IndexItem(
-        item.key, canonical, item.sha256, item.byte_size, item.width, item.height, item.mtime, item.metadata
-    )
+    return checked_item(item, url)
 
 
 def _updated_state(item: IndexItem, current: Entry) -> IndexItem | None:
@@ -1273,6 +1281,7 @@ def _updated_state(item: IndexItem, current: Entry) -> IndexItem | None:
         item.height if item.height is not None else current.height,
         item.mtime if item.mtime is not None else current.mtime,
         item.metadata if item.metadata is not None else current.metadata,
+        item.origin,  # a write replaces where the key came from
     )
     same_hashes = set(hashes) == set(current.hashes) and all(
         value == current.hashes[name] and value.quality == current.hashes[name].quality
@@ -1285,6 +1294,7 @@ def _updated_state(item: IndexItem, current: Entry) -> IndexItem | None:
         and state.height == current.height
         and state.mtime == current.mtime
         and dict(state.metadata or {}) == dict(current.metadata)
+        and state.origin == current.origin
     )
     return None if same_hashes and same_facts else state
 

@@ -116,9 +116,18 @@ ENTRY_TYPES = {
     "added_at": "Float64",
     "metadata": "String",
     "algorithms": "String",  # comma-separated names of the h_* tables holding this version
+    "origin": "Nullable(String)",  # where the key came from (index.base.FROM_FILE, ...); added later
 }
 SUPERSEDED_TYPES = {"key": "String", "version": "UInt64"}
 ALGORITHM_TYPES = {"name": "String", "nbits": "UInt32"}
+
+
+def origin_ddl(tables: Tables) -> list[str]:
+    """ALTER statements that give an index made before origins were recorded its `origin` column
+    (NULL, unknown, in every existing row): the shard-local table first, then the Distributed one.
+    (No `IF NOT EXISTS`: 18.16 does not know it; the caller looks first.)"""
+    names = [tables.entries(True), *([tables.entries()] if tables.cluster else [])]
+    return [f"ALTER TABLE {name} ADD COLUMN `origin` {ENTRY_TYPES['origin']}" for name in names]
 
 
 def hash_types(nbits: int) -> dict[str, str]:
