@@ -289,7 +289,9 @@ class ClickHouseIndex(Index):
         fresh = [m for m in members if _bare_name(tables.family_view(family, m)) not in existing]
         statements += [family_view_ddl(tables, family, layout, member) for member in fresh]
         if tables.cluster:
-            statements.append(distributed_ddl(tables, tables.family(family, True), tables.family(family)))
+            statements.append(
+                distributed_ddl(tables, tables.family(family, True), tables.family(family), "version")
+            )
         self._run_ddl(statements)
         target = tables.family(family, True)
         for member in fresh:
