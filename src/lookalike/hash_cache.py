@@ -9,6 +9,7 @@ file (by default in the user cache folder); an index can keep its own store and 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sqlite3
@@ -21,6 +22,7 @@ from lookalike.cache_dir import default_cache_dir
 from lookalike.discover import file_key
 from lookalike.errors import LookalikeError
 from lookalike.hash import Hash, MultiHash
+from lookalike.local.features import LOCAL_REVISION, LocalFeatures
 from lookalike.pipeline import HashOptions, HashResult
 from lookalike.trim import TRIM_REVISION
 
@@ -45,6 +47,7 @@ def settings_fingerprint(options: HashOptions) -> str:
     return (
         f"v{CACHE_FORMAT}|lookalike {__version__}|{options.mode}|orientation={int(options.orientation)}"
         f"|dihedral={int(options.dihedral)}{f'|trim{TRIM_REVISION}' if options.trim else ''}"
+        f"{f'|local{LOCAL_REVISION}' if options.local else ''}"
         f"|{','.join(algorithms)}"
     )
 
@@ -109,9 +112,24 @@ def encode_result(result: HashResult, options: HashOptions) -> str:
             "sha256": result.sha256,
             "bytes": result.byte_size,
             "content": list(result.content) if result.content else None,
+            # local features as an index stores them (compact), base64
+            **_encode_local(result),
         },
         separators=(",", ":"),
     )
+
+
+def _encode_local(result: HashResult) -> dict[str, str]:
+    encoded = {}
+    for field, value in (("local", result.local), ("local_mirrored", result.local_mirrored)):
+        if value is not None:
+            encoded[field] = base64.b64encode(value.compact().to_bytes()).decode()
+    return encoded
+
+
+def _decode_local(record: dict[str, Any], field: str) -> LocalFeatures | None:
+    text = record.get(field)
+    return None if text is None else LocalFeatures.from_bytes(base64.b64decode(text))
 
 
 def decode_result(text: str, path: str, options: HashOptions) -> HashResult | None:
@@ -133,6 +151,8 @@ def decode_result(text: str, path: str, options: HashOptions) -> HashResult | No
         cpu_seconds=None,
         cached=True,
         content=(int(record["content"][0]), int(record["content"][1])) if record.get("content") else None,
+        local=_decode_local(record, "local"),
+        local_mirrored=_decode_local(record, "local_mirrored"),
     )
 
 

@@ -24,12 +24,16 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from lookalike.errors import MatcherSyntaxError
 from lookalike.hash import Hash
+
+if TYPE_CHECKING:
+    from lookalike.local.verify import Alignment
 
 # One rule at three operating points, tuned by `lookalike bench accuracy` (docs/accuracy.md):
 # equalised pHash 16x16 of the whole image, of the image without its uniform borders, of the image
@@ -64,7 +68,7 @@ def preset_algorithms() -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for rule in PRESETS.values():
         for name in re.findall(r"[A-Za-z][A-Za-z0-9_:]*", rule):
-            if name.lower() not in ("and", "or", "with", "quality"):
+            if name.lower() not in ("and", "or", "with", "quality", "local"):
                 seen[name] = None
     return tuple(seen)
 
@@ -76,6 +80,9 @@ def default_index_hashes() -> tuple[str, ...]:
     be evaluated on the index. PDQ shares the presets' decode (same working side)."""
     return tuple(dict.fromkeys((*preset_algorithms(), "phash", "pdq", *SEED_HASHES)))
 
+
+_LOCAL = re.compile(r"^\s*local\s*>=\s*(?P<inliers>\d+)\s*$", re.IGNORECASE)
+NEAR_FACTOR = 1.45  # a near miss is within 1.45 times a condition's limit (56 -> 81 bits)
 
 _CLAUSE = re.compile(
     r"^\s*(?P<terms>[A-Za-z0-9_:.\-]+(?:\s*\+\s*[A-Za-z0-9_:.\-]+)*)\s*(?P<op><=|<)\s*(?P<limit>\d+)"
@@ -121,12 +128,15 @@ class Condition:
 
 @dataclass(frozen=True)
 class Verdict:
-    """A stored image the matcher accepted: its key and the distance per condition and algorithm."""
+    """A stored image the matcher accepted: its key and the distance per condition and algorithm
+    ("local": the inliers, when local features verified it; `alignment` then says where the
+    query lies in the stored image and how: lookalike.local.verify.Alignment)."""
 
     key: str
     distances: Mapping[str, int]  # per algorithm, and per combined condition ("ahash + colorhash")
     score: int  # the sum of the conditions' distances: lower is closer
     variant: int = 0
+    alignment: Alignment | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -151,6 +161,9 @@ class Matcher:
 
     groups: tuple[tuple[Condition, ...], ...]
     name: str | None = field(default=None, compare=False)
+    # `or local >= N`: a pair the hashes nearly accept (a near miss) is accepted when local
+    # features verify it with at least N inliers (lookalike.local.verify)
+    local_inliers: int | None = None
 
     @classmethod
     def all_of(cls, conditions: Sequence[Condition], name: str | None = None) -> Matcher:
@@ -165,12 +178,20 @@ class Matcher:
     @classmethod
     def parse(cls, text: str) -> Matcher:
         """Parse a rule ("phash <= 8 and colorhash <= 6", "pdq <= 31 or phash <= 20 and
-        phash_eq <= 90") or a preset name ("near-duplicate")."""
+        phash_eq <= 90", "phash_eq <= 56 or local >= 12") or a preset name ("near-duplicate")."""
         if text.strip().lower() in PRESETS:
             return cls.preset(text)
         alternatives = re.split(r"\s+or\s+", text.strip(), flags=re.IGNORECASE)
+        local = [a for a in alternatives if _LOCAL.match(a)]
+        hashed = [a for a in alternatives if not _LOCAL.match(a)]
+        if len(local) > 1 or not hashed:
+            raise MatcherSyntaxError(
+                f"cannot parse {text!r}: 'local >= N' may appear once, beside at least one hash condition"
+            )
+        inliers = int(_LOCAL.match(local[0])["inliers"]) if local else None  # type: ignore[index]
         split_and = re.compile(r"\s+and\s+", re.IGNORECASE)
-        return cls(tuple(tuple(_parse_condition(p, text) for p in split_and.split(a)) for a in alternatives))
+        groups = tuple(tuple(_parse_condition(p, text) for p in split_and.split(a)) for a in hashed)
+        return cls(groups, local_inliers=inliers)
 
     @classmethod
     def preset(cls, name: str) -> Matcher:
@@ -178,7 +199,8 @@ class Matcher:
         key = name.strip().lower()
         if key not in PRESETS:
             raise MatcherSyntaxError(f"unknown matcher preset {name!r}; known: {', '.join(PRESETS)}")
-        return cls(cls.parse(PRESETS[key]).groups, key)
+        parsed = cls.parse(PRESETS[key])
+        return cls(parsed.groups, key, parsed.local_inliers)
 
     @classmethod
     def combined(cls, algorithms: Sequence[str] = ("ahash", "colorhash"), max_distance: int = 12) -> Matcher:
@@ -297,8 +319,18 @@ class Matcher:
             raise MatcherSyntaxError(f"the query has none of the hashes {', '.join(self.algorithms)}")
         return list(plan)
 
+    def near_misses(self, evaluation: Evaluation) -> npt.NDArray[np.bool_]:
+        """Pairs the hashes did not accept but came near to: some condition's distance within
+        NEAR_FACTOR times its limit (two unrelated photos' 256-bit hashes are about half
+        their bits apart, far beyond)."""
+        near = np.zeros(len(evaluation.accepted), dtype=bool)
+        for condition, distance in evaluation.condition_distances.items():
+            near |= (distance >= 0) & (distance <= condition.max_distance * NEAR_FACTOR)
+        return near & ~evaluation.accepted
+
     def __str__(self) -> str:
-        return " or ".join(" and ".join(str(condition) for condition in group) for group in self.groups)
+        text = " or ".join(" and ".join(str(condition) for condition in group) for group in self.groups)
+        return text if self.local_inliers is None else f"{text} or local >= {self.local_inliers}"
 
 
 def _canonical(name: str) -> str:

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+import numpy as np
 from PIL import _imaging as pillow_core
 
 from lookalike.algorithms import HashSpec, HashValue, parse_specs
@@ -30,6 +31,11 @@ from lookalike.workers import Failed, Finished, WorkerPool, can_start_workers
 
 if TYPE_CHECKING:
     from lookalike.hash_cache import HashCache
+    from lookalike.local.features import LocalFeatures
+
+# Local features read the image at this shorter side (the keypoint detector then brings it to
+# its own working size): a 12-megapixel JPEG still decodes at 1/8 scale.
+LOCAL_WORKING_SIDE = 320
 
 DEFAULT_HASHES: tuple[str, ...] = ("ahash", "colorhash")
 HashNames = str | Sequence[str | HashSpec]
@@ -51,6 +57,8 @@ class HashResult(dict[str, HashValue]):
     cpu_seconds: float | None
     cached: bool
     content: tuple[int, int] | None  # width x height left after trimming uniform borders, if known
+    local: LocalFeatures | None  # keypoints (`local=True`), and those of the mirrored image
+    local_mirrored: LocalFeatures | None
 
     def __init__(
         self,
@@ -64,6 +72,8 @@ class HashResult(dict[str, HashValue]):
         cpu_seconds: float | None = None,
         cached: bool = False,
         content: tuple[int, int] | None = None,
+        local: LocalFeatures | None = None,
+        local_mirrored: LocalFeatures | None = None,
     ) -> None:
         super().__init__(hashes)
         self.path = path
@@ -75,6 +85,8 @@ class HashResult(dict[str, HashValue]):
         self.cpu_seconds = cpu_seconds
         self.cached = cached
         self.content = content
+        self.local = local
+        self.local_mirrored = local_mirrored
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         return (
@@ -90,6 +102,8 @@ class HashResult(dict[str, HashValue]):
                 self.cpu_seconds,
                 self.cached,
                 self.content,
+                self.local,
+                self.local_mirrored,
             ),
         )
 
@@ -105,6 +119,7 @@ class HashOptions:
     limits: DecodeLimits = DEFAULT_LIMITS
     dihedral: bool = False
     trim: bool = False  # hash the image without its uniform borders (lookalike.trim)
+    local: bool = False  # local features too (lookalike.local; mirrored ones with `dihedral`)
 
     @classmethod
     def build(
@@ -115,6 +130,7 @@ class HashOptions:
         limits: DecodeLimits = DEFAULT_LIMITS,
         dihedral: bool = False,
         trim: bool = False,
+        local: bool = False,
     ) -> HashOptions:
         if mode not in ("fast", "exact"):
             raise LookalikeError(f"mode must be 'fast' or 'exact', not {mode!r}")
@@ -123,11 +139,12 @@ class HashOptions:
         names = tuple(str(item).strip() if isinstance(item, str) else item.key for item in items)
         by_key = {spec.key: spec for spec in specs}
         ordered = tuple(by_key[parse_specs([name])[0].key] for name in names)
-        return cls(ordered, names, mode, orientation, limits, dihedral, trim)
+        return cls(ordered, names, mode, orientation, limits, dihedral, trim, local)
 
     @property
     def working_side(self) -> int:
-        return max(spec.working_side for spec in self.specs)
+        side = max(spec.working_side for spec in self.specs)
+        return max(side, LOCAL_WORKING_SIDE) if self.local else side
 
 
 def compute_hashes(view: ImageView, options: HashOptions) -> dict[str, HashValue]:
@@ -169,6 +186,7 @@ def _hash_decoded_source(
     except Exception as exc:  # a hash failing on odd pixels must still name the file
         raise ImageError(decoded.name, f"cannot hash: {type(exc).__name__}: {exc}") from exc
     content = _content_size(view, decoded.width, decoded.height)
+    local, local_mirrored = _local_features(view, options, decoded.name) if options.local else (None, None)
     return HashResult(
         hashes,
         decoded.name,
@@ -178,7 +196,26 @@ def _hash_decoded_source(
         sha256,
         byte_size,
         content=content,
+        local=local,
+        local_mirrored=local_mirrored,
     )
+
+
+def _local_features(
+    view: ImageView, options: HashOptions, name: str
+) -> tuple[LocalFeatures | None, LocalFeatures | None]:
+    """Keypoints from the same decode (the view reduced to the local features' working side);
+    with `dihedral`, those of the mirrored image too (ORB descriptors are not mirror-invariant)."""
+    from lookalike.local.features import extract, mirrored
+
+    try:
+        gray = np.asarray(view.for_side(LOCAL_WORKING_SIDE).gray_image())
+        features = extract(gray)
+        return features, extract(mirrored(gray)) if options.dihedral else None
+    except LookalikeError:
+        raise
+    except Exception as exc:
+        raise ImageError(name, f"cannot compute local features: {type(exc).__name__}: {exc}") from exc
 
 
 def _content_size(view: ImageView, width: int, height: int) -> tuple[int, int] | None:
@@ -202,6 +239,7 @@ def hash_image(
     limits: DecodeLimits = DEFAULT_LIMITS,
     dihedral: bool = False,
     trim: bool = False,
+    local: bool = False,
 ) -> HashResult:
     """Hash a Pillow image, bytes, a file object or a path: `{name: Hash}` for each name asked.
 
@@ -209,7 +247,7 @@ def hash_image(
     ignores EXIF orientation); `mode="fast"` (default) decodes JPEGs at reduced scale and differs
     from exact by a bit or two at most.
     """
-    options = HashOptions.build(hashes, mode, orientation, limits, dihedral, trim)
+    options = HashOptions.build(hashes, mode, orientation, limits, dihedral, trim, local)
     return _hash_decoded_source(image, options, None, None, None)
 
 
@@ -222,9 +260,13 @@ def hash_file(
     limits: DecodeLimits = DEFAULT_LIMITS,
     dihedral: bool = False,
     trim: bool = False,
+    local: bool = False,
 ) -> HashResult:
-    """Hash one file; the result also carries its sha256, byte size, width, height and format."""
-    return _hash_path(os.fspath(path), HashOptions.build(hashes, mode, orientation, limits, dihedral, trim))
+    """Hash one file; the result also carries its sha256, byte size, width, height and format;
+    with `local`, its local features (`result.local`, and `result.local_mirrored` with
+    `dihedral`)."""
+    options = HashOptions.build(hashes, mode, orientation, limits, dihedral, trim, local)
+    return _hash_path(os.fspath(path), options)
 
 
 def _hash_path(path: str, options: HashOptions) -> HashResult:
@@ -268,6 +310,7 @@ def hash_files(
     dihedral: bool = False,
     trim: bool = False,
     cache: HashCache | ResultStore | None = None,
+    local: bool = False,
 ) -> Iterator[tuple[str, HashResult | ImageError]]:
     """Hash many files on all cores, yielding `(path, result or ImageError)` as each finishes.
 
@@ -281,7 +324,7 @@ def hash_files(
     `__main__`, so scripts need no `if __name__ == "__main__":` guard; a process that may not
     start workers (itself a daemonic worker) hashes in-process.
     """
-    options = HashOptions.build(hashes, mode, orientation, limits, dihedral, trim)
+    options = HashOptions.build(hashes, mode, orientation, limits, dihedral, trim, local)
     worker_count = default_workers() if workers is None else max(1, workers)
     path_iter = (os.fspath(p) for p in paths)
     store: ResultStore

@@ -13,6 +13,7 @@ import numpy.typing as npt
 
 from lookalike.hash import Hash
 from lookalike.index.queries import canonical_algorithm
+from lookalike.local.features import LocalFeatures
 
 Ids = npt.NDArray[np.int64]
 
@@ -43,6 +44,8 @@ class QueryBatch:
     size: int
     hashes: Mapping[str, QueryHashes]
     ids: Ids | None = None
+    # per query, its local features and those of its mirror image (None where not computed)
+    local: Sequence[tuple[LocalFeatures | None, LocalFeatures | None]] | None = None
 
     def __len__(self) -> int:
         return self.size
@@ -52,6 +55,7 @@ class QueryBatch:
             len(rows),
             {name: value.take(rows) for name, value in self.hashes.items()},
             None if self.ids is None else self.ids[rows],
+            None if self.local is None else [self.local[int(row)] for row in rows],
         )
 
     @classmethod
@@ -71,7 +75,9 @@ class QueryBatch:
                     columns.setdefault(canonical_algorithm(name), []).append((row, value))
         hashes = {name: _stack(len(queries), found, variants) for name, found in columns.items()}
         id_array = None if ids is None else np.asarray(ids, dtype=np.int64)
-        return cls(len(queries), hashes, id_array)
+        local = [(getattr(q, "local", None), getattr(q, "local_mirrored", None)) for q in queries]
+        has_local = any(pair[0] is not None for pair in local)
+        return cls(len(queries), hashes, id_array, local if has_local else None)
 
 
 def _stack(count: int, found: list[tuple[int, Hash]], variants: bool) -> QueryHashes:

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lookalike.candidates.batch import QueryBatch
+from lookalike.local.verify import Alignment
 from lookalike.matcher import Evaluation, Matcher
 from lookalike.search.bits import popcount
 
@@ -38,14 +39,35 @@ Twins = dict[str, list[tuple[str, npt.NDArray[np.bool_]]]]
 
 @dataclass(frozen=True)
 class Judged:
-    """The accepted pairs: query row, entry id, the rule's evaluation of each, and per algorithm
-    the distance (-1 if not computable) and which query variant gave it."""
+    """The pairs kept: query row, entry id, the rule's evaluation of each (`evaluation.accepted`:
+    the hashes accepted it; otherwise it is a near miss a rule with a local clause verifies),
+    and per algorithm the distance (-1 if not computable) and which query variant gave it."""
 
     rows: Ids
     ids: Ids
     evaluation: Evaluation
     distances: dict[str, npt.NDArray[np.int64]]
     variants: dict[str, npt.NDArray[np.int64]]
+    # pairs local features verified: inliers (-1: not verified) and where each lies in the other
+    local_inliers: npt.NDArray[np.int64] | None = None
+    alignments: Sequence[Alignment | None] | None = None
+
+    def take(self, keep: npt.NDArray[np.intp]) -> Judged:
+        evaluation = self.evaluation
+        return Judged(
+            self.rows[keep],
+            self.ids[keep],
+            Evaluation(
+                evaluation.accepted[keep],
+                evaluation.score[keep],
+                evaluation.closest[keep],
+                {c: d[keep] for c, d in evaluation.condition_distances.items()},
+            ),
+            {name: value[keep] for name, value in self.distances.items()},
+            {name: value[keep] for name, value in self.variants.items()},
+            None if self.local_inliers is None else self.local_inliers[keep],
+            None if self.alignments is None else [self.alignments[int(i)] for i in keep],
+        )
 
 
 def judge(
@@ -112,6 +134,8 @@ def _judge_block(
     for algorithm in asked:
         query = batch.hashes[algorithm]
         found = every[algorithm]
+        if found.words.shape[1] != query.words.shape[2]:  # the index holds no such hash
+            continue
         usable = found.present & query.present[rows]
         if not include_flagged:
             usable &= ~found.flagged
@@ -132,19 +156,11 @@ def _judge_block(
         variants[algorithm] = which
         lowest[algorithm] = np.fmin(query.quality[rows], found.quality)
     evaluation = rule.evaluate(distances, lowest)
-    keep = np.flatnonzero(evaluation.accepted)
-    return Judged(
-        rows[keep],
-        ids[keep],
-        Evaluation(
-            evaluation.accepted[keep],
-            evaluation.score[keep],
-            evaluation.closest[keep],
-            {c: d[keep] for c, d in evaluation.condition_distances.items()},
-        ),
-        {name: value[keep] for name, value in distances.items()},
-        {name: value[keep] for name, value in variants.items()},
-    )
+    kept = evaluation.accepted
+    if rule.local_inliers is not None:
+        kept = kept | rule.near_misses(evaluation)
+    judged = Judged(rows, ids, evaluation, distances, variants)
+    return judged.take(np.flatnonzero(kept))
 
 
 def _min_variant_distance(

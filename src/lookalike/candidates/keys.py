@@ -44,7 +44,7 @@ class KeyLayout:
         rows = np.ascontiguousarray(words, dtype=np.uint64)
         if rows.ndim != 2 or rows.shape[1] * 64 != self.nbits:
             raise ValueError(f"expected (n, {self.nbits // 64}) words, got {rows.shape}")
-        as_bytes = rows.astype(">u8").view(np.uint8).reshape(len(rows), -1)
+        as_bytes = rows.astype(">u8").view(np.uint8).reshape(len(rows), rows.shape[1] * 8)
         keys = np.zeros((len(rows), len(self.tables)), dtype=np.uint32)
         for table, chosen in enumerate(self.tables):
             column = keys[:, table]

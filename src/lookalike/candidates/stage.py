@@ -20,6 +20,8 @@ from lookalike.candidates.batch import QueryBatch
 from lookalike.candidates.judge import Judged, StoredHashes, judge
 from lookalike.candidates.keys import KeyLayout
 from lookalike.candidates.plan import KeyProbe, RangeProbe, probes_for
+from lookalike.local.features import LocalFeatures
+from lookalike.local.verify import Alignment
 from lookalike.matcher import Matcher, Verdict
 
 Ids = npt.NDArray[np.int64]
@@ -45,6 +47,8 @@ class CandidateSource(Protocol):
     def stored_hashes_many(self, algorithms: Sequence[str], ids: Ids) -> dict[str, StoredHashes]: ...
 
     def keys_by_id(self, ids: Ids) -> dict[int, str]: ...
+
+    def stored_local(self, ids: Ids) -> dict[int, tuple[LocalFeatures, LocalFeatures | None]]: ...
 
 
 def candidate_pairs(
@@ -136,9 +140,41 @@ def judge_batch(
     exact: bool = False,
     include_flagged: bool = False,
 ) -> Judged:
-    """The pairs of the batch's queries with stored entries that `rule` accepts."""
+    """The pairs of the batch's queries with stored entries that `rule` accepts: by their hashes,
+    or, for a rule with a local clause, near misses that local features verify."""
     rows, ids = candidate_pairs(source, batch, rule, exact=exact, include_flagged=include_flagged)
-    return judge(batch, rows, ids, rule, source.stored_hashes_many, include_flagged=include_flagged)
+    judged = judge(batch, rows, ids, rule, source.stored_hashes_many, include_flagged=include_flagged)
+    if rule.local_inliers is None:
+        return judged
+    return verify_near_misses(source, batch, judged, rule.local_inliers)
+
+
+def verify_near_misses(
+    source: CandidateSource, batch: QueryBatch, judged: Judged, min_inliers: int
+) -> Judged:
+    """The accepted pairs of `judged`, plus the near misses whose local features verify (query
+    features, and the mirrored query's, against the stored compact ones)."""
+    from lookalike.local.verify import verify
+
+    accepted = judged.evaluation.accepted
+    inliers = np.full(len(judged.rows), -1, dtype=np.int64)
+    alignments: list[Alignment | None] = [None] * len(judged.rows)
+    near = np.flatnonzero(~accepted)
+    if len(near) and batch.local is not None:
+        stored = source.stored_local(np.unique(judged.ids[near]))
+        for position in near.tolist():
+            query, query_mirrored = batch.local[int(judged.rows[position])]
+            found = stored.get(int(judged.ids[position]))
+            if query is None or found is None:
+                continue
+            alignment = verify(query, found[0], query_mirrored, min_inliers=min_inliers)
+            if alignment is not None:
+                inliers[position] = alignment.inliers
+                alignments[position] = alignment
+    verified = Judged(
+        judged.rows, judged.ids, judged.evaluation, judged.distances, judged.variants, inliers, alignments
+    )
+    return verified.take(np.flatnonzero(accepted | (inliers >= 0)))
 
 
 def match_batch(
@@ -159,7 +195,10 @@ def match_batch(
             continue
         distances = _distances_at(judged, position)
         variant = _variant_at(judged, rule, position)
-        verdict = Verdict(key, distances, int(judged.evaluation.score[position]), variant)
+        alignment = None if judged.alignments is None else judged.alignments[position]
+        if alignment is not None:
+            distances["local"] = alignment.inliers
+        verdict = Verdict(key, distances, int(judged.evaluation.score[position]), variant, alignment)
         results[int(judged.rows[position])].append(verdict)
     for verdicts in results:
         verdicts.sort(key=lambda v: (v.score, v.key))

@@ -74,8 +74,11 @@ def complete_queries(
     missing = [key for key in keys if key not in queries]
     files = [key for key in missing if os.path.isabs(key) and os.path.isfile(key)]
     failures = []
+    from lookalike.local.features import local_features_available
+
+    local = local_features_available()  # as `index add` hashed them: the cache then answers
     for path, result in hash_files(
-        files, _as_indexed(index, names), workers=workers, mode=mode, dihedral=True, cache=cache
+        files, _as_indexed(index, names), workers=workers, mode=mode, dihedral=True, cache=cache, local=local
     ):
         if isinstance(result, ImageError):
             failures.append(result)

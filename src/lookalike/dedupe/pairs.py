@@ -55,7 +55,10 @@ def rule_pairs(
 
     rule = matcher if isinstance(matcher, Matcher) else Matcher.parse(matcher)
     if queries is None:
-        batches: Iterable[QueryBatch] = index.stored_batches(rule.algorithms, BATCH, include_flagged)
+        local = rule.local_inliers is not None
+        batches: Iterable[QueryBatch] = index.stored_batches(
+            rule.algorithms, BATCH, include_flagged, local=local
+        )
         total = len(index) if total is None else total
     elif isinstance(queries, Mapping):
         batches = _mapping_batches(index, queries)

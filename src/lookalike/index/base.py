@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from lookalike.candidates.keys import KeyLayout
     from lookalike.dedupe.grouping import Group
     from lookalike.hash_cache import HashCache
+    from lookalike.local.features import LocalFeatures
     from lookalike.matcher import Matcher, Verdict
 
 
@@ -57,6 +58,8 @@ class IndexItem:
     mtime: float | None = None
     metadata: Mapping[str, Any] | None = None
     origin: str | None = None  # FROM_FILE, FROM_API or None (see above)
+    local: LocalFeatures | None = None  # keypoints to store (compact) for local verification
+    local_mirrored: LocalFeatures | None = None
 
 
 def checked_item(item: IndexItem | tuple[str, Mapping[str, Hash]], where: str) -> IndexItem:
@@ -144,6 +147,7 @@ class FileState:
     revisions: Mapping[str, int] = field(default_factory=dict)
     origin: str | None = None  # an entry not FROM_FILE is hashed again, so that it becomes one
     variants: bool | None = None  # whether the entry holds query variants (None: unknown)
+    local: bool | None = None  # whether it holds local features (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,7 @@ class Index(ABC):
         cache: HashCache | None = None,
         dihedral: bool = True,
         on_hashed: Callable[[str, HashResult], None] | None = None,
+        local: bool | None = None,
     ) -> AddReport:
         """Hash files on all cores and add them under their absolute paths; `hashes` defaults to
         what the matcher presets read (`lookalike.matcher.default_index_hashes()`).
@@ -217,6 +222,7 @@ class Index(ABC):
             cache=cache,
             dihedral=dihedral,
             on_hashed=on_hashed,
+            local=local,
         )
 
     def add_words(
@@ -500,6 +506,12 @@ class Index(ABC):
         """Keys of these entry ids (removed ones are left out)."""
         raise NotImplementedError
 
+    def stored_local(
+        self, ids: npt.NDArray[np.int64]
+    ) -> dict[int, tuple[LocalFeatures, LocalFeatures | None]]:
+        """Stored local features (and mirrored ones) of these entry ids, where stored."""
+        return {}
+
     def ids_by_key(self, keys: Sequence[str]) -> dict[str, int]:
         """Entry ids of these keys (unknown keys are left out)."""
         return {key: entry.id for key, entry in self.get_many(keys).items()}
@@ -510,11 +522,17 @@ class Index(ABC):
         return {entry.id: entry for entry in self.get_many(keys.values()).values()}
 
     def stored_batches(
-        self, algorithms: Sequence[str], size: int, include_flagged: bool = False, variants: bool = True
+        self,
+        algorithms: Sequence[str],
+        size: int,
+        include_flagged: bool = False,
+        variants: bool = True,
+        local: bool = False,
     ) -> Iterator[QueryBatch]:
         """Every stored entry as a query: its stored hashes of `algorithms` with their stored
-        variants (unless `variants=False`), flagged hashes left out unless asked; in batches of
-        `size`, always in the same order (a resumed duplicate search relies on it)."""
+        variants (unless `variants=False`), flagged hashes left out unless asked, and with
+        `local` its stored local features; in batches of `size`, always in the same order (a
+        resumed duplicate search relies on it)."""
         raise NotImplementedError
 
     def fingerprint(self) -> str:

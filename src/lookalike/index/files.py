@@ -35,18 +35,25 @@ def add_files(
     cache: HashCache | None = None,
     dihedral: bool = True,
     on_hashed: Callable[[str, HashResult], None] | None = None,
+    local: bool | None = None,
 ) -> AddReport:
     """Hash `paths` (keys are absolute paths, as text: `discover.file_key`) and add them; see
     `Index.add_files`.
 
     `cache` and `dihedral` are passed to `hash_files`; with `dihedral` (the default) the index
     stores each hash's variants too (rotations, flips, crops), so a duplicate search finds such
-    copies without the files; `on_hashed(key, result)` sees every freshly hashed file."""
+    copies without the files; `local` (default: when OpenCV is installed) stores each image's
+    local features for geometric verification; `on_hashed(key, result)` sees every freshly
+    hashed file."""
     from lookalike.index.base import FROM_FILE, AddReport, IndexItem
     from lookalike.matcher import default_index_hashes
 
     if hashes is None:
         hashes = default_index_hashes()
+    if local is None:
+        from lookalike.local.features import local_features_available
+
+        local = local_features_available()
     options = HashOptions.build(hashes, mode)
     for spec in options.specs:
         if spec.algorithm.multi:
@@ -83,6 +90,7 @@ def add_files(
             and all(known.revisions.get(key) == revision for key, revision in revisions.items())
             and known.origin == FROM_FILE
             and (not dihedral or known.variants is not False)
+            and (not local or known.local is not False)
         ):
             report = report.merge(AddReport(unchanged=1))
             done += 1
@@ -92,7 +100,9 @@ def add_files(
     if progress is not None and done:
         progress(done, total)
     batch: list[IndexItem] = []
-    hashed = hash_files(to_hash, options.names, workers=workers, mode=mode, cache=cache, dihedral=dihedral)
+    hashed = hash_files(
+        to_hash, options.names, workers=workers, mode=mode, cache=cache, dihedral=dihedral, local=local
+    )
     for path, outcome in hashed:
         done += 1
         if isinstance(outcome, ImageError):
@@ -115,6 +125,8 @@ def add_files(
                     height=outcome.height,
                     mtime=stats[path].st_mtime,
                     origin=FROM_FILE,
+                    local=outcome.local,
+                    local_mirrored=outcome.local_mirrored,
                     metadata={
                         "format": outcome.format,
                         "mode": mode,

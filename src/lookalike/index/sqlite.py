@@ -68,9 +68,11 @@ if TYPE_CHECKING:
     from lookalike.candidates.batch import QueryBatch
     from lookalike.candidates.judge import StoredHashes
     from lookalike.candidates.keys import KeyLayout
+    from lookalike.local.features import LocalFeatures
 
 # 2: entries.origin (where the key came from; NULL in older indexes)
 # 3: variants (each hash's query variants, so a duplicate search needs neither files nor a cache)
+#    and local_features (compact keypoints, for geometric verification)
 SCHEMA_VERSION = 3
 WRITE_BATCH = 5000
 SQL_CHUNK = 500  # values per IN (...) list
@@ -111,6 +113,11 @@ CREATE TABLE IF NOT EXISTS variants (
     same_as TEXT,               -- or: the same variants as this algorithm's (a twin hash)
     PRIMARY KEY (entry_id, algorithm)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS local_features (
+    entry_id INTEGER PRIMARY KEY,
+    data BLOB NOT NULL,         -- lookalike.local.features.LocalFeatures.to_bytes (compact)
+    mirrored BLOB               -- the same for the image flipped left to right
+);
 CREATE TABLE IF NOT EXISTS tombstones (entry_id INTEGER NOT NULL, rev INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS tombstones_by_rev ON tombstones(rev);
 """
@@ -165,6 +172,7 @@ class _Writes:
     dropped: list[int] = field(default_factory=list)  # entries removed whole
     rehashed: list[int] = field(default_factory=list)  # entries whose hashes are all replaced
     variant_rows: list[tuple[Any, ...]] = field(default_factory=list)
+    local_rows: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 class SQLiteIndex(Index):
@@ -422,6 +430,7 @@ class SQLiteIndex(Index):
                     )
                     writes.hash_rows.extend(_hash_rows(next_id, item.hashes, generation))
                     writes.variant_rows.extend(_variant_rows(next_id, item.hashes))
+                    writes.local_rows.extend(_local_rows(next_id, item))
                     if item.sha256:
                         owners[item.sha256] = (next_id, item.key)
                     next_id += 1
@@ -461,6 +470,7 @@ class SQLiteIndex(Index):
             writes.fact_updates.append((item.sha256, *facts, item.origin, current.id))
             writes.hash_rows.extend(_hash_rows(current.id, item.hashes, generation))
             writes.variant_rows.extend(_variant_rows(current.id, item.hashes))
+            writes.local_rows.extend(_local_rows(current.id, item))
             return True
         rows = [
             row
@@ -475,6 +485,7 @@ class SQLiteIndex(Index):
         written = {row[0] for row in rows}
         carried = {a: v for a, v in item.hashes.items() if a in written or v.variants}
         writes.variant_rows.extend(_variant_rows(current.id, carried))
+        writes.local_rows.extend(_local_rows(current.id, item))
         return facts_changed or bool(rows)
 
     def _apply(self, writes: _Writes, new_algorithms: Mapping[str, int], generation: int) -> None:
@@ -487,6 +498,7 @@ class SQLiteIndex(Index):
             )
             db.executemany("DELETE FROM hashes WHERE entry_id = ?", [(i,) for i in gone])
             db.executemany("DELETE FROM variants WHERE entry_id = ?", [(i,) for i in gone])
+            db.executemany("DELETE FROM local_features WHERE entry_id = ?", [(i,) for i in gone])
             db.executemany("DELETE FROM entries WHERE id = ?", [(i,) for i in writes.dropped])
         db.executemany(
             "INSERT INTO entries (id, key, sha256, byte_size, width, height, mtime, metadata, origin,"
@@ -501,6 +513,10 @@ class SQLiteIndex(Index):
         db.executemany(
             "DELETE FROM variants WHERE entry_id = ? AND algorithm = ?",
             [row[:2] for row in writes.variant_rows if row[2] is None and row[3] is None],
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO local_features (entry_id, data, mirrored) VALUES (?, ?, ?)",
+            writes.local_rows,
         )
         db.executemany(
             "INSERT OR REPLACE INTO variants (entry_id, algorithm, words, same_as) VALUES (?, ?, ?, ?)",
@@ -600,15 +616,18 @@ class SQLiteIndex(Index):
                 "SELECT e.key, e.byte_size, e.mtime, json_extract(e.metadata, '$.mode'),"
                 " json_extract(e.metadata, '$.revisions'), e.origin,"
                 " EXISTS (SELECT 1 FROM variants v WHERE v.entry_id = e.id),"
+                " EXISTS (SELECT 1 FROM local_features f WHERE f.entry_id = e.id),"
                 " group_concat(h.algorithm, char(31)) FROM entries e"
                 f" LEFT JOIN hashes h ON h.entry_id = e.id WHERE e.key IN ({marks}) GROUP BY e.id",
                 chunk,
             )
-            for key, byte_size, mtime, mode, revisions, origin, variants, algorithms in rows:
+            for key, byte_size, mtime, mode, revisions, origin, variants, local, algorithms in rows:
                 names = frozenset(algorithms.split("\x1f")) if algorithms else frozenset()
                 recorded = hash_revisions({"revisions": json.loads(revisions)} if revisions else None)
                 hashed_in = mode if isinstance(mode, str) else None
-                states[key] = FileState(byte_size, mtime, names, hashed_in, recorded, origin, bool(variants))
+                states[key] = FileState(
+                    byte_size, mtime, names, hashed_in, recorded, origin, bool(variants), bool(local)
+                )
         return states
 
     def entries(self) -> Iterator[Entry]:
@@ -814,7 +833,12 @@ class SQLiteIndex(Index):
         return {key: found.id for key, found in self._existing_by_key(list(keys)).items()}
 
     def stored_batches(
-        self, algorithms: Sequence[str], size: int, include_flagged: bool = False, variants: bool = True
+        self,
+        algorithms: Sequence[str],
+        size: int,
+        include_flagged: bool = False,
+        variants: bool = True,
+        local: bool = False,
     ) -> Iterator[QueryBatch]:
         from lookalike.candidates.batch import QueryBatch, QueryHashes, stack_variants
 
@@ -835,7 +859,27 @@ class SQLiteIndex(Index):
                 blobs = [stored.get((int(i), name)) for i in ids]
                 words = stack_variants(found.words, blobs) if any(blobs) else found.words[:, None, :]
                 hashes[name] = QueryHashes(widths[name], words, found.quality, present)
-            yield QueryBatch(len(ids), hashes, ids)
+            features = None
+            if local:
+                stored_features = self.stored_local(ids)
+                features = [stored_features.get(int(i), (None, None)) for i in ids]
+            yield QueryBatch(len(ids), hashes, ids, features)
+
+    @_serialised
+    def stored_local(
+        self, ids: npt.NDArray[np.int64]
+    ) -> dict[int, tuple[LocalFeatures, LocalFeatures | None]]:
+        from lookalike.local.features import LocalFeatures
+
+        found: dict[int, tuple[LocalFeatures, LocalFeatures | None]] = {}
+        for chunk in _chunks([int(i) for i in ids]):
+            marks = ",".join("?" * len(chunk))
+            for entry_id, data, mirrored in self._db.execute(
+                f"SELECT entry_id, data, mirrored FROM local_features WHERE entry_id IN ({marks})", chunk
+            ):
+                flipped = None if mirrored is None else LocalFeatures.from_bytes(mirrored)
+                found[entry_id] = (LocalFeatures.from_bytes(data), flipped)
+        return found
 
     @_serialised
     def _stored_variants(self, ids: npt.NDArray[np.int64]) -> dict[tuple[int, str], bytes]:
@@ -952,6 +996,13 @@ class SQLiteIndex(Index):
 def _facts(item: IndexItem) -> tuple[Any, ...]:
     metadata = json.dumps(dict(item.metadata), sort_keys=True) if item.metadata is not None else "{}"
     return (item.byte_size, item.width, item.height, item.mtime, metadata)
+
+
+def _local_rows(entry_id: int, item: IndexItem) -> list[tuple[Any, ...]]:
+    if item.local is None:
+        return []
+    mirrored = None if item.local_mirrored is None else item.local_mirrored.compact().to_bytes()
+    return [(entry_id, item.local.compact().to_bytes(), mirrored)]
 
 
 def _variant_rows(entry_id: int, hashes: Mapping[str, Hash]) -> list[tuple[Any, ...]]:

@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from lookalike.errors import LookalikeError
 
+LOCAL_REVISION = 1  # raised whenever extraction changes, so caches never serve older keypoints
 WORKING_SIDE = 512
 DETECTED_KEYPOINTS = 1000
 QUERY_KEYPOINTS = 1000
@@ -133,6 +134,15 @@ def mirrored(gray: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
 def _empty(shape: tuple[int, ...]) -> LocalFeatures:
     height, width = shape[:2]
     return LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), (width, height))
+
+
+def local_features_available() -> bool:
+    """Whether OpenCV (the `lookalike[local]` extra) is installed."""
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _opencv() -> Any:

@@ -28,6 +28,7 @@ from lookalike.index.clickhouse.binding import Binder
 from lookalike.index.clickhouse.connection import ChdbConnection, Connection, Result
 from lookalike.index.clickhouse.schema import Tables, word_count
 from lookalike.index.clickhouse.sql import live_filter
+from lookalike.local.features import LocalFeatures
 from lookalike.search.mih import expand_ranges
 
 Ids = npt.NDArray[np.int64]
@@ -290,3 +291,29 @@ def stored_variants(
 def _as_bytes(value: Any) -> bytes:
     """Variant words as stored: hex text (a String column every driver reads back the same)."""
     return bytes.fromhex(value.decode() if isinstance(value, bytes) else str(value))
+
+
+def stored_local(
+    connection: Connection, read: Read, tables: Tables, ids: Ids
+) -> dict[int, tuple[LocalFeatures, LocalFeatures | None]]:
+    """Stored local features (and mirrored ones) at these row versions."""
+    result = by_version(
+        connection,
+        read,
+        tables,
+        ids,
+        lambda versions, site: (
+            f"SELECT version, data, mirrored FROM {site.local_features()} WHERE version IN {versions}"
+        ),
+    )
+    found = {}
+    versions = result.array("version", np.uint64).view(np.int64).tolist()
+    for version, data, mirrored in zip(
+        versions, result.values("data"), result.values("mirrored"), strict=True
+    ):
+        flipped = _as_bytes(mirrored)
+        found[version] = (
+            LocalFeatures.from_bytes(_as_bytes(data)),
+            LocalFeatures.from_bytes(flipped) if flipped else None,
+        )
+    return found

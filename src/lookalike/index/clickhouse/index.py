@@ -48,6 +48,7 @@ from lookalike.index.clickhouse.schema import (
     CHUNK_BITS,
     ENTRY_TYPES,
     LEGACY_CHUNK_BITS,
+    LOCAL_TYPES,
     SUPERSEDED_TYPES,
     VARIANT_TYPES,
     Tables,
@@ -97,6 +98,7 @@ DATABASE = "lookalike"
 if TYPE_CHECKING:
     from lookalike.candidates.batch import QueryBatch
     from lookalike.candidates.judge import StoredHashes
+    from lookalike.local.features import LocalFeatures
 
 Plan = Literal["auto", "prefilter", "scan"]
 
@@ -241,6 +243,7 @@ class ClickHouseIndex(Index):
                     distributed_ddl(tables, tables.superseded(True), tables.superseded()),
                     distributed_ddl(tables, tables.algorithms(True), tables.algorithms(), "name"),
                     distributed_ddl(tables, tables.variants(True), tables.variants()),
+                    distributed_ddl(tables, tables.local_features(True), tables.local_features()),
                 ]
             )
         if not self._has_origin_column():
@@ -608,6 +611,15 @@ class ClickHouseIndex(Index):
                     variant_columns[name].append(value)
         if variant_columns["key"]:
             self._insert(self._tables.variants(), variant_columns, VARIANT_TYPES)
+        local_columns: dict[str, list[Any]] = {name: [] for name in LOCAL_TYPES}
+        for (item, _), version in zip(writes, versions, strict=True):
+            if item.local is not None:
+                mirrored = b"" if item.local_mirrored is None else item.local_mirrored.compact().to_bytes()
+                features = (item.key, version, item.local.compact().to_bytes().hex(), mirrored.hex())
+                for name, value in zip(LOCAL_TYPES, features, strict=True):
+                    local_columns[name].append(value)
+        if local_columns["key"]:
+            self._insert(self._tables.local_features(), local_columns, LOCAL_TYPES)
 
     def _write_tombstones(self, removed: Sequence[tuple[str, int]]) -> None:
         if not removed:
@@ -1194,6 +1206,13 @@ class ClickHouseIndex(Index):
             out[missing] = self.stored_hashes(missing, ids)
         return out
 
+    def stored_local(
+        self, ids: npt.NDArray[np.int64]
+    ) -> dict[int, tuple[LocalFeatures, LocalFeatures | None]]:
+        return candidate_sql.stored_local(
+            self._connection, self._read, self._tables, np.asarray(ids, np.int64)
+        )
+
     def keys_by_id(self, ids: npt.NDArray[np.int64]) -> dict[int, str]:
         wanted = np.asarray(ids, dtype=np.int64)
         return candidate_sql.keys_by_version(self._connection, self._read, self._tables, wanted)
@@ -1207,7 +1226,12 @@ class ClickHouseIndex(Index):
         return {version: found[key] for version, key in keys.items() if key in found}
 
     def stored_batches(
-        self, algorithms: Sequence[str], size: int, include_flagged: bool = False, variants: bool = True
+        self,
+        algorithms: Sequence[str],
+        size: int,
+        include_flagged: bool = False,
+        variants: bool = True,
+        local: bool = False,
     ) -> Iterator[QueryBatch]:
         from lookalike.candidates.batch import QueryBatch, QueryHashes, stack_variants
 
@@ -1229,7 +1253,11 @@ class ClickHouseIndex(Index):
                 blobs = [stored.get((int(i), name)) for i in ids]
                 words = stack_variants(found.words, blobs) if any(blobs) else found.words[:, None, :]
                 hashes[name] = QueryHashes(widths[name], words, found.quality, present)
-            yield QueryBatch(len(ids), hashes, ids)
+            features = None
+            if local:
+                stored_features = self.stored_local(ids)
+                features = [stored_features.get(int(i), (None, None)) for i in ids]
+            yield QueryBatch(len(ids), hashes, ids, features)
 
     def fingerprint(self) -> str:
         result = self._connection.query(

@@ -84,6 +84,9 @@ class Tables:
     def variants(self, local: bool = False) -> str:
         return self._name("variants", local)
 
+    def local_features(self, local: bool = False) -> str:
+        return self._name("local_features", local)
+
     def algorithms(self, local: bool = False) -> str:
         return self._name("algorithms", local)
 
@@ -132,6 +135,8 @@ VARIANT_TYPES = {
     "same_as": "String",
 }
 ALGORITHM_TYPES = {"name": "String", "nbits": "UInt32"}
+# Compact keypoints (lookalike.local.features.LocalFeatures.to_bytes), hex; and of the mirror image
+LOCAL_TYPES = {"key": "String", "version": "UInt64", "data": "String", "mirrored": "String"}
 
 
 def origin_ddl(tables: Tables) -> list[str]:
@@ -171,6 +176,8 @@ def base_ddl(tables: Tables) -> list[str]:
         " ENGINE = MergeTree ORDER BY name",
         f"CREATE TABLE IF NOT EXISTS {tables.variants(True)} ({_columns(VARIANT_TYPES)})"
         " ENGINE = MergeTree ORDER BY (version, algorithm)",
+        f"CREATE TABLE IF NOT EXISTS {tables.local_features(True)} ({_columns(LOCAL_TYPES)})"
+        " ENGINE = MergeTree ORDER BY version",
     ]
 
 
