@@ -12,7 +12,15 @@ from starlette.concurrency import run_in_threadpool
 from lookalike.algorithms import parse_spec
 from lookalike.errors import LookalikeError
 from lookalike.hash import Hash
-from lookalike.lookup import Found, Query, search_algorithms, search_queries
+from lookalike.lookup import (
+    Found,
+    Query,
+    display_name,
+    nearest_not_matching,
+    search_algorithms,
+    search_queries,
+    with_query_algorithms,
+)
 from lookalike.matcher import DEFAULT_PRESET, Matcher
 from lookalike.server.errors import ApiError
 from lookalike.server.parameters import (
@@ -73,55 +81,65 @@ class HexSearch(SearchOptions):
     dependencies=[Depends(refuse_query_string)],
 )
 async def search(request: Request) -> dict[str, object]:
+    """With a `preset`, `matches` are the images it accepts and `nearest` up to `k` closest ones
+    it does not (what the page shows collapsed); otherwise `matches` are the `k` nearest images,
+    or every one within `max_distance`, and `nearest` is empty."""
     state = request.app.state.service
     content_type = request.headers.get("content-type", "")
-    options: SearchOptions
-    names_text: str | None = None
     if content_type.startswith("multipart/form-data"):
         file, form = form_options(await read_form(request), UploadSearch, "POST /v1/search")
+        check_search_options(form)
         data = await read_upload(file, state.config.max_upload_bytes)
         # Presets are tuned with the upload's variants (rotations, flips, crops) in play.
         dihedral = form.dihedral or form.preset is not None
-        processed = await run_in_threadpool(lambda: state.hash_upload(data, None, dihedral=dihedral))
+        algorithms = state.query_algorithms(form.hashes)
+        processed = await run_in_threadpool(lambda: state.hash_upload(data, algorithms, dihedral=dihedral))
         query = Query("upload", {n: v for n, v in processed.result.items() if isinstance(v, Hash)})
-        options, names_text = form, form.hashes
+        options: SearchOptions = form
     elif content_type.startswith("application/json"):
         hex_search = json_options(await read_json(request), HexSearch, "POST /v1/search")
+        check_search_options(hex_search)
         query = Query("hashes", parse_hex_hashes(hex_search.hashes))
         options, dihedral = hex_search, False
     else:
         raise ApiError(
             415, "unsupported_media_type", "send multipart/form-data with 'file', or JSON with 'hashes'"
         )
-    k, max_distance, preset = options.k, options.max_distance, options.preset
-    if preset is not None and max_distance is not None:
-        raise ApiError(422, "bad_field", "use one of max_distance and preset")
-    if preset is not None:
-        Matcher.parse(preset)  # a bad rule is the client's error, reported before searching
+    names_text = options.hashes if isinstance(options, UploadSearch) else None
 
-    def run() -> list[Found]:
+    def run() -> tuple[list[Found], list[Found]]:
         with state.locked_index() as index:
             stored = index.algorithm_bits()
             if not stored:
-                return []
-            names = search_algorithms(names_text, stored) if names_text else _names_for(query, stored)
-            return search_queries(index, [query], names, k, max_distance, preset, dihedral)[0]
+                return [], []
+            names = with_query_algorithms(search_algorithms(names_text, stored), [query], stored)
+            found = search_queries(
+                index, [query], names, options.k, options.max_distance, options.preset, dihedral
+            )
+            if options.preset is None:
+                return found[0], []
+            return found[0], nearest_not_matching(index, [query], options.preset, options.k, found)[0]
 
     try:
         # A hex query costs about a millisecond of index work: run it inline rather than pay for a
         # thread hop; an upload's decoding already happened in a thread above.
-        found = run() if query.text == "hashes" else await run_in_threadpool(run)
+        found, nearest = run() if query.text == "hashes" else await run_in_threadpool(run)
     except LookalikeError as exc:
         raise ApiError(422, "bad_query", str(exc)) from None
     if query.error:
         raise ApiError(422, "bad_query", query.error)
-    return {"matches": [match_json(request, item) for item in found]}
+    return {
+        "matches": [match_json(request, item) for item in found],
+        "nearest": [match_json(request, item) for item in nearest],
+    }
 
 
-def _names_for(query: Query, stored: dict[str, int]) -> list[str]:
-    names = search_algorithms(None, stored)
-    usable = [name for name in names if name in query.hashes]
-    return usable or [name for name in query.hashes if name in stored] or names
+def check_search_options(options: SearchOptions) -> None:
+    """Refuse contradictory options and a bad rule before any work (the client's error)."""
+    if options.preset is not None and options.max_distance is not None:
+        raise ApiError(422, "bad_field", "use one of max_distance and preset")
+    if options.preset is not None:
+        Matcher.parse(options.preset)
 
 
 def parse_hex_hashes(value: dict[str, str]) -> dict[str, Hash]:
@@ -138,17 +156,11 @@ def parse_hex_hashes(value: dict[str, str]) -> dict[str, Hash]:
 
 
 def match_json(request: Request, item: Found) -> dict[str, object]:
-    agreed = []
-    for name, distance in item.distances.items():
-        try:
-            if distance <= parse_spec(name).max_distance:
-                agreed.append(name)
-        except LookalikeError:
-            continue  # a combined condition ("ahash + colorhash") is not an algorithm
     return {
         "id": item.key,
+        "name": item.name,
         "distances": dict(item.distances),
-        "agreed": agreed,
+        "agreed": list(item.agreed),
         "thumbnail": thumbnail_url(request, item.key),
     }
 
@@ -184,6 +196,7 @@ def duplicates(request: Request, options: Annotated[DuplicatesOptions, QueryStri
                 "members": [
                     {
                         "id": entry.key,
+                        "name": display_name(entry),
                         "best": position == 0,
                         "width": entry.width,
                         "height": entry.height,
