@@ -42,6 +42,7 @@ router = APIRouter(prefix="/v1", tags=["images"])
 
 MAX_ID_LENGTH = 512
 MAX_METADATA_BYTES = 16 * 1024
+MAX_NAME_LENGTH = 255
 
 
 class HashOptions(StrictOptions):
@@ -83,7 +84,11 @@ class AddOptions(StrictOptions):
     """Form fields beside the uploaded `file`."""
 
     id: str | None = Field(default=None, description="Your id for the image (default: its sha256).")
-    metadata: str | None = Field(default=None, description="A JSON object stored with the image.")
+    metadata: str | None = Field(
+        default=None,
+        description="A JSON object stored with the image; its `name` (shown by the web page) defaults "
+        "to the uploaded file's name.",
+    )
 
 
 @router.post(
@@ -97,8 +102,11 @@ async def add_image(request: Request) -> JSONResponse:
     file, options = form_options(await read_form(request), AddOptions, "POST /v1/images")
     data = await read_upload(file, state.config.max_upload_bytes)
     image_id = check_id(options.id)
-    extra = parse_metadata(options.metadata)
-    upload = await run_in_threadpool(lambda: state.hash_upload(data, None, dihedral=False, thumbnail=True))
+    extra = with_display_name(parse_metadata(options.metadata), file.filename if file else None)
+    algorithms = state.add_algorithms()
+    upload = await run_in_threadpool(
+        lambda: state.hash_upload(data, algorithms, dihedral=False, thumbnail=True)
+    )
     key = image_id or upload.sha256
     item = IndexItem(
         key=key,
@@ -119,7 +127,13 @@ async def add_image(request: Request) -> JSONResponse:
         state.thumbnails.put(key, upload.thumbnail)
     status = "added" if report.added else "updated" if report.updated else "unchanged"
     return JSONResponse(
-        {"id": key, "status": status, "sha256": upload.sha256, "hashes": hash_json(dict(item.hashes))},
+        {
+            "id": key,
+            "name": (extra or {}).get("name"),
+            "status": status,
+            "sha256": upload.sha256,
+            "hashes": hash_json(dict(item.hashes)),
+        },
         status_code=201 if report.added else 200,
     )
 
@@ -212,6 +226,25 @@ def check_id(value: str | None) -> str | None:
             f"ids are 1-{MAX_ID_LENGTH} characters, without control characters or ./.. segments",
         )
     return value
+
+
+def with_display_name(metadata: dict[str, object] | None, filename: str | None) -> dict[str, object] | None:
+    """Metadata with the upload's file name as its `name` (what people know the image by; the id
+    stays the client's, or the sha256), unless the client's metadata names it already."""
+    name = upload_name(filename)
+    if name is None or (metadata is not None and "name" in metadata):
+        return metadata
+    return {"name": name, **(metadata or {})}
+
+
+def upload_name(filename: str | None) -> str | None:
+    """A file name as clients send it, reduced to something safe to show: no folders, no control
+    characters, at most `MAX_NAME_LENGTH` characters; None if nothing is left."""
+    if not filename:
+        return None
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    shown = "".join(c for c in base if unicodedata.category(c) != "Cc").strip()[:MAX_NAME_LENGTH]
+    return shown or None
 
 
 def parse_metadata(text: str | None) -> dict[str, object] | None:
