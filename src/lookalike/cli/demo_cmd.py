@@ -69,16 +69,19 @@ def demo_command(
             report_error(str(failure))
         groups = duplicate_groups(index, {key: queries[key] for key in files if key in queries}, rule)
         stored_in = index.url
-    emit_line(f"\nduplicate groups ({rule.name or rule}), best copy first:")
+    emit_line("")
+    emit_line(f"duplicate groups ({rule.name or rule}), best copy first:")
     print_groups(groups, json_output=False)
     score = score_groups(groups, gallery)
     emit_line(
         f"planted groups: {score.planted}; found whole {score.found}, partly {score.partial}, "
-        f"missed {score.missed}; groups mixing different photos: {score.false_groups}\n"
+        f"missed {score.missed}; groups mixing different photos: {score.false_groups}"
     )
+    emit_line("")
     _seed_table(gallery[0].path, [image.path for image in gallery[1:6]])
     page = write_report(groups, out / "report.html", title="lookalike demo: duplicate groups")
-    emit_line(f"\nindex: {stored_in}")
+    emit_line("")
+    emit_line(f"index: {stored_in}")
     emit_line(f"review page: {page}")
     emit_line(f"open it with: xdg-open {os.path.relpath(page)}")
 
