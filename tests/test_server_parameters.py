@@ -197,3 +197,21 @@ def test_options_keep_the_key_rules(tmp_path: Path) -> None:
     with TestClient(app, base_url="http://localhost") as fresh:
         response = fresh.post("/v1/images?nosuch=1", files=image(), data={"nosuch": "1"})
         assert response.status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/v1/hash", "/v1/images", "/v1/search", "/v1/check"])
+def test_every_upload_form_holds_one_file_and_few_fields(client: TestClient, path: str) -> None:
+    photo = JPEGS[0].read_bytes()
+    two_files = client.post(
+        path, files=[("file", ("a.jpg", photo)), ("file", ("b.jpg", photo))], headers=AUTH
+    )
+    assert two_files.status_code in (400, 422) and error_code(two_files) in (
+        "bad_multipart",
+        "unknown_parameter",
+    )
+    other_file = client.post(
+        path, files=[("file", ("a.jpg", photo)), ("extra", ("b.jpg", photo))], headers=AUTH
+    )
+    assert other_file.status_code in (400, 422)
+    many = client.post(path, files=image(), data={f"field{n}": "x" for n in range(40)}, headers=AUTH)
+    assert many.status_code in (400, 422) and error_code(many) in ("bad_multipart", "unknown_parameter")
