@@ -335,3 +335,21 @@ def test_a_name_given_in_metadata_wins_over_the_file_name(client: TestClient) ->
         headers=AUTH,
     )
     assert added.json()["name"] == "Ana"
+
+
+def test_a_rule_on_hashes_the_index_lacks_is_a_clear_422(client: TestClient) -> None:
+    add_gallery(client, JPEGS[:2])
+    pdq = str(lookalike.hash_file(JPEGS[0], ["pdq"])["pdq"])
+    whash = str(lookalike.hash_file(JPEGS[0], ["whash_db4"])["whash_db4"])
+    response = client.post("/v1/search", json={"hashes": {"whash_db4": whash}, "preset": "whash_db4 <= 20"})
+    assert response.status_code == 422 and "holds no whash_db4 hashes" in response.json()["error"]["message"]
+    both = {"hashes": {"pdq": pdq, "whash_db4": whash}, "preset": "whash_db4 <= 20 or pdq <= 31"}
+    assert [m["id"] for m in client.post("/v1/search", json=both).json()["matches"]] == [JPEGS[0].name]
+
+
+def test_an_empty_bank_matches_nothing(client: TestClient) -> None:
+    assert client.post("/v1/banks", json={"name": "empty"}, headers=AUTH).status_code == 201
+    verdict = client.post("/v1/check", files=upload(JPEGS[0]))
+    assert verdict.status_code == 200 and verdict.json()["banks"] == [
+        {"bank": "empty", "matched": False, "rule": "pdq <= 31 with quality >= 50", "matches": []}
+    ]

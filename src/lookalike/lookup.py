@@ -165,7 +165,12 @@ def _rule_matches(index: Index, queries: list[Query], rule: Matcher, dihedral: b
         return results
     # Presets are tuned with the query's variants (rotations, flips, crops) in play.
     with_variants = dihedral or any(v.variants for p in asked for v in queries[p].hashes.values())
-    verdicts = index.match_many([queries[p].hashes for p in asked], rule, dihedral=with_variants)
+    stored = index.algorithm_bits()
+    if not any(name in stored for name in rule.algorithms):
+        index.require_algorithm(rule.algorithms[0])  # a clear error naming what the index holds
+    # A condition on a hash the index lacks can never hold: such query hashes are left out.
+    usable = [{n: v for n, v in queries[p].hashes.items() if n in stored} for p in asked]
+    verdicts = index.match_many(usable, rule, dihedral=with_variants)
     entries = index.get_many(v.key for answer in verdicts for v in answer)
     for position, answer in zip(asked, verdicts, strict=True):
         results[position] = [
