@@ -19,7 +19,7 @@ from PIL import Image
 from hash_sets import random_hashes
 from lookalike.errors import IndexStoreError
 from lookalike.index import open_index
-from lookalike.index.sqlite import SQLiteIndex, sqlite_path
+from lookalike.index.sqlite import SCHEMA_VERSION, SQLiteIndex, sqlite_path
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -69,9 +69,8 @@ def test_database_is_in_wal_mode_with_a_schema_version(tmp_path: Path) -> None:
     open_index(tmp_path / "w.db").close()
     db = sqlite3.connect(tmp_path / "w.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert (
-        db.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0] == 2
-    )  # 2: entries.origin
+    version = db.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
+    assert version == SCHEMA_VERSION == 3  # 2: entries.origin; 3: variants
 
 
 def test_snapshot_makes_reopening_skip_the_catalog_scan(tmp_path: Path) -> None:

@@ -91,3 +91,42 @@ def _stack(count: int, found: list[tuple[int, Hash]], variants: bool) -> QueryHa
         if value.quality is not None:
             quality[row] = value.quality
     return QueryHashes(nbits, words, quality, present)
+
+
+def stack_variants(base: npt.NDArray[np.uint64], blobs: list[bytes | None]) -> npt.NDArray[np.uint64]:
+    """(n, variants, words) from each query's own hash (`base`, (n, words)) and the stored words
+    of its other variants (big-endian, concatenated; None: it has none): variant 0 is the hash,
+    and shorter lists repeat it."""
+    word_count = base.shape[1]
+    lengths = [0 if blob is None else len(blob) // (8 * word_count) for blob in blobs]
+    width = 1 + max(lengths, default=0)
+    words = np.repeat(base[:, None, :], width, axis=1)
+    for row, (blob, length) in enumerate(zip(blobs, lengths, strict=True)):
+        if length and blob is not None:
+            words[row, 1 : 1 + length] = np.frombuffer(blob, dtype=">u8", count=length * word_count).reshape(
+                length, word_count
+            )
+    return words
+
+
+def variant_blobs(hashes: Mapping[str, Hash]) -> list[tuple[str, bytes, str]]:
+    """(algorithm, variant words, twin) for each hash that carries variants: the big-endian words
+    of its variants after the first, or (empty words) the name of an earlier hash of the same
+    image whose hash and variants are the same (a picture without borders: one trimmed and
+    untrimmed hash). What an index stores for `stack_variants` to read back."""
+    rows: list[tuple[str, bytes, str]] = []
+    seen: dict[bytes, str] = {}
+    for algorithm, value in hashes.items():
+        variants = value.variants
+        if not variants or len(variants) < 2:
+            continue
+        width = 8 * ((value.nbits + 63) // 64)
+        blob = b"".join(int(v).to_bytes(width, "big") for v in variants[1:] if v.nbits == value.nbits)
+        signature = int(value).to_bytes(width, "big") + blob
+        twin = seen.get(signature)
+        if twin is not None:
+            rows.append((algorithm, b"", twin))
+        else:
+            seen[signature] = algorithm
+            rows.append((algorithm, blob, ""))
+    return rows

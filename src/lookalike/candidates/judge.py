@@ -1,14 +1,14 @@
 """Judging candidate pairs: every hash a rule names, compared over whole arrays of pairs.
 
 A pair is (query row, stored entry id). For each algorithm the stored hashes come from the index
-(`Index.stored_hashes`), the query's from its batch, and the distance is the smallest over the
+(`Index.stored_hashes_many`), the query's from its batch, and the distance is the smallest over the
 query's variants, as `Condition.distance` computes it for one pair. The rule then decides all
 pairs at once (`Matcher.evaluate`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +32,7 @@ class StoredHashes:
     flagged: npt.NDArray[np.bool_]
 
 
-StoredLookup = Callable[[str, Ids], StoredHashes]
+StoredLookup = Callable[[Sequence[str], Ids], dict[str, StoredHashes]]  # algorithms, entry ids
 Twins = dict[str, list[tuple[str, npt.NDArray[np.bool_]]]]
 
 
@@ -107,11 +107,11 @@ def _judge_block(
     variants: dict[str, npt.NDArray[np.int64]] = {}
     lowest: dict[str, npt.NDArray[np.float32]] = {}
     raw: dict[str, tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64], npt.NDArray[np.int64]]] = {}
-    for algorithm in rule.algorithms:
-        query = batch.hashes.get(algorithm)
-        if query is None:
-            continue
-        found = stored(algorithm, ids)
+    asked = [algorithm for algorithm in rule.algorithms if algorithm in batch.hashes]
+    every = stored(asked, ids)
+    for algorithm in asked:
+        query = batch.hashes[algorithm]
+        found = every[algorithm]
         usable = found.present & query.present[rows]
         if not include_flagged:
             usable &= ~found.flagged

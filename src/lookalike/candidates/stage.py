@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
@@ -40,6 +41,8 @@ class CandidateSource(Protocol):
         """(row of `words`, entry id) for every stored hash within `radius` of it."""
 
     def stored_hashes(self, algorithm: str, ids: Ids) -> StoredHashes: ...
+
+    def stored_hashes_many(self, algorithms: Sequence[str], ids: Ids) -> dict[str, StoredHashes]: ...
 
     def keys_by_id(self, ids: Ids) -> dict[int, str]: ...
 
@@ -135,7 +138,7 @@ def judge_batch(
 ) -> Judged:
     """The pairs of the batch's queries with stored entries that `rule` accepts."""
     rows, ids = candidate_pairs(source, batch, rule, exact=exact, include_flagged=include_flagged)
-    return judge(batch, rows, ids, rule, source.stored_hashes, include_flagged=include_flagged)
+    return judge(batch, rows, ids, rule, source.stored_hashes_many, include_flagged=include_flagged)
 
 
 def match_batch(

@@ -143,6 +143,7 @@ class FileState:
     # hashes made by an older revision of an algorithm are made again.
     revisions: Mapping[str, int] = field(default_factory=dict)
     origin: str | None = None  # an entry not FROM_FILE is hashed again, so that it becomes one
+    variants: bool | None = None  # whether the entry holds query variants (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ class Index(ABC):
         mode: Mode = "fast",
         progress: Callable[[int, int], None] | None = None,
         cache: HashCache | None = None,
-        dihedral: bool = False,
+        dihedral: bool = True,
         on_hashed: Callable[[str, HashResult], None] | None = None,
     ) -> AddReport:
         """Hash files on all cores and add them under their absolute paths; `hashes` defaults to
@@ -489,6 +490,12 @@ class Index(ABC):
         """One algorithm's stored hashes for these entry ids (absent ones marked)."""
         raise NotImplementedError
 
+    def stored_hashes_many(
+        self, algorithms: Sequence[str], ids: npt.NDArray[np.int64]
+    ) -> dict[str, StoredHashes]:
+        """`stored_hashes` of several algorithms (backends may answer in one read)."""
+        return {algorithm: self.stored_hashes(algorithm, ids) for algorithm in algorithms}
+
     def keys_by_id(self, ids: npt.NDArray[np.int64]) -> dict[int, str]:
         """Keys of these entry ids (removed ones are left out)."""
         raise NotImplementedError
@@ -503,11 +510,11 @@ class Index(ABC):
         return {entry.id: entry for entry in self.get_many(keys.values()).values()}
 
     def stored_batches(
-        self, algorithms: Sequence[str], size: int, include_flagged: bool = False
+        self, algorithms: Sequence[str], size: int, include_flagged: bool = False, variants: bool = True
     ) -> Iterator[QueryBatch]:
-        """Every stored entry as a query (its stored hashes of `algorithms`, no variants; flagged
-        ones left out unless asked), in batches of `size`, always in the same order (a resumed
-        duplicate search relies on it)."""
+        """Every stored entry as a query: its stored hashes of `algorithms` with their stored
+        variants (unless `variants=False`), flagged hashes left out unless asked; in batches of
+        `size`, always in the same order (a resumed duplicate search relies on it)."""
         raise NotImplementedError
 
     def fingerprint(self) -> str:

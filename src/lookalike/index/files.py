@@ -33,15 +33,15 @@ def add_files(
     mode: Mode = "fast",
     progress: Progress | None = None,
     cache: HashCache | None = None,
-    dihedral: bool = False,
+    dihedral: bool = True,
     on_hashed: Callable[[str, HashResult], None] | None = None,
 ) -> AddReport:
     """Hash `paths` (keys are absolute paths, as text: `discover.file_key`) and add them; see
     `Index.add_files`.
 
-    `cache` and `dihedral` are passed to `hash_files` (the index stores hashes without their
-    variants; a cache keeps them for later duplicate searches); `on_hashed(key, result)` sees
-    every freshly hashed file."""
+    `cache` and `dihedral` are passed to `hash_files`; with `dihedral` (the default) the index
+    stores each hash's variants too (rotations, flips, crops), so a duplicate search finds such
+    copies without the files; `on_hashed(key, result)` sees every freshly hashed file."""
     from lookalike.index.base import FROM_FILE, AddReport, IndexItem
     from lookalike.matcher import default_index_hashes
 
@@ -82,6 +82,7 @@ def add_files(
             and known.mode == mode
             and all(known.revisions.get(key) == revision for key, revision in revisions.items())
             and known.origin == FROM_FILE
+            and (not dihedral or known.variants is not False)
         ):
             report = report.merge(AddReport(unchanged=1))
             done += 1

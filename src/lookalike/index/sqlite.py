@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import numpy as np
 import numpy.typing as npt
 
+from lookalike.candidates.batch import variant_blobs
 from lookalike.errors import IndexStoreError, InvalidHashError
 from lookalike.hash import Hash
 from lookalike.index.base import (
@@ -68,7 +69,9 @@ if TYPE_CHECKING:
     from lookalike.candidates.judge import StoredHashes
     from lookalike.candidates.keys import KeyLayout
 
-SCHEMA_VERSION = 2  # 2: entries.origin (where the key came from; NULL in older indexes)
+# 2: entries.origin (where the key came from; NULL in older indexes)
+# 3: variants (each hash's query variants, so a duplicate search needs neither files nor a cache)
+SCHEMA_VERSION = 3
 WRITE_BATCH = 5000
 SQL_CHUNK = 500  # values per IN (...) list
 SNAPSHOT_MIN_CHANGES = 20_000  # rows synced since the last snapshot before close() writes a new one
@@ -101,6 +104,13 @@ CREATE TABLE IF NOT EXISTS hashes (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS hashes_by_rev ON hashes(algorithm, rev);
 CREATE INDEX IF NOT EXISTS hashes_by_entry ON hashes(entry_id);
+CREATE TABLE IF NOT EXISTS variants (
+    entry_id INTEGER NOT NULL,
+    algorithm TEXT NOT NULL,
+    words BLOB,                 -- the hash's variants after the first (itself): big-endian words
+    same_as TEXT,               -- or: the same variants as this algorithm's (a twin hash)
+    PRIMARY KEY (entry_id, algorithm)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tombstones (entry_id INTEGER NOT NULL, rev INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS tombstones_by_rev ON tombstones(rev);
 """
@@ -154,6 +164,7 @@ class _Writes:
     hash_rows: list[tuple[Any, ...]] = field(default_factory=list)
     dropped: list[int] = field(default_factory=list)  # entries removed whole
     rehashed: list[int] = field(default_factory=list)  # entries whose hashes are all replaced
+    variant_rows: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 class SQLiteIndex(Index):
@@ -208,8 +219,9 @@ class SQLiteIndex(Index):
                 self._migrate()
 
     def _migrate(self) -> None:
-        """Bring a version-1 index up to date: entries gain `origin`, NULL (unknown) for those
-        stored before, so none of them may be acted on until `index add` hashes it again."""
+        """Bring an older index up to date: entries gain `origin`, NULL (unknown) for those stored
+        before, so none of them may be acted on until `index add` hashes it again; the variants
+        table starts empty (the next `index add` stores them, through the hash cache)."""
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(entries)")}
         if "origin" not in columns:
             self._db.execute("ALTER TABLE entries ADD COLUMN origin TEXT")
@@ -409,6 +421,7 @@ class SQLiteIndex(Index):
                         (next_id, item.key, item.sha256, *_facts(item), item.origin, now)
                     )
                     writes.hash_rows.extend(_hash_rows(next_id, item.hashes, generation))
+                    writes.variant_rows.extend(_variant_rows(next_id, item.hashes))
                     if item.sha256:
                         owners[item.sha256] = (next_id, item.key)
                     next_id += 1
@@ -417,7 +430,13 @@ class SQLiteIndex(Index):
                 changed = self._plan_update(item, current, stored.get(current.id, {}), generation, writes)
                 updated += changed
                 unchanged += not changed
-            if writes.new_entries or writes.fact_updates or writes.hash_rows or writes.dropped:
+            if (
+                writes.new_entries
+                or writes.fact_updates
+                or writes.hash_rows
+                or writes.dropped
+                or writes.variant_rows
+            ):
                 self._apply(writes, new_algorithms, generation)
         return AddReport(added, updated, unchanged, (), tuple(same_bytes))
 
@@ -441,6 +460,7 @@ class SQLiteIndex(Index):
             writes.rehashed.append(current.id)
             writes.fact_updates.append((item.sha256, *facts, item.origin, current.id))
             writes.hash_rows.extend(_hash_rows(current.id, item.hashes, generation))
+            writes.variant_rows.extend(_variant_rows(current.id, item.hashes))
             return True
         rows = [
             row
@@ -452,6 +472,9 @@ class SQLiteIndex(Index):
         if facts_changed:
             writes.fact_updates.append((sha, *merged, item.origin, current.id))
         writes.hash_rows.extend(rows)
+        written = {row[0] for row in rows}
+        carried = {a: v for a, v in item.hashes.items() if a in written or v.variants}
+        writes.variant_rows.extend(_variant_rows(current.id, carried))
         return facts_changed or bool(rows)
 
     def _apply(self, writes: _Writes, new_algorithms: Mapping[str, int], generation: int) -> None:
@@ -463,6 +486,7 @@ class SQLiteIndex(Index):
                 "INSERT INTO tombstones (entry_id, rev) VALUES (?, ?)", [(i, generation) for i in gone]
             )
             db.executemany("DELETE FROM hashes WHERE entry_id = ?", [(i,) for i in gone])
+            db.executemany("DELETE FROM variants WHERE entry_id = ?", [(i,) for i in gone])
             db.executemany("DELETE FROM entries WHERE id = ?", [(i,) for i in writes.dropped])
         db.executemany(
             "INSERT INTO entries (id, key, sha256, byte_size, width, height, mtime, metadata, origin,"
@@ -473,6 +497,14 @@ class SQLiteIndex(Index):
             "UPDATE entries SET sha256 = ?, byte_size = ?, width = ?, height = ?, mtime = ?, metadata = ?,"
             " origin = ? WHERE id = ?",
             writes.fact_updates,
+        )
+        db.executemany(
+            "DELETE FROM variants WHERE entry_id = ? AND algorithm = ?",
+            [row[:2] for row in writes.variant_rows if row[2] is None and row[3] is None],
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO variants (entry_id, algorithm, words, same_as) VALUES (?, ?, ?, ?)",
+            [row for row in writes.variant_rows if row[2] is not None or row[3] is not None],
         )
         db.executemany(
             "INSERT OR REPLACE INTO hashes (algorithm, entry_id, value, words, quality, flagged, rev)"
@@ -567,15 +599,16 @@ class SQLiteIndex(Index):
             rows = self._db.execute(
                 "SELECT e.key, e.byte_size, e.mtime, json_extract(e.metadata, '$.mode'),"
                 " json_extract(e.metadata, '$.revisions'), e.origin,"
+                " EXISTS (SELECT 1 FROM variants v WHERE v.entry_id = e.id),"
                 " group_concat(h.algorithm, char(31)) FROM entries e"
                 f" LEFT JOIN hashes h ON h.entry_id = e.id WHERE e.key IN ({marks}) GROUP BY e.id",
                 chunk,
             )
-            for key, byte_size, mtime, mode, revisions, origin, algorithms in rows:
+            for key, byte_size, mtime, mode, revisions, origin, variants, algorithms in rows:
                 names = frozenset(algorithms.split("\x1f")) if algorithms else frozenset()
                 recorded = hash_revisions({"revisions": json.loads(revisions)} if revisions else None)
                 hashed_in = mode if isinstance(mode, str) else None
-                states[key] = FileState(byte_size, mtime, names, hashed_in, recorded, origin)
+                states[key] = FileState(byte_size, mtime, names, hashed_in, recorded, origin, bool(variants))
         return states
 
     def entries(self) -> Iterator[Entry]:
@@ -781,9 +814,9 @@ class SQLiteIndex(Index):
         return {key: found.id for key, found in self._existing_by_key(list(keys)).items()}
 
     def stored_batches(
-        self, algorithms: Sequence[str], size: int, include_flagged: bool = False
+        self, algorithms: Sequence[str], size: int, include_flagged: bool = False, variants: bool = True
     ) -> Iterator[QueryBatch]:
-        from lookalike.candidates.batch import QueryBatch, QueryHashes
+        from lookalike.candidates.batch import QueryBatch, QueryHashes, stack_variants
 
         with self._lock:
             all_ids = np.array(
@@ -794,12 +827,30 @@ class SQLiteIndex(Index):
         names = [name for name in dict.fromkeys(names) if name in widths]
         for start in range(0, len(all_ids), size):
             ids = all_ids[start : start + size]
+            stored = self._stored_variants(ids) if variants else {}
             hashes = {}
             for name in names:
                 found = self.stored_hashes(name, ids)
                 present = found.present if include_flagged else found.present & ~found.flagged
-                hashes[name] = QueryHashes(widths[name], found.words[:, None, :], found.quality, present)
+                blobs = [stored.get((int(i), name)) for i in ids]
+                words = stack_variants(found.words, blobs) if any(blobs) else found.words[:, None, :]
+                hashes[name] = QueryHashes(widths[name], words, found.quality, present)
             yield QueryBatch(len(ids), hashes, ids)
+
+    @_serialised
+    def _stored_variants(self, ids: npt.NDArray[np.int64]) -> dict[tuple[int, str], bytes]:
+        """(entry id, algorithm) -> the stored words of that hash's other variants."""
+        if not len(ids):
+            return {}
+        rows = self._db.execute(
+            "SELECT entry_id, algorithm, words, same_as FROM variants WHERE entry_id BETWEEN ? AND ?",
+            (int(ids[0]), int(ids[-1])),
+        ).fetchall()
+        found = {(entry, algorithm): blob for entry, algorithm, blob, _ in rows if blob is not None}
+        for entry, algorithm, _, twin in rows:
+            if twin is not None and (entry, twin) in found:
+                found[(entry, algorithm)] = found[(entry, twin)]
+        return found
 
     @_serialised
     def fingerprint(self) -> str:
@@ -901,6 +952,13 @@ class SQLiteIndex(Index):
 def _facts(item: IndexItem) -> tuple[Any, ...]:
     metadata = json.dumps(dict(item.metadata), sort_keys=True) if item.metadata is not None else "{}"
     return (item.byte_size, item.width, item.height, item.mtime, metadata)
+
+
+def _variant_rows(entry_id: int, hashes: Mapping[str, Hash]) -> list[tuple[Any, ...]]:
+    """(entry id, algorithm, variant words, twin) per hash (`candidates.batch.variant_blobs`);
+    a hash without variants gets (id, algorithm, None, None): any stored before are dropped."""
+    carried = {algorithm: (blob or None, twin or None) for algorithm, blob, twin in variant_blobs(hashes)}
+    return [(entry_id, algorithm, *carried.get(algorithm, (None, None))) for algorithm in hashes]
 
 
 def _hash_rows(entry_id: int, hashes: Mapping[str, Hash], generation: int) -> list[tuple[Any, ...]]:

@@ -28,6 +28,7 @@ from lookalike.index.clickhouse.binding import Binder
 from lookalike.index.clickhouse.connection import ChdbConnection, Connection, Result
 from lookalike.index.clickhouse.schema import Tables, word_count
 from lookalike.index.clickhouse.sql import live_filter
+from lookalike.search.mih import expand_ranges
 
 Ids = npt.NDArray[np.int64]
 PROBES_PER_STATEMENT = 250_000
@@ -94,41 +95,44 @@ def nominate(
     include_flagged: bool,
     stale: bool,
 ) -> tuple[Ids, Ids]:
-    """(row of `words`, row version) for every live stored hash of `family` sharing a key."""
-    keys = layout.keys(words)
-    flag = "" if include_flagged else " AND flagged = 0"
-    rows_found: list[Ids] = []
-    ids_found: list[Ids] = []
-    per_row = layout.table_count
-    step = max(1, PROBES_PER_STATEMENT // per_row)
-    for start in range(0, len(keys), step):
-        part = keys[start : start + step]
-        rows = np.repeat(np.arange(start, start + len(part), dtype=np.uint32), per_row)
-        table_numbers = np.tile(np.arange(per_row, dtype=np.uint8), len(part))
-        columns: dict[str, Column] = {
-            "qi": ("UInt32", rows),
-            "t": ("UInt8", table_numbers),
-            "key": ("UInt32", part.ravel()),
-        }
+    """(row of `words`, row version) for every live stored hash of `family` sharing a key.
 
-        def sql(probes: str, site: Tables) -> str:
+    ClickHouse reads the key table where its primary key meets the probed keys and returns
+    (key, version); which probe rows asked for each key is known here, so the join back to the
+    rows is a sorted lookup in NumPy, not a join in SQL."""
+    keys = layout.keys(words).astype(np.uint64)
+    tables_of = np.arange(layout.table_count, dtype=np.uint64) << np.uint64(32)
+    probes = (keys | tables_of[None, :]).ravel()
+    owners = np.repeat(np.arange(len(keys), dtype=np.int64), layout.table_count)
+    order = np.argsort(probes, kind="stable")
+    probes, owners = probes[order], owners[order]
+    distinct = np.unique(probes)
+    flag = "" if include_flagged else " AND flagged = 0"
+    found_tk: list[npt.NDArray[np.uint64]] = []
+    found_version: list[Ids] = []
+    for start in range(0, len(distinct), PROBES_PER_STATEMENT):
+        columns: dict[str, Column] = {"tk": ("UInt64", distinct[start : start + PROBES_PER_STATEMENT])}
+
+        def sql(table: str, site: Tables) -> str:
             # k rows live on the shard of their entry (the views fill local tables), so liveness
             # is decided per shard against the local `superseded`
             live = f" AND version NOT IN (SELECT version FROM {site.superseded(True)})" if stale else ""
             return (
-                f"SELECT p.qi AS qi, k.version AS id FROM"
-                f" (SELECT t, key, version FROM {site.family(family)}"
-                f" WHERE (t, key) IN (SELECT t, key FROM {probes}){flag}{live}) AS k"
-                f" INNER JOIN {probes} AS p ON k.t = p.t AND k.key = p.key{SETTINGS}"
+                f"SELECT tk, version FROM {site.family(family)}"
+                f" WHERE tk IN (SELECT tk FROM {table}){flag}{live}{SETTINGS}"
             )
 
         result = query_with_table(connection, read, tables, "probes", columns, sql)
-        rows_found.append(result.array("qi", np.int64))
-        ids_found.append(result.array("id", np.uint64).view(np.int64))
-    if not rows_found:
+        found_tk.append(result.array("tk", np.uint64))
+        found_version.append(result.array("version", np.uint64).view(np.int64))
+    if not found_tk:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty.copy()
-    return np.concatenate(rows_found), np.concatenate(ids_found)
+    tk, version = np.concatenate(found_tk), np.concatenate(found_version)
+    low = np.searchsorted(probes, tk, side="left")
+    high = np.searchsorted(probes, tk, side="right")
+    positions, which = expand_ranges(low.astype(np.int64), (high - low).astype(np.int64), np.arange(len(tk)))
+    return owners[positions], version[which]
 
 
 def by_version(
@@ -157,35 +161,61 @@ def by_version(
     return Result.concat(parts)
 
 
+Found = tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint64], npt.NDArray[np.float32], npt.NDArray[np.bool_]]
+
+
+def stored_hashes_many(
+    connection: Connection, read: Read, tables: Tables, widths: Mapping[str, int], ids: Ids
+) -> dict[str, Found]:
+    """`stored_hashes` of several algorithms in one statement (UNION ALL; shorter hashes padded
+    with zero words, and cut back here)."""
+    names = list(widths)
+    width = max((word_count(nbits) for nbits in widths.values()), default=1)
+
+    def select(versions: str, site: Tables) -> str:
+        parts = []
+        for number, name in enumerate(names):
+            have = word_count(widths[name])
+            words = ", ".join(f"w{i}" if i < have else f"toUInt64(0) AS w{i}" for i in range(width))
+            parts.append(
+                f"SELECT toUInt16({number}) AS a, version, quality, flagged, {words}"
+                f" FROM {site.hashes(name)} WHERE version IN {versions}"
+            )
+        return "SELECT * FROM (" + " UNION ALL ".join(parts) + ")"
+
+    result = by_version(connection, read, tables, ids, select)
+    which = result.array("a", np.int64)
+    out = {}
+    for number, name in enumerate(names):
+        chosen = which == number
+        out[name] = _place(result, chosen, ids, word_count(widths[name]))
+    return out
+
+
 def stored_hashes(
     connection: Connection, read: Read, tables: Tables, algorithm: str, nbits: int, ids: Ids
-) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint64], npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+) -> Found:
     """(present, words, quality, flagged) of `algorithm`'s hashes at these row versions."""
-    words = [f"w{i}" for i in range(word_count(nbits))]
-    result = by_version(
-        connection,
-        read,
-        tables,
-        ids,
-        lambda versions, site: (
-            f"SELECT version, quality, flagged, {', '.join(words)} FROM {site.hashes(algorithm)}"
-            f" WHERE version IN {versions}"
-        ),
-    )
-    found = result.array("version", np.uint64).view(np.int64)
+    return stored_hashes_many(connection, read, tables, {algorithm: nbits}, ids)[algorithm]
+
+
+def _place(result: Result, chosen: npt.NDArray[np.bool_], ids: Ids, word_total: int) -> Found:
+    """The rows of `result` marked `chosen`, placed in the order of `ids`."""
+    words = [f"w{i}" for i in range(word_total)]
+    found = result.array("version", np.uint64).view(np.int64)[chosen]
     order = np.argsort(found, kind="stable")
     found = found[order]
     stacked = (
-        np.stack([result.array(w, np.uint64)[order] for w in words], axis=1)
+        np.stack([result.array(w, np.uint64)[chosen][order] for w in words], axis=1)
         if len(found)
         else np.zeros((0, len(words)), dtype=np.uint64)
     )
-    quality = result.array("quality", np.float32)[order]
+    quality = result.array("quality", np.float32)[chosen][order]
     quality[quality < 0] = np.nan
-    flagged = result.array("flagged", np.uint8)[order].astype(bool)
+    flagged = result.array("flagged", np.uint8)[chosen][order].astype(bool)
     count = len(ids)
     present = np.zeros(count, dtype=bool)
-    out_words = np.zeros((count, len(words)), dtype=np.uint64)
+    out_words = np.zeros((count, word_total), dtype=np.uint64)
     out_quality = np.full(count, np.nan, dtype=np.float32)
     out_flagged = np.zeros(count, dtype=bool)
     if len(found):
@@ -226,3 +256,37 @@ def live_versions(read: Read) -> Ids:
         )
     )
     return np.unique(result.array("version", np.uint64).view(np.int64))
+
+
+def stored_variants(
+    connection: Connection, read: Read, tables: Tables, ids: Ids
+) -> dict[tuple[int, str], bytes]:
+    """(row version, algorithm) -> the stored words of that hash's other variants."""
+    result = by_version(
+        connection,
+        read,
+        tables,
+        ids,
+        lambda versions, site: (
+            f"SELECT version, algorithm, words, same_as FROM {site.variants()} WHERE version IN {versions}"
+        ),
+    )
+    rows = list(
+        zip(
+            result.array("version", np.uint64).view(np.int64).tolist(),
+            map(str, result.values("algorithm")),
+            result.values("words"),
+            map(str, result.values("same_as")),
+            strict=True,
+        )
+    )
+    found = {(v, a): _as_bytes(w) for v, a, w, twin in rows if not twin}
+    for version, algorithm, _, twin in rows:
+        if twin and (version, twin) in found:
+            found[(version, algorithm)] = found[(version, twin)]
+    return found
+
+
+def _as_bytes(value: Any) -> bytes:
+    """Variant words as stored: hex text (a String column every driver reads back the same)."""
+    return bytes.fromhex(value.decode() if isinstance(value, bytes) else str(value))

@@ -65,6 +65,7 @@ def compact_site(
         for family in families:
             stale_versions = f"version IN (SELECT version FROM {scratch})"
             _delete(connection, tables.family(family, True), stale_versions, modern)
+        _delete(connection, tables.variants(True), listed, modern)
         _wait_for_older_queries(connection, tables.database)
         _delete(connection, tables.superseded(True), listed, modern)
         return stale

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from lookalike.candidates.batch import variant_blobs
 from lookalike.candidates.keys import KeyLayout
 from lookalike.candidates.plan import family_of
 from lookalike.errors import IndexStoreError, InvalidHashError
@@ -48,6 +49,7 @@ from lookalike.index.clickhouse.schema import (
     ENTRY_TYPES,
     LEGACY_CHUNK_BITS,
     SUPERSEDED_TYPES,
+    VARIANT_TYPES,
     Tables,
     algorithm_ddl,
     base_ddl,
@@ -238,6 +240,7 @@ class ClickHouseIndex(Index):
                     distributed_ddl(tables, tables.entries(True), tables.entries()),
                     distributed_ddl(tables, tables.superseded(True), tables.superseded()),
                     distributed_ddl(tables, tables.algorithms(True), tables.algorithms(), "name"),
+                    distributed_ddl(tables, tables.variants(True), tables.variants()),
                 ]
             )
         if not self._has_origin_column():
@@ -593,6 +596,14 @@ class ClickHouseIndex(Index):
         self._insert(self._tables.entries(), entries, ENTRY_TYPES)
         for algorithm, columns in per_algorithm.items():
             self._insert(self._tables.hashes(algorithm), columns, hash_types(self._nbits[algorithm]))
+        variant_columns: dict[str, list[Any]] = {name: [] for name in VARIANT_TYPES}
+        for (item, _), version in zip(writes, versions, strict=True):
+            for algorithm, blob, twin in variant_blobs(item.hashes):
+                values = (item.key, version, algorithm, blob.hex(), twin)  # hex: text every driver takes
+                for name, value in zip(VARIANT_TYPES, values, strict=True):
+                    variant_columns[name].append(value)
+        if variant_columns["key"]:
+            self._insert(self._tables.variants(), variant_columns, VARIANT_TYPES)
 
     def _write_tombstones(self, removed: Sequence[tuple[str, int]]) -> None:
         if not removed:
@@ -1160,6 +1171,19 @@ class ClickHouseIndex(Index):
         found = candidate_sql.stored_hashes(self._connection, self._read, self._tables, name, nbits, ids)
         return StoredHashes(*found)
 
+    def stored_hashes_many(
+        self, algorithms: Sequence[str], ids: npt.NDArray[np.int64]
+    ) -> dict[str, StoredHashes]:
+        from lookalike.candidates.judge import StoredHashes
+
+        names = {canonical_algorithm(a): a for a in algorithms}
+        widths = {name: nbits for name in names if (nbits := self._nbits_of(name)) is not None}
+        found = candidate_sql.stored_hashes_many(self._connection, self._read, self._tables, widths, ids)
+        out = {names[name]: StoredHashes(*value) for name, value in found.items()}
+        for missing in set(algorithms) - set(out):
+            out[missing] = self.stored_hashes(missing, ids)
+        return out
+
     def keys_by_id(self, ids: npt.NDArray[np.int64]) -> dict[int, str]:
         wanted = np.asarray(ids, dtype=np.int64)
         return candidate_sql.keys_by_version(self._connection, self._read, self._tables, wanted)
@@ -1173,20 +1197,28 @@ class ClickHouseIndex(Index):
         return {version: found[key] for version, key in keys.items() if key in found}
 
     def stored_batches(
-        self, algorithms: Sequence[str], size: int, include_flagged: bool = False
+        self, algorithms: Sequence[str], size: int, include_flagged: bool = False, variants: bool = True
     ) -> Iterator[QueryBatch]:
-        from lookalike.candidates.batch import QueryBatch, QueryHashes
+        from lookalike.candidates.batch import QueryBatch, QueryHashes, stack_variants
 
         versions = candidate_sql.live_versions(self._read)
         widths = self._algorithms(refresh=True)
         names = [n for n in dict.fromkeys(canonical_algorithm(a) for a in algorithms) if n in widths]
         for start in range(0, len(versions), size):
             ids = versions[start : start + size]
+            stored = (
+                candidate_sql.stored_variants(self._connection, self._read, self._tables, ids)
+                if variants
+                else {}
+            )
             hashes = {}
+            every = self.stored_hashes_many(names, ids)
             for name in names:
-                found = self.stored_hashes(name, ids)
+                found = every[name]
                 present = found.present if include_flagged else found.present & ~found.flagged
-                hashes[name] = QueryHashes(widths[name], found.words[:, None, :], found.quality, present)
+                blobs = [stored.get((int(i), name)) for i in ids]
+                words = stack_variants(found.words, blobs) if any(blobs) else found.words[:, None, :]
+                hashes[name] = QueryHashes(widths[name], words, found.quality, present)
             yield QueryBatch(len(ids), hashes, ids)
 
     def fingerprint(self) -> str:

@@ -81,6 +81,9 @@ class Tables:
     def superseded(self, local: bool = False) -> str:
         return self._name("superseded", local)
 
+    def variants(self, local: bool = False) -> str:
+        return self._name("variants", local)
+
     def algorithms(self, local: bool = False) -> str:
         return self._name("algorithms", local)
 
@@ -119,6 +122,15 @@ ENTRY_TYPES = {
     "origin": "Nullable(String)",  # where the key came from (index.base.FROM_FILE, ...); added later
 }
 SUPERSEDED_TYPES = {"key": "String", "version": "UInt64"}
+# Each hash's query variants after the first (itself), big-endian words in hex; or the name of the
+# entry's hash with the same variants (`same_as`): what a duplicate search searches with.
+VARIANT_TYPES = {
+    "key": "String",
+    "version": "UInt64",
+    "algorithm": "String",
+    "words": "String",
+    "same_as": "String",
+}
 ALGORITHM_TYPES = {"name": "String", "nbits": "UInt32"}
 
 
@@ -157,6 +169,8 @@ def base_ddl(tables: Tables) -> list[str]:
         " ENGINE = MergeTree ORDER BY (key, version)",
         f"CREATE TABLE IF NOT EXISTS {tables.algorithms(True)} ({_columns(ALGORITHM_TYPES)})"
         " ENGINE = MergeTree ORDER BY name",
+        f"CREATE TABLE IF NOT EXISTS {tables.variants(True)} ({_columns(VARIANT_TYPES)})"
+        " ENGINE = MergeTree ORDER BY (version, algorithm)",
     ]
 
 
@@ -189,7 +203,8 @@ def algorithm_ddl(
     ]
 
 
-FAMILY_TYPES = {"t": "UInt8", "key": "UInt32", "version": "UInt64", "flagged": "UInt8"}
+# tk = table number << 32 | key: one sortable column, so a probe set prunes by primary key
+FAMILY_TYPES = {"tk": "UInt64", "version": "UInt64", "flagged": "UInt8"}
 
 
 def _hash_byte_sql(byte: int) -> str:
@@ -198,28 +213,28 @@ def _hash_byte_sql(byte: int) -> str:
 
 
 def family_keys_select(layout: KeyLayout, source: str) -> str:
-    """SELECT of (t, key, version, flagged) rows, one per key table, from a hash table: the
-    candidate keys of `lookalike.candidates.keys`, computed by ClickHouse."""
+    """SELECT of (tk, version, flagged) rows, one per key table (tk = table number << 32 | key),
+    from a hash table: the candidate keys of `lookalike.candidates.keys`, computed by ClickHouse."""
     keys = []
     for chosen in layout.tables:
         key = _hash_byte_sql(chosen[0])
         for byte in chosen[1:]:
             key = f"bitOr(bitShiftLeft({key}, 8), {_hash_byte_sql(byte)})"
-        keys.append(f"toUInt32({key})")
+        keys.append(f"toUInt64({key})")
     listed = ", ".join(keys)
     return (
-        "SELECT toUInt8(table_number - 1) AS t, table_key AS key, version, flagged"
+        "SELECT bitOr(bitShiftLeft(toUInt64(table_number - 1), 32), table_key) AS tk, version, flagged"
         f" FROM {source} ARRAY JOIN arrayEnumerate([{listed}]) AS table_number, [{listed}] AS table_key"
     )
 
 
 def family_ddl(tables: Tables, family: str) -> str:
-    """The key table of a candidate family: rows (table number, key, row version), sorted by key
-    so a probe reads one granule; ReplacingMergeTree folds the rows two algorithms of the family
-    give for the same hash (an untrimmed picture's trimmed hash)."""
+    """The key table of a candidate family: rows (table number and key, row version), sorted by
+    key so a probe reads one granule; ReplacingMergeTree folds the rows two algorithms of the
+    family give for the same hash (an untrimmed picture's trimmed hash)."""
     return (
         f"CREATE TABLE IF NOT EXISTS {tables.family(family, True)} ({_columns(FAMILY_TYPES)})"
-        " ENGINE = ReplacingMergeTree ORDER BY (t, key, version)"
+        " ENGINE = ReplacingMergeTree ORDER BY (tk, version)"
         f" SETTINGS index_granularity = {PREFILTER_GRANULARITY}"
     )
 

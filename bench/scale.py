@@ -1,0 +1,204 @@
+"""The default matcher at collection scale: bulk add, duplicate search and match, SQLite and chDB.
+
+    python bench/scale.py --photos ../shared/photos --sizes 10000,100000,1000000 --backends sqlite,chdb
+    python bench/scale.py --photos ../shared/photos --sizes 10000000 --backends sqlite --match-only
+
+Collections are photo-like (`lookalike.benchmarks.scale`): real photos of the accuracy corpus with
+their real edited copies planted among synthetic images made from real photos' hashes with 35%
+of their bits flipped. Each (backend, size) runs in its own process so peak memory is its own.
+Per run: bulk add (items/s, each batch), the duplicate search of every image with its variants
+(hashing excluded: the variants are given), how many of the planted pairs it finds against the
+exact plan (range searches at the rule's radii) over the planted images alone, single `match`
+queries (p50, p95), the first query after reopening the index, and peak resident memory.
+Peers, on the same collection: FAISS binary indexes (the candidate stage's job: every image's
+variants against the stored hashes within the rule's radius) and a BK-tree over one 64-bit pHash
+(the approach of imagededup and czkawka: duplicate search at a fixed radius).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lookalike.benchmarks.scale import Collection, load_real, make_collection
+from lookalike.cache_dir import default_cache_dir
+from lookalike.dedupe.pairs import rule_pairs
+from lookalike.index.base import open_index
+from lookalike.matcher import Matcher
+
+PLANTED_PHOTOS = 60
+ADD_BATCH = 100_000
+QUERY_BATCH = 2000
+MATCH_QUERIES = 200
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def build(index: Any, collection: Collection, log: list[str]) -> list[float]:
+    """Bulk add in batches of ADD_BATCH through `add_words` (one call per algorithm and batch);
+    items per second of each batch."""
+    rates = []
+    for start in range(0, collection.size, ADD_BATCH):
+        stop = min(collection.size, start + ADD_BATCH)
+        keys = collection.keys(start, stop)
+        began = time.perf_counter()
+        for algorithm, (words, quality) in collection.hashes(start, stop, False).items():
+            scores = [None if q != q else int(q) for q in quality.tolist()]
+            index.add_words(keys, algorithm, words, words.shape[1] * 64, scores)
+        rates.append((stop - start) / (time.perf_counter() - began))
+        log.append(f"  add {start:,}-{stop:,}: {rates[-1]:,.0f} items/s")
+    return rates
+
+
+def run_one(args: argparse.Namespace, backend: str, size: int) -> dict[str, Any]:
+    rule = Matcher.preset(args.preset)
+    real = load_real(args.photos, args.cache, rule)
+    collection = make_collection(real, size, PLANTED_PHOTOS)
+    result: dict[str, Any] = {"backend": backend, "size": size, "planted": collection.planted}
+    log: list[str] = []
+    with tempfile.TemporaryDirectory(dir=args.workdir) as folder:
+        url = f"{folder}/index.db" if backend == "sqlite" else f"chdb://{folder}/index"
+        index = open_index(url)
+        began = time.perf_counter()
+        rates = build(index, collection, log)
+        result["add_seconds"] = time.perf_counter() - began
+        result["add_rates"] = rates
+        keys = collection.keys(0, size)
+        found_ids = index.ids_by_key(keys)
+        ids = np.array([found_ids[k] for k in keys], dtype=np.int64)
+        if not args.match_only:
+            began = time.perf_counter()
+            pairs = rule_pairs(index, rule, queries=collection.batches(QUERY_BATCH, True, ids))
+            result["dedupe_seconds"] = time.perf_counter() - began
+            row_of = {int(v): i for i, v in enumerate(ids.tolist())}
+            found = {
+                (min(row_of[a], row_of[b]), max(row_of[a], row_of[b]))
+                for a, b in zip(pairs.first.tolist(), pairs.second.tolist(), strict=True)
+            }
+            exact = exact_planted_pairs(args, collection, rule)
+            result["pairs"] = len(found)
+            result["exact_planted_pairs"] = len(exact)
+            result["planted_found"] = len(found & exact)
+            result["outside_planted"] = len({p for p in found if p[1] >= collection.planted})
+        # single queries: planted images, each with its variants
+        queries = list(itertools.islice(collection.batches(1, True), min(MATCH_QUERIES, collection.planted)))
+        from lookalike.candidates.stage import match_batch
+
+        times = []
+        for batch in queries:
+            began = time.perf_counter()
+            match_batch(index, batch, rule)
+            times.append(time.perf_counter() - began)
+        result["match_p50_ms"] = 1000 * statistics.median(times)
+        result["match_p95_ms"] = 1000 * sorted(times)[int(0.95 * (len(times) - 1))]
+        index.close()
+        began = time.perf_counter()
+        reopened = open_index(url)
+        match_batch(reopened, queries[0], rule)
+        result["first_query_seconds"] = time.perf_counter() - began
+        memory = getattr(reopened, "search_memory", lambda: None)()
+        result["search_memory_mb"] = None if memory is None else memory / 2**20
+        reopened.close()
+    result["peak_mb"] = peak_mb()
+    result["log"] = log
+    return result
+
+
+def exact_planted_pairs(
+    args: argparse.Namespace, collection: Collection, rule: Matcher
+) -> set[tuple[int, int]]:
+    """Pairs among the planted images that the exact plan accepts (planted images are the first
+    rows; synthetic images match none of them)."""
+    planted = make_collection(collection.real, collection.planted, PLANTED_PHOTOS, collection.random_seed)
+    with tempfile.TemporaryDirectory(dir=args.workdir) as folder:
+        index = open_index(f"{folder}/exact.db")
+        build(index, planted, [])
+        keys = planted.keys(0, planted.size)
+        found_ids = index.ids_by_key(keys)
+        ids = np.array([found_ids[k] for k in keys], dtype=np.int64)
+        pairs = rule_pairs(index, rule, queries=planted.batches(QUERY_BATCH, True, ids), exact=True)
+        row_of = {int(v): i for i, v in enumerate(ids.tolist())}
+        index.close()
+    return {
+        (min(row_of[a], row_of[b]), max(row_of[a], row_of[b]))
+        for a, b in zip(pairs.first.tolist(), pairs.second.tolist(), strict=True)
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--photos", type=Path, required=True)
+    parser.add_argument("--cache", type=Path, default=default_cache_dir() / "accuracy")
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--backends", default="sqlite,chdb")
+    parser.add_argument("--preset", default="near-duplicate")
+    parser.add_argument("--match-only", action="store_true", help="skip the duplicate search")
+    parser.add_argument("--workdir", type=Path, default=None, help="where temporary indexes go")
+    parser.add_argument("--out", type=Path, default=None, help="append JSON results to this file")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # backend:size, run in this process
+    args = parser.parse_args()
+    if args.one:
+        backend, size = args.one.split(":")
+        print(json.dumps(run_one(args, backend, int(size))))
+        return
+    for size in [int(s) for s in args.sizes.split(",")]:
+        for backend in args.backends.split(","):
+            command = [sys.executable, __file__, "--one", f"{backend}:{size}", *_passed(args)]
+            done = subprocess.run(command, capture_output=True, text=True, env=os.environ)
+            if done.returncode != 0:
+                print(f"{backend} {size:,}: failed\n{done.stderr[-2000:]}")
+                continue
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            report(result)
+            if args.out:
+                with open(args.out, "a") as handle:
+                    handle.write(json.dumps(result) + "\n")
+
+
+def _passed(args: argparse.Namespace) -> list[str]:
+    passed = ["--photos", str(args.photos), "--cache", str(args.cache), "--preset", args.preset]
+    if args.match_only:
+        passed.append("--match-only")
+    if args.workdir:
+        passed += ["--workdir", str(args.workdir)]
+    return passed
+
+
+def report(r: dict[str, Any]) -> None:
+    print(f"{r['backend']} {r['size']:,} images ({r['planted']:,} planted):")
+    rates = r["add_rates"]
+    print(f"  add: {r['add_seconds']:.1f} s, {min(rates):,.0f}-{max(rates):,.0f} items/s per batch")
+    if "dedupe_seconds" in r:
+        exact = max(r["exact_planted_pairs"], 1)
+        print(
+            f"  duplicate search: {r['dedupe_seconds']:.1f} s; planted pairs {r['planted_found']:,} of"
+            f" {r['exact_planted_pairs']:,} the exact plan finds ({100 * r['planted_found'] / exact:.2f}%);"
+            f" pairs outside the planted images: {r['outside_planted']}"
+        )
+    print(
+        f"  match: p50 {r['match_p50_ms']:.1f} ms, p95 {r['match_p95_ms']:.1f} ms;"
+        f" first query after reopening {r['first_query_seconds']:.2f} s"
+    )
+    memory = r["search_memory_mb"]
+    print(
+        f"  peak memory {r['peak_mb']:,.0f} MB" + (f", search structures {memory:,.0f} MB" if memory else "")
+    )
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
