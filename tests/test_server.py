@@ -353,3 +353,15 @@ def test_an_empty_bank_matches_nothing(client: TestClient) -> None:
     assert verdict.status_code == 200 and verdict.json()["banks"] == [
         {"bank": "empty", "matched": False, "rule": "pdq <= 31 with quality >= 50", "matches": []}
     ]
+
+
+def test_duplicates_group_an_upload_with_its_mirrored_copy_as_search_does(client: TestClient) -> None:
+    """The issue's case: /v1/search matched a mirrored copy, /v1/duplicates did not group it."""
+    add_gallery(client, JPEGS[:4])
+    mirrored = io.BytesIO()
+    Image.open(JPEGS[1]).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(mirrored, "JPEG", quality=90)
+    client.post("/v1/images", files=upload(mirrored.getvalue()), data={"id": "mirrored"}, headers=AUTH)
+    found = client.post("/v1/search", files=upload(mirrored.getvalue()), data={"preset": "near-duplicate"})
+    assert {m["id"] for m in found.json()["matches"]} == {"mirrored", JPEGS[1].name}
+    groups = client.get("/v1/duplicates", params={"preset": "near-duplicate"}).json()["groups"]
+    assert [{m["id"] for m in group["members"]} for group in groups] == [{"mirrored", JPEGS[1].name}]

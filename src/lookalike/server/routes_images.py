@@ -105,7 +105,7 @@ async def add_image(request: Request) -> JSONResponse:
     extra = with_display_name(parse_metadata(options.metadata), file.filename if file else None)
     algorithms = state.add_algorithms()
     upload = await run_in_threadpool(
-        lambda: state.hash_upload(data, algorithms, dihedral=False, thumbnail=True)
+        lambda: state.hash_upload(data, algorithms, dihedral=True, thumbnail=True)
     )
     key = image_id or upload.sha256
     item = IndexItem(
