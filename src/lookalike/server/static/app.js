@@ -207,7 +207,8 @@ $("check-form").addEventListener("submit", async (event) => {
     $("check-results").replaceChildren(...data.banks.map((bank) => el("div", { className: "card" }, [
       el("strong", { textContent: `${bank.bank}: ${bank.matched ? "match" : "no match"}` }),
       el("div", { textContent: `rule: ${bank.rule}` + (bank.skipped ? ` (skipped: ${bank.skipped})` : "") }),
-      el("div", { textContent: bank.matches.map((m) => `${m.id} at ${m.distance}`).join(", ") }),
+      el("div", {}, bank.matches.map((m) => el("span", { className: "badge" }, [
+        el("span", { className: "match-id", textContent: m.id }), ` at ${m.distance}`]))),
     ])));
   } catch (error) {
     status("bank-status", error.message, true);
