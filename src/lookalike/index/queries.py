@@ -7,6 +7,7 @@ Every backend answers the same way: per query, matches sorted by (distance, key)
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -21,6 +22,7 @@ from lookalike.index.base import IndexItem, Match
 _FOREIGN_NAME = re.compile(r"^[a-z0-9][a-z0-9_.:-]*$")
 
 
+@functools.lru_cache(maxsize=1024)
 def canonical_algorithm(name: str) -> str:
     """The registry's key for a name ("pHash" -> "phash", "phash:8" -> "phash"); names the registry
     does not know (hash lists made elsewhere) are kept, lowercased, if they are simple words."""

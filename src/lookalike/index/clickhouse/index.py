@@ -69,7 +69,7 @@ from lookalike.index.clickhouse.sql import (
     range_full_scan,
     range_prefilter,
 )
-from lookalike.index.flags import MIN_QUALITY, is_flagged
+from lookalike.index.flags import MIN_QUALITY
 from lookalike.index.queries import (
     as_query_list,
     build_matches,
@@ -289,7 +289,9 @@ class ClickHouseIndex(Index):
         fresh = [m for m in members if _bare_name(tables.family_view(family, m)) not in existing]
         statements += [family_view_ddl(tables, family, layout, member) for member in fresh]
         if tables.cluster:
-            statements.append(distributed_ddl(tables, tables.family(family, True), tables.family(family)))
+            statements.append(
+                distributed_ddl(tables, tables.family(family, True), tables.family(family), "version")
+            )
         self._run_ddl(statements)
         target = tables.family(family, True)
         for member in fresh:
@@ -520,7 +522,10 @@ class ClickHouseIndex(Index):
             by_key.pop(item.key, None)
             by_key[item.key] = item
         new_algorithms = self._check_nbits(by_key.values())
-        current = self._current(list(by_key))
+        keys = list(by_key)
+        if len(keys) > STAGE_KEYS_ABOVE:  # a bulk load: read the state of the stored keys only
+            keys = sorted(self._live_keys(KeyColumn.of(keys, self.url)))
+        current = self._current(keys)
         owners = self._owners_by_sha([i.sha256 for i in by_key.values() if i.sha256])
         now = time.time()
         writes: list[tuple[IndexItem, float]] = []  # full new state of each written key
@@ -566,7 +571,7 @@ class ClickHouseIndex(Index):
             return
         versions = self._versions(len(writes)).tolist()
         entries: dict[str, list[Any]] = {name: [] for name in ENTRY_TYPES}
-        per_algorithm: dict[str, dict[str, list[Any]]] = {}
+        per_algorithm: dict[str, tuple[list[str], list[int], list[Hash]]] = {}
         for (item, added_at), version in zip(writes, versions, strict=True):
             metadata = json.dumps(dict(item.metadata), sort_keys=True) if item.metadata is not None else "{}"
             row = {
@@ -586,21 +591,20 @@ class ClickHouseIndex(Index):
             for name, value in row.items():
                 entries[name].append(value)
             for algorithm, value in item.hashes.items():
-                columns = per_algorithm.setdefault(algorithm, {name: [] for name in hash_types(value.nbits)})
-                columns["key"].append(item.key)
-                columns["version"].append(version)
-                columns["quality"].append(-1 if value.quality is None else int(value.quality))
-                columns["flagged"].append(int(is_flagged(value, algorithm)))
-                for i, word in enumerate(value.words().tolist()):
-                    columns[f"w{i}"].append(word)
+                keys, row_versions, values = per_algorithm.setdefault(algorithm, ([], [], []))
+                keys.append(item.key)
+                row_versions.append(version)
+                values.append(value)
         self._insert(self._tables.entries(), entries, ENTRY_TYPES)
-        for algorithm, columns in per_algorithm.items():
-            self._insert(self._tables.hashes(algorithm), columns, hash_types(self._nbits[algorithm]))
+        for algorithm, (keys, row_versions, values) in per_algorithm.items():
+            nbits = self._nbits[algorithm]
+            columns = _hash_columns(algorithm, nbits, keys, row_versions, values)
+            self._insert(self._tables.hashes(algorithm), columns, hash_types(nbits))
         variant_columns: dict[str, list[Any]] = {name: [] for name in VARIANT_TYPES}
         for (item, _), version in zip(writes, versions, strict=True):
             for algorithm, blob, twin in variant_blobs(item.hashes):
-                values = (item.key, version, algorithm, blob.hex(), twin)  # hex: text every driver takes
-                for name, value in zip(VARIANT_TYPES, values, strict=True):
+                stored = (item.key, version, algorithm, blob.hex(), twin)  # hex: text every driver takes
+                for name, value in zip(VARIANT_TYPES, stored, strict=True):
                     variant_columns[name].append(value)
         if variant_columns["key"]:
             self._insert(self._tables.variants(), variant_columns, VARIANT_TYPES)
@@ -736,12 +740,18 @@ class ClickHouseIndex(Index):
     def _owners_by_sha(self, digests: Sequence[str]) -> dict[str, str]:
         if not digests:
             return {}
-        binder = self._connection.binder()
-        digest_set = binder.in_set("digests", "String", sorted(set(digests)))
-        result = self._connection.query(
-            f"SELECT sha256, argMin(key, added_at) AS owner FROM {self._tables.entries()}"
-            f" WHERE sha256 IN {digest_set} AND deleted = 0 AND {live_filter(self._tables)} GROUP BY sha256",
-            binder,
+        wanted = sorted(set(digests))
+
+        def sql(table: str, site: Tables) -> str:
+            return (
+                f"SELECT sha256, argMin(key, added_at) AS owner FROM {site.entries()}"
+                f" WHERE sha256 IN (SELECT d FROM {table}) AND deleted = 0 AND {live_filter(site)}"
+                " GROUP BY sha256"
+            )
+
+        columns = {"d": ("String", wanted)}
+        result = candidate_sql.query_with_table(
+            self._connection, self._read, self._tables, "digests", columns, sql
         )
         return {str(d): str(k) for d, k in result.rows()}
 
@@ -1274,6 +1284,26 @@ def _prefilter_sql(
 
 # what a server without ZooKeeper / Keeper answers to ON CLUSTER
 _NO_DISTRIBUTED_DDL = ("zookeeper", "keeper", "ddl background thread is not initialized")
+
+
+def _hash_columns(
+    algorithm: str, nbits: int, keys: list[str], versions: list[int], values: list[Hash]
+) -> dict[str, Any]:
+    """The columns of an `h_*` insert, built over whole arrays (a bulk load has millions)."""
+    width = word_count(nbits)
+    packed = b"".join(int(value).to_bytes(8 * width, "big") for value in values)
+    words = np.frombuffer(packed, dtype=">u8").astype(np.uint64).reshape(len(values), width)
+    quality = np.array([-1 if v.quality is None else int(v.quality) for v in values], dtype=np.int16)
+    flagged = _flags(words, nbits, quality)
+    columns: dict[str, Any] = {
+        "key": keys,
+        "version": np.array(versions, dtype=np.uint64),
+        "quality": quality,
+        "flagged": flagged.astype(np.uint8),
+    }
+    for i in range(width):
+        columns[f"w{i}"] = np.ascontiguousarray(words[:, i])
+    return columns
 
 
 def _bare_name(qualified: str) -> str:
