@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -103,7 +104,8 @@ def test_image_id_defaults_to_sha256_and_metadata_is_kept(client: TestClient) ->
     )
     image_id = response.json()["id"]
     assert len(image_id) == 64 and response.json()["sha256"] == image_id
-    assert client.get(f"/v1/images/{image_id}").json()["metadata"] == {"owner": "ana"}
+    # The upload's file name is kept as its display name; the id stays the sha256.
+    assert client.get(f"/v1/images/{image_id}").json()["metadata"] == {"name": "image.jpg", "owner": "ana"}
 
 
 def test_writes_need_the_key_compared_exactly(client: TestClient) -> None:
@@ -287,3 +289,79 @@ def test_a_stalled_body_times_out_with_408(live_server: int) -> None:
             reply += chunk.decode(errors="replace")
     assert reply.startswith("HTTP/1.1 408") and time.time() - started < 8
     assert "request_timeout" in reply
+
+
+def test_preset_search_returns_matches_and_the_nearest_that_do_not_match(client: TestClient) -> None:
+    add_gallery(client, JPEGS[:6])
+    body = client.post(
+        "/v1/search", files=upload(planted_copy(JPEGS[2])), data={"preset": "near-duplicate", "k": "3"}
+    ).json()
+    assert [m["id"] for m in body["matches"]] == [JPEGS[2].name]
+    rule = lookalike.Matcher.preset("near-duplicate")
+    held = [c for c in rule.conditions if body["matches"][0]["distances"][c.algorithms[0]] <= c.max_distance]
+    assert held and body["matches"][0]["agreed"] == list(dict.fromkeys(c.algorithms[0] for c in held))
+    assert len(body["nearest"]) == 3 and JPEGS[2].name not in {m["id"] for m in body["nearest"]}
+    assert all(m["agreed"] == [] for m in body["nearest"])  # unrelated photos: no condition holds
+    plain = client.post("/v1/search", files=upload(planted_copy(JPEGS[2])), data={"k": "3"}).json()
+    assert len(plain["matches"]) == 3 and plain["nearest"] == []  # without a rule, nothing to separate
+
+
+@pytest.mark.parametrize(
+    ("filename", "shown"),
+    [
+        ("holiday.jpg", "holiday.jpg"),
+        ("../../etc/passwd", "passwd"),
+        ("C:\\photos\\cat\x1b[2J.jpg", "cat[2J.jpg"),
+    ],
+)
+def test_uploads_keep_their_file_name_for_display_and_an_opaque_id(
+    client: TestClient, filename: str, shown: str
+) -> None:
+    added = client.post("/v1/images", files={"file": (filename, JPEGS[1].read_bytes())}, headers=AUTH).json()
+    assert added["id"] == hashlib.sha256(JPEGS[1].read_bytes()).hexdigest() and added["name"] == shown
+    assert client.get(f"/v1/images/{added['id']}").json()["metadata"] == {"name": shown}
+    client.post("/v1/images", files=upload(planted_copy(JPEGS[1])), data={"id": "copy"}, headers=AUTH)
+    found = client.post("/v1/search", files=upload(JPEGS[1]), data={"preset": "near-duplicate"}).json()
+    assert {(m["id"], m["name"]) for m in found["matches"]} == {(added["id"], shown), ("copy", "image.jpg")}
+    members = client.get("/v1/duplicates").json()["groups"][0]["members"]
+    assert {member["name"] for member in members} == {shown, "image.jpg"}
+
+
+def test_a_name_given_in_metadata_wins_over_the_file_name(client: TestClient) -> None:
+    added = client.post(
+        "/v1/images",
+        files=upload(JPEGS[0], "IMG_0001.jpg"),
+        data={"metadata": '{"name": "Ana"}'},
+        headers=AUTH,
+    )
+    assert added.json()["name"] == "Ana"
+
+
+def test_a_rule_on_hashes_the_index_lacks_is_a_clear_422(client: TestClient) -> None:
+    add_gallery(client, JPEGS[:2])
+    pdq = str(lookalike.hash_file(JPEGS[0], ["pdq"])["pdq"])
+    whash = str(lookalike.hash_file(JPEGS[0], ["whash_db4"])["whash_db4"])
+    response = client.post("/v1/search", json={"hashes": {"whash_db4": whash}, "preset": "whash_db4 <= 20"})
+    assert response.status_code == 422 and "holds no whash_db4 hashes" in response.json()["error"]["message"]
+    both = {"hashes": {"pdq": pdq, "whash_db4": whash}, "preset": "whash_db4 <= 20 or pdq <= 31"}
+    assert [m["id"] for m in client.post("/v1/search", json=both).json()["matches"]] == [JPEGS[0].name]
+
+
+def test_an_empty_bank_matches_nothing(client: TestClient) -> None:
+    assert client.post("/v1/banks", json={"name": "empty"}, headers=AUTH).status_code == 201
+    verdict = client.post("/v1/check", files=upload(JPEGS[0]))
+    assert verdict.status_code == 200 and verdict.json()["banks"] == [
+        {"bank": "empty", "matched": False, "rule": "pdq <= 31 with quality >= 50", "matches": []}
+    ]
+
+
+def test_duplicates_group_an_upload_with_its_mirrored_copy_as_search_does(client: TestClient) -> None:
+    """The issue's case: /v1/search matched a mirrored copy, /v1/duplicates did not group it."""
+    add_gallery(client, JPEGS[:4])
+    mirrored = io.BytesIO()
+    Image.open(JPEGS[1]).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(mirrored, "JPEG", quality=90)
+    client.post("/v1/images", files=upload(mirrored.getvalue()), data={"id": "mirrored"}, headers=AUTH)
+    found = client.post("/v1/search", files=upload(mirrored.getvalue()), data={"preset": "near-duplicate"})
+    assert {m["id"] for m in found.json()["matches"]} == {"mirrored", JPEGS[1].name}
+    groups = client.get("/v1/duplicates", params={"preset": "near-duplicate"}).json()["groups"]
+    assert [{m["id"] for m in group["members"]} for group in groups] == [{"mirrored", JPEGS[1].name}]

@@ -1,4 +1,4 @@
-"""The web page in a real headless browser: drop a photo, see its planted copy as the first match.
+"""The web page in a real headless browser: add photos, search a planted copy, read the answer.
 
 The test set-up installs Debian's `chromium` with apt when it is missing (skipped, with the
 reason, only where apt is unavailable) and drives it with Python Playwright on loopback. The
@@ -8,6 +8,7 @@ screenshot is saved under test-output/.
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -54,16 +55,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.mark.slow
-def test_dropping_a_photo_shows_its_planted_copy_first(server: str, tmp_path: Path) -> None:
-    import httpx
+def test_page_adds_photos_by_name_and_separates_matches_from_the_nearest(server: str, tmp_path: Path) -> None:
+    """Photos added from the page keep their file names (their ids stay sha256s); a planted copy
+    searched with the default rule shows its original as the one match, with the hashes that
+    agreed, and the nearest others under a collapsed "nearest, not matching"."""
     from playwright.sync_api import sync_playwright
 
     executable = chromium_path()
     gallery = [p for p in COMMITTED_PHOTOS if p.suffix == ".jpg"][:6]
-    with httpx.Client(base_url=server, headers={"Authorization": f"Bearer {KEY}"}) as client:
-        for path in gallery:
-            response = client.post("/v1/images", files={"file": path.read_bytes()}, data={"id": path.name})
-            assert response.status_code == 201, response.text
     target = gallery[3]
     image = Image.open(target).convert("RGB")
     copy = tmp_path / "planted-copy.jpg"
@@ -76,17 +75,49 @@ def test_dropping_a_photo_shows_its_planted_copy_first(server: str, tmp_path: Pa
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             page.goto(server + "/")
-            page.set_input_files("#search-file", str(copy))
-            page.wait_for_selector(".card.match", timeout=30_000)
-            first = page.locator(".card.match").first
-            assert first.locator(".id").inner_text() == f"1. {target.name}"
-            agreed = " ".join(first.locator(".badge.agreed").all_inner_texts())
-            assert "phash" in agreed and "pdq" in agreed
-            loaded = (
-                "[...document.querySelectorAll('.card.match img')].every(i => i.complete && i.naturalWidth)"
+            page.fill("#api-key", KEY)
+            page.dispatch_event("#api-key", "change")
+            page.click("nav button[data-tab=add]")
+            page.set_input_files("#add-files", [str(path) for path in gallery])
+            page.click("#add-form button[type=submit]")
+            page.wait_for_function(
+                "() => document.querySelector('#add-status').textContent.startsWith('6/6')", timeout=60_000
             )
+            assert page.locator("#add-status").inner_text() == f"6/6: {gallery[-1].name} added"
+
+            page.click("nav button[data-tab=search]")
+            assert page.locator("#search-preset").input_value() == "near-duplicate"
+            page.set_input_files("#search-file", str(copy))
+            page.wait_for_selector("#search-nearest:not([hidden])", timeout=30_000)
+            matches = page.locator(".card.match")
+            assert matches.count() == 1
+            assert matches.first.locator(".id").inner_text() == f"1. {target.name}"
+            assert re.fullmatch(
+                r"id: [0-9a-f]{64}", matches.first.locator(".id").get_attribute("title") or ""
+            )
+            agreement = matches.first.locator(".agreement").inner_text()
+            assert agreement.startswith("agreed: ") and "phash_eq" in agreement
+            assert "phash_eq" in " ".join(matches.first.locator(".badge.agreed").all_inner_texts())
+            assert "near-duplicate" in page.locator("#search-status").inner_text()
+
+            nearest = page.locator("#search-nearest")
+            assert nearest.get_attribute("open") is None  # collapsed
+            assert not page.locator(".card.nearest").first.is_visible()
+            assert page.locator("#search-nearest-summary").inner_text() == "5 nearest, not matching"
+            names = {name.split(". ", 1)[1] for name in page.locator(".card.nearest .id").all_text_contents()}
+            assert names == {path.name for path in gallery} - {target.name}
+            page.click("#search-nearest-summary")
+            assert page.locator(".card.nearest").first.is_visible()
+            loaded = "[...document.querySelectorAll('.card img')].every(i => i.complete && i.naturalWidth)"
             page.wait_for_function(f"() => {loaded}", timeout=15_000)
             page.screenshot(path=str(screenshot), full_page=True)
+
+            page.select_option("#search-preset", "similar")  # the same file, searched again
+            page.wait_for_function(
+                "() => document.querySelector('#search-status').textContent.includes('similar')",
+                timeout=30_000,
+            )
+            assert page.locator(".card.match .id").first.inner_text() == f"1. {target.name}"
         finally:
             browser.close()
     assert screenshot.stat().st_size > 10_000

@@ -1,9 +1,10 @@
 """Searching an index for images or hex hashes: the shared logic behind `lookalike search` and
-the HTTP service's `/v1/search`.
+the HTTP service's `/v1/search` (and so the web page).
 
 Queries are hashed in parallel; all queries that rank by the same algorithm are answered by one
-batch search (`k` nearest or every match within a radius), or judged by a matcher rule/preset;
-every match reports its distance for each hash both sides have.
+batch search (`k` nearest or every match within a radius), or judged as one batch by a matcher
+rule/preset (`Index.match_many`), beside which `nearest_not_matching` lists the closest images the
+rule did not accept; every image found reports its distance per hash and which hashes agreed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from lookalike.algorithms import parse_spec
 from lookalike.errors import ImageError, LookalikeError
 from lookalike.hash import Hash
 from lookalike.index.base import Entry, Index
-from lookalike.matcher import default_index_hashes
+from lookalike.matcher import Matcher, default_index_hashes
 from lookalike.pipeline import hash_files
 
 HEX_QUERY = re.compile(r"^(?:(?P<algorithm>[a-z_0-9]+(?::\d+)?)=)?(?P<hex>[0-9a-fA-F]{4,})$")
@@ -34,11 +35,14 @@ class Query:
 
 @dataclass(frozen=True)
 class Found:
-    """One matching indexed image: its key, display path and distance per hash."""
+    """One indexed image found for a query: its key, display path, distance per hash, the hashes
+    that agreed (see `agreed_hashes`) and its display name (an upload's file name), if any."""
 
     key: str
     path: str
     distances: Mapping[str, int]
+    agreed: tuple[str, ...] = ()
+    name: str | None = None
 
 
 def search_algorithms(text: str | None, stored: Mapping[str, int]) -> list[str]:
@@ -52,8 +56,44 @@ def search_algorithms(text: str | None, stored: Mapping[str, int]) -> list[str]:
     return names
 
 
-def parse_queries(items: Sequence[str], names: list[str], dihedral: bool, workers: int | None) -> list[Query]:
-    """Queries from command-line words: existing files are hashed (in parallel), the rest parsed as hex."""
+def query_algorithms(names: Sequence[str], stored: Mapping[str, int]) -> list[str]:
+    """What a query image is hashed with, on every surface: `names` and every other hash the index
+    stores that a query can use, as `index add` hashed the stored images (in fast mode the set
+    decides the decode scale), so a query's bits agree with the same file's indexed ones. Multi-hash
+    algorithms (crop-resistant segments) are left out: no query path reads them."""
+    chosen = []
+    for name in dict.fromkeys([*names, *stored]):
+        try:
+            spec = parse_spec(name)
+        except LookalikeError:
+            continue  # stored under a name lookalike cannot compute (an imported list)
+        if not spec.algorithm.multi:
+            chosen.append(name)
+    return chosen
+
+
+def with_query_algorithms(names: list[str], queries: Sequence[Query], stored: Mapping[str, int]) -> list[str]:
+    """`names` plus the stored algorithms of queries that hold none of `names` (a hex query such
+    as `dhash=<hex>`), so that such a query ranks by its own hash."""
+    extra = [
+        name
+        for query in queries
+        if not any(name in query.hashes for name in names)
+        for name in query.hashes
+        if name in stored
+    ]
+    return list(dict.fromkeys([*names, *extra]))
+
+
+def parse_queries(
+    items: Sequence[str],
+    names: list[str],
+    dihedral: bool,
+    workers: int | None,
+    hash_with: Sequence[str] | None = None,
+) -> list[Query]:
+    """Queries from command-line words: existing files are hashed (in parallel, with `hash_with`,
+    default `names`), the rest parsed as hex."""
     queries = [Query(text) for text in items]
     images: dict[str, Query] = {}
     for query in queries:
@@ -68,7 +108,8 @@ def parse_queries(items: Sequence[str], names: list[str], dihedral: bool, worker
         except LookalikeError as exc:
             query.error = str(exc)
     if images:
-        for path, result in hash_files(list(images), names, workers=workers, dihedral=dihedral):
+        algorithms = list(hash_with or names)
+        for path, result in hash_files(list(images), algorithms, workers=workers, dihedral=dihedral):
             if isinstance(result, ImageError):
                 images[path].error = result.reason
             else:
@@ -87,19 +128,67 @@ def search_queries(
     preset: str | None,
     dihedral: bool,
 ) -> list[list[Found]]:
-    """The matches of each query, best first (queries with an error get none)."""
-    results: list[list[Found]] = [[] for _ in queries]
+    """The matches of each query, best first (queries with an error get none): the images a
+    matcher `preset` (or rule) accepts, else every image within `max_distance` of the ranking
+    hash (the first of `names` the query has), else its `k` nearest."""
     if preset is not None:
-        for position, query in enumerate(queries):
-            if query.error is None:
-                # Presets are tuned with the query's variants (rotations, flips, crops) in play.
-                with_variants = dihedral or any(value.variants for value in query.hashes.values())
-                verdicts = index.match(query.hashes, preset, dihedral=with_variants)
-                entries = index.get_many(v.key for v in verdicts)
-                results[position] = [
-                    Found(v.key, display_path(entries.get(v.key), v.key), v.distances) for v in verdicts
-                ]
+        return _rule_matches(index, queries, Matcher.parse(preset), dihedral)
+    return _nearest(index, queries, names, k, max_distance, dihedral, None)
+
+
+def nearest_not_matching(
+    index: Index, queries: list[Query], preset: str, k: int, matches: list[list[Found]]
+) -> list[list[Found]]:
+    """Per query, up to `k` images nearest to it that the rule does not accept (ranked by the
+    first hash of the rule the index holds, with the query's variants), to show beside its
+    matches: what a person checks before trusting that nothing else matched."""
+    rule = Matcher.parse(preset)
+    stored = index.algorithm_bits()
+    names = [name for name in rule.algorithms if name in stored]
+    if not names:
+        return [[] for _ in queries]
+    ranked_queries = [
+        Query(q.text, {n: v for n, v in q.hashes.items() if n in rule.algorithms}, q.error) for q in queries
+    ]
+    most = max((len(found) for found in matches), default=0)
+    ranked = _nearest(index, ranked_queries, names, k + most, None, True, rule)
+    return [
+        [item for item in found if item.key not in {m.key for m in matched}][:k]
+        for found, matched in zip(ranked, matches, strict=True)
+    ]
+
+
+def _rule_matches(index: Index, queries: list[Query], rule: Matcher, dihedral: bool) -> list[list[Found]]:
+    results: list[list[Found]] = [[] for _ in queries]
+    asked = [position for position, query in enumerate(queries) if query.error is None]
+    if not asked:
         return results
+    # Presets are tuned with the query's variants (rotations, flips, crops) in play.
+    with_variants = dihedral or any(v.variants for p in asked for v in queries[p].hashes.values())
+    stored = index.algorithm_bits()
+    if not any(name in stored for name in rule.algorithms):
+        index.require_algorithm(rule.algorithms[0])  # a clear error naming what the index holds
+    # A condition on a hash the index lacks can never hold: such query hashes are left out.
+    usable = [{n: v for n, v in queries[p].hashes.items() if n in stored} for p in asked]
+    verdicts = index.match_many(usable, rule, dihedral=with_variants)
+    entries = index.get_many(v.key for answer in verdicts for v in answer)
+    for position, answer in zip(asked, verdicts, strict=True):
+        results[position] = [
+            _found(v.key, entries.get(v.key), v.distances, queries[position].hashes, rule) for v in answer
+        ]
+    return results
+
+
+def _nearest(
+    index: Index,
+    queries: list[Query],
+    names: list[str],
+    k: int,
+    max_distance: int | None,
+    dihedral: bool,
+    rule: Matcher | None,
+) -> list[list[Found]]:
+    results: list[list[Found]] = [[] for _ in queries]
     by_algorithm: dict[str, list[int]] = {}
     for position, query in enumerate(queries):
         if query.error is not None:
@@ -116,19 +205,55 @@ def search_queries(
             answers = index.range_search(batch, algorithm, max_distance, dihedral=use_variants)
         else:
             answers = index.search(batch, algorithm, k, dihedral=use_variants)
-        keys = {match.key for answer in answers for match in answer}
-        entries = index.get_many(keys)
+        entries = index.get_many({match.key for answer in answers for match in answer})
         for position, answer in zip(positions, answers, strict=True):
-            query = queries[position]
+            hashes = {name: value for name, value in queries[position].hashes.items() if name in names}
             results[position] = [
-                Found(
+                _found(
                     m.key,
-                    display_path(entries.get(m.key), m.key),
-                    distances_between(query.hashes, entries.get(m.key), dihedral),
+                    entries.get(m.key),
+                    distances_between(hashes, entries.get(m.key), dihedral),
+                    hashes,
+                    rule,
                 )
                 for m in answer
             ]
     return results
+
+
+def _found(
+    key: str,
+    entry: Entry | None,
+    distances: Mapping[str, int],
+    query: Mapping[str, Hash],
+    rule: Matcher | None,
+) -> Found:
+    stored = {} if entry is None else entry.hashes
+    agreed = agreed_hashes(distances, query, stored, rule)
+    return Found(key, display_path(entry, key), distances, agreed, display_name(entry))
+
+
+def agreed_hashes(
+    distances: Mapping[str, int], query: Mapping[str, Hash], stored: Mapping[str, Hash], rule: Matcher | None
+) -> tuple[str, ...]:
+    """The hashes that agreed on a pair: with a rule, those of its conditions that held (within
+    their limit, quality gate passed: one such condition may not be enough for the rule); else
+    each hash within its algorithm's own default distance."""
+    if rule is None:
+        agreed = []
+        for name, distance in distances.items():
+            try:
+                if distance <= parse_spec(name).max_distance:
+                    agreed.append(name)
+            except LookalikeError:
+                continue  # a combined condition ("ahash + colorhash") is not an algorithm
+        return tuple(agreed)
+    held: dict[str, None] = {}
+    for condition in rule.conditions:
+        summed = distances.get(" + ".join(condition.algorithms))
+        if summed is not None and summed <= condition.max_distance and condition.quality_ok(query, stored):
+            held.update(dict.fromkeys(condition.algorithms))
+    return tuple(held)
 
 
 def distances_between(query: Mapping[str, Hash], entry: Entry | None, dihedral: bool) -> dict[str, int]:
@@ -147,3 +272,10 @@ def display_path(entry: Entry | None, key: str) -> str:
     if entry is not None and entry.metadata and entry.metadata.get("path"):
         return str(entry.metadata["path"])
     return key
+
+
+def display_name(entry: Entry | None) -> str | None:
+    """The name an entry is shown by (an upload's original file name), if it has one: data for
+    display only, never a path to open."""
+    name = (entry.metadata or {}).get("name") if entry is not None else None
+    return name if isinstance(name, str) and name else None

@@ -95,9 +95,11 @@ def dupes_command(
             failed, keys = _index_folders(
                 index, folders, needed, recursive, workers, hash_mode, progress, cache, queries
             )
-        else:
-            keys = [entry.key for entry in index.entries()]
-        if rule is not None:
+        if rule is not None and not folders:
+            # Each entry is searched with the variants stored with it, files or uploads alike:
+            # the same call as the service's /v1/duplicates.
+            groups = index.duplicates(matcher=rule, strict=strict)
+        elif rule is not None:
             failures = complete_queries(
                 index, keys, queries, list(rule.algorithms), workers=workers, mode=hash_mode, cache=cache
             )

@@ -9,7 +9,15 @@ import typer
 from lookalike.cli import options
 from lookalike.cli.output import emit_json, emit_line, report_error
 from lookalike.errors import LookalikeError
-from lookalike.lookup import Found, Query, parse_queries, search_algorithms, search_queries
+from lookalike.lookup import (
+    Found,
+    Query,
+    parse_queries,
+    query_algorithms,
+    search_algorithms,
+    search_queries,
+    with_query_algorithms,
+)
 
 
 def search_command(
@@ -47,11 +55,14 @@ def search_command(
     if max_distance is not None and preset is not None:
         raise typer.BadParameter("use one of --max-distance and --preset")
     with options.open_index_or_exit(index_url) as index:
+        stored = index.algorithm_bits()
         try:
-            names = search_algorithms(hashes, index.algorithm_bits())
+            names = search_algorithms(hashes, stored)
         except LookalikeError as exc:
             raise typer.BadParameter(str(exc)) from None
-        parsed = parse_queries(queries, names, dihedral or preset is not None, workers)
+        with_variants = dihedral or preset is not None  # presets are tuned with the variants in play
+        parsed = parse_queries(queries, names, with_variants, workers, query_algorithms(names, stored))
+        names = with_query_algorithms(names, parsed, stored)
         results = search_queries(index, parsed, names, k, max_distance, preset, dihedral)
     failed = False
     matched = False

@@ -67,6 +67,7 @@ def serve_command(
         import uvicorn
 
         from lookalike.server import create_app
+        from lookalike.server.metrics import shared_metrics_folder
         from lookalike.server.protocol import uvicorn_settings
     except ImportError as exc:
         raise typer.BadParameter(
@@ -97,10 +98,11 @@ def serve_command(
         stderr.print(
             f"lookalike serving {where} on http://{host}:{port}/ with {workers} workers (docs: /docs)"
         )
-        uvicorn.run(
-            "lookalike.server.app:app_from_environment",
-            **uvicorn_settings(factory=True, host=host, port=port, workers=workers),
-        )
+        with shared_metrics_folder():  # /metrics sums every worker's counts
+            uvicorn.run(
+                "lookalike.server.app:app_from_environment",
+                **uvicorn_settings(factory=True, host=host, port=port, workers=workers),
+            )
         return
     app = create_app(config)
     stderr.print(

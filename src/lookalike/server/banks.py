@@ -160,7 +160,9 @@ class BankStore:
             return self._index(bank).add(checked)
 
     def check(self, hashes: Mapping[str, Hash], banks: Iterable[Bank] | None = None) -> list[BankCheck]:
-        """Every bank's matches for an upload's hashes, by each bank's own rule."""
+        """Every bank's matches for an upload's hashes, by each bank's own rule: the matcher of
+        `Bank.rule` over the bank's index (`Index.match_many`, exact range searches: a hash list
+        is never searched approximately), with the upload's variants when the bank is dihedral."""
         results = []
         for bank in self.all() if banks is None else banks:
             query = hashes.get(bank.algorithm)
@@ -176,10 +178,15 @@ class BankStore:
                 continue
             dihedral = bank.dihedral and bool(query.variants)
             with self._lock:
-                found = self._index(bank).range_search(
-                    [query], bank.algorithm, bank.max_distance, dihedral=dihedral
+                index = self._index(bank)
+                if not index.algorithm_bits():  # an empty bank matches nothing
+                    results.append(BankCheck(bank, []))
+                    continue
+                verdicts = index.match_many(
+                    [{bank.algorithm: query}], bank.rule, dihedral=dihedral, exact=True
                 )
-            results.append(BankCheck(bank, list(found[0])))  # type: ignore[arg-type]
+            matches = [Match(v.distances[bank.algorithm], v.key, variant=v.variant) for v in verdicts[0]]
+            results.append(BankCheck(bank, matches))
         return results
 
     def algorithms(self) -> set[str]:

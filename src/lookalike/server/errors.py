@@ -62,7 +62,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(422, "invalid_request", validation_problems(exc.errors()))
+        errors = exc.errors()
+        unknown = [error for error in errors if error.get("type") == "extra_forbidden"]
+        if unknown:  # a query parameter the route's options do not declare
+            names = ", ".join(repr(str(error.get("loc", ("",))[-1])[:64]) for error in unknown[:5])
+            return error_response(422, "unknown_parameter", f"no such parameter: {names} (see /docs)")
+        return error_response(422, "bad_field", validation_problems(errors))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import io
-from typing import Annotated
 
-from fastapi import APIRouter, File, Request, UploadFile
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from lookalike.algorithms import parse_spec
@@ -16,14 +15,21 @@ from lookalike.exchange import item_from_record, parse_hash_list
 from lookalike.hash import Hash
 from lookalike.index.base import IndexItem
 from lookalike.server.banks import Bank, BankCheck
-from lookalike.server.errors import ApiError, validation_problems
+from lookalike.server.errors import ApiError
+from lookalike.server.parameters import (
+    StrictOptions,
+    form_options,
+    json_options,
+    refuse_query_string,
+    request_body,
+)
 from lookalike.server.state import hash_json
-from lookalike.server.uploads import parse_json, read_json, read_upload
+from lookalike.server.uploads import parse_json, read_form, read_json, read_upload
 
-router = APIRouter(prefix="/v1", tags=["banks"])
+router = APIRouter(prefix="/v1", tags=["banks"], dependencies=[Depends(refuse_query_string)])
 
 
-class BankRequest(BaseModel):
+class BankRequest(StrictOptions):
     """A bank to create; thresholds default to the algorithm's (PDQ: distance 31, quality 50)."""
 
     name: str = Field(min_length=1, max_length=64, examples=["known-bad"])
@@ -42,19 +48,11 @@ def bank_json(request: Request, bank: Bank) -> dict[str, object]:
     "/banks",
     summary="Create a bank (key needed)",
     status_code=201,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": BankRequest.model_json_schema()}},
-        }
-    },
+    openapi_extra=request_body(json=BankRequest),
 )
 async def create_bank(request: Request) -> dict[str, object]:
-    fields = await read_json(request)  # parsed within bounds, not by FastAPI's unbounded parser
-    try:
-        body = BankRequest.model_validate(fields)
-    except ValidationError as exc:
-        raise ApiError(422, "invalid_request", validation_problems(exc.errors())) from None
+    # Parsed within bounds, not by FastAPI's unbounded parser.
+    body = json_options(await read_json(request), BankRequest, "POST /v1/banks")
     banks = request.app.state.service.banks
     try:
         bank = banks.create(
@@ -139,11 +137,14 @@ def _items(text: str, bank: Bank, json_lines: bool) -> list[IndexItem]:
     return items
 
 
-@router.post("/check", summary="Which banks an upload matches")
-async def check(
-    request: Request, file: Annotated[UploadFile | None, File(description="The image")] = None
-) -> JSONResponse:
+class CheckOptions(StrictOptions):
+    """An upload is checked against every bank: the form holds the `file` only."""
+
+
+@router.post("/check", summary="Which banks an upload matches", openapi_extra=request_body(CheckOptions))
+async def check(request: Request) -> JSONResponse:
     state = request.app.state.service
+    file, _ = form_options(await read_form(request), CheckOptions, "POST /v1/check")
     data = await read_upload(file, state.config.max_upload_bytes)
     banks = state.banks.all()
     names = sorted({bank.algorithm for bank in banks}) or ["pdq"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 
@@ -19,9 +19,10 @@ from lookalike.hash import Hash
 from lookalike.index.base import FROM_API, FROM_FILE, IndexItem
 from lookalike.quality import flagged_names
 from lookalike.server.errors import ApiError
+from lookalike.server.parameters import StrictOptions, form_options, refuse_query_string, request_body
 from lookalike.server.state import hash_json, qualities
 from lookalike.server.thumbnails import make_thumbnail
-from lookalike.server.uploads import parse_json, read_upload, text_field
+from lookalike.server.uploads import parse_json, read_form, read_upload
 
 
 class AnyIdConvertor(Convertor[str]):
@@ -41,19 +42,28 @@ router = APIRouter(prefix="/v1", tags=["images"])
 
 MAX_ID_LENGTH = 512
 MAX_METADATA_BYTES = 16 * 1024
+MAX_NAME_LENGTH = 255
 
 
-@router.post("/hash", summary="Hash an uploaded image")
-async def hash_upload(
-    request: Request,
-    file: Annotated[UploadFile | None, File(description="The image")] = None,
-    hashes: Annotated[
-        str | None, Form(description="Comma-separated algorithms (default: all served)")
-    ] = None,
-) -> dict[str, object]:
+class HashOptions(StrictOptions):
+    """Form fields beside the uploaded `file`."""
+
+    hashes: str | None = Field(
+        default=None, max_length=1000, description="Comma-separated algorithms (default: all served)."
+    )
+
+
+@router.post(
+    "/hash",
+    summary="Hash an uploaded image",
+    openapi_extra=request_body(HashOptions),
+    dependencies=[Depends(refuse_query_string)],
+)
+async def hash_upload(request: Request) -> dict[str, object]:
     state = request.app.state.service
+    file, options = form_options(await read_form(request), HashOptions, "POST /v1/hash")
     data = await read_upload(file, state.config.max_upload_bytes)
-    names = [n.strip() for n in (text_field(hashes, "hashes") or "").split(",") if n.strip()] or None
+    names = [n.strip() for n in (options.hashes or "").split(",") if n.strip()] or None
     upload = await run_in_threadpool(lambda: state.hash_upload(data, names, dihedral=False))
     result = upload.result
     values = {name: value for name, value in result.items()}
@@ -70,18 +80,33 @@ async def hash_upload(
     }
 
 
-@router.post("/images", summary="Store an image's hashes under an id (key needed)")
-async def add_image(
-    request: Request,
-    file: Annotated[UploadFile | None, File(description="The image")] = None,
-    id: Annotated[str | None, Form(description="Your id for the image (default: its sha256)")] = None,
-    metadata: Annotated[str | None, Form(description="A JSON object stored with the image")] = None,
-) -> JSONResponse:
+class AddOptions(StrictOptions):
+    """Form fields beside the uploaded `file`."""
+
+    id: str | None = Field(default=None, description="Your id for the image (default: its sha256).")
+    metadata: str | None = Field(
+        default=None,
+        description="A JSON object stored with the image; its `name` (shown by the web page) defaults "
+        "to the uploaded file's name.",
+    )
+
+
+@router.post(
+    "/images",
+    summary="Store an image's hashes under an id (key needed)",
+    openapi_extra=request_body(AddOptions),
+    dependencies=[Depends(refuse_query_string)],
+)
+async def add_image(request: Request) -> JSONResponse:
     state = request.app.state.service
+    file, options = form_options(await read_form(request), AddOptions, "POST /v1/images")
     data = await read_upload(file, state.config.max_upload_bytes)
-    image_id = check_id(text_field(id, "id", MAX_ID_LENGTH))
-    extra = parse_metadata(metadata)
-    upload = await run_in_threadpool(lambda: state.hash_upload(data, None, dihedral=False, thumbnail=True))
+    image_id = check_id(options.id)
+    extra = with_display_name(parse_metadata(options.metadata), file.filename if file else None)
+    algorithms = state.add_algorithms()
+    upload = await run_in_threadpool(
+        lambda: state.hash_upload(data, algorithms, dihedral=True, thumbnail=True)
+    )
     key = image_id or upload.sha256
     item = IndexItem(
         key=key,
@@ -102,12 +127,22 @@ async def add_image(
         state.thumbnails.put(key, upload.thumbnail)
     status = "added" if report.added else "updated" if report.updated else "unchanged"
     return JSONResponse(
-        {"id": key, "status": status, "sha256": upload.sha256, "hashes": hash_json(dict(item.hashes))},
+        {
+            "id": key,
+            "name": (extra or {}).get("name"),
+            "status": status,
+            "sha256": upload.sha256,
+            "hashes": hash_json(dict(item.hashes)),
+        },
         status_code=201 if report.added else 200,
     )
 
 
-@router.delete("/images/{image_id:any_id}", summary="Remove an image (key needed)")
+@router.delete(
+    "/images/{image_id:any_id}",
+    summary="Remove an image (key needed)",
+    dependencies=[Depends(refuse_query_string)],
+)
 def delete_image(request: Request, image_id: str) -> dict[str, object]:
     state = request.app.state.service
     with state.locked_index() as index:
@@ -118,7 +153,12 @@ def delete_image(request: Request, image_id: str) -> dict[str, object]:
     return {"id": image_id, "deleted": True}
 
 
-@router.get("/thumbnails/{image_id:any_id}", summary="A small JPEG preview", response_class=Response)
+@router.get(
+    "/thumbnails/{image_id:any_id}",
+    summary="A small JPEG preview",
+    response_class=Response,
+    dependencies=[Depends(refuse_query_string)],
+)
 def thumbnail(request: Request, image_id: str) -> Response:
     state = request.app.state.service
     jpeg = state.thumbnails.get(image_id)
@@ -129,7 +169,11 @@ def thumbnail(request: Request, image_id: str) -> Response:
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
 
-@router.get("/images/{image_id:any_id}", summary="An image's stored hashes and facts")
+@router.get(
+    "/images/{image_id:any_id}",
+    summary="An image's stored hashes and facts",
+    dependencies=[Depends(refuse_query_string)],
+)
 def get_image(request: Request, image_id: str) -> dict[str, object]:
     with request.app.state.service.locked_index() as index:
         entry = index.get(image_id)
@@ -182,6 +226,25 @@ def check_id(value: str | None) -> str | None:
             f"ids are 1-{MAX_ID_LENGTH} characters, without control characters or ./.. segments",
         )
     return value
+
+
+def with_display_name(metadata: dict[str, object] | None, filename: str | None) -> dict[str, object] | None:
+    """Metadata with the upload's file name as its `name` (what people know the image by; the id
+    stays the client's, or the sha256), unless the client's metadata names it already."""
+    name = upload_name(filename)
+    if name is None or (metadata is not None and "name" in metadata):
+        return metadata
+    return {"name": name, **(metadata or {})}
+
+
+def upload_name(filename: str | None) -> str | None:
+    """A file name as clients send it, reduced to something safe to show: no folders, no control
+    characters, at most `MAX_NAME_LENGTH` characters; None if nothing is left."""
+    if not filename:
+        return None
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    shown = "".join(c for c in base if unicodedata.category(c) != "Cc").strip()[:MAX_NAME_LENGTH]
+    return shown or None
 
 
 def parse_metadata(text: str | None) -> dict[str, object] | None:

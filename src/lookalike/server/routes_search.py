@@ -2,126 +2,151 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi import Query as QueryString
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from lookalike.algorithms import parse_spec
 from lookalike.errors import LookalikeError
 from lookalike.hash import Hash
-from lookalike.lookup import Found, Query, search_algorithms, search_queries
-from lookalike.matcher import Matcher
+from lookalike.lookup import (
+    Found,
+    Query,
+    display_name,
+    nearest_not_matching,
+    search_algorithms,
+    search_queries,
+    with_query_algorithms,
+)
+from lookalike.matcher import DEFAULT_PRESET, Matcher
 from lookalike.server.errors import ApiError
+from lookalike.server.parameters import (
+    StrictOptions,
+    form_options,
+    json_options,
+    refuse_query_string,
+    request_body,
+)
 from lookalike.server.routes_images import thumbnail_url
-from lookalike.server.uploads import bool_field, int_field, read_form, read_json, read_upload, text_field
+from lookalike.server.uploads import read_form, read_json, read_upload
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
-SEARCH_BODY = {
-    "requestBody": {
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "k": {"type": "integer"},
-                        "max_distance": {"type": "integer"},
-                        "preset": {"type": "string"},
-                        "hashes": {"type": "string"},
-                        "dihedral": {"type": "boolean"},
-                    },
-                }
-            },
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "hashes": {"type": "object", "additionalProperties": {"type": "string"}},
-                        "k": {"type": "integer"},
-                        "max_distance": {"type": "integer"},
-                        "preset": {"type": "string"},
-                    },
-                    "example": {
-                        "hashes": {"pdq": "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"}
-                    },
-                }
-            },
-        }
-    }
-}
+
+class SearchOptions(StrictOptions):
+    """What a search returns: the `k` nearest images, every image within `max_distance`, or the
+    images a matcher `preset` (or rule) accepts."""
+
+    k: int = Field(default=10, ge=1, le=1000, description="How many nearest images.")
+    max_distance: int | None = Field(
+        default=None, ge=0, le=4096, description="Every image within this distance instead of the k nearest."
+    )
+    preset: str | None = Field(
+        default=None,
+        max_length=200,
+        description="A matcher preset (exact-duplicate, near-duplicate, similar) or rule instead.",
+    )
 
 
-@router.post("/search", summary="Ranked matches for an upload or hex hashes", openapi_extra=SEARCH_BODY)
+class UploadSearch(SearchOptions):
+    """Form fields beside the uploaded `file`."""
+
+    hashes: str | None = Field(
+        default=None,
+        max_length=500,
+        description="Algorithms to compare, comma-separated; the first ranks (default: the index's).",
+    )
+    dihedral: bool = Field(
+        default=False, description="Search rotated and flipped copies too (always, with a preset)."
+    )
+
+
+class HexSearch(SearchOptions):
+    """A JSON body: hex hashes to search for, and the options."""
+
+    hashes: dict[str, str] = Field(
+        max_length=16,
+        description="Algorithm -> hex hash.",
+        examples=[{"pdq": "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"}],
+    )
+
+
+@router.post(
+    "/search",
+    summary="Ranked matches for an upload or hex hashes",
+    openapi_extra=request_body(UploadSearch, HexSearch),
+    dependencies=[Depends(refuse_query_string)],
+)
 async def search(request: Request) -> dict[str, object]:
+    """With a `preset`, `matches` are the images it accepts and `nearest` up to `k` closest ones
+    it does not (what the page shows collapsed); otherwise `matches` are the `k` nearest images,
+    or every one within `max_distance`, and `nearest` is empty."""
     state = request.app.state.service
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        form = await read_form(request)
-        fields: dict[str, Any] = {k: v for k, v in form.items() if k != "file"}
-        upload = form.get("file")
-        file = upload if not isinstance(upload, str) else None
+        file, form = form_options(await read_form(request), UploadSearch, "POST /v1/search")
+        check_search_options(form)
         data = await read_upload(file, state.config.max_upload_bytes)
         # Presets are tuned with the upload's variants (rotations, flips, crops) in play.
-        dihedral = bool_field(fields.get("dihedral"), "dihedral") or bool(fields.get("preset"))
-        processed = await run_in_threadpool(lambda: state.hash_upload(data, None, dihedral=dihedral))
+        dihedral = form.dihedral or form.preset is not None
+        algorithms = state.query_algorithms(form.hashes)
+        processed = await run_in_threadpool(lambda: state.hash_upload(data, algorithms, dihedral=dihedral))
         query = Query("upload", {n: v for n, v in processed.result.items() if isinstance(v, Hash)})
+        options: SearchOptions = form
     elif content_type.startswith("application/json"):
-        fields = await read_json(request)
-        if not isinstance(fields, dict):
-            raise ApiError(422, "bad_json", "send a JSON object")
-        query = Query("hashes", parse_hex_hashes(fields.get("hashes")))
-        dihedral = False
+        hex_search = json_options(await read_json(request), HexSearch, "POST /v1/search")
+        check_search_options(hex_search)
+        query = Query("hashes", parse_hex_hashes(hex_search.hashes))
+        options, dihedral = hex_search, False
     else:
         raise ApiError(
             415, "unsupported_media_type", "send multipart/form-data with 'file', or JSON with 'hashes'"
         )
-    k = int_field(fields.get("k"), "k", 1, 1000) or 10
-    max_distance = int_field(fields.get("max_distance"), "max_distance", 0, 4096)
-    preset = text_field(fields.get("preset"), "preset", 200)
-    names_text = (
-        text_field(fields.get("hashes"), "hashes", 500) if isinstance(fields.get("hashes"), str) else None
-    )
-    if preset is not None and max_distance is not None:
-        raise ApiError(422, "bad_field", "use one of max_distance and preset")
-    if preset is not None:
-        Matcher.parse(preset)  # a bad rule is the client's error, reported before searching
+    names_text = options.hashes if isinstance(options, UploadSearch) else None
 
-    def run() -> list[Found]:
+    def run() -> tuple[list[Found], list[Found]]:
         with state.locked_index() as index:
             stored = index.algorithm_bits()
             if not stored:
-                return []
-            names = search_algorithms(names_text, stored) if names_text else _names_for(query, stored)
-            return search_queries(index, [query], names, k, max_distance, preset, dihedral)[0]
+                return [], []
+            names = with_query_algorithms(search_algorithms(names_text, stored), [query], stored)
+            found = search_queries(
+                index, [query], names, options.k, options.max_distance, options.preset, dihedral
+            )
+            if options.preset is None:
+                return found[0], []
+            return found[0], nearest_not_matching(index, [query], options.preset, options.k, found)[0]
 
     try:
         # A hex query costs about a millisecond of index work: run it inline rather than pay for a
         # thread hop; an upload's decoding already happened in a thread above.
-        found = run() if query.text == "hashes" else await run_in_threadpool(run)
+        found, nearest = run() if query.text == "hashes" else await run_in_threadpool(run)
     except LookalikeError as exc:
         raise ApiError(422, "bad_query", str(exc)) from None
     if query.error:
         raise ApiError(422, "bad_query", query.error)
-    return {"matches": [match_json(request, item) for item in found]}
+    return {
+        "matches": [match_json(request, item) for item in found],
+        "nearest": [match_json(request, item) for item in nearest],
+    }
 
 
-def _names_for(query: Query, stored: dict[str, int]) -> list[str]:
-    names = search_algorithms(None, stored)
-    usable = [name for name in names if name in query.hashes]
-    return usable or [name for name in query.hashes if name in stored] or names
+def check_search_options(options: SearchOptions) -> None:
+    """Refuse contradictory options and a bad rule before any work (the client's error)."""
+    if options.preset is not None and options.max_distance is not None:
+        raise ApiError(422, "bad_field", "use one of max_distance and preset")
+    if options.preset is not None:
+        Matcher.parse(options.preset)
 
 
-def parse_hex_hashes(value: object) -> dict[str, Hash]:
-    if not isinstance(value, dict) or not value:
+def parse_hex_hashes(value: dict[str, str]) -> dict[str, Hash]:
+    if not value:
         raise ApiError(422, "bad_field", 'hashes must be an object like {"pdq": "<64 hex digits>"}')
-    if len(value) > 16:
-        raise ApiError(422, "bad_field", "at most 16 hashes per query")
     parsed = {}
     for name, text in value.items():
-        if not isinstance(name, str) or not isinstance(text, str):
-            raise ApiError(422, "bad_field", "hash names and values must be strings")
         try:
             spec = parse_spec(name)
         except LookalikeError as exc:
@@ -131,38 +156,38 @@ def parse_hex_hashes(value: object) -> dict[str, Hash]:
 
 
 def match_json(request: Request, item: Found) -> dict[str, object]:
-    agreed = []
-    for name, distance in item.distances.items():
-        try:
-            if distance <= parse_spec(name).max_distance:
-                agreed.append(name)
-        except LookalikeError:
-            continue  # a combined condition ("ahash + colorhash") is not an algorithm
     return {
         "id": item.key,
+        "name": item.name,
         "distances": dict(item.distances),
-        "agreed": agreed,
+        "agreed": list(item.agreed),
         "thumbnail": thumbnail_url(request, item.key),
     }
 
 
+class DuplicatesOptions(StrictOptions):
+    """Query parameters of a duplicate search: a preset (or rule), or one hash and a radius."""
+
+    preset: str | None = Field(
+        default=None, max_length=200, description="A matcher preset or rule (default near-duplicate)."
+    )
+    algorithm: str | None = Field(default=None, max_length=32, description="One hash to compare instead.")
+    max_distance: int | None = Field(default=None, ge=0, le=4096, description="With algorithm: the radius.")
+    strict: bool = Field(default=False, description="Every member matches its group's centre.")
+    limit: int = Field(default=100, ge=1, le=10_000, description="How many groups to return.")
+
+
 @router.get("/duplicates", summary="Groups of near-duplicates in the index")
-def duplicates(
-    request: Request,
-    preset: str | None = None,
-    algorithm: str | None = None,
-    max_distance: int | None = None,
-    strict: bool = False,
-    limit: int = 100,
-) -> dict[str, object]:
+def duplicates(request: Request, options: Annotated[DuplicatesOptions, QueryString()]) -> dict[str, object]:
+    algorithm, max_distance, strict = options.algorithm, options.max_distance, options.strict
     if (algorithm is None) != (max_distance is None):
         raise ApiError(422, "bad_field", "give algorithm and max_distance together, or a preset")
-    if max_distance is not None and not 0 <= max_distance <= 256:
-        raise ApiError(422, "bad_field", "max_distance must be within 0..256")
-    rule = None if algorithm is not None else Matcher.parse(preset or "near-duplicate")
+    if algorithm is not None and options.preset is not None:
+        raise ApiError(422, "bad_field", "use one of preset and algorithm + max_distance")
+    rule = None if algorithm is not None else Matcher.parse(options.preset or DEFAULT_PRESET)
     with request.app.state.service.locked_index() as index:
         if rule is not None:
-            groups = index.duplicates("", 0, strict=strict, matcher=rule)
+            groups = index.duplicates(matcher=rule, strict=strict)
         else:
             groups = index.duplicates(parse_spec(algorithm or "").key, max_distance or 0, strict=strict)
     return {
@@ -171,6 +196,7 @@ def duplicates(
                 "members": [
                     {
                         "id": entry.key,
+                        "name": display_name(entry),
                         "best": position == 0,
                         "width": entry.width,
                         "height": entry.height,
@@ -180,7 +206,7 @@ def duplicates(
                     for position, entry in enumerate(group.members)
                 ]
             }
-            for group in groups[: max(1, min(limit, 10_000))]
+            for group in groups[: options.limit]
         ],
         "total_groups": len(groups),
     }

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lookalike.decode import DecodeLimits, sniff_image_type
+from lookalike.errors import LookalikeError
 from lookalike.hash import Hash
 from lookalike.index import Index, open_index
 from lookalike.index.sqlite import sqlite_path
+from lookalike.lookup import query_algorithms, search_algorithms
 from lookalike.matcher import default_index_hashes
 from lookalike.pipeline import HashResult, hash_image
 from lookalike.server.banks import BankStore
@@ -63,10 +65,25 @@ class ServiceState:
             yield self.index
 
     def upload_algorithms(self) -> list[str]:
-        """What an upload is hashed with: what the index and the banks need, and PDQ."""
+        """What `/v1/hash` computes by default: what the index and the banks need, and PDQ."""
+        return list(dict.fromkeys([*self.query_algorithms(None), "pdq", *self.banks.algorithms()]))
+
+    def query_algorithms(self, names_text: str | None) -> list[str]:
+        """What an upload searched (or added) is hashed with: the algorithms asked for (default:
+        the index's) with the rest of the index's, as the command line hashes a query."""
         with self.locked_index() as index:
-            stored = [name for name in index.algorithm_bits() if not name.startswith("crop_resistant")]
-        return list(dict.fromkeys([*default_index_hashes(), "pdq", *stored, *self.banks.algorithms()]))
+            stored = index.algorithm_bits()
+        try:
+            names = search_algorithms(names_text, stored) if stored or names_text else []
+        except LookalikeError as exc:
+            raise ApiError(422, "bad_query", str(exc)) from None
+        return query_algorithms(names or default_index_hashes(), stored)
+
+    def add_algorithms(self) -> list[str]:
+        """What an added upload is hashed with: what `index add` stores by default, with every
+        other hash the index holds."""
+        with self.locked_index() as index:
+            return query_algorithms(default_index_hashes(), index.algorithm_bits())
 
     def hash_upload(
         self, data: bytes, names: list[str] | None = None, *, dihedral: bool = True, thumbnail: bool = False

@@ -118,38 +118,3 @@ def _count_values(value: Any) -> int:
         elif isinstance(item, list):
             pending.extend(item)
     return count
-
-
-def text_field(value: object, name: str, max_length: int = 1000) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise ApiError(422, "bad_field", f"{name} must be text")
-    if len(value) > max_length or "\x00" in value:
-        raise ApiError(422, "bad_field", f"{name} is too long or contains NUL")
-    return value
-
-
-def int_field(value: object, name: str, low: int, high: int) -> int | None:
-    if value is None or value == "":
-        return None
-    try:
-        number = int(str(value))
-    except ValueError:
-        raise ApiError(422, "bad_field", f"{name} must be an integer") from None
-    if not low <= number <= high:
-        raise ApiError(422, "bad_field", f"{name} must be within {low}..{high}")
-    return number
-
-
-def bool_field(value: object, name: str) -> bool | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ApiError(422, "bad_field", f"{name} must be true or false")

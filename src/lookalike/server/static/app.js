@@ -48,32 +48,58 @@ for (const button of document.querySelectorAll("nav button")) {
 }
 
 // ----- search -----
+let searched = null; // the last file searched: changing the rule searches it again
+
 async function search(file) {
+  searched = file;
+  const preset = $("search-preset").value;
   $("search-query").replaceChildren(picture(URL.createObjectURL(file), "your image"));
   $("search-results").replaceChildren();
+  $("search-nearest").hidden = true;
   status("search-status", "searching…");
   const form = new FormData();
   form.append("file", file);
-  form.append("k", $("search-k").value || "12");
-  form.append("dihedral", $("search-dihedral").checked ? "true" : "false");
+  form.append("preset", preset);
+  form.append("k", $("search-k").value || "8");
   try {
     const data = await call("POST", "/v1/search", form);
-    status("search-status", `${data.matches.length} matches, best first`);
-    $("search-results").replaceChildren(...data.matches.map(matchCard));
+    const count = data.matches.length;
+    status("search-status", count
+      ? `${count} match${count === 1 ? "" : "es"} by the ${preset} rule, best first`
+      : `no match by the ${preset} rule`);
+    $("search-results").replaceChildren(...data.matches.map((match, rank) => matchCard(match, rank, true)));
+    $("search-nearest-summary").textContent = `${data.nearest.length} nearest, not matching`;
+    $("search-nearest-results").replaceChildren(...data.nearest.map((match, rank) => matchCard(match, rank, false)));
+    $("search-nearest").open = false;
+    $("search-nearest").hidden = data.nearest.length === 0;
   } catch (error) {
     status("search-status", error.message, true);
   }
 }
 
-function matchCard(match, rank) {
-  const badges = Object.entries(match.distances).map(([name, distance]) =>
-    el("span", { className: "badge" + (match.agreed.includes(name) ? " agreed" : ""), textContent: `${name} ${distance}` }));
-  return el("div", { className: "card match" }, [
-    picture(match.thumbnail, match.id),
-    el("div", { className: "id", textContent: `${rank + 1}. ${match.id}` }),
+function shownName(item) {
+  return item.name || item.id;
+}
+
+function matchCard(match, rank, matching) {
+  const badges = Object.entries(match.distances).map(([name, distance]) => {
+    const agreed = match.agreed.includes(name);
+    return el("span", {
+      className: "badge" + (agreed ? " agreed" : ""),
+      title: agreed ? `${name} agreed (distance ${distance})` : `${name} distance ${distance}`,
+      textContent: `${agreed ? "✓ " : ""}${name} ${distance}`,
+    });
+  });
+  const agreement = match.agreed.length ? `agreed: ${match.agreed.join(", ")}` : "no hash agreed";
+  return el("div", { className: "card " + (matching ? "match" : "nearest") }, [
+    picture(match.thumbnail, shownName(match)),
+    el("div", { className: "id", textContent: `${rank + 1}. ${shownName(match)}`, title: `id: ${match.id}` }),
+    el("div", { className: "agreement", textContent: agreement }),
     el("div", {}, badges),
   ]);
 }
+
+$("search-preset").addEventListener("change", () => { if (searched) search(searched); });
 
 const drop = $("drop");
 drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
@@ -97,7 +123,7 @@ $("add-form").addEventListener("submit", async (event) => {
     try {
       const data = await call("POST", "/v1/images", form);
       done += 1;
-      status("add-status", `${done}/${files.length}: ${data.id} ${data.status}`);
+      status("add-status", `${done}/${files.length}: ${data.name || data.id} ${data.status}`);
     } catch (error) {
       status("add-status", `${file.name}: ${error.message}`, true);
       return;
@@ -115,8 +141,8 @@ $("dupes-form").addEventListener("submit", async (event) => {
     $("dupes-results").replaceChildren(...data.groups.map((group, index) => el("div", { className: "group" }, [
       el("strong", { textContent: `Group ${index + 1} (${group.members.length} images)` }),
       el("div", { className: "grid" }, group.members.map((member) => el("div", { className: "card" }, [
-        picture(member.thumbnail, member.id),
-        el("div", { className: "id", textContent: member.id }),
+        picture(member.thumbnail, shownName(member)),
+        el("div", { className: "id", textContent: shownName(member), title: `id: ${member.id}` }),
         el("span", { className: "badge" + (member.best ? " best" : ""), textContent: member.best ? "best copy" : `${member.width}×${member.height}` }),
       ]))),
     ])));
@@ -181,7 +207,8 @@ $("check-form").addEventListener("submit", async (event) => {
     $("check-results").replaceChildren(...data.banks.map((bank) => el("div", { className: "card" }, [
       el("strong", { textContent: `${bank.bank}: ${bank.matched ? "match" : "no match"}` }),
       el("div", { textContent: `rule: ${bank.rule}` + (bank.skipped ? ` (skipped: ${bank.skipped})` : "") }),
-      el("div", { textContent: bank.matches.map((m) => `${m.id} at ${m.distance}`).join(", ") }),
+      el("div", {}, bank.matches.map((m) => el("span", { className: "badge" }, [
+        el("span", { className: "match-id", textContent: m.id }), ` at ${m.distance}`]))),
     ])));
   } catch (error) {
     status("bank-status", error.message, true);
