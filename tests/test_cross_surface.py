@@ -129,7 +129,7 @@ def api_groups(url: str) -> Groups:
 
 def api_verdicts(url: str, files: list[Path], preset: str, hashes: list[str]) -> Verdicts:
     """What README's Python section shows: hash the upload with its variants, then `match`."""
-    queries = [lookalike.hash_file(path, hashes, dihedral=True) for path in files]
+    queries = [lookalike.hash_file(path, hashes, dihedral=True, local=True) for path in files]
     with open_index(url) as index:
         answers = index.match_many(queries, preset)
     return {

@@ -125,6 +125,57 @@ def test_page_adds_photos_by_name_and_separates_matches_from_the_nearest(server:
 
 
 @pytest.mark.slow
+def test_page_draws_where_a_partial_copy_was_found(server: str, tmp_path: Path) -> None:
+    """An uneven crop of a stored photo, searched with the partial-copy rule, is found by its local
+    features; its card draws the crop's place on the stored photo's thumbnail."""
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    original = [p for p in COMMITTED_PHOTOS if p.suffix == ".jpg"][7]
+    image = Image.open(original).convert("RGB")
+    width, height = image.size
+    box = (int(width * 0.22), int(height * 0.06), int(width * 0.95), int(height * 0.78))
+    crop = tmp_path / "crop.jpg"
+    image.crop(box).save(crop, quality=90)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 700})
+            page.goto(server + "/")
+            page.fill("#api-key", KEY)
+            page.dispatch_event("#api-key", "change")
+            page.click("nav button[data-tab=add]")
+            page.set_input_files("#add-files", [str(original)])
+            page.click("#add-form button[type=submit]")
+            page.wait_for_function(
+                "() => document.querySelector('#add-status').textContent.startsWith('1/1')", timeout=60_000
+            )
+            page.click("nav button[data-tab=search]")
+            page.select_option("#search-preset", "partial-copy")
+            page.set_input_files("#search-file", str(crop))
+            page.wait_for_function(
+                "() => document.querySelector('#search-status').textContent.includes('partial-copy')",
+                timeout=30_000,
+            )
+            card = page.locator(".card.match", has_text=original.name)
+            assert card.count() == 1
+            assert "local features" in card.locator(".agreement").inner_text()
+            points = card.locator("svg.region polygon").get_attribute("points") or ""
+            corners = [tuple(float(v) for v in pair.split(",")) for pair in points.split()]
+            xs, ys = [x for x, _ in corners], [y for _, y in corners]
+            assert abs(min(xs) - 0.22) < 0.02 and abs(max(xs) - 0.95) < 0.02
+            assert abs(min(ys) - 0.06) < 0.02 and abs(max(ys) - 0.78) < 0.02
+            loaded = (
+                "[...document.querySelectorAll('.card.match img')].every(i => i.complete && i.naturalWidth)"
+            )
+            page.wait_for_function(f"() => {loaded}", timeout=15_000)
+            OUTPUT.mkdir(exist_ok=True)
+            card.screenshot(path=str(OUTPUT / "web-partial-copy.png"))
+        finally:
+            browser.close()
+
+
+@pytest.mark.slow
 def test_api_docs_render_offline_under_the_security_policy(server: str) -> None:
     """/docs with every request that is not to the service itself blocked: Swagger UI still shows
     the operations, and the browser reports no violation of the Content-Security-Policy."""

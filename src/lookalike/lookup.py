@@ -12,14 +12,19 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from lookalike.algorithms import parse_spec
 from lookalike.errors import ImageError, LookalikeError
 from lookalike.hash import Hash
 from lookalike.index.base import Entry, Index
+from lookalike.local.features import LocalFeatures, local_features_available
 from lookalike.matcher import Matcher, default_index_hashes
 from lookalike.pipeline import hash_files
+
+if TYPE_CHECKING:
+    from lookalike.local.verify import Alignment
 
 HEX_QUERY = re.compile(r"^(?:(?P<algorithm>[a-z_0-9]+(?::\d+)?)=)?(?P<hex>[0-9a-fA-F]{4,})$")
 
@@ -31,6 +36,8 @@ class Query:
     text: str
     hashes: dict[str, Hash] = field(default_factory=dict)
     error: str | None = None
+    local: tuple[LocalFeatures | None, LocalFeatures | None] | None = None  # an image's keypoints
+    size: tuple[int, int] | None = None  # an image's width and height
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,7 @@ class Found:
     distances: Mapping[str, int]
     agreed: tuple[str, ...] = ()
     name: str | None = None
+    where: Mapping[str, object] | None = None  # local features verified it: see `where_found`
 
 
 def search_algorithms(text: str | None, stored: Mapping[str, int]) -> list[str]:
@@ -109,13 +117,17 @@ def parse_queries(
             query.error = str(exc)
     if images:
         algorithms = list(hash_with or names)
-        for path, result in hash_files(list(images), algorithms, workers=workers, dihedral=dihedral):
+        local = local_features_available()
+        found_files = hash_files(list(images), algorithms, workers=workers, dihedral=dihedral, local=local)
+        for path, result in found_files:
             if isinstance(result, ImageError):
                 images[path].error = result.reason
             else:
                 images[path].hashes = {
                     name: value for name, value in result.items() if isinstance(value, Hash)
                 }
+                images[path].local = (result.local, result.local_mirrored) if local else None
+                images[path].size = (result.width, result.height)
     return queries
 
 
@@ -170,13 +182,65 @@ def _rule_matches(index: Index, queries: list[Query], rule: Matcher, dihedral: b
         index.require_algorithm(rule.algorithms[0])  # a clear error naming what the index holds
     # A condition on a hash the index lacks can never hold: such query hashes are left out.
     usable = [{n: v for n, v in queries[p].hashes.items() if n in stored} for p in asked]
-    verdicts = index.match_many(usable, rule, dihedral=with_variants)
+    local = [queries[p].local or (None, None) for p in asked]
+    verdicts = index.match_many(usable, rule, dihedral=with_variants, local=local)
     entries = index.get_many(v.key for answer in verdicts for v in answer)
     for position, answer in zip(asked, verdicts, strict=True):
+        query = queries[position]
         results[position] = [
-            _found(v.key, entries.get(v.key), v.distances, queries[position].hashes, rule) for v in answer
+            replace(
+                _found(v.key, entries.get(v.key), v.distances, query.hashes, rule),
+                where=where_found(v.alignment, entries.get(v.key), query.size),
+            )
+            for v in answer
         ]
     return results
+
+
+def describe_where(where: Mapping[str, object]) -> str:
+    """One line for people: where the query lies in the stored image, and how it was turned."""
+    region = where["stored_region"]
+    assert isinstance(region, list)
+    xs = [point[0] for point in region]
+    ys = [point[1] for point in region]
+    unit = "" if where.get("pixels") else " (relative)"
+    box = f"x {min(xs):g}-{max(xs):g}, y {min(ys):g}-{max(ys):g}{unit}"
+    how = [f"scale {where['scale']:g}"]
+    if abs(float(str(where["rotation"]))) >= 1:
+        how.append(f"rotated {where['rotation']:g} degrees")
+    if where.get("mirrored"):
+        how.append("mirrored")
+    return f"found at {box}; {', '.join(how)}; {where['inliers']} matching keypoints"
+
+
+def where_found(
+    alignment: Alignment | None, entry: Entry | None, query_size: tuple[int, int] | None
+) -> dict[str, object] | None:
+    """Where local features found the query in a stored image, for people and JSON: the query's
+    frame drawn on the stored image (in its pixels when its size is known, else relative 0..1),
+    the stored frame drawn on the query, and the transform (scale, rotation, mirrored)."""
+    if alignment is None:
+        return None
+
+    def scaled(quad: Any, size: tuple[int, int] | None) -> list[list[float]]:
+        factor = (1.0, 1.0) if size is None else (float(size[0]), float(size[1]))
+        digits = 2 if size is not None else 4
+        return [[round(float(x) * factor[0], digits), round(float(y) * factor[1], digits)] for x, y in quad]
+
+    stored_size = (
+        None if entry is None or not entry.width or not entry.height else (entry.width, entry.height)
+    )
+    return {
+        "stored_region": scaled(alignment.stored_region, stored_size),
+        "query_region": scaled(alignment.query_region, query_size),
+        "pixels": stored_size is not None,
+        "stored_relative": scaled(alignment.stored_region, None),  # 0..1, to draw on a thumbnail
+        "query_relative": scaled(alignment.query_region, None),
+        "scale": round(alignment.scale, 4),
+        "rotation": round(alignment.rotation, 2),
+        "mirrored": alignment.mirrored,
+        "inliers": alignment.inliers,
+    }
 
 
 def _nearest(

@@ -49,13 +49,19 @@ _RULE = (
     "or phash_eq_crops <= {eq} "
     "or phash:16 <= {plain} with quality >= 100 or phash:16 <= {plain} and phash_eq <= {corroborate}"
 )
+# The local clause: pairs the hashes nearly accept, or that share local features, are copies
+# when geometry verifies them (lookalike.local): crops of any shape, reposts in a frame. An index
+# without local features (no OpenCV) evaluates the hash rule alone.
 PRESETS: dict[str, str] = {
-    # Tuned for 99.99% precision; held out: 90.8% recall (97.8% without 20% crops), 99.92% precision.
-    "exact-duplicate": _RULE.format(eq=52, plain=18, corroborate=84),
-    # Tuned for 99.9% (the default); held out: 91.9% recall (98.2%), 99.77% precision.
-    "near-duplicate": _RULE.format(eq=56, plain=20, corroborate=90),
-    # Tuned for 99%; held out: 93.8% recall (98.7%), 99.16% precision.
-    "similar": _RULE.format(eq=62, plain=22, corroborate=100),
+    # Hashes tuned for 99.99% precision; held out: 90.8% recall (97.8% without 20% crops), 99.92%.
+    "exact-duplicate": _RULE.format(eq=52, plain=18, corroborate=84) + " or local >= 16",
+    # Hashes tuned for 99.9% (the default); held out: 91.9% recall (98.2%), 99.77% precision.
+    "near-duplicate": _RULE.format(eq=56, plain=20, corroborate=90) + " or local >= 12",
+    # Hashes tuned for 99%; held out: 93.8% recall (98.7%), 99.16% precision.
+    "similar": _RULE.format(eq=62, plain=22, corroborate=100) + " or local >= 10",
+    # Partial copies (a crop, a screenshot, a collage, a picture in a frame): the `similar` hashes,
+    # and local features searched wider and accepted on fewer inliers.
+    "partial-copy": _RULE.format(eq=62, plain=22, corroborate=100) + " or local >= 10 of 32",
 }
 
 DEFAULT_PRESET = "near-duplicate"
@@ -68,7 +74,7 @@ def preset_algorithms() -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for rule in PRESETS.values():
         for name in re.findall(r"[A-Za-z][A-Za-z0-9_:]*", rule):
-            if name.lower() not in ("and", "or", "with", "quality", "local"):
+            if name.lower() not in ("and", "or", "with", "quality", "local", "of"):
                 seen[name] = None
     return tuple(seen)
 
@@ -81,7 +87,8 @@ def default_index_hashes() -> tuple[str, ...]:
     return tuple(dict.fromkeys((*preset_algorithms(), "phash", "pdq", *SEED_HASHES)))
 
 
-_LOCAL = re.compile(r"^\s*local\s*>=\s*(?P<inliers>\d+)\s*$", re.IGNORECASE)
+_LOCAL = re.compile(r"^\s*local\s*>=\s*(?P<inliers>\d+)(?:\s+of\s+(?P<breadth>\d+))?\s*$", re.IGNORECASE)
+LOCAL_BREADTH = 8  # stored images verified per query, those sharing most local features
 NEAR_FACTOR = 1.45  # a near miss is within 1.45 times a condition's limit (56 -> 81 bits)
 
 _CLAUSE = re.compile(
@@ -161,9 +168,11 @@ class Matcher:
 
     groups: tuple[tuple[Condition, ...], ...]
     name: str | None = field(default=None, compare=False)
-    # `or local >= N`: a pair the hashes nearly accept (a near miss) is accepted when local
-    # features verify it with at least N inliers (lookalike.local.verify)
+    # `or local >= N [of K]`: a pair the hashes nearly accept (a near miss), or one of the K
+    # stored images sharing most local features with the query, is accepted when geometry
+    # verifies it with at least N inliers (lookalike.local)
     local_inliers: int | None = None
+    local_breadth: int = LOCAL_BREADTH
 
     @classmethod
     def all_of(cls, conditions: Sequence[Condition], name: str | None = None) -> Matcher:
@@ -188,10 +197,12 @@ class Matcher:
             raise MatcherSyntaxError(
                 f"cannot parse {text!r}: 'local >= N' may appear once, beside at least one hash condition"
             )
-        inliers = int(_LOCAL.match(local[0])["inliers"]) if local else None  # type: ignore[index]
+        clause = _LOCAL.match(local[0]) if local else None
+        inliers = int(clause["inliers"]) if clause else None
+        breadth = int(clause["breadth"]) if clause and clause["breadth"] else LOCAL_BREADTH
         split_and = re.compile(r"\s+and\s+", re.IGNORECASE)
         groups = tuple(tuple(_parse_condition(p, text) for p in split_and.split(a)) for a in hashed)
-        return cls(groups, local_inliers=inliers)
+        return cls(groups, local_inliers=inliers, local_breadth=breadth)
 
     @classmethod
     def preset(cls, name: str) -> Matcher:
@@ -200,7 +211,7 @@ class Matcher:
         if key not in PRESETS:
             raise MatcherSyntaxError(f"unknown matcher preset {name!r}; known: {', '.join(PRESETS)}")
         parsed = cls.parse(PRESETS[key])
-        return cls(parsed.groups, key, parsed.local_inliers)
+        return cls(parsed.groups, key, parsed.local_inliers, parsed.local_breadth)
 
     @classmethod
     def combined(cls, algorithms: Sequence[str] = ("ahash", "colorhash"), max_distance: int = 12) -> Matcher:
@@ -330,7 +341,10 @@ class Matcher:
 
     def __str__(self) -> str:
         text = " or ".join(" and ".join(str(condition) for condition in group) for group in self.groups)
-        return text if self.local_inliers is None else f"{text} or local >= {self.local_inliers}"
+        if self.local_inliers is None:
+            return text
+        breadth = "" if self.local_breadth == LOCAL_BREADTH else f" of {self.local_breadth}"
+        return f"{text} or local >= {self.local_inliers}{breadth}"
 
 
 def _canonical(name: str) -> str:

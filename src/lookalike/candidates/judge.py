@@ -78,8 +78,11 @@ def judge(
     stored: StoredLookup,
     *,
     include_flagged: bool = False,
+    keep_all: bool = False,
 ) -> Judged:
-    """The pairs among (rows[i], ids[i]) that `rule` accepts."""
+    """The pairs among (rows[i], ids[i]) that `rule` accepts, and its near misses when it has a
+    local clause; with `keep_all`, every pair (local features nominated them: they are verified
+    whatever their hashes say)."""
     twins = _twin_queries(batch, rule)
     by_word = {
         name: np.ascontiguousarray(value.words.transpose(0, 2, 1)) for name, value in batch.hashes.items()
@@ -88,11 +91,13 @@ def judge(
     for start in range(0, len(rows), PAIRS_PER_BLOCK):
         block = slice(start, start + PAIRS_PER_BLOCK)
         kept.append(
-            _judge_block(batch, by_word, rows[block], ids[block], rule, stored, include_flagged, twins)
+            _judge_block(
+                batch, by_word, rows[block], ids[block], rule, stored, include_flagged, twins, keep_all
+            )
         )
     if not kept:
-        return _judge_block(batch, by_word, rows, ids, rule, stored, include_flagged, twins)
-    return _concat(kept)
+        return _judge_block(batch, by_word, rows, ids, rule, stored, include_flagged, twins, keep_all)
+    return concat_judged(kept)
 
 
 def _twin_queries(batch: QueryBatch, rule: Matcher) -> Twins:
@@ -124,6 +129,7 @@ def _judge_block(
     stored: StoredLookup,
     include_flagged: bool,
     twins: Twins,
+    keep_all: bool = False,
 ) -> Judged:
     distances: dict[str, npt.NDArray[np.int64]] = {}
     variants: dict[str, npt.NDArray[np.int64]] = {}
@@ -157,7 +163,9 @@ def _judge_block(
         lowest[algorithm] = np.fmin(query.quality[rows], found.quality)
     evaluation = rule.evaluate(distances, lowest)
     kept = evaluation.accepted
-    if rule.local_inliers is not None:
+    if keep_all:
+        kept = np.ones(len(rows), dtype=bool)
+    elif rule.local_inliers is not None:
         kept = kept | rule.near_misses(evaluation)
     judged = Judged(rows, ids, evaluation, distances, variants)
     return judged.take(np.flatnonzero(kept))
@@ -180,7 +188,7 @@ def _min_variant_distance(
     return best.astype(np.int64), which.astype(np.int64)
 
 
-def _concat(parts: list[Judged]) -> Judged:
+def concat_judged(parts: list[Judged]) -> Judged:
     conditions = list(parts[0].evaluation.condition_distances)
     algorithms = list(parts[0].distances)
     return Judged(

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lookalike.candidates.batch import QueryBatch
-from lookalike.candidates.judge import Judged, StoredHashes, judge
+from lookalike.candidates.judge import Judged, StoredHashes, concat_judged, judge
 from lookalike.candidates.keys import KeyLayout
 from lookalike.candidates.plan import KeyProbe, RangeProbe, probes_for
 from lookalike.local.features import LocalFeatures
@@ -25,6 +25,7 @@ from lookalike.local.verify import Alignment
 from lookalike.matcher import Matcher, Verdict
 
 Ids = npt.NDArray[np.int64]
+SAME_FRAME = 0.85  # each picture covers this much of the other: they lie on each other whole
 
 
 class CandidateSource(Protocol):
@@ -49,6 +50,9 @@ class CandidateSource(Protocol):
     def keys_by_id(self, ids: Ids) -> dict[int, str]: ...
 
     def stored_local(self, ids: Ids) -> dict[int, tuple[LocalFeatures, LocalFeatures | None]]: ...
+
+    def nominate_local(self, words: npt.NDArray[np.uint64]) -> tuple[Ids, Ids, Ids]:
+        """(row of `words`, entry id, table) for every stored keypoint sharing a descriptor key."""
 
 
 def candidate_pairs(
@@ -146,31 +150,73 @@ def judge_batch(
     judged = judge(batch, rows, ids, rule, source.stored_hashes_many, include_flagged=include_flagged)
     if rule.local_inliers is None:
         return judged
-    return verify_near_misses(source, batch, judged, rule.local_inliers)
+    if batch.local is not None:
+        local_rows, local_ids = local_candidates(source, batch, rows, ids, rule.local_breadth)
+        if len(local_rows):
+            nominated = judge(
+                batch,
+                local_rows,
+                local_ids,
+                rule,
+                source.stored_hashes_many,
+                include_flagged=include_flagged,
+                keep_all=True,
+            )
+            judged = concat_judged([judged, nominated])
+    return verify_near_misses(source, batch, judged, rule)
 
 
-def verify_near_misses(
-    source: CandidateSource, batch: QueryBatch, judged: Judged, min_inliers: int
-) -> Judged:
-    """The accepted pairs of `judged`, plus the near misses whose local features verify (query
-    features, and the mirrored query's, against the stored compact ones)."""
+def local_candidates(
+    source: CandidateSource, batch: QueryBatch, rows: Ids, ids: Ids, breadth: int
+) -> tuple[Ids, Ids]:
+    """(query row, entry id) pairs local features nominate (`lookalike.local.retrieval`) that the
+    hash candidates (rows, ids) do not already hold, self-pairs left out."""
+    from lookalike.local.retrieval import query_descriptors, vote
+
+    assert batch.local is not None
+    words, owners = query_descriptors(list(batch.local))
+    if not len(words):
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty.copy()
+    posting_rows, posting_ids, posting_tables = source.nominate_local(words)
+    found_rows, found_ids = vote(owners, posting_rows, posting_ids, posting_tables, breadth)
+    if batch.ids is not None:
+        other = found_ids != batch.ids[found_rows]
+        found_rows, found_ids = found_rows[other], found_ids[other]
+    known = set(zip(rows.tolist(), ids.tolist(), strict=True))
+    fresh = np.array(
+        [(r, i) not in known for r, i in zip(found_rows.tolist(), found_ids.tolist(), strict=True)], bool
+    )
+    return found_rows[fresh] if len(fresh) else found_rows, found_ids[fresh] if len(fresh) else found_ids
+
+
+def verify_near_misses(source: CandidateSource, batch: QueryBatch, judged: Judged, rule: Matcher) -> Judged:
+    """The accepted pairs of `judged`, plus those local features verify (query features, and the
+    mirrored query's, against the stored compact ones): near misses of the hashes, and pairs
+    only local features nominated. Not when the two pictures lie on each other frame for frame:
+    an edited copy there is the hashes' to judge, and what two different pictures share frame
+    for frame is an app's bars, a caption or a logo, not a picture."""
     from lookalike.local.verify import verify
 
+    assert rule.local_inliers is not None
     accepted = judged.evaluation.accepted
     inliers = np.full(len(judged.rows), -1, dtype=np.int64)
     alignments: list[Alignment | None] = [None] * len(judged.rows)
-    near = np.flatnonzero(~accepted)
-    if len(near) and batch.local is not None:
-        stored = source.stored_local(np.unique(judged.ids[near]))
-        for position in near.tolist():
+    pending = np.flatnonzero(~accepted)
+    if len(pending) and batch.local is not None:
+        stored = source.stored_local(np.unique(judged.ids[pending]))
+        for position in pending.tolist():
             query, query_mirrored = batch.local[int(judged.rows[position])]
             found = stored.get(int(judged.ids[position]))
             if query is None or found is None:
                 continue
-            alignment = verify(query, found[0], query_mirrored, min_inliers=min_inliers)
-            if alignment is not None:
-                inliers[position] = alignment.inliers
-                alignments[position] = alignment
+            alignment = verify(query, found[0], query_mirrored, min_inliers=rule.local_inliers)
+            if alignment is None:
+                continue
+            if min(alignment.stored_coverage, alignment.query_coverage) >= SAME_FRAME:
+                continue
+            inliers[position] = alignment.inliers
+            alignments[position] = alignment
     verified = Judged(
         judged.rows, judged.ids, judged.evaluation, judged.distances, judged.variants, inliers, alignments
     )

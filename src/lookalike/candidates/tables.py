@@ -144,13 +144,17 @@ class KeyTables:
         self._dead = np.zeros(0, dtype=np.int64)
 
     def probe(self, query_keys: npt.NDArray[np.uint32]) -> tuple[Ids, Ids]:
-        """Every (query row, entry id) whose keys meet in some table (a pair meeting in several
-        tables comes several times)."""
+        rows, ids, _ = self.probe_tables(query_keys)
+        return rows, ids
+
+    def probe_tables(self, query_keys: npt.NDArray[np.uint32]) -> tuple[Ids, Ids, Ids]:
+        """Every (query row, entry id, table) whose keys meet in that table."""
         keys = np.asarray(query_keys, dtype=np.uint64)
         if keys.ndim != 2 or keys.shape[1] != self.layout.table_count:
             raise ValueError(f"expected (n, {self.layout.table_count}) keys, got {keys.shape}")
         rows_found: list[Ids] = []
         ids_found: list[Ids] = []
+        tables_found: list[Ids] = []
         owners = np.arange(len(keys), dtype=np.int64)
         bits = self._bucket_bits()
         shift = np.uint64(self.key_bits - bits)
@@ -171,6 +175,7 @@ class KeyTables:
                     rows, ids = rows[alive], ids[alive]
                 rows_found.append(rows)
                 ids_found.append(ids)
+                tables_found.append(np.full(len(rows), table, dtype=np.int64))
             buffer = self._buffer[table]
             if len(buffer):
                 low = column << np.uint64(ID_BITS)
@@ -179,10 +184,11 @@ class KeyTables:
                 positions, rows = expand_ranges(start, stop - start, owners)
                 rows_found.append(rows)
                 ids_found.append((buffer[positions] & ID_MASK).astype(np.int64))
+                tables_found.append(np.full(len(rows), table, dtype=np.int64))
         if not rows_found:
             empty = np.zeros(0, dtype=np.int64)
-            return empty, empty.copy()
-        return np.concatenate(rows_found), np.concatenate(ids_found)
+            return empty, empty.copy(), empty.copy()
+        return np.concatenate(rows_found), np.concatenate(ids_found), np.concatenate(tables_found)
 
     # ----- snapshots -------------------------------------------------------------------------------
     def save(self, folder: Path, meta: Mapping[str, Any]) -> None:

@@ -46,8 +46,9 @@ def add_command(
 ) -> None:
     """Hash images and add them to the index (unchanged files are skipped without being read).
 
-    The hashes' rotation, flip and crop variants go to the hash cache (~/.cache/lookalike), so a
-    later `lookalike dupes --index` finds rotated and cropped copies without decoding again.
+    Each hash is stored with its rotation, flip and crop variants, and (with the default hashes,
+    when OpenCV is installed) each image's local features, so `lookalike dupes --index` finds
+    rotated, cropped and partial copies from the index alone.
 
     Example:
 
@@ -72,6 +73,7 @@ def add_command(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
             cache=None if no_cache else options.open_cache(),
             dihedral=True,
+            local=None if hashes is None else False,  # the default set: local features too
         )
     print_add_report(report, json_output)
     if report.failed or skipped:

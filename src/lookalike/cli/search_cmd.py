@@ -12,6 +12,7 @@ from lookalike.errors import LookalikeError
 from lookalike.lookup import (
     Found,
     Query,
+    describe_where,
     parse_queries,
     query_algorithms,
     search_algorithms,
@@ -44,14 +45,26 @@ def search_command(
     fail_on_match: Annotated[
         bool, typer.Option("--fail-on-match", help="Exit 1 if anything matched.")
     ] = False,
+    partial: Annotated[
+        bool,
+        typer.Option(
+            "--partial",
+            help="Find partial copies too (crops, screenshots, collages): the partial-copy preset.",
+        ),
+    ] = False,
 ) -> None:
     """Find the indexed images nearest to each query, best first, with the distance per hash.
 
     Example:
 
         lookalike search upload.jpg --preset near-duplicate --json
+        lookalike search screenshot.png --partial
         lookalike search pdq=f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22
     """
+    if partial and preset is not None:
+        raise typer.BadParameter("use one of --partial and --preset")
+    if partial:
+        preset = "partial-copy"
     if max_distance is not None and preset is not None:
         raise typer.BadParameter("use one of --max-distance and --preset")
     with options.open_index_or_exit(index_url) as index:
@@ -84,7 +97,15 @@ def _print(query: Query, found: list[Found], json_output: bool) -> None:
         emit_json(
             {
                 "query": query.text,
-                "matches": [{"key": f.key, "path": f.path, "distances": dict(f.distances)} for f in found],
+                "matches": [
+                    {
+                        "key": f.key,
+                        "path": f.path,
+                        "distances": dict(f.distances),
+                        **({"where": dict(f.where)} if f.where else {}),
+                    }
+                    for f in found
+                ],
             }
         )
         return
@@ -92,3 +113,5 @@ def _print(query: Query, found: list[Found], json_output: bool) -> None:
     for rank, item in enumerate(found, start=1):
         distances = "  ".join(f"{name} {value}" for name, value in item.distances.items())
         emit_line(f"  {rank:>3}. {item.path}  {distances}")
+        if item.where:
+            emit_line(f"       {describe_where(item.where)}")

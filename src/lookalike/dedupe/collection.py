@@ -48,6 +48,8 @@ def index_files(
     def keep(key: str, result: HashResult) -> None:
         queries[key] = plain_hashes(result)
 
+    from lookalike.local.features import local_features_available
+
     return index.add_files(
         files,
         list(names),
@@ -57,6 +59,7 @@ def index_files(
         dihedral=True,
         on_hashed=keep,
         progress=progress,
+        local=local_features_available(),  # the presets verify partial copies by geometry
     )
 
 
@@ -76,7 +79,9 @@ def complete_queries(
     failures = []
     from lookalike.local.features import local_features_available
 
-    local = local_features_available()  # as `index add` hashed them: the cache then answers
+    # hashed as `index add` hashed them (with local features if it stored them): the cache answers
+    states = index.file_states(files)
+    local = local_features_available() and any(state.local for state in states.values())
     for path, result in hash_files(
         files, _as_indexed(index, names), workers=workers, mode=mode, dihedral=True, cache=cache, local=local
     ):
@@ -108,5 +113,13 @@ def _as_indexed(index: Index, names: Sequence[str]) -> list[str]:
 def duplicate_groups(
     index: Index, queries: Queries, rule: Matcher | str, *, strict: bool = False
 ) -> list[Group]:
-    """Groups of images the rule matches, best copy first, from the queries' variant searches."""
-    return index.duplicates("", 0, strict=strict, matcher=rule, queries=queries)
+    """Groups of images the rule matches, best copy first. Entries the index holds variants and
+    local features of are searched with those (what `dupes --index` and the service do, so every
+    surface answers alike); `queries` serve entries stored without them."""
+    return index.duplicates(matcher=rule, strict=strict, queries=None if _all_stored(index) else queries)
+
+
+def _all_stored(index: Index) -> bool:
+    """Whether every entry of the index was stored with its variants (a current `index add`)."""
+    states = index.file_states([entry.key for entry in index.entries()])
+    return all(state.variants is not False for state in states.values())

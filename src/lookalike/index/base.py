@@ -431,6 +431,7 @@ class Index(ABC):
         dihedral: bool | None = None,
         include_flagged: bool = False,
         exact: bool = False,
+        local: tuple[LocalFeatures | None, LocalFeatures | None] | None = None,
     ) -> list[Verdict]:
         """Stored images that `matcher` (a `Matcher`, a rule or a preset name) accepts for the
         query's hashes, sorted by (score, key). The candidate stage nominates stored images (by
@@ -438,12 +439,17 @@ class Index(ABC):
         decides on every hash it names. The query's variants (rotations, flips, crops;
         `hash_file(..., dihedral=True)`) are searched unless `dihedral=False`.
 
-        >>> upload = lookalike.hash_file("upload.jpg", default_index_hashes(), dihedral=True)
+        >>> upload = lookalike.hash_file("upload.jpg", default_index_hashes(), dihedral=True, local=True)
         >>> index.match(upload, "near-duplicate")
         [Verdict(key='/photos/cat.jpg', distances={'phash_eq': 2, ...}, score=..., variant=0)]
         """
         return self.match_many(
-            [hashes], matcher, dihedral=dihedral, include_flagged=include_flagged, exact=exact
+            [hashes],
+            matcher,
+            dihedral=dihedral,
+            include_flagged=include_flagged,
+            exact=exact,
+            local=None if local is None else [local],
         )[0]
 
     def match_many(
@@ -454,8 +460,11 @@ class Index(ABC):
         dihedral: bool | None = None,
         include_flagged: bool = False,
         exact: bool = False,
+        local: Sequence[tuple[LocalFeatures | None, LocalFeatures | None]] | None = None,
     ) -> list[list[Verdict]]:
-        """`match` for many queries in one batch (one candidate search for all of them)."""
+        """`match` for many queries in one batch (one candidate search for all of them). Local
+        features come from each query (a `HashResult` of `hash_file(..., local=True)`), or `local`
+        gives them (features, mirrored features) per query."""
         from lookalike.candidates.batch import QueryBatch
         from lookalike.candidates.stage import match_batch
         from lookalike.matcher import Matcher
@@ -464,6 +473,8 @@ class Index(ABC):
         if dihedral is None:
             dihedral = any(getattr(v, "variants", None) for query in queries for v in query.values())
         batch = QueryBatch.from_hashes(queries, variants=dihedral)
+        if local is not None and any(pair[0] is not None for pair in local):
+            batch = replace(batch, local=list(local))
         return match_batch(self, batch, rule, exact=exact, include_flagged=include_flagged)
 
     def require_algorithm(self, algorithm: str) -> int:
@@ -511,6 +522,14 @@ class Index(ABC):
     ) -> dict[int, tuple[LocalFeatures, LocalFeatures | None]]:
         """Stored local features (and mirrored ones) of these entry ids, where stored."""
         return {}
+
+    def nominate_local(
+        self, words: npt.NDArray[np.uint64]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """(row of `words`, entry id, table) for every stored keypoint sharing a descriptor key
+        (lookalike.local.retrieval); backends without local features find none."""
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty.copy(), empty.copy()
 
     def ids_by_key(self, keys: Sequence[str]) -> dict[str, int]:
         """Entry ids of these keys (unknown keys are left out)."""

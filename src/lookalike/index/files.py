@@ -42,18 +42,18 @@ def add_files(
 
     `cache` and `dihedral` are passed to `hash_files`; with `dihedral` (the default) the index
     stores each hash's variants too (rotations, flips, crops), so a duplicate search finds such
-    copies without the files; `local` (default: when OpenCV is installed) stores each image's
-    local features for geometric verification; `on_hashed(key, result)` sees every freshly
-    hashed file."""
+    copies without the files; `local` stores each image's local features for geometric
+    verification (default: with the default hashes, when OpenCV is installed);
+    `on_hashed(key, result)` sees every freshly hashed file."""
     from lookalike.index.base import FROM_FILE, AddReport, IndexItem
     from lookalike.matcher import default_index_hashes
 
-    if hashes is None:
-        hashes = default_index_hashes()
-    if local is None:
+    if local is None:  # with the default hashes, when OpenCV is installed
         from lookalike.local.features import local_features_available
 
-        local = local_features_available()
+        local = hashes is None and local_features_available()
+    if hashes is None:
+        hashes = default_index_hashes()
     options = HashOptions.build(hashes, mode)
     for spec in options.specs:
         if spec.algorithm.multi:

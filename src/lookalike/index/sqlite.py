@@ -116,8 +116,10 @@ CREATE TABLE IF NOT EXISTS variants (
 CREATE TABLE IF NOT EXISTS local_features (
     entry_id INTEGER PRIMARY KEY,
     data BLOB NOT NULL,         -- lookalike.local.features.LocalFeatures.to_bytes (compact)
-    mirrored BLOB               -- the same for the image flipped left to right
+    mirrored BLOB,              -- the same for the image flipped left to right
+    rev INTEGER NOT NULL        -- the generation that wrote it
 );
+CREATE INDEX IF NOT EXISTS local_features_by_rev ON local_features(rev);
 CREATE TABLE IF NOT EXISTS tombstones (entry_id INTEGER NOT NULL, rev INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS tombstones_by_rev ON tombstones(rev);
 """
@@ -515,8 +517,8 @@ class SQLiteIndex(Index):
             [row[:2] for row in writes.variant_rows if row[2] is None and row[3] is None],
         )
         db.executemany(
-            "INSERT OR REPLACE INTO local_features (entry_id, data, mirrored) VALUES (?, ?, ?)",
-            writes.local_rows,
+            "INSERT OR REPLACE INTO local_features (entry_id, data, mirrored, rev) VALUES (?, ?, ?, ?)",
+            [(*row, generation) for row in writes.local_rows],
         )
         db.executemany(
             "INSERT OR REPLACE INTO variants (entry_id, algorithm, words, same_as) VALUES (?, ?, ?, ?)",
@@ -864,6 +866,18 @@ class SQLiteIndex(Index):
                 stored_features = self.stored_local(ids)
                 features = [stored_features.get(int(i), (None, None)) for i in ids]
             yield QueryBatch(len(ids), hashes, ids, features)
+
+    @_serialised
+    def nominate_local(
+        self, words: npt.NDArray[np.uint64]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """(row of `words`, entry id, table) for every stored keypoint sharing a descriptor key."""
+        from lookalike.local.retrieval import DESCRIPTOR_LAYOUT
+
+        with self._transaction(write=False):
+            generation = int(self._meta("generation"))
+            tables = self._candidates.local_keys(self._db, generation)
+        return tables.probe_tables(DESCRIPTOR_LAYOUT.keys(words))
 
     @_serialised
     def stored_local(

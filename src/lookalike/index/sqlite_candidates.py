@@ -104,6 +104,34 @@ class CandidateCache:
         chosen: _Keys = loaded.value
         return [chosen.plain, chosen.flagged] if include_flagged else [chosen.plain]
 
+    # ----- local features: descriptor keys ---------------------------------------------------------
+    def local_keys(self, db: sqlite3.Connection, generation: int) -> KeyTables:
+        """Key tables over every stored keypoint's descriptor (lookalike.local.retrieval)."""
+        from lookalike.local.retrieval import DESCRIPTOR_LAYOUT
+
+        loaded = self._keys.get(LOCAL_FAMILY)
+        if loaded is None:
+            loaded = self._read_keys_snapshot(LOCAL_FAMILY, DESCRIPTOR_LAYOUT, generation) or _Loaded(
+                _Keys(KeyTables(DESCRIPTOR_LAYOUT), KeyTables(DESCRIPTOR_LAYOUT)), 0
+            )
+            self._keys[LOCAL_FAMILY] = loaded
+        if loaded.rev != generation:
+            tables: _Keys = loaded.value
+            if loaded.rev == 0:
+                rows = db.execute("SELECT entry_id, data FROM local_features").fetchall()
+            else:
+                changed = _sorted_unique(
+                    np.concatenate([_tombstones(db, loaded.rev), _changed_local(db, loaded.rev)])
+                )
+                tables.plain.remove(changed)
+                rows = _local_rows_of(db, changed)
+            ids, words = _descriptor_rows(rows)
+            tables.plain.add(ids, words)
+            loaded.changes += len(rows)
+            loaded.rev = generation
+        chosen: _Keys = loaded.value
+        return chosen.plain
+
     # ----- snapshots -------------------------------------------------------------------------------
     def persist(self, min_changes: int) -> None:
         """Snapshot every structure built or changed much since its last snapshot."""
@@ -172,6 +200,43 @@ class CandidateCache:
             return None
         rev = self._usable(plain[1], generation)
         return None if rev is None else _Loaded(_Keys(plain[0], flagged[0]), rev, 0, True)
+
+
+LOCAL_FAMILY = "local-descriptors"  # the key tables of local features' descriptors
+
+
+def _changed_local(db: sqlite3.Connection, after: int) -> Ids:
+    rows = db.execute("SELECT entry_id FROM local_features WHERE rev > ?", (after,)).fetchall()
+    return np.array([row[0] for row in rows], dtype=np.int64)
+
+
+def _local_rows_of(db: sqlite3.Connection, ids: Ids) -> list[tuple[int, bytes]]:
+    listed = ids.tolist()
+    rows: list[tuple[int, bytes]] = []
+    for start in range(0, len(listed), SQL_CHUNK):
+        chunk = listed[start : start + SQL_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        rows.extend(
+            db.execute(f"SELECT entry_id, data FROM local_features WHERE entry_id IN ({marks})", chunk)
+        )
+    return rows
+
+
+def _descriptor_rows(rows: Sequence[tuple[int, bytes]]) -> tuple[Ids, npt.NDArray[np.uint64]]:
+    """(entry id per keypoint, descriptor words) of stored local features."""
+    from lookalike.local.features import LocalFeatures
+    from lookalike.local.retrieval import descriptor_words
+
+    ids: list[Ids] = []
+    words: list[npt.NDArray[np.uint64]] = []
+    for entry_id, data in rows:
+        features = LocalFeatures.from_bytes(data)
+        if len(features):
+            ids.append(np.full(len(features), entry_id, dtype=np.int64))
+            words.append(descriptor_words(features))
+    if not ids:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 4), dtype=np.uint64)
+    return np.concatenate(ids), np.concatenate(words)
 
 
 def family_members(algorithms: Iterable[str], family: str) -> list[str]:

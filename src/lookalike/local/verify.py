@@ -24,6 +24,8 @@ REPROJECTION_PIXELS = 4.0  # at the working size (512 pixels on the longer side)
 MIN_SCALE, MAX_SCALE = 1 / 8, 8.0
 MAX_ANISOTROPY = 3.0  # ratio of the transform's two singular values (aspect squash allowed)
 MIN_SPREAD = 0.02  # inliers' convex hull, as a share of the overlap, on the smaller side
+GRID = 4  # agreement: the covered part of the stored image cut into GRID x GRID cells
+MIN_COVERAGE = 0.55  # of the cells inside the overlap that hold stored keypoints, the share with inliers
 
 
 Quad = npt.NDArray[np.float64]  # (4, 2) corners, relative coordinates (x / width, y / height)
@@ -48,6 +50,10 @@ class Alignment:
     query_region: Quad
     stored_coverage: float  # share of the stored picture the query covers
     query_coverage: float  # share of the query the stored picture covers
+    # of the stored image's grid cells inside the overlap that hold keypoints, the share where
+    # inliers are: a real copy agrees all over; two pictures sharing a caption, a logo or an
+    # app's frame agree only there
+    agreement: float
 
 
 def verify(
@@ -56,19 +62,22 @@ def verify(
     query_mirrored: LocalFeatures | None = None,
     *,
     min_inliers: int = MIN_INLIERS,
+    min_agreement: float = MIN_COVERAGE,
 ) -> Alignment | None:
     """The alignment of `query` on `stored` if their keypoints verify, else None; with
     `query_mirrored` (features of the query flipped left to right) a mirrored copy verifies too,
     and the better of the two alignments wins."""
-    best = _align(query, stored, False, min_inliers)
+    best = _align(query, stored, False, min_inliers, min_agreement)
     if query_mirrored is not None:
-        flipped = _align(query_mirrored, stored, True, min_inliers)
+        flipped = _align(query_mirrored, stored, True, min_inliers, min_agreement)
         if flipped is not None and (best is None or flipped.inliers > best.inliers):
             best = flipped
     return best
 
 
-def _align(query: LocalFeatures, stored: LocalFeatures, mirrored: bool, min_inliers: int) -> Alignment | None:
+def _align(
+    query: LocalFeatures, stored: LocalFeatures, mirrored: bool, min_inliers: int, min_agreement: float
+) -> Alignment | None:
     cv2 = _opencv()
     if len(query) < min_inliers or len(stored) < min_inliers:
         return None
@@ -98,6 +107,9 @@ def _align(query: LocalFeatures, stored: LocalFeatures, mirrored: bool, min_inli
     spread_stored = _hull_share(target[inliers], stored_size) / max(stored_coverage, 1e-6)
     if min(spread_query, spread_stored) < MIN_SPREAD:
         return None
+    agreement = _agreement(stored, target[inliers], inverse, query_size)
+    if agreement < min_agreement:
+        return None
     if mirrored:  # express the query's side in its own (unflipped) coordinates
         query_region = query_region.copy()
         query_region[:, 0] = 1.0 - query_region[:, 0]
@@ -115,7 +127,33 @@ def _align(query: LocalFeatures, stored: LocalFeatures, mirrored: bool, min_inli
         query_region,
         stored_coverage,
         query_coverage,
+        agreement,
     )
+
+
+def _agreement(
+    stored: LocalFeatures,
+    inlier_points: npt.NDArray[np.float32],
+    to_query: npt.NDArray[np.float64],
+    query_size: tuple[int, int],
+) -> float:
+    """Cut the part of the stored image the query covers into a GRID x GRID grid: of the cells
+    holding stored keypoints, the share that hold an inlier."""
+    points = stored.points
+    mapped = points @ to_query[:, :2].T + to_query[:, 2]
+    inside = np.all((mapped >= 0) & (mapped < np.array(query_size, dtype=np.float64)), axis=1)
+    covered = points[inside]
+    if not len(covered):
+        return 0.0
+    low, high = covered.min(axis=0), covered.max(axis=0)
+    span = np.maximum(high - low, 1e-6)
+
+    def cells(found: npt.NDArray[np.float32]) -> set[int]:
+        place = np.clip(((found - low) / span * GRID).astype(int), 0, GRID - 1)
+        return set((place[:, 1] * GRID + place[:, 0]).tolist())
+
+    expected = cells(covered)
+    return len(cells(inlier_points) & expected) / len(expected)
 
 
 def _matches(

@@ -105,7 +105,7 @@ async def add_image(request: Request) -> JSONResponse:
     extra = with_display_name(parse_metadata(options.metadata), file.filename if file else None)
     algorithms = state.add_algorithms()
     upload = await run_in_threadpool(
-        lambda: state.hash_upload(data, algorithms, dihedral=True, thumbnail=True)
+        lambda: state.hash_upload(data, algorithms, dihedral=True, thumbnail=True, local=True)
     )
     key = image_id or upload.sha256
     item = IndexItem(
@@ -117,6 +117,8 @@ async def add_image(request: Request) -> JSONResponse:
         height=upload.result.height,
         metadata=extra,
         origin=FROM_API,  # an id from a client names no file: `dupes --action` leaves it alone
+        local=upload.result.local,
+        local_mirrored=upload.result.local_mirrored,
     )
     with state.locked_index() as index:
         report = index.add([item])

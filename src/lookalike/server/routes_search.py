@@ -93,8 +93,17 @@ async def search(request: Request) -> dict[str, object]:
         # Presets are tuned with the upload's variants (rotations, flips, crops) in play.
         dihedral = form.dihedral or form.preset is not None
         algorithms = state.query_algorithms(form.hashes)
-        processed = await run_in_threadpool(lambda: state.hash_upload(data, algorithms, dihedral=dihedral))
-        query = Query("upload", {n: v for n, v in processed.result.items() if isinstance(v, Hash)})
+        with_local = form.preset is not None  # rules verify partial copies by their local features
+        processed = await run_in_threadpool(
+            lambda: state.hash_upload(data, algorithms, dihedral=dihedral, local=with_local)
+        )
+        result = processed.result
+        query = Query(
+            "upload",
+            {n: v for n, v in result.items() if isinstance(v, Hash)},
+            local=(result.local, result.local_mirrored) if result.local is not None else None,
+            size=(result.width, result.height),
+        )
         options: SearchOptions = form
     elif content_type.startswith("application/json"):
         hex_search = json_options(await read_json(request), HexSearch, "POST /v1/search")
@@ -162,6 +171,7 @@ def match_json(request: Request, item: Found) -> dict[str, object]:
         "distances": dict(item.distances),
         "agreed": list(item.agreed),
         "thumbnail": thumbnail_url(request, item.key),
+        **({"where": dict(item.where)} if item.where else {}),
     }
 
 

@@ -14,6 +14,7 @@ from lookalike.errors import LookalikeError
 from lookalike.hash import Hash
 from lookalike.index import Index, open_index
 from lookalike.index.sqlite import sqlite_path
+from lookalike.local.features import local_features_available
 from lookalike.lookup import query_algorithms, search_algorithms
 from lookalike.matcher import default_index_hashes
 from lookalike.pipeline import HashResult, hash_image
@@ -86,7 +87,13 @@ class ServiceState:
             return query_algorithms(default_index_hashes(), index.algorithm_bits())
 
     def hash_upload(
-        self, data: bytes, names: list[str] | None = None, *, dihedral: bool = True, thumbnail: bool = False
+        self,
+        data: bytes,
+        names: list[str] | None = None,
+        *,
+        dihedral: bool = True,
+        thumbnail: bool = False,
+        local: bool = False,
     ) -> Upload:
         """Hash uploaded bytes after checking their type from the bytes themselves."""
         kind = sniff_image_type(data[:32])
@@ -94,7 +101,9 @@ class ServiceState:
             raise ApiError(
                 415, "unsupported_media_type", "not a JPEG, PNG, GIF, WebP, BMP, TIFF, HEIF or AVIF image"
             )
-        result = hash_image(data, names or self.upload_algorithms(), limits=self.limits, dihedral=dihedral)
+        local = local and local_features_available()
+        algorithms = names or self.upload_algorithms()
+        result = hash_image(data, algorithms, limits=self.limits, dihedral=dihedral, local=local)
         preview = _thumbnail(data, self.limits) if thumbnail else None
         return Upload(hashlib.sha256(data).hexdigest(), len(data), result, preview)
 

@@ -96,7 +96,37 @@ def nominate(
     include_flagged: bool,
     stale: bool,
 ) -> tuple[Ids, Ids]:
-    """(row of `words`, row version) for every live stored hash of `family` sharing a key.
+    """(row of `words`, row version) for every live stored hash of `family` sharing a key."""
+    flag = "" if include_flagged else " AND flagged = 0"
+    rows, versions, _ = probe_keys(
+        connection, read, tables, layout, words, stale, lambda site: site.family(family), flag
+    )
+    return rows, versions
+
+
+def nominate_local(
+    connection: Connection, read: Read, tables: Tables, words: npt.NDArray[np.uint64], stale: bool
+) -> tuple[Ids, Ids, Ids]:
+    """(row of `words`, row version, table) for every live stored keypoint sharing a key."""
+    from lookalike.local.retrieval import DESCRIPTOR_LAYOUT
+
+    return probe_keys(
+        connection, read, tables, DESCRIPTOR_LAYOUT, words, stale, lambda site: site.local_keys(), ""
+    )
+
+
+def probe_keys(
+    connection: Connection,
+    read: Read,
+    tables: Tables,
+    layout: KeyLayout,
+    words: npt.NDArray[np.uint64],
+    stale: bool,
+    table_of: Callable[[Tables], str],
+    condition: str,
+) -> tuple[Ids, Ids, Ids]:
+    """(row of `words`, row version, table number) for every live stored row of a key table
+    sharing a key with a row of `words`.
 
     ClickHouse reads the key table where its primary key meets the probed keys and returns
     (key, version); which probe rows asked for each key is known here, so the join back to the
@@ -108,7 +138,6 @@ def nominate(
     order = np.argsort(probes, kind="stable")
     probes, owners = probes[order], owners[order]
     distinct = np.unique(probes)
-    flag = "" if include_flagged else " AND flagged = 0"
     found_tk: list[npt.NDArray[np.uint64]] = []
     found_version: list[Ids] = []
     for start in range(0, len(distinct), PROBES_PER_STATEMENT):
@@ -119,8 +148,8 @@ def nominate(
             # is decided per shard against the local `superseded`
             live = f" AND version NOT IN (SELECT version FROM {site.superseded(True)})" if stale else ""
             return (
-                f"SELECT tk, version FROM {site.family(family)}"
-                f" WHERE tk IN (SELECT tk FROM {table}){flag}{live}{SETTINGS}"
+                f"SELECT tk, version FROM {table_of(site)}"
+                f" WHERE tk IN (SELECT tk FROM {table}){condition}{live}{SETTINGS}"
             )
 
         result = query_with_table(connection, read, tables, "probes", columns, sql)
@@ -128,12 +157,12 @@ def nominate(
         found_version.append(result.array("version", np.uint64).view(np.int64))
     if not found_tk:
         empty = np.zeros(0, dtype=np.int64)
-        return empty, empty.copy()
+        return empty, empty.copy(), empty.copy()
     tk, version = np.concatenate(found_tk), np.concatenate(found_version)
     low = np.searchsorted(probes, tk, side="left")
     high = np.searchsorted(probes, tk, side="right")
     positions, which = expand_ranges(low.astype(np.int64), (high - low).astype(np.int64), np.arange(len(tk)))
-    return owners[positions], version[which]
+    return owners[positions], version[which], (tk[which] >> np.uint64(32)).astype(np.int64)
 
 
 def by_version(

@@ -67,6 +67,7 @@ def compact_site(
             _delete(connection, tables.family(family, True), stale_versions, modern)
         _delete(connection, tables.variants(True), listed, modern)
         _delete(connection, tables.local_features(True), listed, modern)
+        _delete(connection, tables.local_keys(True), f"version IN (SELECT version FROM {scratch})", modern)
         _wait_for_older_queries(connection, tables.database)
         _delete(connection, tables.superseded(True), listed, modern)
         return stale

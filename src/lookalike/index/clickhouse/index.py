@@ -48,6 +48,7 @@ from lookalike.index.clickhouse.schema import (
     CHUNK_BITS,
     ENTRY_TYPES,
     LEGACY_CHUNK_BITS,
+    LOCAL_KEY_TYPES,
     LOCAL_TYPES,
     SUPERSEDED_TYPES,
     VARIANT_TYPES,
@@ -244,6 +245,7 @@ class ClickHouseIndex(Index):
                     distributed_ddl(tables, tables.algorithms(True), tables.algorithms(), "name"),
                     distributed_ddl(tables, tables.variants(True), tables.variants()),
                     distributed_ddl(tables, tables.local_features(True), tables.local_features()),
+                    distributed_ddl(tables, tables.local_keys(True), tables.local_keys(), "version"),
                 ]
             )
         if not self._has_origin_column():
@@ -620,6 +622,7 @@ class ClickHouseIndex(Index):
                     local_columns[name].append(value)
         if local_columns["key"]:
             self._insert(self._tables.local_features(), local_columns, LOCAL_TYPES)
+            self._insert(self._tables.local_keys(), _local_key_columns(writes, versions), LOCAL_KEY_TYPES)
 
     def _write_tombstones(self, removed: Sequence[tuple[str, int]]) -> None:
         if not removed:
@@ -1206,6 +1209,12 @@ class ClickHouseIndex(Index):
             out[missing] = self.stored_hashes(missing, ids)
         return out
 
+    def nominate_local(
+        self, words: npt.NDArray[np.uint64]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        with self._reading() as stale:
+            return candidate_sql.nominate_local(self._connection, self._read, self._tables, words, stale)
+
     def stored_local(
         self, ids: npt.NDArray[np.int64]
     ) -> dict[int, tuple[LocalFeatures, LocalFeatures | None]]:
@@ -1312,6 +1321,23 @@ def _prefilter_sql(
 
 # what a server without ZooKeeper / Keeper answers to ON CLUSTER
 _NO_DISTRIBUTED_DDL = ("zookeeper", "keeper", "ddl background thread is not initialized")
+
+
+def _local_key_columns(writes: Sequence[tuple[IndexItem, float]], versions: list[int]) -> dict[str, Any]:
+    """The `local_keys` rows of the written states' stored keypoints."""
+    from lookalike.local.retrieval import DESCRIPTOR_LAYOUT, descriptor_words
+
+    keys: list[npt.NDArray[np.uint64]] = []
+    owners: list[npt.NDArray[np.uint64]] = []
+    for (item, _), version in zip(writes, versions, strict=True):
+        if item.local is not None and len(item.local):
+            found = DESCRIPTOR_LAYOUT.keys(descriptor_words(item.local.compact())).astype(np.uint64)
+            tables = np.arange(found.shape[1], dtype=np.uint64) << np.uint64(32)
+            keys.append((found | tables[None, :]).ravel())
+            owners.append(np.full(found.size, version, dtype=np.uint64))
+    if not keys:
+        return {"tk": np.zeros(0, np.uint64), "version": np.zeros(0, np.uint64)}
+    return {"tk": np.concatenate(keys), "version": np.concatenate(owners)}
 
 
 def _hash_columns(

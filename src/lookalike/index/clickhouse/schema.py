@@ -87,6 +87,9 @@ class Tables:
     def local_features(self, local: bool = False) -> str:
         return self._name("local_features", local)
 
+    def local_keys(self, local: bool = False) -> str:
+        return self._name("local_keys", local)
+
     def algorithms(self, local: bool = False) -> str:
         return self._name("algorithms", local)
 
@@ -137,6 +140,8 @@ VARIANT_TYPES = {
 ALGORITHM_TYPES = {"name": "String", "nbits": "UInt32"}
 # Compact keypoints (lookalike.local.features.LocalFeatures.to_bytes), hex; and of the mirror image
 LOCAL_TYPES = {"key": "String", "version": "UInt64", "data": "String", "mirrored": "String"}
+# The descriptor keys of every stored keypoint (lookalike.local.retrieval): tk = table << 32 | key
+LOCAL_KEY_TYPES = {"tk": "UInt64", "version": "UInt64"}
 
 
 def origin_ddl(tables: Tables) -> list[str]:
@@ -178,6 +183,8 @@ def base_ddl(tables: Tables) -> list[str]:
         " ENGINE = MergeTree ORDER BY (version, algorithm)",
         f"CREATE TABLE IF NOT EXISTS {tables.local_features(True)} ({_columns(LOCAL_TYPES)})"
         " ENGINE = MergeTree ORDER BY version",
+        f"CREATE TABLE IF NOT EXISTS {tables.local_keys(True)} ({_columns(LOCAL_KEY_TYPES)})"
+        f" ENGINE = MergeTree ORDER BY (tk, version) SETTINGS index_granularity = {PREFILTER_GRANULARITY}",
     ]
 
 

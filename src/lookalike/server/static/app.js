@@ -38,6 +38,22 @@ function picture(src, alt) {
   return img;
 }
 
+// A picture with a region drawn on it: `quad` is four [x, y] corners relative to the picture
+// (0..1), where local features found the other image.
+function framedPicture(src, alt, quad) {
+  const img = picture(src, alt);
+  if (!quad) return img;
+  const svgNs = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(svgNs, "svg");
+  svg.setAttribute("viewBox", "0 0 1 1");
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.classList.add("region");
+  const polygon = document.createElementNS(svgNs, "polygon");
+  polygon.setAttribute("points", quad.map(([x, y]) => `${x},${y}`).join(" "));
+  svg.append(polygon);
+  return el("div", { className: "framed" }, [img, svg]);
+}
+
 // ----- tabs -----
 for (const button of document.querySelectorAll("nav button")) {
   button.addEventListener("click", () => {
@@ -90,9 +106,11 @@ function matchCard(match, rank, matching) {
       textContent: `${agreed ? "✓ " : ""}${name} ${distance}`,
     });
   });
-  const agreement = match.agreed.length ? `agreed: ${match.agreed.join(", ")}` : "no hash agreed";
+  const where = match.where;
+  const agreed = match.agreed.length ? `agreed: ${match.agreed.join(", ")}` : "no hash agreed";
+  const agreement = where ? `${agreed}; local features: ${where.inliers} keypoints${where.mirrored ? ", mirrored" : ""}` : agreed;
   return el("div", { className: "card " + (matching ? "match" : "nearest") }, [
-    picture(match.thumbnail, shownName(match)),
+    framedPicture(match.thumbnail, shownName(match), where && where.stored_relative),
     el("div", { className: "id", textContent: `${rank + 1}. ${shownName(match)}`, title: `id: ${match.id}` }),
     el("div", { className: "agreement", textContent: agreement }),
     el("div", {}, badges),
