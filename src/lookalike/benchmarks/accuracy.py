@@ -27,8 +27,15 @@ import numpy as np
 import numpy.typing as npt
 
 from lookalike.benchmarks import transforms as transform_registry
-from lookalike.benchmarks.corpus import BenchImage, CorpusLayout, build_corpus, find_photos, split_photos
-from lookalike.benchmarks.hard_negatives import present_pairs
+from lookalike.benchmarks.corpus import (
+    BenchImage,
+    CorpusLayout,
+    Photo,
+    build_corpus,
+    find_photos,
+    split_photos,
+)
+from lookalike.benchmarks.hard_negatives import HardNegative, present_pairs
 from lookalike.benchmarks.hashers import HashTable
 from lookalike.benchmarks.hashing import hash_all
 from lookalike.benchmarks.index_eval import IndexRun, evaluate_half, evaluated_rules, matched_pairs
@@ -294,13 +301,8 @@ def run_benchmark(
         test = scores["test"][s.name]
         fpr, recall = roc_points(test.positives, test.lowest_negatives, test.negative_count)
         roc[s.name] = (fpr.tolist(), recall.tolist())
-    hard = present_pairs(photos)
-    originals = {image.photo: row for row, image in enumerate(images) if image.transform is None}
-    hard = [(a, b, pair) for a, b, pair in hard if a in originals and b in originals]
-    hard_rows = sorted({originals[p] for a, b, _ in hard for p in (a, b)})
-    position = {originals[p]: hard_rows.index(originals[p]) for a, b, _ in hard for p in (a, b)}
-    wanted = [(position[originals[a]], position[originals[b]], pair.subject) for a, b, pair in hard]
-    _hard_negative_matches([s for s, _ in scorers], results, tables, hard_rows, wanted)
+    hard_rows, hard = _hard_negative_originals(photos, images)
+    _hard_negative_matches([s for s, _ in scorers], results, tables, hard_rows, hard)
     test_pairs = halves["test"]
     used = {image.photo for image in images}
     run = Run(
@@ -320,24 +322,23 @@ def run_benchmark(
         ],
     )
     if index_eval:
-        rules = evaluated_rules(index_rules)
         with tempfile.TemporaryDirectory(prefix="lookalike-index-eval-") as folder:
+            rules = evaluated_rules(index_rules)
+            test_paths = [paths[row] for row in test_pairs.rows]
+            cache = layout.folder / "index-hashes.sqlite"
             run.index = evaluate_half(
                 "test",
-                [paths[row] for row in test_pairs.rows],
+                test_paths,
                 test_pairs,
                 family_of,
                 rules,
                 Path(folder),
                 workers=workers,
-                cache=layout.folder / "index-hashes.sqlite",
+                cache=cache,
                 log=log,
             )
-            found = matched_pairs(
-                [paths[row] for row in hard_rows], [(a, b) for a, b, _ in wanted], rules, Path(folder)
-            )
-        subject_of = {(a, b): subject for a, b, subject in wanted}
-        run.index_hard_negatives = {rule: [subject_of[p] for p in pairs] for rule, pairs in found.items()}
+            found = matched_pairs([paths[row] for row in hard_rows], hard, rules, Path(folder))
+        run.index_hard_negatives = {rule: [pair.subject for pair in pairs] for rule, pairs in found.items()}
         peer_names = [s.name for s, peer in scorers if peer]
         for result in run.index.results:
             best = best_peer_at(result.name, result.scores.precision, peer_names, scores, family_of)
@@ -347,16 +348,28 @@ def run_benchmark(
     return run
 
 
+def _hard_negative_originals(
+    photos: Sequence[Photo], images: Sequence[BenchImage]
+) -> tuple[list[int], list[tuple[int, int, HardNegative]]]:
+    """The original images (rows of `images`) of the hard-negative photos present, and each pair
+    as two positions in that list."""
+    originals = {image.photo: row for row, image in enumerate(images) if image.transform is None}
+    present = [(a, b, pair) for a, b, pair in present_pairs(photos) if a in originals and b in originals]
+    rows = sorted({originals[photo] for a, b, _ in present for photo in (a, b)})
+    position = {row: number for number, row in enumerate(rows)}
+    return rows, [(position[originals[a]], position[originals[b]], pair) for a, b, pair in present]
+
+
 def _hard_negative_matches(
     scorers: Sequence[Scorer],
     results: Sequence[Result],
     tables: dict[str, HashTable],
     rows: Sequence[int],
-    wanted: Sequence[tuple[int, int, str]],
+    wanted: Sequence[tuple[int, int, HardNegative]],
 ) -> None:
-    """Fill each result's `hard_negatives`: the pairs of original photos in `wanted` (positions in
-    `rows`, with their subject) its score matches at each target's threshold (and a preset at its
-    own limits)."""
+    """Fill each result's `hard_negatives`: the subjects of the pairs of original photos in
+    `wanted` (positions in `rows`) its score matches at each target's threshold (and a preset at
+    its own limits)."""
     if not wanted:
         return
     originals = PairSet(np.asarray(rows, dtype=np.intp), np.arange(len(rows) + 1), np.array([""] * len(rows)))
@@ -367,7 +380,7 @@ def _hard_negative_matches(
         if scorer.is_rule:
             limits["own limits"] = 1.0
         result.hard_negatives = {
-            key: [subject for a, b, subject in wanted if score[a, b] <= limit]
+            key: [pair.subject for a, b, pair in wanted if score[a, b] <= limit]
             for key, limit in limits.items()
         }
 

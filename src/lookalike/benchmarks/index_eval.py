@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -249,14 +250,21 @@ def evaluate_half(
     return IndexRun(half, len(paths), pairs.negative_count, indexed.seconds, indexed.failed, results)
 
 
+Wanted = TypeVar("Wanted")
+
+
 def matched_pairs(
-    paths: Sequence[str], wanted: Sequence[tuple[int, int]], rules: Mapping[str, Matcher], folder: Path
-) -> dict[str, list[tuple[int, int]]]:
-    """Which of the `wanted` pairs (positions in `paths`) each rule's duplicate search pairs,
-    on an index of `paths` alone (the hard negatives: a few photos of the same places)."""
-    found: dict[str, list[tuple[int, int]]] = {}
+    paths: Sequence[str],
+    wanted: Sequence[tuple[int, int, Wanted]],
+    rules: Mapping[str, Matcher],
+    folder: Path,
+) -> dict[str, list[Wanted]]:
+    """Which of the `wanted` pairs (two positions in `paths`, and what to report) each rule's
+    duplicate search pairs, on an index of `paths` alone (the hard negatives: a few photos of
+    the same places)."""
+    found: dict[str, list[Wanted]] = {}
     with temporary_index(paths, rules, folder / "index-hard-negatives.db", workers=1) as (index, indexed):
         for name, rule in rules.items():
             links = Links.from_groups(index.duplicates(matcher=rule), indexed.row_of, indexed.twins)
-            found[name] = [(a, b) for a, b in wanted if (min(a, b), max(a, b)) in links.edges]
+            found[name] = [what for a, b, what in wanted if (min(a, b), max(a, b)) in links.edges]
     return found
