@@ -54,6 +54,7 @@ from lookalike.matcher import PRESETS
 TARGETS = (0.999, 0.9999)
 HEAVY_FAMILIES = ("crop_heavy",)  # left out of the "excluding heavy crops" column
 PARTIAL_FAMILIES = transform_registry.PARTIAL_FAMILIES  # issue 18's partial copies, reported apart
+OWN_LIMITS = "own limits"  # a preset's figures at its own limits, beside those at each target
 
 # lookalike's own single hashes measured (fast mode); the preset matchers add what they need.
 LOOKALIKE_SPECS = ("ahash", "dhash", "phash", "phash:16", "whash", "colorhash", "pdq")
@@ -118,7 +119,8 @@ class Result:
     recall_whole: dict[str, float] = field(default_factory=dict)
     recall_light: dict[str, float] = field(default_factory=dict)
     recall_partial: dict[str, float] = field(default_factory=dict)
-    family_recall: dict[str, dict[str, float]] = field(default_factory=dict)  # target -> family -> recall
+    # target (or OWN_LIMITS for a preset) -> family -> recall
+    family_recall: dict[str, dict[str, float]] = field(default_factory=dict)
     transform_recall: dict[str, dict[str, float]] = field(default_factory=dict)
     as_shipped: dict[str, float] = field(default_factory=dict)  # presets at their own limits, test half
     # hard negative pairs (their subjects) matched: at each target's threshold, and "own limits"
@@ -139,6 +141,10 @@ def _shares(matched: npt.NDArray[np.bool_], families: npt.NDArray[np.str_]) -> d
         "recall_light": share(light),
         "recall_partial": share(partial),
     }
+
+
+def _per_family(matched: npt.NDArray[np.bool_], families: npt.NDArray[np.str_]) -> dict[str, float]:
+    return {str(f): float(matched[families == f].mean()) for f in dict.fromkeys(families.tolist())}
 
 
 def at_precision(
@@ -162,6 +168,7 @@ def evaluate(
             "precision": shipped.precision,
             "false_matches": shipped.false_matches,
         }
+        result.family_recall[OWN_LIMITS] = _per_family(test.positives <= 1.0, families)
     for target in TARGETS:
         key = f"{target:g}"
         point, matched = at_precision(tune, test, target)
@@ -172,7 +179,7 @@ def evaluate(
         for name, value in _shares(matched, families).items():
             if name != "recall":
                 getattr(result, name)[key] = value
-        result.family_recall[key] = {f: float(matched[families == f].mean()) for f in dict.fromkeys(families)}
+        result.family_recall[key] = _per_family(matched, families)
         result.transform_recall[key] = {
             t: float(matched[test.positive_transforms == t].mean())
             for t in dict.fromkeys(test.positive_transforms)
@@ -378,7 +385,7 @@ def _hard_negative_matches(
         score = scorer.matrix(cache)
         limits = {key: result.thresholds[key] for key in result.thresholds}
         if scorer.is_rule:
-            limits["own limits"] = 1.0
+            limits[OWN_LIMITS] = 1.0
         result.hard_negatives = {
             key: [pair.subject for a, b, pair in wanted if score[a, b] <= limit]
             for key, limit in limits.items()

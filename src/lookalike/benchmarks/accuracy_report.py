@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.benchmarks import transforms as transform_registry
-from lookalike.benchmarks.accuracy import ABLATION_SOURCES, PARTIAL_FAMILIES, Result, Run
+from lookalike.benchmarks.accuracy import ABLATION_SOURCES, OWN_LIMITS, PARTIAL_FAMILIES, Result, Run
 from lookalike.benchmarks.scoring import preset_scorer
 from lookalike.matcher import DEFAULT_PRESET
 
@@ -87,8 +87,9 @@ def markdown_tables(run: Run, target: str = TARGET) -> str:
                 f"{_percent(shipped['recall_light'])} | {_percent(shipped['recall_partial'])} | "
                 f"{100 * shipped['precision']:.3f} | "
                 f"{int(shipped['false_matches'])} of {run.negatives_test:,} | "
-                f"{len(r.hard_negatives.get('own limits', []))} of {hard_total} |"
+                f"{len(r.hard_negatives.get(OWN_LIMITS, []))} of {hard_total} |"
             )
+    lines += _summary_table(run, present, target)
     rows = [(_name(r), r.family_recall[target]) for r in ordered]
     lines += _family_table("Recall (%) per family of whole-image edits, at 99.9% precision:", whole, rows)
     if partial:
@@ -96,6 +97,40 @@ def markdown_tables(run: Run, target: str = TARGET) -> str:
     lines += _index_tables(run, whole, partial)
     lines += _hard_negative_table(run)
     return "\n".join(lines) + "\n"
+
+
+def _summary_table(run: Run, families: Sequence[str], target: str) -> list[str]:
+    """Family by family: the default preset at its own limits (hash tables, and each rule the index
+    path ran but the other two presets), and the best peer at 99.9% precision."""
+    default = next((r for r in run.results if r.name == preset_scorer(DEFAULT_PRESET).name), None)
+    peers = [r for r in run.results if r.peer]
+    if default is None:
+        return []
+    others = {"exact-duplicate", "similar"}
+    index_rules = [r for r in run.index.results if r.name not in others] if run.index else []
+    header = [
+        f"{default.name} (hash tables)",
+        *(f"{r.name} (index)" for r in index_rules),
+        "best peer @99.9%",
+    ]
+    lines = [
+        "",
+        "Family by family, each rule at its own limits on the test half, and the best peer at 99.9% "
+        "precision (recall %, the peer's name):",
+        "",
+        "| family | " + " | ".join(header) + " |",
+        "| --- |" + " ---: |" * len(header),
+    ]
+    for family in families:
+        cells = [_percent(default.family_recall[OWN_LIMITS].get(family, float("nan")))]
+        cells += [_percent(r.scores.family_recall.get(family, float("nan"))) for r in index_rules]
+        best = max(peers, key=lambda r: r.family_recall[target].get(family, -1.0), default=None)
+        if best is not None:
+            cells.append(f"{_percent(best.family_recall[target].get(family, float('nan')))} ({best.name})")
+        else:
+            cells.append("-")
+        lines.append(f"| {family} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _index_tables(run: Run, whole: Sequence[str], partial: Sequence[str]) -> list[str]:
@@ -155,7 +190,7 @@ def _hard_negative_table(run: Run) -> list[str]:
     ]
     for r in run.results:
         if r.as_shipped:
-            matched = r.hard_negatives.get("own limits", [])
+            matched = r.hard_negatives.get(OWN_LIMITS, [])
             lines.append(f"| {r.name} (own limits) | {len(matched)}: {', '.join(matched) or '-'} |")
     for rule, matched in run.index_hard_negatives.items():
         lines.append(f"| {rule} (index) | {len(matched)}: {', '.join(matched) or '-'} |")
