@@ -120,6 +120,7 @@ def test_duplicate_search_links_are_scored_as_found_pairs_false_pairs_and_groups
     assert scores.family_recall == {"jpeg": 1.0, "pip": 0.0}
     assert scores.false_pairs == 2 and scores.false_examples == [("/img/1", "/img/3"), ("/img/1", "/img/4")]
     assert scores.precision == pytest.approx(2 / 4)
+    assert scores.false_kinds == {"jpeg ~ original": 1, "jpeg ~ jpeg": 1}
     assert scores.grouped_recall == 1.0
     # 10 pairs in the group, 4 within a photo, 2 showing photo 1 together (2-3, 2-4): 4 false
     assert scores.grouped_false_pairs == 4

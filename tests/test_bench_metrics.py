@@ -15,7 +15,7 @@ from lookalike.benchmarks.metrics import (
     operating_point,
     roc_points,
 )
-from lookalike.benchmarks.scoring import make_pair_set, pair_scores
+from lookalike.benchmarks.scoring import make_pair_set, pair_kinds, pair_scores
 from lookalike.hash import Hash
 
 POSITIVES = np.array([0.0, 1.0, 2.0, 3.0, 10.0])
@@ -127,6 +127,11 @@ def test_images_that_show_a_photo_in_common_are_not_negatives() -> None:
     scores = pair_scores(score, pairs)
     assert scores.negative_count == 6 and list(scores.lowest_negatives) == [0.0] * 6
     assert list(scores.positives) == [0.0, 0.0]
+    score[0, 2] = 5.0  # photo 0's original and photo 1's: apart
+    within = pair_scores(score, pairs, matched_within=0.0).matched_negatives
+    assert within is not None and len(within) == 5  # 6 negatives, one apart; the sharing pairs left out
+    kinds = pair_kinds(within, {"pip": "pip", "collage": "collage"})
+    assert kinds == {"original ~ original": 2, "original ~ pip": 2, "collage ~ original": 1}
     assert not make_pair_set(photo_of, transform_of, [0, 1, 2]).excluded.size  # no donors named: none
 
 

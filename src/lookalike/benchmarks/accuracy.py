@@ -46,6 +46,7 @@ from lookalike.benchmarks.scoring import (
     Scorer,
     SourceCache,
     make_pair_set,
+    pair_kinds,
     pair_scores,
     preset_scorer,
 )
@@ -123,6 +124,7 @@ class Result:
     family_recall: dict[str, dict[str, float]] = field(default_factory=dict)
     transform_recall: dict[str, dict[str, float]] = field(default_factory=dict)
     as_shipped: dict[str, float] = field(default_factory=dict)  # presets at their own limits, test half
+    false_kinds: dict[str, int] = field(default_factory=dict)  # a preset's false pairs by kind (own limits)
     # hard negative pairs (their subjects) matched: at each target's threshold, and "own limits"
     hard_negatives: dict[str, list[str]] = field(default_factory=dict)
 
@@ -169,6 +171,7 @@ def evaluate(
             "false_matches": shipped.false_matches,
         }
         result.family_recall[OWN_LIMITS] = _per_family(test.positives <= 1.0, families)
+        result.false_kinds = pair_kinds(test.matched_negatives or [], family_of)
     for target in TARGETS:
         key = f"{target:g}"
         point, matched = at_precision(tune, test, target)
@@ -420,6 +423,8 @@ def _score_all(
     cache = SourceCache(tables, pairs)
     out = {}
     for scorer, _ in scorers:
-        out[scorer.name] = pair_scores(scorer.matrix(cache), pairs)
+        out[scorer.name] = pair_scores(
+            scorer.matrix(cache), pairs, matched_within=1.0 if scorer.is_rule else None
+        )
     log(f"  scored {len(scorers)} hashes and matchers on {len(pairs.rows)} images")
     return out

@@ -95,6 +95,7 @@ def markdown_tables(run: Run, target: str = TARGET) -> str:
     if partial:
         lines += _family_table("Recall (%) per family of partial copies, at 99.9% precision:", partial, rows)
     lines += _index_tables(run, whole, partial)
+    lines += _false_pair_table(run)
     lines += _hard_negative_table(run)
     return "\n".join(lines) + "\n"
 
@@ -174,6 +175,27 @@ def _index_tables(run: Run, whole: Sequence[str], partial: Sequence[str]) -> lis
     lines += _family_table(f"Recall (%) per family of whole-image edits {intro}", whole, rows)
     if partial:
         lines += _family_table(f"Recall (%) per family of partial copies {intro}", partial, rows)
+    return lines
+
+
+def _false_pair_table(run: Run, kinds_shown: int = 4) -> list[str]:
+    """Where each preset's false pairs are (at its own limits), by the families of their images."""
+    rows = [(r.name + " (hash tables)", r.false_kinds) for r in run.results if r.as_shipped]
+    if run.index is not None:
+        rows += [(r.name + " (index)", r.scores.false_kinds) for r in run.index.results]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "False pairs at each rule's own limits on the test half, by the families of their two images "
+        f"(the {kinds_shown} commonest kinds):",
+        "",
+        "| rule | false pairs | commonest kinds |",
+        "| --- | ---: | --- |",
+    ]
+    for name, kinds in rows:
+        shown = ", ".join(f"{kind} {count}" for kind, count in list(kinds.items())[:kinds_shown])
+        lines.append(f"| {name} | {sum(kinds.values())} | {shown or '-'} |")
     return lines
 
 

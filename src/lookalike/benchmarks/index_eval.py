@@ -26,7 +26,7 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from lookalike.benchmarks.scoring import PairSet
+from lookalike.benchmarks.scoring import PairSet, pair_kinds
 from lookalike.dedupe.grouping import Group
 from lookalike.discover import file_key
 from lookalike.hash_cache import HashCache
@@ -61,6 +61,7 @@ class LinkScores:
     precision: float  # found / (found + false pairs); nan when nothing was paired
     grouped_recall: float
     grouped_false_pairs: int
+    false_kinds: dict[str, int] = field(default_factory=dict)  # false pairs by their images' families
     false_examples: list[tuple[str, str]] = field(default_factory=list)  # image keys, the first few
 
 
@@ -152,6 +153,9 @@ def score_links(
         precision=true_count / paired if paired else float("nan"),
         grouped_recall=float(np.mean(grouped)) if grouped else float("nan"),
         grouped_false_pairs=_grouped_false_pairs(links.group_of, photo_of_row, excluded),
+        false_kinds=pair_kinds(
+            ((str(pairs.transforms[a]), str(pairs.transforms[b])) for a, b in false), family_of
+        ),
         false_examples=[(keys[a], keys[b]) for a, b in false[:examples]],
     )
 

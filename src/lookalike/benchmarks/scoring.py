@@ -17,7 +17,8 @@ not a negative pair either (they are left out of both sides), whatever their own
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -213,28 +214,55 @@ class PairScores:
     positive_transforms: npt.NDArray[np.str_]
     lowest_negatives: npt.NDArray[np.float64]  # sorted ascending
     negative_count: int
+    # with `matched_within`: the negatives scored within it, as their images' transforms ("": original)
+    matched_negatives: list[tuple[str, str]] | None = None
 
 
 def pair_scores(
-    score: npt.NDArray[np.floating], pairs: PairSet, keep_negatives: int = 300_000, chunk: int = 512
+    score: npt.NDArray[np.floating],
+    pairs: PairSet,
+    keep_negatives: int = 300_000,
+    chunk: int = 512,
+    matched_within: float | None = None,
 ) -> PairScores:
     """Split a full score matrix into positives (original vs each copy) and negatives (every pair of
-    images of different photos), keeping only the `keep_negatives` lowest negatives."""
+    images of different photos), keeping only the `keep_negatives` lowest negatives; with
+    `matched_within`, which negatives score within it (a preset's false pairs at its own limits)."""
     positives = np.concatenate(
         [score[s, s + 1 : e] for s, e in zip(pairs.starts[:-1], pairs.starts[1:], strict=True)]
     ).astype(np.float64)
     n = len(pairs.rows)
     kept: list[npt.NDArray[np.float64]] = []
+    matched: list[tuple[str, str]] | None = None if matched_within is None else []
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
-        values = score[start:stop][pairs.negative_mask(start, stop)].astype(np.float64)
+        mask = pairs.negative_mask(start, stop)
+        values = score[start:stop][mask].astype(np.float64)
         if values.size > keep_negatives:
             values = np.partition(values, keep_negatives - 1)[:keep_negatives]
         kept.append(values)
+        if matched is not None and matched_within is not None:
+            rows, columns = np.nonzero(mask & (score[start:stop] <= matched_within))
+            matched += [
+                (str(pairs.transforms[start + r]), str(pairs.transforms[c]))
+                for r, c in zip(rows, columns, strict=True)
+            ]
     negatives = np.concatenate(kept) if kept else np.zeros(0)
     if negatives.size > keep_negatives:
         negatives = np.partition(negatives, keep_negatives - 1)[:keep_negatives]
-    return PairScores(positives, pairs.positive_transforms(), np.sort(negatives), pairs.negative_count)
+    return PairScores(
+        positives, pairs.positive_transforms(), np.sort(negatives), pairs.negative_count, matched
+    )
+
+
+def pair_kinds(transform_pairs: Iterable[tuple[str, str]], family_of: Mapping[str, str]) -> dict[str, int]:
+    """How many pairs there are of each kind, most first: a kind is the two images' families
+    ("original" for an original), in alphabetical order joined by " ~ "."""
+    kinds = Counter(
+        " ~ ".join(sorted(family_of.get(t, "original") if t else "original" for t in pair))
+        for pair in transform_pairs
+    )
+    return dict(kinds.most_common())
 
 
 ScoreFn = Callable[[SourceCache], npt.NDArray[np.float32]]
