@@ -15,7 +15,7 @@ from lookalike.benchmarks.metrics import (
     operating_point,
     roc_points,
 )
-from lookalike.benchmarks.scoring import make_pair_set, pair_scores
+from lookalike.benchmarks.scoring import make_pair_set, pair_kinds, pair_scores
 from lookalike.hash import Hash
 
 POSITIVES = np.array([0.0, 1.0, 2.0, 3.0, 10.0])
@@ -109,3 +109,52 @@ def test_cached_tables_of_a_revised_algorithm_are_not_reused(tmp_path) -> None:
     save_table(tmp_path, HashTable("lookalike:phash_eq", words=words), paths)
     loaded = load_table(tmp_path, "lookalike:phash_eq", paths)
     assert loaded is not None and (loaded.words == words).all()
+
+
+def test_images_that_show_a_photo_in_common_are_not_negatives() -> None:
+    """A composite shows other photos (its donors): it is no negative of their images, and two
+    composites that show one donor are no negative of each other either."""
+    # photo 0: original + pip showing photo 5; photo 1: original + collage showing 5 and 2;
+    # photo 2: original; photo 5 is in the other half
+    photo_of = [0, 0, 1, 1, 2, 5]
+    transform_of = [None, "pip", None, "collage", None, None]
+    donors_of = [(), (5,), (), (5, 2), (), ()]
+    pairs = make_pair_set(photo_of, transform_of, [0, 1, 2], donors_of)
+    assert [tuple(p) for p in pairs.excluded] == [(1, 3), (3, 4)]  # pip~collage (5), collage~photo 2
+    assert pairs.negative_count == 8 - 2
+    score = np.zeros((5, 5), dtype=np.float32)
+    score[1, 3] = score[3, 4] = -1.0  # the sharing pairs are the closest by far
+    scores = pair_scores(score, pairs)
+    assert scores.negative_count == 6 and list(scores.lowest_negatives) == [0.0] * 6
+    assert list(scores.positives) == [0.0, 0.0]
+    score[0, 2] = 5.0  # photo 0's original and photo 1's: apart
+    within = pair_scores(score, pairs, matched_within=0.0).matched_negatives
+    assert within is not None and len(within) == 5  # 6 negatives, one apart; the sharing pairs left out
+    kinds = pair_kinds(within, {"pip": "pip", "collage": "collage"})
+    assert kinds == {"original ~ original": 2, "original ~ pip": 2, "collage ~ original": 1}
+    assert not make_pair_set(photo_of, transform_of, [0, 1, 2]).excluded.size  # no donors named: none
+
+
+def test_a_cached_table_only_hashes_the_images_it_lacks(tmp_path) -> None:
+    """Adding edits to a benchmark hashes the new images only; the cache then holds both."""
+    from conftest import COMMITTED_PHOTOS
+    from lookalike.benchmarks.hashing import hash_all
+
+    paths = [str(p) for p in COMMITTED_PHOTOS[:4]]
+    hashed: list[str] = []
+
+    def hash_count(what: str, done: int) -> None:
+        hashed.append(what)
+
+    first, _ = hash_all(paths[:3], tmp_path, ["phash", "dhash"], [], False, 1, progress=hash_count)
+    assert len(hashed) == 3
+    hashed.clear()
+    both, failures = hash_all(paths, tmp_path, ["phash", "dhash"], [], False, 1, progress=hash_count)
+    assert len(hashed) == 1 and not failures  # only the fourth image
+    fresh, _ = hash_all(paths, tmp_path / "fresh", ["phash", "dhash"], [], False, 1)
+    for name in ("lookalike:phash", "lookalike:dhash"):
+        assert np.array_equal(both[name].words, fresh[name].words)
+        assert np.array_equal(both[name].words[:3], first[name].words)
+    hashed.clear()
+    again, _ = hash_all(paths[1:], tmp_path, ["phash"], [], False, 1, progress=hash_count)
+    assert not hashed and np.array_equal(again["lookalike:phash"].words, fresh["lookalike:phash"].words[1:])

@@ -4,7 +4,7 @@ A hasher group computes several outputs from one opened image (ImageHash's five,
 thorn's perception hashers); lookalike's own hashes come from `lookalike.hash_files`. Each output
 is a `HashTable`: bit hashes as rows of uint64 words (with dihedral variants and quality where the
 algorithm has them) or float vectors. Tables are cached per output on disk, so adding a hash to a
-run only computes that hash.
+run only computes that hash, and adding images (new edits) only hashes those images.
 """
 
 from __future__ import annotations
@@ -234,27 +234,60 @@ def _revision_suffix(name: str) -> str:
     return suffix
 
 
-def load_table(folder: Path, name: str, paths: Sequence[str]) -> HashTable | None:
-    """The cached table for these paths, or None if any path is missing from the cache."""
+TABLE_FIELDS = ("words", "variants", "quality", "vectors")
+
+
+def load_stored(folder: Path, name: str) -> tuple[list[str], HashTable] | None:
+    """Everything the cache holds for `name`: its paths and their rows; None if nothing."""
     file = _cache_file(folder, name)
     if not file.exists():
         return None
     with np.load(file, allow_pickle=False) as data:
-        stored = {str(p): i for i, p in enumerate(data["paths"])}
-        if any(p not in stored for p in paths):
-            return None
-        rows = np.array([stored[p] for p in paths], dtype=np.intp)
         table = HashTable(name)
-        for field in ("words", "variants", "quality", "vectors"):
+        for field in TABLE_FIELDS:
             if field in data.files:
-                setattr(table, field, data[field][rows])
-    return table
+                setattr(table, field, data[field])
+        return [str(p) for p in data["paths"]], table
+
+
+def rows_for(stored: tuple[Sequence[str], HashTable], paths: Sequence[str]) -> HashTable | None:
+    """The rows of a stored table for `paths`, in that order; None if any path is missing."""
+    position = {p: i for i, p in enumerate(stored[0])}
+    if any(p not in position for p in paths):
+        return None
+    return stored[1].subset(np.array([position[p] for p in paths], dtype=np.intp))
+
+
+def load_table(folder: Path, name: str, paths: Sequence[str]) -> HashTable | None:
+    """The cached table for these paths, or None if any path is missing from the cache."""
+    stored = load_stored(folder, name)
+    return None if stored is None else rows_for(stored, paths)
+
+
+def merge_tables(
+    older: tuple[Sequence[str], HashTable], newer: tuple[Sequence[str], HashTable]
+) -> tuple[list[str], HashTable]:
+    """One table with the rows of both (a path in both keeps the newer row)."""
+    fresh = set(newer[0])
+    keep = np.array([i for i, p in enumerate(older[0]) if p not in fresh], dtype=np.intp)
+    kept = older[1].subset(keep)
+    merged = HashTable(newer[1].name)
+    for field in TABLE_FIELDS:
+        new_rows = getattr(newer[1], field)
+        old_rows = getattr(kept, field)
+        if new_rows is not None and old_rows is not None:
+            setattr(merged, field, np.concatenate([old_rows, new_rows]))
+        elif new_rows is not None and not len(keep):
+            setattr(merged, field, new_rows)
+        elif new_rows is not None or old_rows is not None:
+            raise ValueError(f"{newer[1].name}: cached and new rows differ in their {field}")
+    return [older[0][i] for i in keep.tolist()] + list(newer[0]), merged
 
 
 def save_table(folder: Path, table: HashTable, paths: Sequence[str]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, Any] = {"paths": np.array(list(paths))}
-    for field in ("words", "variants", "quality", "vectors"):
+    for field in TABLE_FIELDS:
         value = getattr(table, field)
         if value is not None:
             arrays[field] = value

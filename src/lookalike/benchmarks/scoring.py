@@ -10,13 +10,16 @@ A *scorer* turns sources into one score per pair, lower meaning more alike: a si
 a matcher rule scaled as a whole when the threshold moves: `min(d_k / limit_k)` over conditions
 joined by `or`, the largest ratio within conditions joined by `and`. Images are grouped by photo
 (original first), so the negatives of row i are the columns after its photo's block, and the
-positives of a photo are its original's row inside the block.
+positives of a photo are its original's row inside the block. Composites (picture in picture,
+collages) also show other photos, their donors: two images that show some photo in common are
+not a negative pair either (they are left out of both sides), whatever their own photos.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -38,6 +41,8 @@ class PairSet:
     rows: npt.NDArray[np.intp]  # indices into the full image list
     starts: npt.NDArray[np.intp]  # block start of each photo, plus len(rows) at the end
     transforms: npt.NDArray[np.str_]  # per row; "" for originals
+    # (k, 2) row pairs (first < second, different photos) that show a photo in common: no negatives
+    excluded: npt.NDArray[np.intp] = field(default_factory=lambda: np.zeros((0, 2), dtype=np.intp))
 
     @property
     def block_end(self) -> npt.NDArray[np.intp]:
@@ -54,20 +59,50 @@ class PairSet:
     def negative_count(self) -> int:
         n = len(self.rows)
         sizes = np.diff(self.starts)
-        return int((n * n - int((sizes * sizes).sum())) // 2)
+        return int((n * n - int((sizes * sizes).sum())) // 2) - len(self.excluded)
+
+    def negative_mask(self, start: int, stop: int) -> npt.NDArray[np.bool_]:
+        """For rows `start:stop`, which columns are their negatives (each pair once: the
+        columns after the row's photo block, less the excluded pairs)."""
+        mask = np.arange(len(self.rows))[None, :] >= self.block_end[start:stop, None]
+        inside = (self.excluded[:, 0] >= start) & (self.excluded[:, 0] < stop)
+        mask[self.excluded[inside, 0] - start, self.excluded[inside, 1]] = False
+        return np.asarray(mask)
 
 
 def make_pair_set(
-    photo_of_image: Sequence[int], transform_of_image: Sequence[str | None], photos: Sequence[int]
+    photo_of_image: Sequence[int],
+    transform_of_image: Sequence[str | None],
+    photos: Iterable[int],
+    donors_of_image: Sequence[Sequence[int]] | None = None,
 ) -> PairSet:
-    """The pair set of the images of `photos` (the image list is grouped by photo, original first)."""
+    """The pair set of the images of `photos` (the image list is grouped by photo, original
+    first); `donors_of_image` names the other photos each image shows (composites)."""
     wanted = set(photos)
     rows = np.array([i for i, p in enumerate(photo_of_image) if p in wanted], dtype=np.intp)
     photo_ids = np.asarray(photo_of_image)[rows]
     change = np.nonzero(np.diff(photo_ids))[0] + 1
     starts = np.concatenate([[0], change, [len(rows)]]).astype(np.intp)
     transforms = np.array([transform_of_image[i] or "" for i in rows])
-    return PairSet(rows, starts, transforms)
+    shown = [[photo_of_image[i], *(donors_of_image[i] if donors_of_image else ())] for i in rows]
+    return PairSet(rows, starts, transforms, sharing_pairs(shown, photo_ids))
+
+
+def sharing_pairs(shown: Sequence[Sequence[int]], photo_of_row: npt.NDArray[np.int_]) -> npt.NDArray[np.intp]:
+    """Row pairs (first < second) of different photos whose images show some photo in common."""
+    rows_showing: dict[int, list[int]] = {}
+    for row, photos in enumerate(shown):
+        for photo in set(photos):
+            rows_showing.setdefault(photo, []).append(row)
+    found: set[tuple[int, int]] = set()
+    for rows in rows_showing.values():
+        for position, first in enumerate(rows):
+            found.update(
+                (first, second)
+                for second in rows[position + 1 :]
+                if photo_of_row[first] != photo_of_row[second]
+            )
+    return np.array(sorted(found), dtype=np.intp).reshape(-1, 2)
 
 
 class SourceCache:
@@ -179,42 +214,69 @@ class PairScores:
     positive_transforms: npt.NDArray[np.str_]
     lowest_negatives: npt.NDArray[np.float64]  # sorted ascending
     negative_count: int
+    # with `matched_within`: the negatives scored within it, as their images' transforms ("": original)
+    matched_negatives: list[tuple[str, str]] | None = None
 
 
 def pair_scores(
-    score: npt.NDArray[np.floating], pairs: PairSet, keep_negatives: int = 300_000, chunk: int = 512
+    score: npt.NDArray[np.floating],
+    pairs: PairSet,
+    keep_negatives: int = 300_000,
+    chunk: int = 512,
+    matched_within: float | None = None,
 ) -> PairScores:
     """Split a full score matrix into positives (original vs each copy) and negatives (every pair of
-    images of different photos), keeping only the `keep_negatives` lowest negatives."""
+    images of different photos), keeping only the `keep_negatives` lowest negatives; with
+    `matched_within`, which negatives score within it (a preset's false pairs at its own limits)."""
     positives = np.concatenate(
         [score[s, s + 1 : e] for s, e in zip(pairs.starts[:-1], pairs.starts[1:], strict=True)]
     ).astype(np.float64)
-    block_end = pairs.block_end
     n = len(pairs.rows)
-    columns = np.arange(n)
     kept: list[npt.NDArray[np.float64]] = []
+    matched: list[tuple[str, str]] | None = None if matched_within is None else []
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
-        part = score[start:stop]
-        mask = columns[None, :] >= block_end[start:stop, None]
-        values = part[mask].astype(np.float64)
+        mask = pairs.negative_mask(start, stop)
+        values = score[start:stop][mask].astype(np.float64)
         if values.size > keep_negatives:
             values = np.partition(values, keep_negatives - 1)[:keep_negatives]
         kept.append(values)
+        if matched is not None and matched_within is not None:
+            rows, columns = np.nonzero(mask & (score[start:stop] <= matched_within))
+            matched += [
+                (str(pairs.transforms[start + r]), str(pairs.transforms[c]))
+                for r, c in zip(rows, columns, strict=True)
+            ]
     negatives = np.concatenate(kept) if kept else np.zeros(0)
     if negatives.size > keep_negatives:
         negatives = np.partition(negatives, keep_negatives - 1)[:keep_negatives]
-    return PairScores(positives, pairs.positive_transforms(), np.sort(negatives), pairs.negative_count)
+    return PairScores(
+        positives, pairs.positive_transforms(), np.sort(negatives), pairs.negative_count, matched
+    )
+
+
+def pair_kinds(transform_pairs: Iterable[tuple[str, str]], family_of: Mapping[str, str]) -> dict[str, int]:
+    """How many pairs there are of each kind, most first: a kind is the two images' families
+    ("original" for an original), in alphabetical order joined by " ~ "."""
+    kinds = Counter(
+        " ~ ".join(sorted(family_of.get(t, "original") if t else "original" for t in pair))
+        for pair in transform_pairs
+    )
+    return dict(kinds.most_common())
 
 
 ScoreFn = Callable[[SourceCache], npt.NDArray[np.float32]]
 
 
 def preset_scorer(name: str, dihedral: bool = True) -> Scorer:
-    """The benchmark scorer of a `lookalike.matcher` preset, on lookalike's fast-mode hashes."""
+    """The benchmark scorer of a `lookalike.matcher` preset, on lookalike's fast-mode hashes. A
+    preset with a local clause is scored on its hash clauses alone here ("hashes only"): only
+    the index path (`lookalike.benchmarks.index_eval`) can verify local features."""
     from lookalike.matcher import Matcher
 
-    return rule_scorer(f"lookalike {name}", Matcher.preset(name), dihedral)
+    matcher = Matcher.preset(name)
+    label = f"lookalike {name}" + (" (hashes only)" if matcher.local_inliers is not None else "")
+    return rule_scorer(label, matcher, dihedral)
 
 
 def rule_scorer(name: str, matcher: Matcher, dihedral: bool = True) -> Scorer:

@@ -1,8 +1,10 @@
 """The edits the accuracy benchmark applies to photos: pure functions, PIL image in, PIL image out.
 
 Each `Transform` has a name ("crop_left_10"), a family ("crop") for per-family reporting and a
-function `(image, seed) -> image` that is deterministic for a given seed (only noise and the logo
-use it). Sizes are relative to the image, so an edit means the same on a thumbnail and on a
+function `(image, seed) -> image` that is deterministic for a given seed (noise, the logo and
+every partial copy draw from it: `lookalike.benchmarks.partial`). A composite (picture in picture,
+collage) also takes `donors` other photos: `(image, seed, donors) -> image`; the corpus builder
+chooses them. Sizes are relative to the image, so an edit means the same on a thumbnail and on a
 wallpaper. Text is drawn with Pillow's bundled default font: no font files are needed.
 """
 
@@ -10,29 +12,41 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import cast
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
+
+from lookalike.benchmarks import partial as partial_copies
+from lookalike.benchmarks.screens import chat_screenshot, default_font, desktop_screenshot, screenshot
 
 TransformFn = Callable[[Image.Image, int], Image.Image]
+CompositeFn = Callable[[Image.Image, int, Sequence[Image.Image]], Image.Image]
 RGB = tuple[int, int, int]
 
 
 @dataclass(frozen=True)
 class Transform:
-    """A named edit of a photo, in a family of similar edits."""
+    """A named edit of a photo, in a family of similar edits; a composite (`donors` > 0) puts
+    the photo together with that many other photos."""
 
     name: str
     family: str
-    function: TransformFn
+    function: TransformFn | CompositeFn
     description: str
+    donors: int = 0
 
-    def __call__(self, image: Image.Image, seed: int = 0) -> Image.Image:
-        """Apply the edit to an RGB (or L) copy of `image`; the input is never modified."""
-        return self.function(as_rgb(image), seed)
+    def __call__(self, image: Image.Image, seed: int = 0, donors: Sequence[Image.Image] = ()) -> Image.Image:
+        """Apply the edit to an RGB (or L) copy of `image`; the inputs are never modified."""
+        if len(donors) != self.donors:
+            raise ValueError(f"{self.name} takes {self.donors} other photos, got {len(donors)}")
+        if self.donors:
+            composite = cast(CompositeFn, self.function)
+            return composite(as_rgb(image), seed, [as_rgb(donor) for donor in donors])
+        return cast(TransformFn, self.function)(as_rgb(image), seed)
 
 
 def as_rgb(image: Image.Image) -> Image.Image:
@@ -138,44 +152,6 @@ def frame(image: Image.Image, seed: int, band: float = 0.06, line: float = 0.01)
     return canvas
 
 
-def screenshot(image: Image.Image, seed: int, screen_width: int = 540) -> Image.Image:
-    """The photo as a phone shows it, captured: rescaled to a 540-pixel-wide portrait screen,
-    black around it, with a status bar, an app bar and a navigation bar."""
-    screen_height = round(screen_width * 19.5 / 9)
-    status, app_bar, nav = (
-        round(screen_height * 0.035),
-        round(screen_height * 0.07),
-        round(screen_height * 0.06),
-    )
-    screen = Image.new("RGB", (screen_width, screen_height), (0, 0, 0))
-    area = (screen_width, screen_height - status - app_bar - nav)
-    scale = min(area[0] / image.width, area[1] / image.height)
-    photo = image.resize(
-        (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BICUBIC
-    )
-    top = status + app_bar + (area[1] - photo.height) // 2
-    screen.paste(photo, ((screen_width - photo.width) // 2, top))
-    draw = ImageDraw.Draw(screen)
-    small = ImageFont.load_default(size=max(8, status * 2 // 3))
-    draw.rectangle((0, 0, screen_width, status - 1), (20, 20, 24))
-    draw.text((status // 2, status // 6), "12:30", fill=(240, 240, 240), font=small)
-    for i in range(3):  # signal, wifi and battery glyphs
-        x = screen_width - (i + 1) * status
-        draw.rectangle((x, status // 4, x + status // 2, status * 3 // 4), (230, 230, 230))
-    draw.rectangle((0, status, screen_width, status + app_bar - 1), (33, 33, 33))
-    title = ImageFont.load_default(size=max(8, app_bar * 2 // 5))
-    draw.text((app_bar // 2, status + app_bar // 4), "< Photo", fill=(250, 250, 250), font=title)
-    nav_top = screen_height - nav
-    draw.rectangle((0, nav_top, screen_width, screen_height), (12, 12, 12))
-    for i in range(3):  # back, home, recent
-        cx = screen_width * (i + 1) // 4
-        r = nav // 4
-        draw.ellipse(
-            (cx - r, nav_top + nav // 2 - r, cx + r, nav_top + nav // 2 + r), outline=(200, 200, 200)
-        )
-    return screen
-
-
 # ----- colour -----------------------------------------------------------------------------------
 
 
@@ -238,16 +214,12 @@ def noise(image: Image.Image, seed: int, sigma: float) -> Image.Image:
 # ----- overlays ---------------------------------------------------------------------------------
 
 
-def _font(size: float) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    return ImageFont.load_default(size=max(8, round(size)))
-
-
 def text_overlay(image: Image.Image, seed: int) -> Image.Image:
     """Meme-style captions: white text with a black outline across the top and the bottom."""
     result = image.copy()
     draw = ImageDraw.Draw(result)
     width, height = result.size
-    font = _font(height * 0.09)
+    font = default_font(height * 0.09)
     stroke = max(1, round(height * 0.006))
     for text, y in (("WHEN YOU SEE IT", 0.03), ("look closer", 0.85)):
         box = draw.textbbox((0, 0), text, font=font, stroke_width=stroke)
@@ -269,7 +241,7 @@ def watermark(image: Image.Image, seed: int, opacity: float = 0.35) -> Image.Ima
     layer = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(layer)
     text = "(c) lookalike stock"
-    font = _font(min(width, height) * 0.12)
+    font = default_font(min(width, height) * 0.12)
     box = [math.ceil(v) for v in draw.textbbox((0, 0), text, font=font)]
     text_image = Image.new("L", (box[2] - box[0] + 4, box[3] - box[1] + 4), 0)
     ImageDraw.Draw(text_image).text((2 - box[0], 2 - box[1]), text, fill=255, font=font)
@@ -298,7 +270,7 @@ def logo(image: Image.Image, seed: int) -> Image.Image:
     draw = ImageDraw.Draw(result)
     colour = _LOGO_COLOURS[seed % len(_LOGO_COLOURS)]
     draw.rounded_rectangle((x0, y0, x1, y1), radius=badge_h // 4, fill=colour, outline=(255, 255, 255))
-    font = _font(badge_h * 0.55)
+    font = default_font(badge_h * 0.55)
     draw.text(((x0 + x1) // 2, (y0 + y1) // 2), "PHOTOCO", fill=(255, 255, 255), font=font, anchor="mm")
     return result
 
@@ -309,8 +281,10 @@ def logo(image: Image.Image, seed: int) -> Image.Image:
 def _registry() -> tuple[Transform, ...]:
     items: list[Transform] = []
 
-    def add(name: str, family: str, function: TransformFn, description: str) -> None:
-        items.append(Transform(name, family, function, description))
+    def add(
+        name: str, family: str, function: TransformFn | CompositeFn, description: str, donors: int = 0
+    ) -> None:
+        items.append(Transform(name, family, function, description, donors))
 
     for quality in (90, 50, 20):
         add(f"jpeg_{quality}", "jpeg", partial(jpeg, quality=quality), f"JPEG quality {quality}")
@@ -354,10 +328,86 @@ def _registry() -> tuple[Transform, ...]:
     add("frame", "frame", frame, "picture frame around the photo")
     add("squash", "squash", partial(squash, width_scale=0.75), "width squashed to 75%")
     add("screenshot", "screenshot", screenshot, "phone screenshot: rescaled, UI bars, black around")
+    # Partial copies (issue 18): every box, angle and place drawn at random per photo.
+    uneven = partial_copies.crop_uneven
+    add(
+        "crop_uneven_light",
+        "crop_uneven",
+        uneven,
+        "each side cut by its own random share, >= 80% of each side kept",
+    )
+    add(
+        "crop_uneven_light_flip",
+        "crop_uneven_mirror",
+        partial(uneven, flip="horizontal"),
+        "the same kind of light uneven crop, mirrored left-right",
+    )
+    add(
+        "crop_uneven_heavy",
+        "crop_uneven_heavy",
+        partial(uneven, heavy=True),
+        "30-60% of the area kept, a random box off centre",
+    )
+    add(
+        "crop_flip_vertical",
+        "crop_vflip",
+        partial(uneven, flip="vertical"),
+        "a light uneven crop turned upside down",
+    )
+    add(
+        "rotate_crop",
+        "rotate_crop",
+        partial_copies.rotate_crop,
+        "rotated 10-45 degrees either way, cropped to the largest upright rectangle",
+    )
+    add(
+        "perspective",
+        "perspective",
+        partial_copies.perspective,
+        "mild keystone: one side 8-18% shorter, cropped to the covered part",
+    )
+    add(
+        "pip",
+        "pip",
+        partial_copies.picture_in_picture,
+        "the photo at 30-70% scale inside another photo",
+        donors=1,
+    )
+    add(
+        "collage",
+        "collage",
+        partial_copies.collage,
+        "one cell of a 2x2 collage with three other photos",
+        donors=3,
+    )
+    add(
+        "screenshot_chat",
+        "screenshot_small",
+        chat_screenshot,
+        "phone chat: the photo 30-60% of the screen wide in a message bubble, text around",
+    )
+    add(
+        "screenshot_desktop",
+        "screenshot_small",
+        desktop_screenshot,
+        "desktop browser: the photo 30-60% of the screen wide in a web page, text around",
+    )
     return tuple(items)
 
 
 TRANSFORMS: tuple[Transform, ...] = _registry()
+# The families issue 18 is about: a part of the photo, or the photo as a part of a picture.
+PARTIAL_FAMILIES = (
+    "crop_uneven",
+    "crop_uneven_mirror",
+    "crop_uneven_heavy",
+    "crop_vflip",
+    "rotate_crop",
+    "perspective",
+    "pip",
+    "collage",
+    "screenshot_small",
+)
 _BY_NAME = {t.name: t for t in TRANSFORMS}
 
 

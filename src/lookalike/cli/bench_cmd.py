@@ -45,6 +45,18 @@ def accuracy_command(
     transforms: Annotated[
         str | None, typer.Option("--transforms", help="Comma-separated transform names (default: all).")
     ] = None,
+    index_eval: Annotated[
+        bool,
+        typer.Option(
+            "--index-eval",
+            help="Also run each preset as an index does (the test half in a SQLite index with local "
+            "features, a duplicate search per preset): the only path that measures a local clause.",
+        ),
+    ] = False,
+    index_rules: Annotated[
+        list[str] | None,
+        typer.Option("--index-rule", help="With --index-eval: another rule or preset to run (repeatable)."),
+    ] = None,
     workers: options.Workers = None,
     json_output: options.Json = False,
 ) -> None:
@@ -55,7 +67,8 @@ def accuracy_command(
 
         lookalike bench accuracy --photos ~/Pictures/sample --out results/
     """
-    from lookalike.benchmarks.accuracy import markdown_tables, plot_roc, run_benchmark, save_run
+    from lookalike.benchmarks.accuracy import run_benchmark
+    from lookalike.benchmarks.accuracy_report import markdown_tables, plot_roc, save_run
     from lookalike.pipeline import default_workers
 
     if copy_format not in ("jpeg", "png"):
@@ -70,6 +83,8 @@ def accuracy_command(
         peers=peers,
         limit=limit,
         transform_names=names,
+        index_eval=index_eval,
+        index_rules=index_rules or (),
         log=lambda text: stderr.print(text),
     )
     save_run(run, out)
@@ -90,5 +105,6 @@ def accuracy_command(
                 }
             )
     else:
-        emit_line(markdown_tables(run))
+        for line in markdown_tables(run).splitlines():
+            emit_line(line)
     stderr.print(f"{run.images} images, {run.seconds:.0f} s; results in {out}")
