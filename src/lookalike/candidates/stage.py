@@ -25,6 +25,7 @@ from lookalike.local.verify import Alignment
 from lookalike.matcher import Matcher, Verdict
 
 Ids = npt.NDArray[np.int64]
+LOCAL_QUERIES_PER_PROBE = 4  # queries whose one-bit neighbour probes go in one call (~600,000 probes)
 SAME_FRAME = 0.85  # each picture covers this much of the other: they lie on each other whole
 
 
@@ -171,15 +172,33 @@ def local_candidates(
 ) -> tuple[Ids, Ids]:
     """(query row, entry id) pairs local features nominate (`lookalike.local.retrieval`) that the
     hash candidates (rows, ids) do not already hold, self-pairs left out."""
-    from lookalike.local.retrieval import query_descriptors, vote
+    from lookalike.local.retrieval import NEIGHBOURS_ABOVE, one_bit_neighbours, query_descriptors, vote
 
     assert batch.local is not None
-    words, owners = query_descriptors(list(batch.local))
-    if not len(words):
+    found: list[tuple[Ids, Ids]] = []
+    step = LOCAL_QUERIES_PER_PROBE if breadth > NEIGHBOURS_ABOVE else len(batch)
+    for start in range(0, len(batch), step):
+        words, owners = query_descriptors(list(batch.local[start : start + step]))
+        if not len(words):
+            continue
+        owners += start
+        if breadth <= NEIGHBOURS_ABOVE:
+            posting_rows, posting_ids, posting_tables = source.nominate_local(words)
+        else:
+            words, owners, probe_table = one_bit_neighbours(words, owners)
+            posting_rows, posting_ids, posting_tables = source.nominate_local(words)
+            own = (probe_table[posting_rows] < 0) | (probe_table[posting_rows] == posting_tables)
+            posting_rows, posting_ids, posting_tables = (
+                posting_rows[own],
+                posting_ids[own],
+                posting_tables[own],
+            )
+        found.append(vote(owners, posting_rows, posting_ids, posting_tables, breadth))
+    if not found:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty.copy()
-    posting_rows, posting_ids, posting_tables = source.nominate_local(words)
-    found_rows, found_ids = vote(owners, posting_rows, posting_ids, posting_tables, breadth)
+    found_rows = np.concatenate([voted[0] for voted in found])
+    found_ids = np.concatenate([voted[1] for voted in found])
     if batch.ids is not None:
         other = found_ids != batch.ids[found_rows]
         found_rows, found_ids = found_rows[other], found_ids[other]
