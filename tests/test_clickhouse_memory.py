@@ -48,7 +48,9 @@ def real_hashes(folder: Path) -> RealHashes:
         hashes = [result[algorithm] for result in results]
         words[algorithm] = np.stack([h.words() for h in hashes])
         variants[algorithm] = np.stack([np.stack([v.words() for v in h.variants or (h,)]) for h in hashes])
-        quality[algorithm] = np.array([np.nan if h.quality is None else h.quality for h in hashes], np.float32)
+        quality[algorithm] = np.array(
+            [np.nan if h.quality is None else h.quality for h in hashes], np.float32
+        )
     return RealHashes(
         tuple(algorithms), words, variants, quality, np.array(photo), np.array(original, dtype=bool)
     )
@@ -56,7 +58,8 @@ def real_hashes(folder: Path) -> RealHashes:
 
 def search_in_fresh_process(backend: str, hashes: Path, folder: Path) -> dict[str, object]:
     """Run `_search` in a new interpreter: its peak resident memory is the search's alone."""
-    script = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import {Path(__file__).stem} as t; t._search()"
+    here = Path(__file__)
+    script = f"import sys; sys.path.insert(0, {str(here.parent)!r}); import {here.stem} as t; t._search()"
     done = subprocess.run(
         [sys.executable, "-c", script, backend, str(hashes), str(folder)],
         capture_output=True,

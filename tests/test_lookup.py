@@ -1,9 +1,16 @@
-"""The shared search code behind `lookalike search`, `/v1/search` and the page: which hashes agreed."""
+"""The shared search code behind `lookalike search`, `/v1/search` and the page: which hashes agreed,
+and whether keypoints verify what the hashes accepted."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from conftest import COMMITTED_PHOTOS, committed_rgb
 from lookalike.hash import Hash
-from lookalike.lookup import agreed_hashes, query_algorithms
+from lookalike.index import open_index
+from lookalike.lookup import agreed_hashes, parse_queries, query_algorithms, search_queries
 from lookalike.matcher import Matcher, default_index_hashes
 
 RULE = Matcher.parse("pdq <= 31 with quality >= 50 or ahash + colorhash <= 12")
@@ -34,3 +41,27 @@ def test_queries_are_hashed_with_what_the_index_stores_except_multi_hashes() -> 
     stored = {"phash": 64, "dhash": 64, "crop_resistant": 64, "someone_elses": 64}
     assert query_algorithms(["pdq", "phash"], stored) == ["pdq", "phash", "dhash"]
     assert query_algorithms(default_index_hashes(), {}) == list(default_index_hashes())
+
+
+def test_matches_the_hashes_accept_are_verified_by_keypoints(tmp_path: Path) -> None:
+    """A loose rule accepts other photos too; keypoints verify the real copy and not the others,
+    and a crop the hashes accept also says where it lies."""
+    pytest.importorskip("cv2")
+    original = committed_rgb(COMMITTED_PHOTOS[4], 480)
+    stored = [tmp_path / "original.jpg", *(tmp_path / f"other{n}.jpg" for n in range(3))]
+    original.save(stored[0], quality=90)
+    for path, other in zip(stored[1:], COMMITTED_PHOTOS[6:9], strict=True):
+        committed_rgb(other, 480).save(path, quality=90)
+    copy = tmp_path / "copy.jpg"
+    original.crop((0, 0, int(original.width * 0.85), original.height)).save(copy, quality=80)
+    with open_index(tmp_path / "index.db") as index:
+        index.add_files(stored, workers=1)
+        loose = "ahash <= 64"  # accepts any photo: only keypoints tell them apart
+        names = list(default_index_hashes())
+        (query,) = parse_queries([str(copy)], names, dihedral=True, workers=1)
+        (found,) = search_queries(index, [query], names, 10, None, loose, True)
+    verdicts = {Path(item.key).name: item.verified for item in found}
+    assert verdicts == {"original.jpg": True, "other0.jpg": False, "other1.jpg": False, "other2.jpg": False}
+    where = next(item.where for item in found if item.key.endswith("original.jpg"))
+    assert where is not None and where["pixels"]
+    assert max(x for x, _ in where["stored_region"]) < 0.9 * original.width  # the right 15% was cut

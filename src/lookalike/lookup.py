@@ -15,17 +15,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from lookalike.algorithms import parse_spec
 from lookalike.errors import ImageError, LookalikeError
 from lookalike.hash import Hash
 from lookalike.index.base import Entry, Index
 from lookalike.local.features import LocalFeatures, local_features_available
-from lookalike.matcher import Matcher, default_index_hashes
+from lookalike.matcher import Matcher, Verdict, default_index_hashes
 from lookalike.pipeline import hash_files
 
 if TYPE_CHECKING:
     from lookalike.local.verify import Alignment
 
+NOT_VERIFIED = "similar, not verified as a copy: the hashes agree, the keypoints do not"
 HEX_QUERY = re.compile(r"^(?:(?P<algorithm>[a-z_0-9]+(?::\d+)?)=)?(?P<hex>[0-9a-fA-F]{4,})$")
 
 
@@ -51,6 +54,9 @@ class Found:
     agreed: tuple[str, ...] = ()
     name: str | None = None
     where: Mapping[str, object] | None = None  # local features verified it: see `where_found`
+    # True: keypoints verify a copy; False: the hashes accepted a picture whose keypoints do not
+    # agree (similar, not shown to be a copy); None: not checked (no local features on a side).
+    verified: bool | None = None
 
 
 def search_algorithms(text: str | None, stored: Mapping[str, int]) -> list[str]:
@@ -187,14 +193,48 @@ def _rule_matches(index: Index, queries: list[Query], rule: Matcher, dihedral: b
     entries = index.get_many(v.key for answer in verdicts for v in answer)
     for position, answer in zip(asked, verdicts, strict=True):
         query = queries[position]
-        results[position] = [
-            replace(
-                _found(v.key, entries.get(v.key), v.distances, query.hashes, rule),
-                where=where_found(v.alignment, entries.get(v.key), query.size),
-            )
-            for v in answer
-        ]
+        checked = _verify_accepted(index, query, answer)
+        results[position] = []
+        for v in answer:
+            verified = True if v.alignment is not None else _verified(checked, v.key)
+            found = _found(v.key, entries.get(v.key), v.distances, query.hashes, rule)
+            where = where_found(v.alignment or _part_of(checked.get(v.key)), entries.get(v.key), query.size)
+            results[position].append(replace(found, where=where, verified=verified))
     return results
+
+
+def _verified(checked: Mapping[str, Alignment | None], key: str) -> bool | None:
+    return None if key not in checked else checked[key] is not None
+
+
+def _part_of(alignment: Alignment | None) -> Alignment | None:
+    """The alignment when one picture is a part of the other (worth saying where), else None."""
+    from lookalike.candidates.stage import SAME_FRAME
+
+    if alignment is None or min(alignment.stored_coverage, alignment.query_coverage) >= SAME_FRAME:
+        return None
+    return alignment
+
+
+def _verify_accepted(index: Index, query: Query, answer: list[Verdict]) -> dict[str, Alignment | None]:
+    """Geometric verification of the matches the hashes accepted, where both sides have local
+    features: key -> its alignment, or None when the keypoints do not verify a copy. A look-alike
+    (another photo of one place, a wallpaper of one style) passes hashes but not geometry."""
+    if query.local is None or query.local[0] is None:
+        return {}
+    from lookalike.local.verify import MIN_INLIERS, verify
+
+    unverified = [v.key for v in answer if v.alignment is None]
+    if not unverified:
+        return {}
+    ids = index.ids_by_key(unverified)
+    stored = index.stored_local(np.array(sorted(ids.values()), dtype=np.int64))
+    checked: dict[str, Alignment | None] = {}
+    for key, entry_id in ids.items():
+        features = stored.get(entry_id)
+        if features is not None:
+            checked[key] = verify(query.local[0], features[0], query.local[1], min_inliers=MIN_INLIERS)
+    return checked
 
 
 def describe_where(where: Mapping[str, object]) -> str:

@@ -10,6 +10,7 @@ from lookalike.cli import options
 from lookalike.cli.output import emit_json, emit_line, report_error
 from lookalike.errors import LookalikeError
 from lookalike.lookup import (
+    NOT_VERIFIED,
     Found,
     Query,
     describe_where,
@@ -103,6 +104,7 @@ def _print(query: Query, found: list[Found], json_output: bool) -> None:
                         "path": f.path,
                         "distances": dict(f.distances),
                         **({"where": dict(f.where)} if f.where else {}),
+                        **({"verified": f.verified} if f.verified is not None else {}),
                     }
                     for f in found
                 ],
@@ -115,3 +117,5 @@ def _print(query: Query, found: list[Found], json_output: bool) -> None:
         emit_line(f"  {rank:>3}. {item.path}  {distances}")
         if item.where:
             emit_line(f"       {describe_where(item.where)}")
+        if item.verified is False:
+            emit_line(f"       {NOT_VERIFIED}")

@@ -172,6 +172,7 @@ def match_json(request: Request, item: Found) -> dict[str, object]:
         "agreed": list(item.agreed),
         "thumbnail": thumbnail_url(request, item.key),
         **({"where": dict(item.where)} if item.where else {}),
+        **({"verified": item.verified} if item.verified is not None else {}),
     }
 
 

@@ -108,7 +108,9 @@ function matchCard(match, rank, matching) {
   });
   const where = match.where;
   const agreed = match.agreed.length ? `agreed: ${match.agreed.join(", ")}` : "no hash agreed";
-  const agreement = where ? `${agreed}; local features: ${where.inliers} keypoints${where.mirrored ? ", mirrored" : ""}` : agreed;
+  const local = where ? `; local features: ${where.inliers} keypoints${where.mirrored ? ", mirrored" : ""}` : "";
+  const caution = match.verified === false ? "; similar, not verified as a copy (the keypoints do not agree)" : "";
+  const agreement = agreed + local + caution;
   return el("div", { className: "card " + (matching ? "match" : "nearest") }, [
     framedPicture(match.thumbnail, shownName(match), where && where.stored_relative),
     el("div", { className: "id", textContent: `${rank + 1}. ${shownName(match)}`, title: `id: ${match.id}` }),
