@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -44,12 +45,8 @@ class RealHashes:
 
 def load_real(photos_dir: Path, cache_dir: Path, rule: Matcher, workers: int = 2) -> RealHashes:
     """Hashes of the accuracy corpus (built and hashed on first use, then read from its cache)."""
-    photos = find_photos(photos_dir)
-    layout = CorpusLayout(cache_dir, 512, "jpeg")
-    images = build_corpus(photos, layout, transform_registry.select(None), workers)
+    images, named = _corpus_tables(photos_dir, cache_dir, rule.algorithms, workers)
     paths = [str(image.path) for image in images]
-    tables, _ = hash_all(paths, layout.folder / "hashes", list(rule.algorithms), [], False, workers)
-    named: dict[str, HashTable] = {name.partition(":")[2]: table for name, table in tables.items()}
     words, variants, quality = {}, {}, {}
     for algorithm in rule.algorithms:
         table = named[algorithm]
@@ -64,6 +61,28 @@ def load_real(photos_dir: Path, cache_dir: Path, rule: Matcher, workers: int = 2
     photo = np.array([image.photo for image in images], dtype=np.int64)
     original = np.array([image.transform is None for image in images], dtype=bool)
     return RealHashes(tuple(rule.algorithms), words, variants, quality, photo, original)
+
+
+def load_real_words(
+    photos_dir: Path, cache_dir: Path, algorithm: str, workers: int = 2
+) -> npt.NDArray[np.uint64]:
+    """One more algorithm's words (images, words) for the accuracy corpus, in `load_real`'s row
+    order: what a peer that reads a hash the rule does not (a 64-bit pHash) is given."""
+    _, named = _corpus_tables(photos_dir, cache_dir, (algorithm,), workers)
+    words = named[algorithm].words
+    assert words is not None
+    return words
+
+
+def _corpus_tables(
+    photos_dir: Path, cache_dir: Path, algorithms: Sequence[str], workers: int
+) -> tuple[list[Any], dict[str, HashTable]]:
+    photos = find_photos(photos_dir)
+    layout = CorpusLayout(cache_dir, 512, "jpeg")
+    images = build_corpus(photos, layout, transform_registry.select(None), workers)
+    paths = [str(image.path) for image in images]
+    tables, _ = hash_all(paths, layout.folder / "hashes", list(algorithms), [], False, workers)
+    return images, {name.partition(":")[2]: table for name, table in tables.items()}
 
 
 @dataclass(frozen=True)
@@ -106,6 +125,22 @@ class Collection:
             quality = self.real.quality[algorithm][real_rows]
             out[algorithm] = (chosen if variants else chosen[:, 0], quality)
         return out
+
+    def words_of(
+        self, real_words: npt.NDArray[np.uint64], salt: int, start: int, stop: int
+    ) -> npt.NDArray[np.uint64]:
+        """Images start..stop of a hash given as the real images' words (images, words): planted
+        rows as they are, synthetic rows their seed's words flipped with the masks of `salt`.
+        `hashes` gives the rule's algorithm number k the words of `words_of(..., k, ...)`."""
+        rows = np.arange(start, stop)
+        planted = rows < self.planted
+        real_rows = np.where(planted, self.planted_rows[np.minimum(rows, self.planted - 1)], 0)
+        if len(self.seed_rows):
+            seed_index = np.clip(rows - self.planted, 0, len(self.seed_rows) - 1)
+            real_rows = np.where(planted, real_rows, self.seed_rows[seed_index])
+        chosen: npt.NDArray[np.uint64] = real_words[real_rows].copy()
+        chosen[~planted] ^= _flip_masks(rows[~planted], salt, chosen.shape[1], self.random_seed)
+        return chosen
 
     def batches(
         self, size: int, variants: bool, ids: npt.NDArray[np.int64] | None = None
