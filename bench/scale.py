@@ -10,9 +10,17 @@ Per run: bulk add (items/s, each batch), the duplicate search of every image wit
 (hashing excluded: the variants are given), how many of the planted pairs it finds against the
 exact plan (range searches at the rule's radii) over the planted images alone, single `match`
 queries (p50, p95), the first query after reopening the index, and peak resident memory.
-Peers, on the same collection: FAISS binary indexes (the candidate stage's job: every image's
-variants against the stored hashes within the rule's radius) and a BK-tree over one 64-bit pHash
-(the approach of imagededup and czkawka: duplicate search at a fixed radius).
+Peers, on the same collection, each in its own process (`lookalike.benchmarks.scale_peers`):
+every pair within a radius on one hash, the job our duplicate search does on several hashes with
+variants. On the rule's first hash (equalised pHash, 256 bits, at the rule's radius, 56): FAISS
+IndexBinaryFlat, IndexBinaryIVF and IndexBinaryMultiHash, and pybktree; on a 64-bit pHash at
+imagededup's default radius (10), the approach of imagededup and czkawka: pybktree and cppbktree.
+Recall is counted the same way for everyone: the planted pairs (two images of one photo) found.
+`--repeat` runs everything several times, interleaved; `--report docs` writes docs/scale.md,
+docs/scale.json and docs/scale.png from the medians (`lookalike.benchmarks.scale_report`).
+
+    python bench/scale.py --photos ../shared/photos --sizes 10000,100000 --repeat 3 \
+        --out /tmp/scale.jsonl --report docs
 """
 
 from __future__ import annotations
@@ -32,7 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.benchmarks.scale import Collection, load_real, make_collection
+from lookalike.benchmarks.scale import Collection, load_real, load_real_words, make_collection
+from lookalike.benchmarks.scale_peers import peers, run_peer
 from lookalike.cache_dir import default_cache_dir
 from lookalike.dedupe.pairs import rule_pairs
 from lookalike.index.base import open_index
@@ -42,6 +51,16 @@ PLANTED_PHOTOS = 60
 ADD_BATCH = 100_000
 QUERY_BATCH = 2000
 MATCH_QUERIES = 200
+# (peer, hash, radius): the rule's first hash at its radius, and a 64-bit pHash at imagededup's
+# default radius (the BK-tree duplicate finders' setup)
+PEER_JOBS = {
+    "faiss-flat": ("faiss-flat", "phash_eq", 56),
+    "faiss-ivf": ("faiss-ivf", "phash_eq", 56),
+    "faiss-multihash": ("faiss-multihash", "phash_eq", 56),
+    "pybktree": ("pybktree", "phash_eq", 56),
+    "pybktree-phash64": ("pybktree", "phash", 10),
+    "cppbktree-phash64": ("cppbktree", "phash", 10),
+}
 
 
 def peak_mb() -> float:
@@ -91,6 +110,9 @@ def run_one(args: argparse.Namespace, backend: str, size: int) -> dict[str, Any]
             }
             exact = exact_planted_pairs(args, collection, rule)
             result["pairs"] = len(found)
+            truth = collection.planted_pairs()
+            result["truth_pairs"] = len(truth)
+            result["truth_found"] = len(found & truth)
             result["exact_planted_pairs"] = len(exact)
             result["planted_found"] = len(found & exact)
             result["outside_planted"] = len({p for p in found if p[1] >= collection.planted})
@@ -116,6 +138,44 @@ def run_one(args: argparse.Namespace, backend: str, size: int) -> dict[str, Any]
     result["peak_mb"] = peak_mb()
     result["log"] = log
     return result
+
+
+def run_peer_job(args: argparse.Namespace, job: str, size: int) -> dict[str, Any]:
+    """A peer's duplicate search over the collection of `size` images, on its one hash."""
+    name, algorithm, radius = PEER_JOBS[job]
+    rule = Matcher.preset(args.preset)
+    real = load_real(args.photos, args.cache, rule)
+    collection = make_collection(real, size, PLANTED_PHOTOS)
+    if algorithm in real.algorithms:
+        salt, real_words = real.algorithms.index(algorithm), real.words[algorithm]
+    else:  # a hash the rule does not read: masks of its own
+        salt, real_words = len(real.algorithms), load_real_words(args.photos, args.cache, algorithm)
+    words = collection.words_of(real_words, salt, 0, size)
+    baseline = peak_mb()
+    run = run_peer(peers(radius)[name], words, radius, collection.planted, args.peer_budget)
+    found = set(zip(run.first.tolist(), run.second.tolist(), strict=True))
+    truth = collection.planted_pairs()
+    return {
+        "backend": job,
+        "peer": name,
+        "hash": algorithm,
+        "bits": 64 * words.shape[1],
+        "radius": radius,
+        "size": size,
+        "planted": collection.planted,
+        "build_seconds": run.build_seconds,
+        "search_seconds": run.search_seconds,
+        "dedupe_seconds": run.seconds,
+        "estimated": run.estimated,
+        "rows_answered": run.rows_answered,
+        "pairs": len(found),
+        "beyond_radius": run.beyond_radius,
+        "truth_pairs": len(truth),
+        "truth_found": len(found & truth),
+        "outside_planted": len({p for p in found if p[1] >= collection.planted}),
+        "baseline_mb": baseline,
+        "peak_mb": run.peak_mb,
+    }
 
 
 def exact_planted_pairs(
@@ -148,29 +208,55 @@ def main() -> None:
     parser.add_argument("--preset", default="near-duplicate")
     parser.add_argument("--match-only", action="store_true", help="skip the duplicate search")
     parser.add_argument("--workdir", type=Path, default=None, help="where temporary indexes go")
+    parser.add_argument(
+        "--peers",
+        default=",".join(PEER_JOBS),
+        help=f"peers to run beside ours ({', '.join(PEER_JOBS)}), or ''",
+    )
+    parser.add_argument(
+        "--peer-budget",
+        type=float,
+        default=120.0,
+        help="seconds of searching after which a peer answers a sample of the remaining images and"
+        " its time is extrapolated (the planted images are always answered, so recall is exact)",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs of everything, interleaved")
     parser.add_argument("--out", type=Path, default=None, help="append JSON results to this file")
+    parser.add_argument("--report", type=Path, default=None, help="write scale.md/.json/.png here")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # backend:size, run in this process
     args = parser.parse_args()
     if args.one:
         backend, size = args.one.split(":")
-        print(json.dumps(run_one(args, backend, int(size))))
+        one = run_peer_job if backend in PEER_JOBS else run_one
+        print(json.dumps(one(args, backend, int(size))))
         return
-    for size in [int(s) for s in args.sizes.split(",")]:
-        for backend in args.backends.split(","):
-            command = [sys.executable, __file__, "--one", f"{backend}:{size}", *_passed(args)]
-            done = subprocess.run(command, capture_output=True, text=True, env=os.environ)
-            if done.returncode != 0:
-                print(f"{backend} {size:,}: failed\n{done.stderr[-2000:]}")
-                continue
-            result = json.loads(done.stdout.strip().splitlines()[-1])
-            report(result)
-            if args.out:
-                with open(args.out, "a") as handle:
-                    handle.write(json.dumps(result) + "\n")
+    jobs = args.backends.split(",") + [p for p in args.peers.split(",") if p]
+    results: list[dict[str, Any]] = []
+    for round_number in range(args.repeat):
+        for size in [int(s) for s in args.sizes.split(",")]:
+            for backend in jobs:
+                command = [sys.executable, __file__, "--one", f"{backend}:{size}", *_passed(args)]
+                done = subprocess.run(command, capture_output=True, text=True, env=os.environ)
+                if done.returncode != 0:
+                    print(f"{backend} {size:,}: failed\n{done.stderr[-2000:]}")
+                    continue
+                result = json.loads(done.stdout.strip().splitlines()[-1])
+                result["round"] = round_number
+                results.append(result)
+                report(result, results)
+                if args.out:
+                    with open(args.out, "a") as handle:
+                        handle.write(json.dumps(result) + "\n")
+    if args.report:
+        from lookalike.benchmarks.scale_report import write_report
+
+        command_line = "python bench/scale.py " + " ".join(sys.argv[1:])
+        write_report(results, args.report, command_line)
 
 
 def _passed(args: argparse.Namespace) -> list[str]:
     passed = ["--photos", str(args.photos), "--cache", str(args.cache), "--preset", args.preset]
+    passed += ["--peer-budget", str(args.peer_budget)]
     if args.match_only:
         passed.append("--match-only")
     if args.workdir:
@@ -178,12 +264,19 @@ def _passed(args: argparse.Namespace) -> list[str]:
     return passed
 
 
-def report(r: dict[str, Any]) -> None:
+def report(r: dict[str, Any], results: list[dict[str, Any]]) -> None:
+    if "peer" in r:
+        report_peer(r, results)
+        return
     print(f"{r['backend']} {r['size']:,} images ({r['planted']:,} planted):")
     rates = r["add_rates"]
     print(f"  add: {r['add_seconds']:.1f} s, {min(rates):,.0f}-{max(rates):,.0f} items/s per batch")
     if "dedupe_seconds" in r:
         exact = max(r["exact_planted_pairs"], 1)
+        print(
+            f"  same-photo planted pairs found: {r['truth_found']:,} of {r['truth_pairs']:,}"
+            f" ({100 * r['truth_found'] / max(r['truth_pairs'], 1):.1f}%)"
+        )
         print(
             f"  duplicate search: {r['dedupe_seconds']:.1f} s; planted pairs {r['planted_found']:,} of"
             f" {r['exact_planted_pairs']:,} the exact plan finds ({100 * r['planted_found'] / exact:.2f}%);"
@@ -196,6 +289,26 @@ def report(r: dict[str, Any]) -> None:
     memory = r["search_memory_mb"]
     print(
         f"  peak memory {r['peak_mb']:,.0f} MB" + (f", search structures {memory:,.0f} MB" if memory else "")
+    )
+    sys.stdout.flush()
+
+
+def report_peer(r: dict[str, Any], results: list[dict[str, Any]]) -> None:
+    """A peer's line, with its time over ours (SQLite, same size and round) when ours ran."""
+    ours = [
+        o
+        for o in results
+        if o.get("backend") == "sqlite" and o["size"] == r["size"] and o.get("round") == r.get("round")
+    ]
+    ratio = ""
+    if ours and ours[0].get("dedupe_seconds"):
+        ratio = f", {r['dedupe_seconds'] / ours[0]['dedupe_seconds']:.1f}x ours (SQLite)"
+    estimated = f" (estimated from {r['rows_answered']:,} images)" if r["estimated"] else ""
+    print(
+        f"{r['backend']} {r['size']:,} images, {r['hash']} ({r['bits']} bits) <= {r['radius']}:"
+        f" {r['dedupe_seconds']:.1f} s{estimated}{ratio}; planted pairs found {r['truth_found']:,} of"
+        f" {r['truth_pairs']:,} ({100 * r['truth_found'] / max(r['truth_pairs'], 1):.1f}%);"
+        f" pairs outside the planted images {r['outside_planted']}; peak memory {r['peak_mb']:,.0f} MB"
     )
     sys.stdout.flush()
 
