@@ -46,6 +46,7 @@ def _peer(seconds: float, round_number: int) -> dict[str, Any]:
         "estimated": round_number == 1,
         "rows_answered": 10_000,
         "peak_mb": 200.0,
+        "baseline_mb": 150.0,
         "truth_pairs": 100,
         "truth_found": 40,
         "outside_planted": 3,
@@ -73,7 +74,7 @@ def test_report_files_carry_the_table_the_command_and_every_run(tmp_path: Path) 
     assert "python bench/scale.py --sizes 10000" in text
     assert "## 10,000 images" in text
     peer_row = next(line for line in text.splitlines() if line.startswith("| FAISS IndexBinaryFlat"))
-    assert "| 12.0 s est. | 4.00 | 40 (40.0%) | 3 |" in peer_row
+    assert "| 3 | 12.0 s est. | 4.00 | 40 (40.0%) | 3 | 200 MB | 50 MB |" in peer_row
     data = json.loads((tmp_path / "scale.json").read_text())
     assert len(data["runs"]) == 6 and "log" not in data["runs"][0]
     assert data["medians"]["10000"]["sqlite"]["dedupe_seconds"] == 3.0

@@ -33,6 +33,7 @@ PEER_LABEL = {
 }
 MEDIANS = (
     "dedupe_seconds",
+    "baseline_mb",
     "build_seconds",
     "search_seconds",
     "add_seconds",
@@ -92,7 +93,9 @@ def markdown(summary: dict[int, dict[str, dict[str, Any]]], command: str) -> str
         "edited copies planted (3,420 images), the rest made from real photos' hashes with 35% of",
         "their bits flipped. **Recall** is the same count for everyone: the planted pairs (two images",
         "of one photo: original or edit, including heavy crops and edits no hash survives) found.",
-        "Peak memory is the process's (each job runs alone in its own).",
+        "Peak memory is the process's (each job runs alone in its own, and the collection's hashes",
+        "take their share); index memory is ours' search structures, or what a peer's process grew",
+        "by from building its index on. `runs`: rounds behind the median.",
         "",
         "The machine has 2 cores shared with other jobs (load 2-4): read the ratios (`x ours`, time",
         "over ours on SQLite in the same rounds), not the seconds. Times are medians over rounds.",
@@ -130,9 +133,9 @@ def table(size: int, jobs: dict[str, dict[str, Any]]) -> list[str]:
         "",
         f"{planted.get('planted', 0):,} planted images, {truth:,} planted pairs.",
         "",
-        "| job | hash <= radius | duplicate search | x ours | planted pairs found | pairs outside planted"
-        " | peak memory |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| job | hash <= radius | runs | duplicate search | x ours | planted pairs found"
+        " | pairs outside planted | peak memory | index memory |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     ours = [job for job in OURS if job in jobs]
     peers = sorted((job for job in jobs if job not in OURS), key=lambda j: jobs[j].get("dedupe_seconds", 0))
@@ -150,12 +153,22 @@ def table(size: int, jobs: dict[str, dict[str, Any]]) -> list[str]:
         found = row.get("truth_found", 0)
         recall = f"{found:,} ({100 * found / max(row.get('truth_pairs', 0), 1):.1f}%)"
         outside = f"{row.get('outside_planted', 0):,}"
+        memory = _index_memory(row)
         lines.append(
-            f"| {label} | {hashed} | {seconds} | {ratio} | {recall} | {outside} | {row['peak_mb']:,.0f} MB |"
+            f"| {label} | {hashed} | {row['rounds']} | {seconds} | {ratio} | {recall} | {outside}"
+            f" | {row['peak_mb']:,.0f} MB | {memory} |"
         )
-    rounds = sorted({row["rounds"] for row in jobs.values()})
-    lines += ["", f"Rounds per job: {', '.join(map(str, rounds))}.", ""]
-    return lines
+    return [*lines, ""]
+
+
+def _index_memory(row: dict[str, Any]) -> str:
+    """Ours: the search structures' size (SQLite reports it); a peer: its process's peak past
+    the moment before it built its index (the index and its search's working memory)."""
+    if row.get("search_memory_mb") is not None:
+        return f"{row['search_memory_mb']:,.0f} MB"
+    if row.get("baseline_mb") is not None:
+        return f"{max(0.0, row['peak_mb'] - row['baseline_mb']):,.0f} MB"
+    return ""
 
 
 def add_table(summary: dict[int, dict[str, dict[str, Any]]]) -> list[str]:
