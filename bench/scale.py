@@ -13,7 +13,8 @@ queries (p50, p95), the first query after reopening the index, and peak resident
 Peers, on the same collection, each in its own process (`lookalike.benchmarks.scale_peers`):
 every pair within a radius on one hash, the job our duplicate search does on several hashes with
 variants. On the rule's first hash (equalised pHash, 256 bits, at the rule's radius, 56): FAISS
-IndexBinaryFlat, IndexBinaryIVF and IndexBinaryMultiHash, and pybktree; on a 64-bit pHash at
+IndexBinaryFlat, IndexBinaryIVF and IndexBinaryMultiHash, and pybktree; FAISS IndexBinaryFlat
+queried with each image's 8 dihedral variants of that hash (the candidate stage's job); on a 64-bit pHash at
 imagededup's default radius (10), the approach of imagededup and czkawka: pybktree and cppbktree.
 Recall is counted the same way for everyone: the planted pairs (two images of one photo) found.
 `--repeat` runs everything several times, interleaved; `--report docs` writes docs/scale.md,
@@ -41,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from lookalike.benchmarks.scale import Collection, load_real, load_real_words, make_collection
-from lookalike.benchmarks.scale_peers import peers, run_peer
+from lookalike.benchmarks.scale_peers import faiss_flat_variants, peers, run_peer
 from lookalike.cache_dir import default_cache_dir
 from lookalike.dedupe.pairs import rule_pairs
 from lookalike.index.base import open_index
@@ -55,6 +56,7 @@ MATCH_QUERIES = 200
 # default radius (the BK-tree duplicate finders' setup)
 PEER_JOBS = {
     "faiss-flat": ("faiss-flat", "phash_eq", 56),
+    "faiss-flat-variants": ("faiss-flat-variants", "phash_eq", 56),
     "faiss-ivf": ("faiss-ivf", "phash_eq", 56),
     "faiss-multihash": ("faiss-multihash", "phash_eq", 56),
     "pybktree": ("pybktree", "phash_eq", 56),
@@ -152,7 +154,12 @@ def run_peer_job(args: argparse.Namespace, job: str, size: int) -> dict[str, Any
         salt, real_words = len(real.algorithms), load_real_words(args.photos, args.cache, algorithm)
     words = collection.words_of(real_words, salt, 0, size)
     baseline = peak_mb()
-    run = run_peer(peers(radius)[name], words, radius, collection.planted, args.peer_budget)
+    if name == "faiss-flat-variants":  # queried with every image's dihedral variants of the hash
+        variants = collection.words_of(real.variants[algorithm], salt, 0, size)
+        peer = faiss_flat_variants(variants)
+        run = run_peer(peer, words, radius, collection.planted, args.peer_budget, variants)
+    else:
+        run = run_peer(peers(radius)[name], words, radius, collection.planted, args.peer_budget)
     found = set(zip(run.first.tolist(), run.second.tolist(), strict=True))
     truth = collection.planted_pairs()
     return {

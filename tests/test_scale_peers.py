@@ -8,7 +8,13 @@ import numpy.typing as npt
 import pytest
 
 from lookalike.benchmarks.scale import Collection, RealHashes
-from lookalike.benchmarks.scale_peers import brute_force_pairs, multihash_tables, peers, run_peer
+from lookalike.benchmarks.scale_peers import (
+    brute_force_pairs,
+    faiss_flat_variants,
+    multihash_tables,
+    peers,
+    run_peer,
+)
 
 COUNT = 2000
 
@@ -68,6 +74,32 @@ def test_ivf_finds_only_pairs_within_the_radius_and_the_close_copies() -> None:
     assert found <= truth
     close = {(a, b) for a, b in inside if np.bitwise_count(hashes[a] ^ hashes[b]).sum() <= 4}
     assert close and close <= found
+
+
+def test_faiss_queried_with_variants_finds_the_pairs_any_variant_brings_within_the_radius() -> None:
+    hashes, inside, outside = planted_hashes(4, 56)
+    rng = np.random.default_rng(9)
+    variants = rng.integers(0, 2**64, (COUNT, 3, 4), dtype=np.uint64)
+    variants[:, 0] = hashes  # the first variant is the hash itself
+    rotated = set()
+    for a, b in sorted(outside)[:50]:  # a's rotation is a copy of b: found only through it
+        variants[a, 2] = _flip(hashes[b], 20, rng)
+        rotated.add((a, b))
+    distances = np.full((COUNT, COUNT), 256)  # [a, b]: a's nearest variant to b
+    for variant in range(3):
+        for start in range(0, COUNT, 200):
+            block = np.bitwise_count(variants[start : start + 200, variant, None] ^ hashes[None]).sum(axis=2)
+            distances[start : start + 200] = np.minimum(distances[start : start + 200], block)
+    near = np.minimum(distances, distances.T) <= 56
+    truth = {(a, b) for a, b in zip(*np.nonzero(near), strict=True) if a < b}
+    assert inside | rotated <= truth
+
+    run = run_peer(faiss_flat_variants(variants), hashes, 56, variants=variants)
+
+    found = set(zip(run.first.tolist(), run.second.tolist(), strict=True))
+    assert len(run.first) == len(found)
+    assert found == truth
+    assert run.beyond_radius == 0
 
 
 def test_cppbktree_refuses_hashes_longer_than_64_bits() -> None:

@@ -129,9 +129,10 @@ class Collection:
     def words_of(
         self, real_words: npt.NDArray[np.uint64], salt: int, start: int, stop: int
     ) -> npt.NDArray[np.uint64]:
-        """Images start..stop of a hash given as the real images' words (images, words): planted
-        rows as they are, synthetic rows their seed's words flipped with the masks of `salt`.
-        `hashes` gives the rule's algorithm number k the words of `words_of(..., k, ...)`."""
+        """Images start..stop of a hash given as the real images' words (images, words), or their
+        variants (images, variants, words): planted rows as they are, synthetic rows their seed's
+        words flipped with the masks of `salt`. `hashes` gives the rule's algorithm number k the
+        words of `words_of(..., k, ...)`."""
         rows = np.arange(start, stop)
         planted = rows < self.planted
         real_rows = np.where(planted, self.planted_rows[np.minimum(rows, self.planted - 1)], 0)
@@ -139,7 +140,8 @@ class Collection:
             seed_index = np.clip(rows - self.planted, 0, len(self.seed_rows) - 1)
             real_rows = np.where(planted, real_rows, self.seed_rows[seed_index])
         chosen: npt.NDArray[np.uint64] = real_words[real_rows].copy()
-        chosen[~planted] ^= _flip_masks(rows[~planted], salt, chosen.shape[1], self.random_seed)
+        masks = _flip_masks(rows[~planted], salt, chosen.shape[-1], self.random_seed)
+        chosen[~planted] ^= masks if chosen.ndim == 2 else masks[:, None, :]
         return chosen
 
     def batches(

@@ -97,6 +97,42 @@ def faiss_flat(words: Words) -> RangeStructure:
     return _FaissRange(index, codes)
 
 
+class _FaissVariants:
+    """FAISS IndexBinaryFlat over the stored hashes, queried with each image's variants (the
+    candidate stage's job): a pair is found when any variant of either image is within the
+    radius of the other, reported once as (smaller row, larger row)."""
+
+    def __init__(self, words: Words, variants: npt.NDArray[np.uint64]) -> None:
+        faiss = _faiss()
+        codes = _codes(words)
+        self.per_image = variants.shape[1]
+        self.queries = _codes(variants.reshape(-1, variants.shape[2]))
+        self.index = faiss.IndexBinaryFlat(codes.shape[1] * 8)
+        self.index.add(codes)
+
+    def within(self, rows: Rows, radius: int) -> tuple[Rows, Rows]:
+        variant_rows = (rows[:, None] * self.per_image + np.arange(self.per_image)).ravel()
+        limits, _, found = self.index.range_search(self.queries[variant_rows], radius + 1)
+        queries = np.repeat(np.repeat(rows, self.per_image), np.diff(limits.astype(np.int64)))
+        found = found.astype(np.int64)
+        pairs = np.unique(np.stack([np.minimum(queries, found), np.maximum(queries, found)]), axis=1)
+        pairs = pairs[:, pairs[0] != pairs[1]]
+        # oriented for run_peer (query row first): a pair whose smaller row is outside this block
+        # was found from its larger row, and is kept once because first < second
+        return pairs[0], pairs[1]
+
+
+def faiss_flat_variants(variants: npt.NDArray[np.uint64]) -> Peer:
+    """The FAISS flat peer given each image's variants (images, variants, words) as queries."""
+    return Peer(
+        "faiss-flat-variants",
+        f"FAISS IndexBinaryFlat, queried with {variants.shape[1]} variants per image",
+        True,
+        lambda words: _FaissVariants(words, variants),
+        block=512,
+    )
+
+
 def faiss_ivf(words: Words) -> RangeStructure:
     """IndexBinaryIVF, 4 sqrt(n) lists, probing 1/32 of them: approximate, FAISS's usual setup."""
     faiss = _faiss()
@@ -205,7 +241,12 @@ def peers(radius: int) -> dict[str, Peer]:
 
 
 def run_peer(
-    peer: Peer, words: Words, radius: int, answer_first: int = 0, budget_seconds: float | None = None
+    peer: Peer,
+    words: Words,
+    radius: int,
+    answer_first: int = 0,
+    budget_seconds: float | None = None,
+    variants: npt.NDArray[np.uint64] | None = None,
 ) -> PeerRun:
     """Every pair within `radius`: build the peer's index, query every row in blocks. Rows below
     `answer_first` are always answered; once the search has taken `budget_seconds`, only every
@@ -250,7 +291,14 @@ def run_peer(
     second = np.concatenate(seconds) if seconds else np.zeros(0, np.int64)
     # a peer's answers are checked (outside its timing): pairs beyond the radius are dropped and
     # counted
-    within = np.bitwise_count(words[first] ^ words[second]).sum(axis=1) <= radius
+    if variants is None:
+        within = np.bitwise_count(words[first] ^ words[second]).sum(axis=1) <= radius
+    else:  # found from either side's variants: each pair once, judged on its nearest variant
+        if len(first):
+            first, second = np.unique(np.stack([first, second]), axis=1)
+        forward = np.bitwise_count(variants[first] ^ words[second][:, None]).sum(axis=2).min(axis=1)
+        backward = np.bitwise_count(variants[second] ^ words[first][:, None]).sum(axis=2).min(axis=1)
+        within = np.minimum(forward, backward) <= radius
     return PeerRun(
         first[within],
         second[within],

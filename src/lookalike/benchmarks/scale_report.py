@@ -25,6 +25,7 @@ OURS_LABEL = {
 }
 PEER_LABEL = {
     "faiss-flat": "FAISS IndexBinaryFlat (brute force)",
+    "faiss-flat-variants": "FAISS IndexBinaryFlat, queried with 8 dihedral variants",
     "faiss-ivf": "FAISS IndexBinaryIVF (4 sqrt(n) lists, nprobe 1/32)",
     "faiss-multihash": "FAISS IndexBinaryMultiHash (16 x 16-bit, exact)",
     "pybktree": "pybktree (Python BK-tree)",
@@ -87,10 +88,11 @@ def markdown(summary: dict[int, dict[str, dict[str, Any]]], command: str) -> str
         "([candidates.md](candidates.md)). Each peer does the same job on one hash without variants:",
         "every pair within a radius, on equalised pHash (256 bits) at the rule's radius for it (56),",
         "or on a 64-bit pHash at imagededup's default radius (10), the BK-tree approach of",
-        "imagededup and czkawka.",
+        "imagededup and czkawka. One FAISS peer is queried with each image's 8 dihedral variants of",
+        "equalised pHash (the candidate stage's job on that hash).",
         "",
         "Collections are photo-like (`lookalike.benchmarks.scale`): 60 real photos with all their",
-        "edited copies planted (3,420 images), the rest made from real photos' hashes with 35% of",
+        "edited copies planted, the rest made from real photos' hashes with 35% of",
         "their bits flipped. **Recall** is the same count for everyone: the planted pairs (two images",
         "of one photo: original or edit, including heavy crops and edits no hash survives) found.",
         "Peak memory is the process's (each job runs alone in its own, and the collection's hashes",
