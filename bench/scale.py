@@ -237,7 +237,7 @@ def main() -> None:
         one = run_peer_job if backend in PEER_JOBS else run_one
         print(json.dumps(one(args, backend, int(size))))
         return
-    jobs = args.backends.split(",") + [p for p in args.peers.split(",") if p]
+    jobs = [b for b in args.backends.split(",") if b] + [p for p in args.peers.split(",") if p]
     results: list[dict[str, Any]] = []
     for round_number in range(args.repeat):
         for size in [int(s) for s in args.sizes.split(",")]:
