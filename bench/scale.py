@@ -181,6 +181,7 @@ def run_peer_job(args: argparse.Namespace, job: str, size: int) -> dict[str, Any
         "truth_found": len(found & truth),
         "outside_planted": len({p for p in found if p[1] >= collection.planted}),
         "baseline_mb": baseline,
+        "index_mb": run.index_mb,
         "peak_mb": run.peak_mb,
     }
 

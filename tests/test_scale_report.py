@@ -47,6 +47,7 @@ def _peer(seconds: float, round_number: int) -> dict[str, Any]:
         "rows_answered": 10_000,
         "peak_mb": 200.0,
         "baseline_mb": 150.0,
+        "index_mb": 50.0,
         "truth_pairs": 100,
         "truth_found": 40,
         "outside_planted": 3,

@@ -56,6 +56,7 @@ class PeerRun:
     estimated: bool
     peak_mb: float  # the process's peak resident memory after the search
     beyond_radius: int  # pairs the peer returned that are farther apart than the radius (dropped)
+    index_mb: float  # resident memory the build added (the index, and its copy of the hashes)
 
     @property
     def seconds(self) -> float:
@@ -252,9 +253,11 @@ def run_peer(
     `answer_first` are always answered; once the search has taken `budget_seconds`, only every
     few blocks of the remaining rows are (as many as fit in about another budget) and the time
     is extrapolated from them."""
+    resident = _resident_mb()
     began = time.perf_counter()
     structure = peer.build(words)
     build_seconds = time.perf_counter() - began
+    index_mb = _resident_mb() - resident
     count = len(words)
     forced = min(answer_first, count)
     firsts: list[Rows] = []
@@ -308,6 +311,7 @@ def run_peer(
         estimated,
         _peak_mb(),
         int((~within).sum()),
+        index_mb,
     )
 
 
@@ -328,3 +332,13 @@ def brute_force_pairs(words: Words, radius: int, block: int = 1024) -> tuple[Row
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _resident_mb() -> float:
+    """The process's resident memory now (Linux), 0 where /proc is missing."""
+    try:
+        with open("/proc/self/statm") as handle:
+            pages = int(handle.read().split()[1])
+    except OSError:
+        return 0.0
+    return pages * resource.getpagesize() / 2**20

@@ -35,6 +35,7 @@ PEER_LABEL = {
 MEDIANS = (
     "dedupe_seconds",
     "baseline_mb",
+    "index_mb",
     "build_seconds",
     "search_seconds",
     "add_seconds",
@@ -96,8 +97,8 @@ def markdown(summary: dict[int, dict[str, dict[str, Any]]], command: str) -> str
         "their bits flipped. **Recall** is the same count for everyone: the planted pairs (two images",
         "of one photo: original or edit, including heavy crops and edits no hash survives) found.",
         "Peak memory is the process's (each job runs alone in its own, and the collection's hashes",
-        "take their share); index memory is ours' search structures, or what a peer's process grew",
-        "by from building its index on. `runs`: rounds behind the median.",
+        "take their share); index memory is ours' search structures (SQLite), or the resident memory",
+        "a peer's build added. `runs`: rounds behind the median.",
         "",
         "The machine has 2 cores shared with other jobs (load 2-4): read the ratios (`x ours`, time",
         "over ours on SQLite in the same rounds), not the seconds. Times are medians over rounds.",
@@ -164,12 +165,11 @@ def table(size: int, jobs: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def _index_memory(row: dict[str, Any]) -> str:
-    """Ours: the search structures' size (SQLite reports it); a peer: its process's peak past
-    the moment before it built its index (the index and its search's working memory)."""
-    if row.get("search_memory_mb") is not None:
-        return f"{row['search_memory_mb']:,.0f} MB"
-    if row.get("baseline_mb") is not None:
-        return f"{max(0.0, row['peak_mb'] - row['baseline_mb']):,.0f} MB"
+    """Ours: the search structures' size (SQLite reports it); a peer: the resident memory its
+    index's build added."""
+    for key in ("search_memory_mb", "index_mb"):
+        if row.get(key) is not None:
+            return f"{row[key]:,.0f} MB"
     return ""
 
 
