@@ -168,8 +168,8 @@ def _index_memory(row: dict[str, Any]) -> str:
     """Ours: the search structures' size (SQLite reports it); a peer: the resident memory its
     index's build added."""
     for key in ("search_memory_mb", "index_mb"):
-        if row.get(key) is not None:
-            return f"{row[key]:,.0f} MB"
+        if row.get(key) is not None:  # memory freed during a build can hide a small index
+            return f"{row[key]:,.0f} MB" if row[key] >= 0.5 else "< 1 MB"
     return ""
 
 
