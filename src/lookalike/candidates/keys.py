@@ -25,7 +25,7 @@ Words = npt.NDArray[np.uint64]
 Keys = npt.NDArray[np.uint32]
 
 KEY_BYTES = 3
-LOW_ROWS = 6  # rows 0-5 of the DCT block: C(6, 3) = 20 tables
+LOW_ROWS = 7  # rows 0-6 of the DCT block: C(7, 3) = 35 tables
 
 
 @dataclass(frozen=True)
@@ -54,12 +54,14 @@ class KeyLayout:
         return keys
 
 
-def dct_layout(hash_size: int, low_rows: int = LOW_ROWS, key_bytes: int = KEY_BYTES) -> KeyLayout | None:
-    """The layout for a row-major `hash_size` x `hash_size` DCT hash, or None for hashes under 16x16
-    (64-bit hashes and the like: exact multi-index search serves their radii well) and sizes whose
-    rows do not start on byte boundaries."""
+def dct_layout(hash_size: int, low_rows: int | None = None, key_bytes: int = KEY_BYTES) -> KeyLayout | None:
+    """The layout for a row-major `hash_size` x `hash_size` DCT hash (every `key_bytes`-of-`low_rows`
+    choice of rows, LOW_ROWS by default), or None for hashes under 16x16 (64-bit hashes and the
+    like: exact multi-index search serves their radii well) and sizes whose rows do not start on
+    byte boundaries."""
     nbits = hash_size * hash_size
     if hash_size < 16 or hash_size % 8 or nbits % 64:
         return None
-    row_bytes = [row * hash_size // 8 for row in range(low_rows)]
+    rows = LOW_ROWS if low_rows is None else low_rows
+    row_bytes = [row * hash_size // 8 for row in range(rows)]
     return KeyLayout(nbits, tuple(itertools.combinations(row_bytes, key_bytes)))
