@@ -1,6 +1,6 @@
 """The candidate stage on ClickHouse: key probes as a join, stored hashes fetched by row version.
 
-A candidate family's keys live in `k35_<family>` (filled by a materialized view on each member's
+A candidate family's keys live in `k40_<family>` (filled by a materialized view on each member's
 `h_*` table, `schema.family_view_ddl`), sorted by (table, key). A batch of probes becomes a table
 (an Arrow stream into a scratch Memory table on chDB, external data on a server), the key table
 is read only where its primary key meets a probed key, and the join hands back (probe row, row

@@ -10,9 +10,9 @@
                    layout): one row per (hash, chunk of <= 13 bits): `cv` = chunk number * 2**13
                    + chunk value, version, the words; ORDER BY cv in small granules; filled by
                    a materialized view on h_<algorithm>, so one columnar insert feeds both
-    k35_<family>   a candidate family's key tables (`lookalike.candidates.keys`): tk = table
+    k40_<family>   a candidate family's key tables (`lookalike.candidates.keys`): tk = table
                    number << 32 | key, version, flagged; ORDER BY (tk, version); filled by views
-                   `kv35_<family>_<algorithm>` on each member's h_ table. The name carries the
+                   `kv40_<family>_<algorithm>` on each member's h_ table. The name carries the
                    layout's table count; an index whose key tables have another layout (`k_*`,
                    the first one's 20 tables) gets them rebuilt from its h_ tables when opened
 
@@ -241,9 +241,20 @@ def algorithm_ddl(
 FAMILY_TYPES = {"tk": "UInt64", "version": "UInt64", "flagged": "UInt8"}
 
 
-def _hash_byte_sql(byte: int) -> str:
-    """Byte `byte` of a hash (0 = its first 8 bits) from its big-endian words w0, w1, ..."""
-    return f"bitAnd(bitShiftRight(w{byte // 8}, {56 - 8 * (byte % 8)}), 255)"
+def _hash_byte_sql(layout: KeyLayout, byte: int) -> str:
+    """Key byte `byte` of a hash (`KeyLayout.byte_bits`) from its big-endian words w0, w1, ...:
+    a whole byte of a word, or 8 bits gathered from a column of the hash."""
+    positions = layout.byte_bits(byte)
+    if positions == tuple(range(positions[0], positions[0] + 8)) and positions[0] % 8 == 0:
+        return f"bitAnd(bitShiftRight(w{byte // 8}, {56 - 8 * (byte % 8)}), 255)"
+    bits = [
+        f"bitShiftLeft(bitAnd(bitShiftRight(w{p // 64}, {63 - p % 64}), 1), {7 - i})"
+        for i, p in enumerate(positions)
+    ]
+    gathered = bits[0]
+    for bit in bits[1:]:
+        gathered = f"bitOr({gathered}, {bit})"
+    return gathered
 
 
 def family_keys_select(layout: KeyLayout, source: str) -> str:
@@ -251,9 +262,9 @@ def family_keys_select(layout: KeyLayout, source: str) -> str:
     from a hash table: the candidate keys of `lookalike.candidates.keys`, computed by ClickHouse."""
     keys = []
     for chosen in layout.tables:
-        key = _hash_byte_sql(chosen[0])
+        key = _hash_byte_sql(layout, chosen[0])
         for byte in chosen[1:]:
-            key = f"bitOr(bitShiftLeft({key}, 8), {_hash_byte_sql(byte)})"
+            key = f"bitOr(bitShiftLeft({key}, 8), {_hash_byte_sql(layout, byte)})"
         keys.append(f"toUInt64({key})")
     listed = ", ".join(keys)
     return (
