@@ -70,13 +70,13 @@ def candidate_pairs(
     widths = source.algorithm_bits()
     for probe in probes_for(rule, widths, exact=exact):
         if isinstance(probe, KeyProbe):
-            words, owner = _probe_words(batch, probe.algorithms, probe.layout.nbits)
+            words, owner = probe_words(batch, probe.algorithms, probe.layout.nbits)
             if len(words):
                 found_rows, found_ids = source.nominate(probe.family, probe.layout, words, include_flagged)
                 rows_found.append(owner[found_rows])
                 ids_found.append(found_ids)
         elif isinstance(probe, RangeProbe):
-            words, owner = _probe_words(batch, (probe.algorithm,), widths[probe.algorithm])
+            words, owner = probe_words(batch, (probe.algorithm,), widths[probe.algorithm])
             if len(words):
                 found_rows, found_ids = source.nominate_exact(
                     probe.algorithm, words, probe.radius, include_flagged
@@ -108,7 +108,7 @@ def unique_pairs(rows: Ids, ids: Ids) -> tuple[Ids, Ids]:
     return rows[fresh], ids[fresh]
 
 
-def _probe_words(
+def probe_words(
     batch: QueryBatch, algorithms: tuple[str, ...], nbits: int
 ) -> tuple[npt.NDArray[np.uint64], Ids]:
     """The variants of `algorithms` over the batch as flat (rows, words), with each row's query;
