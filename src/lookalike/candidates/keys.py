@@ -52,17 +52,23 @@ class KeyLayout:
         if rows.ndim != 2 or rows.shape[1] * 64 != self.nbits:
             raise ValueError(f"expected (n, {self.nbits // 64}) words, got {rows.shape}")
         as_bytes = rows.astype(">u8").view(np.uint8).reshape(len(rows), rows.shape[1] * 8)
-        if self.transposed and any(b >= self.nbits // 8 for table in self.tables for b in table):
-            side = self.transposed
-            bits = np.unpackbits(as_bytes, axis=1).reshape(len(rows), side, side)
-            columns = np.packbits(bits.transpose(0, 2, 1).reshape(len(rows), self.nbits), axis=1)
-            as_bytes = np.concatenate([as_bytes, columns], axis=1)
+        own = self.nbits // 8
+        gathered = sorted({byte for table in self.tables for byte in table if byte >= own})
+        if gathered:  # only the bits behind the column bytes in use, from the bytes holding them
+            positions = np.array([self.byte_bits(byte) for byte in gathered], dtype=np.int64)
+            sources = np.unique(positions // 8)
+            bits = np.unpackbits(as_bytes[:, sources], axis=1)
+            local = np.searchsorted(sources, positions // 8) * 8 + positions % 8
+            picked = bits[:, local.ravel()].reshape(len(rows), len(gathered), 8)
+            as_bytes = np.concatenate([as_bytes, np.packbits(picked, axis=2)[:, :, 0]], axis=1)
+            place = {byte: own + i for i, byte in enumerate(gathered)}
+        else:
+            place = {}
+        chosen = np.array([[place.get(byte, byte) for byte in table] for table in self.tables], dtype=np.intp)
         keys = np.zeros((len(rows), len(self.tables)), dtype=np.uint32)
-        for table, chosen in enumerate(self.tables):
-            column = keys[:, table]
-            for byte in chosen:
-                column <<= np.uint32(8)
-                column |= as_bytes[:, byte]
+        for position in range(chosen.shape[1]):  # one gather of every table's byte at a time
+            keys <<= np.uint32(8)
+            keys |= as_bytes[:, chosen[:, position]]
         return keys
 
     def byte_bits(self, byte: int) -> tuple[int, ...]:

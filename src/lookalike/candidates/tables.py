@@ -57,10 +57,10 @@ class KeyTables:
     entry may hold several rows (one per distinct hash of its family). `probe` returns every
     (query row, entry id) sharing a key in some table.
 
-    One array for all tables (not one per table) keeps the directory that addresses it bounded:
-    `starts` holds one bucket per stored row or so over the top bits of (table, key), 4 bytes a
-    row whatever the table count, so a probe costs two reads and a short scan, not a binary
-    search over millions, and memory stays near the 8 bytes of each row's packed key."""
+    One array for all tables (not one per table with its own directory) keeps memory bounded:
+    `starts` holds about two buckets per stored row over (table, top key bits), 4-8 bytes a row,
+    so a probe costs two reads and a short scan, not a binary search over millions, and memory
+    stays near the 8 bytes of each row's packed key."""
 
     def __init__(self, layout: KeyLayout) -> None:
         self.layout = layout
@@ -75,18 +75,27 @@ class KeyTables:
         self._dead: Ids = np.zeros(0, dtype=np.int64)  # ids removed from the main part
 
     def _bucket_bits(self) -> int:
-        """Top (table, key) bits that address the sorted part: about one bucket per row (2**10
-        at least, every slot at most)."""
-        rows = max(len(self._main), 1)
-        return int(min(self.slot_bits, max(10, int(np.ceil(np.log2(rows))))))
+        """Top key bits that address the sorted part within each table: about two buckets per
+        row (16 per table at least, the whole key at most)."""
+        per_table = max(len(self._main) // max(self.layout.table_count, 1), 1)
+        return int(min(self.key_bits, max(4, int(np.ceil(np.log2(per_table))) + 1)))
+
+    def _buckets(self, tables: npt.NDArray[np.uint64], keys: npt.NDArray[np.uint64]) -> Ids:
+        """The directory bucket of each (table, key): dense over tables, whatever their count."""
+        bits = self._bucket_bits()
+        high = keys >> np.uint64(self.key_bits - bits)
+        buckets: Ids = ((tables << np.uint64(bits)) | high).astype(np.int64)
+        return buckets
 
     def _directory(self) -> npt.NDArray[np.uint32] | npt.NDArray[np.int64]:
         starts = self._starts
         if starts is None:
-            bits = self._bucket_bits()
-            buckets = (self._main >> np.uint64(ID_BITS + self.slot_bits - bits)).astype(np.int64)
-            counts = np.bincount(buckets, minlength=1 << bits)
-            starts = np.zeros((1 << bits) + 1, dtype=np.uint32 if len(self._main) < 2**32 else np.int64)
+            slots = self._main >> np.uint64(ID_BITS)
+            key_mask = np.uint64((1 << self.key_bits) - 1)
+            buckets = self._buckets(slots >> np.uint64(self.key_bits), slots & key_mask)
+            size = self.layout.table_count << self._bucket_bits()
+            counts = np.bincount(buckets, minlength=size)
+            starts = np.zeros(size + 1, dtype=np.uint32 if len(self._main) < 2**32 else np.int64)
             np.cumsum(counts, out=starts[1:])
             self._starts = starts
         return starts
@@ -167,13 +176,12 @@ class KeyTables:
         owners = np.arange(len(keys), dtype=np.int64)
         main, buffer = self._main, self._buffer
         starts = self._directory() if len(main) else None
-        shift = np.uint64(self.slot_bits - self._bucket_bits())
         for table in range(self.layout.table_count):
             slots = keys[:, table] | np.uint64(table << self.key_bits)
             found_rows: list[Ids] = []
             found_ids: list[Ids] = []
             if starts is not None:
-                bucket = (slots >> shift).astype(np.int64)
+                bucket = self._buckets(np.full(len(slots), table, dtype=np.uint64), keys[:, table])
                 start = starts[bucket].astype(np.int64)
                 positions, rows = expand_ranges(start, starts[bucket + 1].astype(np.int64) - start, owners)
                 found = main[positions]
@@ -221,7 +229,8 @@ class KeyTables:
         tables._main = arrays["keys"]
         starts = arrays.get("starts")
         dtype = np.int64 if len(tables._main) >= 2**32 else np.uint32
-        if starts is not None and len(starts) == (1 << tables._bucket_bits()) + 1 and starts.dtype == dtype:
+        size = (layout.table_count << tables._bucket_bits()) + 1
+        if starts is not None and len(starts) == size and starts.dtype == dtype:
             tables._starts = starts  # memory-mapped, as the keys are
         return tables, meta
 
