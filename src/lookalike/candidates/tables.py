@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,7 @@ class KeyTables:
     (query row, entry id) sharing a key in some table.
 
     One array for all tables (not one per table with its own directory) keeps memory bounded:
-    `starts` holds about two buckets per stored row over (table, top key bits), 4-8 bytes a row,
+    `starts` holds one or two buckets per stored row over (table, top key bits), 4-8 bytes a row,
     so a probe costs two reads and a short scan, not a binary search over millions, and memory
     stays near the 8 bytes of each row's packed key."""
 
@@ -75,10 +75,10 @@ class KeyTables:
         self._dead: Ids = np.zeros(0, dtype=np.int64)  # ids removed from the main part
 
     def _bucket_bits(self) -> int:
-        """Top key bits that address the sorted part within each table: about two buckets per
+        """Top key bits that address the sorted part within each table: one or two buckets per
         row (16 per table at least, the whole key at most)."""
         per_table = max(len(self._main) // max(self.layout.table_count, 1), 1)
-        return int(min(self.key_bits, max(4, int(np.ceil(np.log2(per_table))) + 1)))
+        return int(min(self.key_bits, max(4, int(np.ceil(np.log2(per_table))))))
 
     def _buckets(self, tables: npt.NDArray[np.uint64], keys: npt.NDArray[np.uint64]) -> Ids:
         """The directory bucket of each (table, key): dense over tables, whatever their count."""
@@ -161,25 +161,48 @@ class KeyTables:
         self._dead = np.zeros(0, dtype=np.int64)
 
     def probe(self, query_keys: npt.NDArray[np.uint32]) -> tuple[Ids, Ids]:
-        rows, ids, _ = self.probe_tables(query_keys)
-        return rows, ids
+        """Every (query row, entry id) whose keys meet in some table, each pair once: a copy meets
+        its original in many tables, so pairs are folded as they come and memory follows the
+        distinct pairs, not pairs x tables."""
+        folded = np.zeros(0, dtype=np.int64)
+        fresh: list[Ids] = []
+        pending = 0
+        for _, rows, ids in self._meetings(query_keys):
+            fresh.append((rows << 32) | ids)  # rows < 2**31 and ids < 2**32
+            pending += len(rows)
+            if pending > max(1_000_000, len(folded)):
+                folded, fresh, pending = np.unique(np.concatenate([folded, *fresh])), [], 0
+        if fresh:
+            folded = np.unique(np.concatenate([folded, *fresh]))
+        return folded >> 32, folded & int(ID_MASK)
 
     def probe_tables(self, query_keys: npt.NDArray[np.uint32]) -> tuple[Ids, Ids, Ids]:
-        """Every (query row, entry id, table) whose keys meet in that table (one table at a time,
-        so the working arrays follow the queries, not queries x tables)."""
-        keys = np.asarray(query_keys, dtype=np.uint64)
-        if keys.ndim != 2 or keys.shape[1] != self.layout.table_count:
-            raise ValueError(f"expected (n, {self.layout.table_count}) keys, got {keys.shape}")
+        """Every (query row, entry id, table) whose keys meet in that table."""
         rows_found: list[Ids] = []
         ids_found: list[Ids] = []
         tables_found: list[Ids] = []
+        for table, rows, ids in self._meetings(query_keys):
+            rows_found.append(rows)
+            ids_found.append(ids)
+            tables_found.append(np.full(len(rows), table, dtype=np.int64))
+        if not rows_found:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty.copy(), empty.copy()
+        return np.concatenate(rows_found), np.concatenate(ids_found), np.concatenate(tables_found)
+
+    def _meetings(self, query_keys: npt.NDArray[np.uint32]) -> Iterator[tuple[int, Ids, Ids]]:
+        """(table, query rows, entry ids) meeting in each table, in the sorted part and the buffer
+        (one table at a time, so the working arrays follow the queries, not queries x tables)."""
+        keys = np.asarray(query_keys, dtype=np.uint64)
+        if keys.ndim != 2 or keys.shape[1] != self.layout.table_count:
+            raise ValueError(f"expected (n, {self.layout.table_count}) keys, got {keys.shape}")
+        if len(keys) >= 2**31:
+            raise ValueError("at most 2**31 query rows per probe")
         owners = np.arange(len(keys), dtype=np.int64)
         main, buffer = self._main, self._buffer
         starts = self._directory() if len(main) else None
         for table in range(self.layout.table_count):
             slots = keys[:, table] | np.uint64(table << self.key_bits)
-            found_rows: list[Ids] = []
-            found_ids: list[Ids] = []
             if starts is not None:
                 bucket = self._buckets(np.full(len(slots), table, dtype=np.uint64), keys[:, table])
                 start = starts[bucket].astype(np.int64)
@@ -191,23 +214,13 @@ class KeyTables:
                 if len(self._dead):
                     alive = ~_member(ids, self._dead)
                     rows, ids = rows[alive], ids[alive]
-                found_rows.append(rows)
-                found_ids.append(ids)
+                yield table, rows, ids
             if len(buffer):
                 low = slots << np.uint64(ID_BITS)
                 start = np.searchsorted(buffer, low, side="left").astype(np.int64)
                 stop = np.searchsorted(buffer, low | ID_MASK, side="right").astype(np.int64)
                 positions, rows = expand_ranges(start, stop - start, owners)
-                found_rows.append(rows)
-                found_ids.append((buffer[positions] & ID_MASK).astype(np.int64))
-            for rows, ids in zip(found_rows, found_ids, strict=True):
-                rows_found.append(rows)
-                ids_found.append(ids)
-                tables_found.append(np.full(len(rows), table, dtype=np.int64))
-        if not rows_found:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty.copy(), empty.copy()
-        return np.concatenate(rows_found), np.concatenate(ids_found), np.concatenate(tables_found)
+                yield table, rows, (buffer[positions] & ID_MASK).astype(np.int64)
 
     # ----- snapshots -------------------------------------------------------------------------------
     def save(self, folder: Path, meta: Mapping[str, Any]) -> None:
