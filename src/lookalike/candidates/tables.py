@@ -52,6 +52,16 @@ def _member(values: Ids, sorted_set: Ids) -> npt.NDArray[np.bool_]:
     return found
 
 
+def _first_of_each(owners: Ids, keys: npt.NDArray[np.uint64], key_bits: int) -> Ids:
+    """The first row of each distinct (owner, key), in row order."""
+    packed = (owners.astype(np.uint64) << np.uint64(key_bits)) | keys
+    order = np.argsort(packed, kind="stable")
+    ordered = packed[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    return np.sort(order[first])
+
+
 class KeyTables:
     """Every table's keys in one sorted array of `(table << key bits | key) << 32 | entry id`; an
     entry may hold several rows (one per distinct hash of its family). `probe` returns every
@@ -160,20 +170,24 @@ class KeyTables:
         self._starts = None
         self._dead = np.zeros(0, dtype=np.int64)
 
-    def probe(self, query_keys: npt.NDArray[np.uint32]) -> tuple[Ids, Ids]:
+    def probe(self, query_keys: npt.NDArray[np.uint32], owners: Ids | None = None) -> tuple[Ids, Ids]:
         """Every (query row, entry id) whose keys meet in some table, each pair once: a copy meets
         its original in many tables, so pairs are folded as they come and memory follows the
-        distinct pairs, not pairs x tables."""
+        distinct pairs, not pairs x tables.
+
+        `owners`: the query each row belongs to (its variants share it). Rows of one owner with
+        the same key in a table are probed once, by the first of them: a mirror leaves the even
+        columns' keys whole, a borderless picture's trimmed hash is its hash, and so on."""
         folded = np.zeros(0, dtype=np.int64)
         fresh: list[Ids] = []
         pending = 0
-        for _, rows, ids in self._meetings(query_keys):
+        for _, rows, ids in self._meetings(query_keys, owners):
             fresh.append((rows << 32) | ids)  # rows < 2**31 and ids < 2**32
             pending += len(rows)
             if pending > max(1_000_000, len(folded)):
-                folded, fresh, pending = np.unique(np.concatenate([folded, *fresh])), [], 0
+                folded, fresh, pending = _sorted_unique(np.concatenate([folded, *fresh])), [], 0
         if fresh:
-            folded = np.unique(np.concatenate([folded, *fresh]))
+            folded = _sorted_unique(np.concatenate([folded, *fresh]))
         return folded >> 32, folded & int(ID_MASK)
 
     def probe_tables(self, query_keys: npt.NDArray[np.uint32]) -> tuple[Ids, Ids, Ids]:
@@ -190,7 +204,9 @@ class KeyTables:
             return empty, empty.copy(), empty.copy()
         return np.concatenate(rows_found), np.concatenate(ids_found), np.concatenate(tables_found)
 
-    def _meetings(self, query_keys: npt.NDArray[np.uint32]) -> Iterator[tuple[int, Ids, Ids]]:
+    def _meetings(
+        self, query_keys: npt.NDArray[np.uint32], owners: Ids | None = None
+    ) -> Iterator[tuple[int, Ids, Ids]]:
         """(table, query rows, entry ids) meeting in each table, in the sorted part and the buffer
         (one table at a time, so the working arrays follow the queries, not queries x tables)."""
         keys = np.asarray(query_keys, dtype=np.uint64)
@@ -198,17 +214,22 @@ class KeyTables:
             raise ValueError(f"expected (n, {self.layout.table_count}) keys, got {keys.shape}")
         if len(keys) >= 2**31:
             raise ValueError("at most 2**31 query rows per probe")
-        owners = np.arange(len(keys), dtype=np.int64)
+        every = np.arange(len(keys), dtype=np.int64)
         main, buffer = self._main, self._buffer
         starts = self._directory() if len(main) else None
         for table in range(self.layout.table_count):
-            slots = keys[:, table] | np.uint64(table << self.key_bits)
+            chosen = every if owners is None else _first_of_each(owners, keys[:, table], self.key_bits)
+            column = keys[chosen, table]
+            slots = column | np.uint64(table << self.key_bits)
             if starts is not None:
-                bucket = self._buckets(np.full(len(slots), table, dtype=np.uint64), keys[:, table])
+                bucket = self._buckets(np.full(len(slots), table, dtype=np.uint64), column)
                 start = starts[bucket].astype(np.int64)
-                positions, rows = expand_ranges(start, starts[bucket + 1].astype(np.int64) - start, owners)
+                positions, at = expand_ranges(
+                    start, starts[bucket + 1].astype(np.int64) - start, np.arange(len(chosen))
+                )
+                rows = chosen[at]
                 found = main[positions]
-                same = (found >> np.uint64(ID_BITS)) == slots[rows]  # the bucket holds neighbours too
+                same = (found >> np.uint64(ID_BITS)) == slots[at]  # the bucket holds neighbours too
                 ids = (found[same] & ID_MASK).astype(np.int64)
                 rows = rows[same]
                 if len(self._dead):
@@ -219,7 +240,7 @@ class KeyTables:
                 low = slots << np.uint64(ID_BITS)
                 start = np.searchsorted(buffer, low, side="left").astype(np.int64)
                 stop = np.searchsorted(buffer, low | ID_MASK, side="right").astype(np.int64)
-                positions, rows = expand_ranges(start, stop - start, owners)
+                positions, rows = expand_ranges(start, stop - start, chosen)
                 yield table, rows, (buffer[positions] & ID_MASK).astype(np.int64)
 
     # ----- snapshots -------------------------------------------------------------------------------

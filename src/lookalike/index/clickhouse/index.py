@@ -1189,8 +1189,14 @@ class ClickHouseIndex(Index):
     # ----- the candidate stage (lookalike.candidates.stage.CandidateSource) ------------------------
     # Entries are named by their live row version (see candidates.py).
     def nominate(
-        self, family: str, layout: KeyLayout, words: npt.NDArray[np.uint64], include_flagged: bool
+        self,
+        family: str,
+        layout: KeyLayout,
+        words: npt.NDArray[np.uint64],
+        include_flagged: bool,
+        owners: npt.NDArray[np.int64] | None = None,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        # `owners` is not needed: distinct keys travel once, and ClickHouse sends each back once
         self._ensure_family(family, layout)
         with self._reading() as stale:
             return candidate_sql.nominate(
