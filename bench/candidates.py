@@ -46,9 +46,28 @@ def main() -> None:
             total[family] = total.get(family, 0) + count
     for family in sorted(missed, key=lambda f: -missed[f]):
         print(f"  missed {missed[family]:5d} of {total[family]:6d}  {family}")
+    print("\nrecall per edit family (pairs with an image of that family):")
+    for family, (hit, seen) in sorted(per_edit_family(missed, total).items()):
+        print(f"  {family:22s} {hit:7d} of {seen:7d}  {100 * hit / seen:6.2f}%")
+    probes = sum(r.probes for r in results) / max(sum(r.images for r in results), 1)
+    candidates = sum(r.candidates for r in results) / max(sum(r.images for r in results), 1)
+    print(f"per query: {probes:,.0f} key probes, {candidates:,.1f} candidates judged")
     exact_time = sum(r.exact_seconds for r in results)
     keys_time = sum(r.keys_seconds for r in results)
     print(f"time: exact plan {exact_time:.1f} s, keys {keys_time:.1f} s")
+
+
+def per_edit_family(missed: dict[str, int], total: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """(found, exact) pairs per edit family: a pair counts for each family of its two images
+    ("crop + jpeg" for crop and for jpeg); pairs of different photos are left out."""
+    found: dict[str, tuple[int, int]] = {}
+    for pair, count in total.items():
+        if pair == "different photos":
+            continue
+        for family in set(pair.split(" + ")):
+            hit, seen = found.get(family, (0, 0))
+            found[family] = (hit + count - missed.get(pair, 0), seen + count)
+    return found
 
 
 if __name__ == "__main__":

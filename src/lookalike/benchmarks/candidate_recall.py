@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +24,8 @@ from lookalike.benchmarks.hashers import HashTable
 from lookalike.benchmarks.hashing import hash_all
 from lookalike.benchmarks.scoring import make_pair_set
 from lookalike.candidates.batch import QueryBatch, QueryHashes
+from lookalike.candidates.plan import KeyProbe, probes_for
+from lookalike.candidates.stage import candidate_pairs, probe_words
 from lookalike.dedupe.pairs import rule_pairs
 from lookalike.index.base import Index, open_index
 from lookalike.matcher import Matcher
@@ -41,6 +43,8 @@ class HalfResult:
     extra_pairs: int  # accepted through keys but not by the exact plan (should be 0)
     exact_seconds: float
     keys_seconds: float
+    probes: int = 0  # key probes of every query (variants x key tables)
+    candidates: int = 0  # (query, stored image) pairs the keys nominate, judged by the rule
     missed_by_family: dict[str, int] = field(default_factory=dict)
     exact_by_family: dict[str, int] = field(default_factory=dict)
 
@@ -137,10 +141,18 @@ def _measure_half(
     started = time.perf_counter()
     found = rule_pairs(index, rule, queries=batches())
     keys_seconds = time.perf_counter() - started
+    probes, candidates = _probe_cost(index, rule, batches())
     exact_set = set(zip(exact.first.tolist(), exact.second.tolist(), strict=True))
     found_set = set(zip(found.first.tolist(), found.second.tolist(), strict=True))
     result = HalfResult(
-        len(rows), len(exact_set), len(found_set), len(found_set - exact_set), exact_seconds, keys_seconds
+        len(rows),
+        len(exact_set),
+        len(found_set),
+        len(found_set - exact_set),
+        exact_seconds,
+        keys_seconds,
+        probes,
+        candidates,
     )
     for a, b in exact_set:
         family = _family(row_of_id[a], row_of_id[b], photo_of, transform_of, family_of)
@@ -148,6 +160,19 @@ def _measure_half(
         if (a, b) not in found_set:
             result.missed_by_family[family] = result.missed_by_family.get(family, 0) + 1
     return result
+
+
+def _probe_cost(index: Index, rule: Matcher, batches: Iterable[QueryBatch]) -> tuple[int, int]:
+    """Key probes and nominated candidates of every query: what the keys path costs."""
+    widths = index.algorithm_bits()
+    probes = candidates = 0
+    for batch in batches:
+        for probe in probes_for(rule, widths):
+            if isinstance(probe, KeyProbe):
+                words, _ = probe_words(batch, probe.algorithms, probe.layout.nbits)
+                probes += len(words) * probe.layout.table_count
+        candidates += len(candidate_pairs(index, batch, rule)[0])
+    return probes, candidates
 
 
 def _family(

@@ -35,9 +35,15 @@ class CandidateSource(Protocol):
     def algorithm_bits(self) -> dict[str, int]: ...
 
     def nominate(
-        self, family: str, layout: KeyLayout, words: npt.NDArray[np.uint64], include_flagged: bool
+        self,
+        family: str,
+        layout: KeyLayout,
+        words: npt.NDArray[np.uint64],
+        include_flagged: bool,
+        owners: Ids | None = None,
     ) -> tuple[Ids, Ids]:
-        """(row of `words`, entry id) for every stored hash of `family` sharing a key with it."""
+        """(row of `words`, entry id) for every stored hash of `family` sharing a key with it;
+        with `owners` (the query of each row), any row of a query may stand for the others."""
 
     def nominate_exact(
         self, algorithm: str, words: npt.NDArray[np.uint64], radius: int, include_flagged: bool
@@ -70,13 +76,15 @@ def candidate_pairs(
     widths = source.algorithm_bits()
     for probe in probes_for(rule, widths, exact=exact):
         if isinstance(probe, KeyProbe):
-            words, owner = _probe_words(batch, probe.algorithms, probe.layout.nbits)
+            words, owner = probe_words(batch, probe.algorithms, probe.layout.nbits)
             if len(words):
-                found_rows, found_ids = source.nominate(probe.family, probe.layout, words, include_flagged)
+                found_rows, found_ids = source.nominate(
+                    probe.family, probe.layout, words, include_flagged, owners=owner
+                )
                 rows_found.append(owner[found_rows])
                 ids_found.append(found_ids)
         elif isinstance(probe, RangeProbe):
-            words, owner = _probe_words(batch, (probe.algorithm,), widths[probe.algorithm])
+            words, owner = probe_words(batch, (probe.algorithm,), widths[probe.algorithm])
             if len(words):
                 found_rows, found_ids = source.nominate_exact(
                     probe.algorithm, words, probe.radius, include_flagged
@@ -108,7 +116,7 @@ def unique_pairs(rows: Ids, ids: Ids) -> tuple[Ids, Ids]:
     return rows[fresh], ids[fresh]
 
 
-def _probe_words(
+def probe_words(
     batch: QueryBatch, algorithms: tuple[str, ...], nbits: int
 ) -> tuple[npt.NDArray[np.uint64], Ids]:
     """The variants of `algorithms` over the batch as flat (rows, words), with each row's query;

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,47 +52,78 @@ def _member(values: Ids, sorted_set: Ids) -> npt.NDArray[np.bool_]:
     return found
 
 
-class KeyTables:
-    """One sorted array per table of `(key << 32) | entry id`; an entry may hold several rows
-    (one per distinct hash of its family). `probe` returns every (query row, entry id) sharing a
-    key in some table.
+def _first_of_each(owners: Ids, keys: npt.NDArray[np.uint64], key_bits: int) -> Ids:
+    """The first row of each distinct (owner, key), in row order."""
+    packed = (owners.astype(np.uint64) << np.uint64(key_bits)) | keys
+    order = np.argsort(packed, kind="stable")
+    ordered = packed[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    return np.sort(order[first])
 
-    The sorted part is addressed directly by a key's top bits (`starts`: about one bucket per
-    row), so a probe costs two reads instead of a binary search over millions."""
+
+class KeyTables:
+    """Every table's keys in one sorted array of `(table << key bits | key) << 32 | entry id`; an
+    entry may hold several rows (one per distinct hash of its family). `probe` returns every
+    (query row, entry id) sharing a key in some table.
+
+    One array for all tables (not one per table with its own directory) keeps memory bounded:
+    `starts` holds one or two buckets per stored row over (table, top key bits), 4-8 bytes a row,
+    so a probe costs two reads and a short scan, not a binary search over millions, and memory
+    stays near the 8 bytes of each row's packed key."""
 
     def __init__(self, layout: KeyLayout) -> None:
         self.layout = layout
         self.key_bits = 8 * len(layout.tables[0]) if layout.tables else 0
-        empty = np.zeros(0, dtype=np.uint64)
-        self._main: list[Packed] = [empty] * layout.table_count
-        self._starts: list[npt.NDArray[np.uint32] | None] = [None] * layout.table_count
-        self._buffer: list[Packed] = [empty] * layout.table_count
+        self.table_bits = max(1, (layout.table_count - 1).bit_length())
+        if self.key_bits + self.table_bits + ID_BITS > 64:
+            raise ValueError(f"{layout.table_count} tables of {self.key_bits}-bit keys do not fit in 32 bits")
+        self.slot_bits = self.key_bits + self.table_bits  # bits of (table, key)
+        self._main: Packed = np.zeros(0, dtype=np.uint64)
+        self._starts: npt.NDArray[np.uint32] | npt.NDArray[np.int64] | None = None
+        self._buffer: Packed = np.zeros(0, dtype=np.uint64)
         self._dead: Ids = np.zeros(0, dtype=np.int64)  # ids removed from the main part
 
     def _bucket_bits(self) -> int:
-        """Top key bits that address the sorted part: about four buckets per row (2**10 at
-        least, the whole key at most), so a probe rarely reads a neighbour's rows."""
-        rows = max(len(self._main[0]), 1)
-        return int(min(self.key_bits, max(10, int(np.ceil(np.log2(rows))) + 2)))
+        """Top key bits that address the sorted part within each table: one or two buckets per
+        row (16 per table at least, the whole key at most)."""
+        per_table = max(len(self._main) // max(self.layout.table_count, 1), 1)
+        return int(min(self.key_bits, max(4, int(np.ceil(np.log2(per_table))))))
 
-    def _starts_of(self, table: int) -> npt.NDArray[np.uint32]:
-        starts = self._starts[table]
+    def _buckets(self, tables: npt.NDArray[np.uint64], keys: npt.NDArray[np.uint64]) -> Ids:
+        """The directory bucket of each (table, key): dense over tables, whatever their count."""
+        bits = self._bucket_bits()
+        high = keys >> np.uint64(self.key_bits - bits)
+        buckets: Ids = ((tables << np.uint64(bits)) | high).astype(np.int64)
+        return buckets
+
+    def _directory(self) -> npt.NDArray[np.uint32] | npt.NDArray[np.int64]:
+        starts = self._starts
         if starts is None:
-            bits = self._bucket_bits()
-            buckets = (self._main[table] >> np.uint64(ID_BITS + self.key_bits - bits)).astype(np.int64)
-            counts = np.bincount(buckets, minlength=1 << bits)
-            starts = np.zeros((1 << bits) + 1, dtype=np.uint32)
+            slots = self._main >> np.uint64(ID_BITS)
+            key_mask = np.uint64((1 << self.key_bits) - 1)
+            buckets = self._buckets(slots >> np.uint64(self.key_bits), slots & key_mask)
+            size = self.layout.table_count << self._bucket_bits()
+            counts = np.bincount(buckets, minlength=size)
+            starts = np.zeros(size + 1, dtype=np.uint32 if len(self._main) < 2**32 else np.int64)
             np.cumsum(counts, out=starts[1:])
-            self._starts[table] = starts
+            self._starts = starts
         return starts
 
     def __len__(self) -> int:
-        """Rows (not entries) held, removed ones included until compaction."""
-        return int(len(self._main[0]) + len(self._buffer[0])) if self._main else 0
+        """Rows (not entries) held per table, removed ones included until compaction."""
+        return (len(self._main) + len(self._buffer)) // max(self.layout.table_count, 1)
 
     def nbytes(self) -> int:
-        starts = sum(a.nbytes for a in self._starts if a is not None)
-        return sum(a.nbytes for a in (*self._main, *self._buffer)) + self._dead.nbytes + starts
+        starts = 0 if self._starts is None else self._starts.nbytes
+        return self._main.nbytes + self._buffer.nbytes + self._dead.nbytes + starts
+
+    def _pack(self, keys: npt.NDArray[np.uint64], ids: Ids) -> Packed:
+        """Packed rows of (n, tables) keys and their entry ids (unsorted)."""
+        tables = np.arange(self.layout.table_count, dtype=np.uint64) << np.uint64(self.key_bits)
+        slots = keys | tables[None, :]
+        packed: Packed = ((slots << np.uint64(ID_BITS)) | ids.astype(np.uint64)[:, None]).ravel()
+        return packed
 
     def add(self, ids: npt.ArrayLike, words: Words) -> None:
         """Add rows (ids must be removed first if they were present: see `replace`)."""
@@ -101,14 +132,11 @@ class KeyTables:
             return
         if id_array.min() < 0 or id_array.max() > int(ID_MASK):
             raise ValueError("entry ids must fit in 32 bits")
-        keys = self.layout.keys(words).astype(np.uint64)
-        low = id_array.astype(np.uint64)
-        for table in range(self.layout.table_count):
-            packed = (keys[:, table] << np.uint64(ID_BITS)) | low
-            merged = np.concatenate([self._buffer[table], packed])
-            merged.sort()
-            self._buffer[table] = merged
-        if len(self._buffer[0]) > max(4096, len(self._main[0]) // BUFFER_SHARE):
+        packed = self._pack(self.layout.keys(words).astype(np.uint64), id_array)
+        merged = np.concatenate([self._buffer, packed])
+        merged.sort()
+        self._buffer = merged
+        if len(self._buffer) > max(4096 * self.layout.table_count, len(self._main) // BUFFER_SHARE):
             self.compact()
 
     def remove(self, ids: npt.ArrayLike) -> None:
@@ -116,13 +144,12 @@ class KeyTables:
         gone = _sorted_unique(np.asarray(ids, dtype=np.int64).ravel())
         if len(gone) == 0:
             return
-        for table in range(self.layout.table_count):
-            buffer = self._buffer[table]
-            if len(buffer):
-                self._buffer[table] = buffer[~_member((buffer & ID_MASK).astype(np.int64), gone)]
-        if len(self._main[0]):
+        if len(self._buffer):
+            self._buffer = self._buffer[~_member((self._buffer & ID_MASK).astype(np.int64), gone)]
+        if len(self._main):
             self._dead = _sorted_unique(np.concatenate([self._dead, gone]))
-            if len(self._dead) > max(1024, len(self._main[0]) // (BUFFER_SHARE * 2)):
+            rows = len(self._main) // max(self.layout.table_count, 1)
+            if len(self._dead) > max(1024, rows // (BUFFER_SHARE * 2)):
                 self.compact()
 
     def replace(self, ids: npt.ArrayLike, words: Words) -> None:
@@ -132,90 +159,113 @@ class KeyTables:
 
     def compact(self) -> None:
         """Fold the buffer into the sorted part and drop removed rows."""
-        for table in range(self.layout.table_count):
-            main = self._main[table]
-            if len(self._dead) and len(main):
-                main = main[~_member((main & ID_MASK).astype(np.int64), self._dead)]
-            merged = np.concatenate([main, self._buffer[table]])
-            merged.sort()
-            self._main[table] = merged
-            self._buffer[table] = np.zeros(0, dtype=np.uint64)
-        self._starts = [None] * self.layout.table_count
+        main = self._main
+        if len(self._dead) and len(main):
+            main = main[~_member((main & ID_MASK).astype(np.int64), self._dead)]
+        if len(self._buffer):
+            main = np.concatenate([main, self._buffer])
+            main.sort()
+        self._main = main
+        self._buffer = np.zeros(0, dtype=np.uint64)
+        self._starts = None
         self._dead = np.zeros(0, dtype=np.int64)
 
-    def probe(self, query_keys: npt.NDArray[np.uint32]) -> tuple[Ids, Ids]:
-        rows, ids, _ = self.probe_tables(query_keys)
-        return rows, ids
+    def probe(self, query_keys: npt.NDArray[np.uint32], owners: Ids | None = None) -> tuple[Ids, Ids]:
+        """Every (query row, entry id) whose keys meet in some table, each pair once: a copy meets
+        its original in many tables, so pairs are folded as they come and memory follows the
+        distinct pairs, not pairs x tables.
+
+        `owners`: the query each row belongs to (its variants share it). Rows of one owner with
+        the same key in a table are probed once, by the first of them: a mirror leaves the even
+        columns' keys whole, a borderless picture's trimmed hash is its hash, and so on."""
+        folded = np.zeros(0, dtype=np.int64)
+        fresh: list[Ids] = []
+        pending = 0
+        for _, rows, ids in self._meetings(query_keys, owners):
+            fresh.append((rows << 32) | ids)  # rows < 2**31 and ids < 2**32
+            pending += len(rows)
+            if pending > max(1_000_000, len(folded)):
+                folded, fresh, pending = _sorted_unique(np.concatenate([folded, *fresh])), [], 0
+        if fresh:
+            folded = _sorted_unique(np.concatenate([folded, *fresh]))
+        return folded >> 32, folded & int(ID_MASK)
 
     def probe_tables(self, query_keys: npt.NDArray[np.uint32]) -> tuple[Ids, Ids, Ids]:
         """Every (query row, entry id, table) whose keys meet in that table."""
-        keys = np.asarray(query_keys, dtype=np.uint64)
-        if keys.ndim != 2 or keys.shape[1] != self.layout.table_count:
-            raise ValueError(f"expected (n, {self.layout.table_count}) keys, got {keys.shape}")
         rows_found: list[Ids] = []
         ids_found: list[Ids] = []
         tables_found: list[Ids] = []
-        owners = np.arange(len(keys), dtype=np.int64)
-        bits = self._bucket_bits()
-        shift = np.uint64(self.key_bits - bits)
-        for table in range(self.layout.table_count):
-            column = keys[:, table]
-            main = self._main[table]
-            if len(main):
-                starts = self._starts_of(table)
-                bucket = (column >> shift).astype(np.int64)
-                start = starts[bucket].astype(np.int64)
-                positions, rows = expand_ranges(start, starts[bucket + 1].astype(np.int64) - start, owners)
-                found = main[positions]
-                same = (found >> np.uint64(ID_BITS)) == column[rows]  # the bucket holds neighbours too
-                ids = (found[same] & ID_MASK).astype(np.int64)
-                rows = rows[same]
-                if len(self._dead):
-                    alive = ~_member(ids, self._dead)
-                    rows, ids = rows[alive], ids[alive]
-                rows_found.append(rows)
-                ids_found.append(ids)
-                tables_found.append(np.full(len(rows), table, dtype=np.int64))
-            buffer = self._buffer[table]
-            if len(buffer):
-                low = column << np.uint64(ID_BITS)
-                start = np.searchsorted(buffer, low, side="left").astype(np.int64)
-                stop = np.searchsorted(buffer, low | ID_MASK, side="right").astype(np.int64)
-                positions, rows = expand_ranges(start, stop - start, owners)
-                rows_found.append(rows)
-                ids_found.append((buffer[positions] & ID_MASK).astype(np.int64))
-                tables_found.append(np.full(len(rows), table, dtype=np.int64))
+        for table, rows, ids in self._meetings(query_keys):
+            rows_found.append(rows)
+            ids_found.append(ids)
+            tables_found.append(np.full(len(rows), table, dtype=np.int64))
         if not rows_found:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty.copy(), empty.copy()
         return np.concatenate(rows_found), np.concatenate(ids_found), np.concatenate(tables_found)
 
+    def _meetings(
+        self, query_keys: npt.NDArray[np.uint32], owners: Ids | None = None
+    ) -> Iterator[tuple[int, Ids, Ids]]:
+        """(table, query rows, entry ids) meeting in each table, in the sorted part and the buffer
+        (one table at a time, so the working arrays follow the queries, not queries x tables)."""
+        keys = np.asarray(query_keys, dtype=np.uint64)
+        if keys.ndim != 2 or keys.shape[1] != self.layout.table_count:
+            raise ValueError(f"expected (n, {self.layout.table_count}) keys, got {keys.shape}")
+        if len(keys) >= 2**31:
+            raise ValueError("at most 2**31 query rows per probe")
+        every = np.arange(len(keys), dtype=np.int64)
+        main, buffer = self._main, self._buffer
+        starts = self._directory() if len(main) else None
+        for table in range(self.layout.table_count):
+            chosen = every if owners is None else _first_of_each(owners, keys[:, table], self.key_bits)
+            column = keys[chosen, table]
+            slots = column | np.uint64(table << self.key_bits)
+            if starts is not None:
+                bucket = self._buckets(np.full(len(slots), table, dtype=np.uint64), column)
+                start = starts[bucket].astype(np.int64)
+                positions, at = expand_ranges(
+                    start, starts[bucket + 1].astype(np.int64) - start, np.arange(len(chosen))
+                )
+                rows = chosen[at]
+                found = main[positions]
+                same = (found >> np.uint64(ID_BITS)) == slots[at]  # the bucket holds neighbours too
+                ids = (found[same] & ID_MASK).astype(np.int64)
+                rows = rows[same]
+                if len(self._dead):
+                    alive = ~_member(ids, self._dead)
+                    rows, ids = rows[alive], ids[alive]
+                yield table, rows, ids
+            if len(buffer):
+                low = slots << np.uint64(ID_BITS)
+                start = np.searchsorted(buffer, low, side="left").astype(np.int64)
+                stop = np.searchsorted(buffer, low | ID_MASK, side="right").astype(np.int64)
+                positions, rows = expand_ranges(start, stop - start, chosen)
+                yield table, rows, (buffer[positions] & ID_MASK).astype(np.int64)
+
     # ----- snapshots -------------------------------------------------------------------------------
     def save(self, folder: Path, meta: Mapping[str, Any]) -> None:
         self.compact()
-        arrays = {f"table{t}": main for t, main in enumerate(self._main)}
-        for table in range(self.layout.table_count):
-            arrays[f"starts{table}"] = self._starts_of(table).astype(np.uint64)
+        arrays: dict[str, npt.NDArray[Any]] = {"keys": self._main, "starts": self._directory()}
         _save_arrays(folder, arrays, {**meta, "layout": _layout_signature(self.layout)})
 
     @classmethod
     def load(cls, folder: Path, layout: KeyLayout) -> tuple[KeyTables, dict[str, Any]] | None:
+        """A snapshot of this layout, or None (absent, another layout, or the per-table arrays
+        of the first snapshot format: the caller rebuilds from the catalog)."""
         loaded = _load_arrays(folder)
         if loaded is None:
             return None
         arrays, meta = loaded
-        if meta.get("layout") != _layout_signature(layout):
+        if meta.get("layout") != _layout_signature(layout) or "keys" not in arrays:
             return None
         tables = cls(layout)
-        try:
-            tables._main = [arrays[f"table{t}"] for t in range(layout.table_count)]
-        except KeyError:
-            return None
-        bits = tables._bucket_bits()
-        for table in range(layout.table_count):
-            starts = arrays.get(f"starts{table}")
-            if starts is not None and len(starts) == (1 << bits) + 1:
-                tables._starts[table] = starts.astype(np.uint32)
+        tables._main = arrays["keys"]
+        starts = arrays.get("starts")
+        dtype = np.int64 if len(tables._main) >= 2**32 else np.uint32
+        size = (layout.table_count << tables._bucket_bits()) + 1
+        if starts is not None and len(starts) == size and starts.dtype == dtype:
+            tables._starts = starts  # memory-mapped, as the keys are
         return tables, meta
 
 

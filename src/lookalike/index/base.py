@@ -492,9 +492,15 @@ class Index(ABC):
 
     # ----- the candidate stage's access to stored hashes (lookalike.candidates.stage) --------------
     def nominate(
-        self, family: str, layout: KeyLayout, words: npt.NDArray[np.uint64], include_flagged: bool
+        self,
+        family: str,
+        layout: KeyLayout,
+        words: npt.NDArray[np.uint64],
+        include_flagged: bool,
+        owners: npt.NDArray[np.int64] | None = None,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """(row of `words`, entry id) for every stored hash of `family` sharing a candidate key."""
+        """(row of `words`, entry id) for every stored hash of `family` sharing a candidate key;
+        with `owners` (the query of each row), any row of a query may stand for the others."""
         raise NotImplementedError
 
     def nominate_exact(

@@ -781,15 +781,21 @@ class SQLiteIndex(Index):
     # ----- the candidate stage (lookalike.candidates.stage.CandidateSource) ------------------------
     @_serialised
     def nominate(
-        self, family: str, layout: KeyLayout, words: npt.NDArray[np.uint64], include_flagged: bool
+        self,
+        family: str,
+        layout: KeyLayout,
+        words: npt.NDArray[np.uint64],
+        include_flagged: bool,
+        owners: npt.NDArray[np.int64] | None = None,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """(row of `words`, entry id) for every stored hash of `family` sharing a candidate key."""
+        """(row of `words`, entry id) for every stored hash of `family` sharing a candidate key
+        (rows of one owner probe a key once: `KeyTables.probe`)."""
         with self._transaction(write=False):
             generation = int(self._meta("generation"))
             members = family_members(self._algorithm_widths(), family)
             tables = self._candidates.keys(self._db, family, layout, members, generation, include_flagged)
         keys = layout.keys(words)
-        parts = [table.probe(keys) for table in tables]
+        parts = [table.probe(keys, owners) for table in tables]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     @_serialised

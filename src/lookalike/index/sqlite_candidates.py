@@ -80,7 +80,7 @@ class CandidateCache:
         include_flagged: bool,
     ) -> list[KeyTables]:
         loaded = self._keys.get(family)
-        if loaded is None:
+        if loaded is None or loaded.value.plain.layout != layout:  # another layout: built anew
             loaded = self._read_keys_snapshot(family, layout, generation) or _Loaded(
                 _Keys(KeyTables(layout), KeyTables(layout)), 0
             )

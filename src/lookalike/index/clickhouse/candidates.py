@@ -1,6 +1,6 @@
 """The candidate stage on ClickHouse: key probes as a join, stored hashes fetched by row version.
 
-A candidate family's keys live in `k_<family>` (filled by a materialized view on each member's
+A candidate family's keys live in `k40_<family>` (filled by a materialized view on each member's
 `h_*` table, `schema.family_view_ddl`), sorted by (table, key). A batch of probes becomes a table
 (an Arrow stream into a scratch Memory table on chDB, external data on a server), the key table
 is read only where its primary key meets a probed key, and the join hands back (probe row, row
@@ -102,7 +102,7 @@ def nominate(
     """(row of `words`, row version) for every live stored hash of `family` sharing a key."""
     flag = "" if include_flagged else " AND flagged = 0"
     rows, versions, _ = probe_keys(
-        connection, read, tables, layout, words, stale, lambda site: site.family(family), flag
+        connection, read, tables, layout, words, stale, lambda site: site.family(family, layout), flag
     )
     return rows, versions
 

@@ -22,6 +22,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+from lookalike.candidates.keys import KeyLayout
 from lookalike.errors import IndexStoreError
 from lookalike.index.clickhouse.connection import Connection
 from lookalike.index.clickhouse.schema import Tables, word_count
@@ -36,13 +37,13 @@ def compact_site(
     tables: Tables,
     algorithms: Mapping[str, tuple[int, int]],
     modern: bool,
-    families: Sequence[str] = (),
+    families: Sequence[tuple[str, KeyLayout]] = (),
 ) -> int:
     """Compact the tables one server holds (`tables` names its local tables; `algorithms` maps
     each algorithm to its bit length and pre-filter chunk width); returns how many superseded
     rows were dropped.
-    `modern`: the server has `mutations_sync` (>= 21); `families`: the candidate families whose
-    key tables exist (their rows go by version)."""
+    `modern`: the server has `mutations_sync` (>= 21); `families`: the candidate families (and
+    their key layouts) whose key tables exist (their rows go by version)."""
     scratch = f"`{tables.database}`.`compacting_{os.getpid()}_{next(_SCRATCH)}`"
     connection.execute(
         f"CREATE TABLE {scratch} (key String, version UInt64) ENGINE = MergeTree ORDER BY (key, version)"
@@ -62,9 +63,9 @@ def compact_site(
             stale_rows = f"({row}) IN (SELECT {row} FROM {hashes} WHERE {listed})"
             _delete(connection, tables.prefilter(algorithm, chunk_bits, True), stale_rows, modern)
             _delete(connection, hashes, listed, modern)
-        for family in families:
+        for family, layout in families:
             stale_versions = f"version IN (SELECT version FROM {scratch})"
-            _delete(connection, tables.family(family, True), stale_versions, modern)
+            _delete(connection, tables.family(family, layout, True), stale_versions, modern)
         _delete(connection, tables.variants(True), listed, modern)
         _delete(connection, tables.local_features(True), listed, modern)
         _delete(connection, tables.local_keys(True), f"version IN (SELECT version FROM {scratch})", modern)

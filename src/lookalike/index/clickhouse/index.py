@@ -173,6 +173,7 @@ class ClickHouseIndex(Index):
         self._families_ready: set[str] = set()
         self._closed = False
         self._create_base_tables()
+        self._migrate_key_tables()
 
     # ----- opening -------------------------------------------------------------------------------
     @classmethod
@@ -290,21 +291,57 @@ class ClickHouseIndex(Index):
             if (found := family_of(name)) is not None and found[0] == family and nbits == layout.nbits
         ]
         existing = self._table_names()
-        statements = [family_ddl(tables, family)]
-        fresh = [m for m in members if _bare_name(tables.family_view(family, m)) not in existing]
+        statements = [family_ddl(tables, family, layout)]
+        fresh = [m for m in members if _bare_name(tables.family_view(family, layout, m)) not in existing]
         statements += [family_view_ddl(tables, family, layout, member) for member in fresh]
         if tables.cluster:
             statements.append(
-                distributed_ddl(tables, tables.family(family, True), tables.family(family), "version")
+                distributed_ddl(
+                    tables, tables.family(family, layout, True), tables.family(family, layout), "version"
+                )
             )
         self._run_ddl(statements)
-        target = tables.family(family, True)
+        target = tables.family(family, layout, True)
         for member in fresh:
             if _bare_name(tables.hashes(member, True)) in existing:
                 copy = f"INSERT INTO {target} {family_keys_select(layout, tables.hashes(member, True))}"
                 for site in self._shard_connections() if tables.cluster else [self._connection]:
                     site.execute(copy)
+        self._drop_other_layouts(family, layout, existing)
         self._families_ready.add(family)
+
+    def _drop_other_layouts(self, family: str, layout: KeyLayout, existing: set[str]) -> None:
+        """Drop a family's key tables and views of another layout (an index made by an older
+        lookalike): views first, so no write feeds a table being dropped. The current layout's
+        tables were filled from the h_ tables just before."""
+        tables = self._tables
+        current = {
+            _bare_name(tables.family(family, layout, True)),
+            _bare_name(tables.family(family, layout)),
+            *(_bare_name(tables.family_view(family, layout, m)) for m in self._algorithms()),
+        }
+        stale = [name for name in tables.family_objects(family, existing) if name not in current]
+        # views, then Distributed tables, then the shard-local tables they read
+        ordered = sorted(stale, key=lambda name: (not name.startswith("kv"), name.endswith("_local"), name))
+        if ordered:
+            database = tables.database
+            self._run_ddl([f"DROP TABLE IF EXISTS `{database}`.`{name}`" for name in ordered])
+
+    def _migrate_key_tables(self) -> None:
+        """Rebuild key tables of another layout (see `_drop_other_layouts`) when the index opens,
+        so stale views stop feeding them and the first search pays nothing extra."""
+        existing = self._table_names()
+        if not any(name.startswith("k") for name in existing):
+            return
+        families: dict[str, KeyLayout] = {}
+        for name, nbits in self._algorithms(refresh=True).items():
+            found = family_of(name)
+            if found is not None and found[1].nbits == nbits:
+                families.setdefault(found[0], found[1])
+        for family, layout in families.items():
+            objects = self._tables.family_objects(family, existing)
+            if objects and _bare_name(self._tables.family(family, layout, True)) not in objects:
+                self._ensure_family(family, layout)
 
     def _table_names(self) -> set[str]:
         binder = self._connection.binder()
@@ -673,11 +710,12 @@ class ClickHouseIndex(Index):
         existing = self._table_names()
         families = sorted(
             {
-                found[0]
+                found
                 for name in algorithms
                 if (found := family_of(name)) is not None
-                and _bare_name(self._tables.family(found[0], True)) in existing
-            }
+                and _bare_name(self._tables.family(found[0], found[1], True)) in existing
+            },
+            key=lambda found: found[0],
         )
         if self._tables.cluster:
             shards = self._shard_connections()
@@ -1151,8 +1189,14 @@ class ClickHouseIndex(Index):
     # ----- the candidate stage (lookalike.candidates.stage.CandidateSource) ------------------------
     # Entries are named by their live row version (see candidates.py).
     def nominate(
-        self, family: str, layout: KeyLayout, words: npt.NDArray[np.uint64], include_flagged: bool
+        self,
+        family: str,
+        layout: KeyLayout,
+        words: npt.NDArray[np.uint64],
+        include_flagged: bool,
+        owners: npt.NDArray[np.int64] | None = None,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        # `owners` is not needed: distinct keys travel once, and ClickHouse sends each back once
         self._ensure_family(family, layout)
         with self._reading() as stale:
             return candidate_sql.nominate(

@@ -10,6 +10,11 @@
                    layout): one row per (hash, chunk of <= 13 bits): `cv` = chunk number * 2**13
                    + chunk value, version, the words; ORDER BY cv in small granules; filled by
                    a materialized view on h_<algorithm>, so one columnar insert feeds both
+    k40_<family>   a candidate family's key tables (`lookalike.candidates.keys`): tk = table
+                   number << 32 | key, version, flagged; ORDER BY (tk, version); filled by views
+                   `kv40_<family>_<algorithm>` on each member's h_ table. The name carries the
+                   layout's table count; an index whose key tables have another layout (`k_*`,
+                   the first one's 20 tables) gets them rebuilt from its h_ tables when opened
 
 A row is live when its (key, version) is not in `superseded` (and, in `entries`, not deleted).
 Searches filter on that instead of `FINAL`: the anti-join reads only the few rows that already
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from lookalike.candidates.keys import KeyLayout
@@ -38,6 +44,7 @@ from lookalike.search.mih import Chunk, chunk_layout
 # layout) keep them: their tables carry the old names (`m_*`), newer ones say the width (`m13_*`).
 CHUNK_BITS = 13
 LEGACY_CHUNK_BITS = 16
+LEGACY_KEY_TABLES = 20  # the first candidate key layout's table count (unnamed in `k_*` tables)
 PREFILTER_GRANULARITY = 256  # rows per mark in m_*: a probe reads one or two small granules
 # Storage tuned for random 64-bit words (ClickHouse >= 21; older servers get the defaults):
 # they do not compress, so they are stored raw (no LZ4 pass on insert or read), and m_* keeps
@@ -102,11 +109,24 @@ class Tables:
     def prefilter_view(self, algorithm: str, chunk_bits: int) -> str:
         return self._name(f"mv{_width_tag(chunk_bits)}_{algorithm_suffix(algorithm)}", True)
 
-    def family(self, family: str, local: bool = False) -> str:
-        return self._name(f"k_{algorithm_suffix(family)}", local)
+    def family(self, family: str, layout: KeyLayout, local: bool = False) -> str:
+        return self._name(f"k{layout_tag(layout)}_{algorithm_suffix(family)}", local)
 
-    def family_view(self, family: str, algorithm: str) -> str:
-        return self._name(f"kv_{algorithm_suffix(family)}_{algorithm_suffix(algorithm)}", True)
+    def family_view(self, family: str, layout: KeyLayout, algorithm: str) -> str:
+        tag = layout_tag(layout)
+        return self._name(f"kv{tag}_{algorithm_suffix(family)}_{algorithm_suffix(algorithm)}", True)
+
+    def family_objects(self, family: str, names: Iterable[str]) -> list[str]:
+        """The bare names among `names` of any layout's key tables and views of `family` (the
+        local and the Distributed table on a cluster)."""
+        pattern = re.compile(rf"^kv?\d*_{re.escape(algorithm_suffix(family))}(_local)?($|_)")
+        return sorted(name for name in names if pattern.match(name))
+
+
+def layout_tag(layout: KeyLayout) -> str:
+    """What a key table's name says of its layout: its table count (`k35_*`); the first layout
+    (20 tables, 3 of the 6 lowest DCT rows) made `k_*` tables before names carried it."""
+    return "" if layout.table_count == LEGACY_KEY_TABLES else str(layout.table_count)
 
 
 def _width_tag(chunk_bits: int) -> str:
@@ -221,9 +241,20 @@ def algorithm_ddl(
 FAMILY_TYPES = {"tk": "UInt64", "version": "UInt64", "flagged": "UInt8"}
 
 
-def _hash_byte_sql(byte: int) -> str:
-    """Byte `byte` of a hash (0 = its first 8 bits) from its big-endian words w0, w1, ..."""
-    return f"bitAnd(bitShiftRight(w{byte // 8}, {56 - 8 * (byte % 8)}), 255)"
+def _hash_byte_sql(layout: KeyLayout, byte: int) -> str:
+    """Key byte `byte` of a hash (`KeyLayout.byte_bits`) from its big-endian words w0, w1, ...:
+    a whole byte of a word, or 8 bits gathered from a column of the hash."""
+    positions = layout.byte_bits(byte)
+    if positions == tuple(range(positions[0], positions[0] + 8)) and positions[0] % 8 == 0:
+        return f"bitAnd(bitShiftRight(w{byte // 8}, {56 - 8 * (byte % 8)}), 255)"
+    bits = [
+        f"bitShiftLeft(bitAnd(bitShiftRight(w{p // 64}, {63 - p % 64}), 1), {7 - i})"
+        for i, p in enumerate(positions)
+    ]
+    gathered = bits[0]
+    for bit in bits[1:]:
+        gathered = f"bitOr({gathered}, {bit})"
+    return gathered
 
 
 def family_keys_select(layout: KeyLayout, source: str) -> str:
@@ -231,9 +262,9 @@ def family_keys_select(layout: KeyLayout, source: str) -> str:
     from a hash table: the candidate keys of `lookalike.candidates.keys`, computed by ClickHouse."""
     keys = []
     for chosen in layout.tables:
-        key = _hash_byte_sql(chosen[0])
+        key = _hash_byte_sql(layout, chosen[0])
         for byte in chosen[1:]:
-            key = f"bitOr(bitShiftLeft({key}, 8), {_hash_byte_sql(byte)})"
+            key = f"bitOr(bitShiftLeft({key}, 8), {_hash_byte_sql(layout, byte)})"
         keys.append(f"toUInt64({key})")
     listed = ", ".join(keys)
     return (
@@ -242,12 +273,12 @@ def family_keys_select(layout: KeyLayout, source: str) -> str:
     )
 
 
-def family_ddl(tables: Tables, family: str) -> str:
+def family_ddl(tables: Tables, family: str, layout: KeyLayout) -> str:
     """The key table of a candidate family: rows (table number and key, row version), sorted by
     key so a probe reads one granule; ReplacingMergeTree folds the rows two algorithms of the
     family give for the same hash (an untrimmed picture's trimmed hash)."""
     return (
-        f"CREATE TABLE IF NOT EXISTS {tables.family(family, True)} ({_columns(FAMILY_TYPES)})"
+        f"CREATE TABLE IF NOT EXISTS {tables.family(family, layout, True)} ({_columns(FAMILY_TYPES)})"
         " ENGINE = ReplacingMergeTree ORDER BY (tk, version)"
         f" SETTINGS index_granularity = {PREFILTER_GRANULARITY}"
     )
@@ -256,8 +287,9 @@ def family_ddl(tables: Tables, family: str) -> str:
 def family_view_ddl(tables: Tables, family: str, layout: KeyLayout, algorithm: str) -> str:
     """The view that fills a family's key table from one member algorithm's hash table."""
     return (
-        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {tables.family_view(family, algorithm)}"
-        f" TO {tables.family(family, True)} AS {family_keys_select(layout, tables.hashes(algorithm, True))}"
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {tables.family_view(family, layout, algorithm)}"
+        f" TO {tables.family(family, layout, True)}"
+        f" AS {family_keys_select(layout, tables.hashes(algorithm, True))}"
     )
 
 
