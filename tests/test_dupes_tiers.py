@@ -170,3 +170,32 @@ def test_jpeg_quality_is_estimated_from_the_quantisation_tables(tmp_path: Path) 
         picture.save(tmp_path / f"q{quality}.jpg", quality=quality)
         with Image.open(tmp_path / f"q{quality}.jpg") as saved:
             assert estimate_jpeg_quality(saved) == quality
+
+
+@pytest.mark.parametrize("read_files", [True, False])
+def test_the_service_gives_tiers_and_relations(folder: Path, tmp_path: Path, read_files: bool) -> None:
+    """/v1/duplicates answers as `dupes --json` does when it may read the indexed files
+    (--thumbnails-from-paths); without, the index alone says which files are identical."""
+    from fastapi.testclient import TestClient
+
+    from lookalike.server import ServerConfig, create_app
+
+    url = f"sqlite:///{tmp_path / 'served.db'}"
+    with open_index(url) as index:
+        index.add_files(sorted(str(p) for p in folder.iterdir()))
+    config = ServerConfig(index_url=url, api_keys=("k" * 24,), thumbnails_from_paths=read_files)
+    with TestClient(base_url="http://localhost", app=create_app(config)) as client:
+        body = client.get("/v1/duplicates").json()
+    tiers = [group["tier"] for group in body["groups"]]
+    kinds = {
+        Path(member["id"]).name: (member["relation"] or {}).get("kind")
+        for group in body["groups"]
+        for member in group["members"]
+    }
+    assert kinds["exact-copy.jpg"] == "identical-file"
+    if read_files:
+        assert tiers == ["identical-files", "identical-pixels", "copies", "edited-copies"]
+        assert kinds["edited-mirrored.jpg"] == "flipped" and kinds["small-copy.jpg"] == "resized"
+    else:
+        assert tiers[0] == "identical-files" and set(tiers[1:]) == {"unverified"}
+        assert kinds["small-copy.jpg"] == "unverified"

@@ -21,6 +21,7 @@ from lookalike.dedupe.best_copy import check_keep_rule
 from lookalike.dedupe.collection import Queries, complete_queries, duplicate_groups, index_files
 from lookalike.dedupe.describe import TIER_TITLES, describe_groups
 from lookalike.dedupe.grouping import Group
+from lookalike.dedupe.relations import KINDS
 from lookalike.dedupe.report import write_report
 from lookalike.discover import SkippedPath, file_key, iter_image_paths
 from lookalike.errors import LookalikeError
@@ -241,7 +242,8 @@ def _kinds_text(group: Group) -> str:
     counts = Counter(relation.kind for relation in group.relations.values())
     if not counts:
         return ""
-    return " (" + ", ".join(f"{count} {kind}" for kind, count in counts.items()) + ")"
+    ordered = sorted(counts.items(), key=lambda item: KINDS.index(item[0]))
+    return " (" + ", ".join(f"{count} {kind}" for kind, count in ordered) + ")"
 
 
 def _relation_json(group: Group, entry: Entry) -> dict[str, object] | None:

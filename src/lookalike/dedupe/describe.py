@@ -36,6 +36,7 @@ from lookalike.dedupe.relations import IDENTICAL_FILE, KINDS, UNVERIFIED, Relati
 from lookalike.discover import key_path
 from lookalike.index.base import FROM_FILE, Entry
 
+CANVAS_SIDE = 256  # pixels on the long side of the canvas members are compared on
 TIERS = ("identical-files", "identical-pixels", "copies", "edited-copies", "unverified")
 TIER_TITLES = {
     "identical-files": "identical files (same bytes)",
@@ -133,8 +134,11 @@ def _auto(
     whole: list[tuple[Entry, ImageFacts]] = []
     canvases = []
     turns = []
+    # The canvas is no larger than the smallest member: enlarging a small copy would blur it
+    # away from the others.
+    side = min(CANVAS_SIDE, *(max(image.pixels.shape[:2]) for _, image in ordered))
     for entry, image in ordered:
-        placed = canvas(image.pixels, reference.pixels)
+        placed = canvas(image.pixels, reference.pixels, side)
         if placed is not None:
             whole.append((entry, image))
             turns.append(placed[0])
