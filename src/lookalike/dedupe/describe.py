@@ -79,7 +79,10 @@ def relation_between(kept: Entry, other: Entry, facts: Mapping[str, ImageFacts |
     kept_facts, other_facts = facts.get(kept.key), facts.get(other.key)
     if kept_facts is None or other_facts is None:
         return UNVERIFIED
-    return relate(kept_facts, other_facts)
+    try:
+        return relate(kept_facts, other_facts)
+    except Exception:  # OpenCV or NumPy on a degenerate picture: one pair unverified, not the run
+        return UNVERIFIED
 
 
 def tier_of(relations: Iterable[Relation]) -> str:
