@@ -123,7 +123,10 @@ def test_actions_never_touch_files_named_by_http_ids(
 ) -> None:
     url, victims, files = poisoned
     before = {path: path.read_bytes() for path in [*victims.iterdir(), *files]}
-    args = ["dupes", "--index", url, "--preset", "similar", "--action", action, "--yes", "--log", "a.log"]
+    # --keep largest makes the larger upload the group's best copy, and --include-edited selects
+    # the uploads (unverified: their files are not read) as well: every such step is refused.
+    args = ["dupes", "--index", url, "--preset", "similar", "--action", action, "--yes", "--log", "a.log",
+            "--keep", "largest", "--include-edited"]  # fmt: skip
     done = lookalike(*args, "--dest", str(tmp_path / "moved"), cwd=tmp_path)
     assert b"left alone" in done.stderr or b"not indexed from disk" in done.stderr, done.stderr
     for path, data in before.items():  # the victims, and the folder's photo whose best copy is an id

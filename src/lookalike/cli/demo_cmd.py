@@ -14,6 +14,7 @@ from lookalike.cli.dupes_cmd import print_groups
 from lookalike.cli.index_cmd import print_add_report
 from lookalike.cli.output import emit_line, progress_bar, report_error, stderr
 from lookalike.dedupe.collection import Queries, complete_queries, duplicate_groups, index_files
+from lookalike.dedupe.describe import describe_groups
 from lookalike.dedupe.report import write_report
 from lookalike.demo import build_gallery, sample_photos, score_groups
 from lookalike.matcher import SEED_HASHES, Matcher, default_index_hashes
@@ -69,8 +70,9 @@ def demo_command(
             report_error(str(failure))
         groups = duplicate_groups(index, {key: queries[key] for key in files if key in queries}, rule)
         stored_in = index.url
+    groups = describe_groups(groups)
     emit_line("")
-    emit_line(f"duplicate groups ({rule.name or rule}), best copy first:")
+    emit_line(f"duplicate groups ({rule.name or rule}), the copy to keep first:")
     print_groups(groups, json_output=False)
     score = score_groups(groups, gallery)
     emit_line(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -16,10 +17,14 @@ from lookalike.cli import options
 from lookalike.cli.index_cmd import print_add_report
 from lookalike.cli.output import emit_json, emit_line, note, progress_bar, report_error, stderr
 from lookalike.dedupe import actions
+from lookalike.dedupe.best_copy import check_keep_rule
 from lookalike.dedupe.collection import Queries, complete_queries, duplicate_groups, index_files
+from lookalike.dedupe.describe import TIER_TITLES, describe_groups
 from lookalike.dedupe.grouping import Group
+from lookalike.dedupe.relations import KINDS
 from lookalike.dedupe.report import write_report
 from lookalike.discover import SkippedPath, file_key, iter_image_paths
+from lookalike.errors import LookalikeError
 from lookalike.index.base import FROM_FILE, Entry, Index
 from lookalike.matcher import Matcher, default_index_hashes
 from lookalike.prepare import Mode
@@ -67,8 +72,31 @@ def dupes_command(
         bool, typer.Option("--fail-on-match", help="Exit 1 if any group was found.")
     ] = False,
     no_cache: options.NoCache = False,
+    keep: Annotated[
+        str,
+        typer.Option(
+            "--keep",
+            help="Which copy to keep: auto (the original: least derived, highest fidelity), largest,"
+            " oldest, newest or path:PREFIX (a copy under PREFIX).",
+        ),
+    ] = "auto",
+    include_edited: Annotated[
+        bool,
+        typer.Option(
+            "--include-edited",
+            help="Let actions and the page's selection take rotated, cropped and edited copies too.",
+        ),
+    ] = False,
+    partial: Annotated[
+        bool,
+        typer.Option(
+            "--partial", help="Group partial copies too (crops, collages): the partial-copy preset."
+        ),
+    ] = False,
 ) -> None:
-    """Groups of near-duplicate images, best copy first (most pixels, then largest file, then oldest).
+    """Duplicate groups by tier (identical files, identical pixels, copies, edited copies), the
+    copy to keep first (the original: least derived, highest fidelity), and what each other
+    member is to it (resized, re-encoded, rotated, cropped, edited, ...).
 
     Example:
 
@@ -76,6 +104,14 @@ def dupes_command(
         lookalike dupes --index photos.db --preset exact-duplicate --action move --dest /tmp/d --yes
     """
     hash_mode = options.check_mode(mode)
+    try:
+        check_keep_rule(keep)
+    except LookalikeError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if partial and preset is not None:
+        raise typer.BadParameter("use one of --partial and --preset")
+    if partial:
+        preset = "partial-copy"
     if action not in ("report", *actions.ACTIONS):
         raise typer.BadParameter("--action must be report, move, delete or hardlink")
     if action == "move" and dest is None:
@@ -109,11 +145,12 @@ def dupes_command(
             groups = duplicate_groups(index, queries, rule, strict=strict)
         else:
             groups = index.duplicates(algorithm, max_distance or 0, strict=strict)
-    print_groups(groups, json_output)
+    groups = describe_groups(groups, keep=keep)
+    print_groups(groups, json_output, include_edited)
     if html is not None:
-        note(f"review page: {write_report(groups, html)}")
+        note(f"review page: {write_report(groups, html, include_edited=include_edited)}")
     if action != "report":
-        failed = _act(groups, action, dest, yes, log) or failed
+        failed = _act(groups, action, dest, yes, log, include_edited) or failed
     if failed or (fail_on_match and groups):
         raise typer.Exit(1)
 
@@ -154,13 +191,18 @@ def _index_folders(
     return bool(report.failed or skipped), keys
 
 
-def print_groups(groups: list[Group], json_output: bool) -> None:
+def print_groups(groups: list[Group], json_output: bool, include_edited: bool = False) -> None:
+    """Groups as text (a section per tier, each member with its relation to the kept copy) or as
+    JSON lines (one object per group, with its tier and each member's relation)."""
+    tier = None
     for number, group in enumerate(groups, start=1):
         best = group.best.key
+        selected = {entry.key for entry in group.selected(include_edited)}
         if json_output:
             emit_json(
                 {
                     "group": number,
+                    "tier": group.tier,
                     "members": [
                         {
                             "path": _file_path(entry),
@@ -169,20 +211,47 @@ def print_groups(groups: list[Group], json_output: bool) -> None:
                             "width": entry.width,
                             "height": entry.height,
                             "bytes": entry.byte_size,
+                            "relation": _relation_json(group, entry),
+                            "selected": entry.key in selected,
                         }
                         for entry in group.members
                     ],
                 }
             )
             continue
-        emit_line(f"group {number}: {len(group.members)} images")
+        if group.tier != tier and group.tier is not None:
+            tier = group.tier
+            emit_line(f"{TIER_TITLES[tier]}:")
+        emit_line(f"group {number}: {len(group.members)} images{_kinds_text(group)}")
         for entry in group.members:
             size = f"{entry.width}x{entry.height}" if entry.width else "?"
-            mark = "best" if entry.key == best else "    "
-            emit_line(f"  {mark}  {entry.key}  {size}  {entry.byte_size or 0:,} bytes")
+            relation = group.relations.get(entry.key)
+            mark = "keep" if entry.key == best else "  - " if entry.key in selected else "    "
+            said = f"  {relation.describe()}" if relation is not None else ""
+            emit_line(f"  {mark}  {entry.key}  {size}  {entry.byte_size or 0:,} bytes{said}")
     if not json_output:
         files = sum(len(g.members) for g in groups)
-        stderr.print(f"{len(groups)} groups, {files} images in them")
+        chosen = sum(len(g.selected(include_edited)) for g in groups)
+        stderr.print(
+            f"{len(groups)} groups, {files} images in them, {chosen} copies safe to remove (marked -)"
+        )
+
+
+def _kinds_text(group: Group) -> str:
+    """' (1 identical-file, 2 resized)': how many members of each relation, when verified."""
+    counts = Counter(relation.kind for relation in group.relations.values())
+    if not counts:
+        return ""
+    ordered = sorted(counts.items(), key=lambda item: KINDS.index(item[0]))
+    return " (" + ", ".join(f"{count} {kind}" for kind, count in ordered) + ")"
+
+
+def _relation_json(group: Group, entry: Entry) -> dict[str, object] | None:
+    """The member's relation to the kept copy (None for the kept copy itself)."""
+    if entry.key == group.best.key:
+        return None
+    relation = group.relations.get(entry.key)
+    return relation.as_json() if relation is not None else None
 
 
 def _file_path(entry: Entry) -> str | None:
@@ -190,8 +259,10 @@ def _file_path(entry: Entry) -> str | None:
     return actions.IndexedFile.of(entry).path if entry.origin == FROM_FILE else None
 
 
-def _act(groups: list[Group], action: str, dest: Path | None, yes: bool, log: Path) -> bool:
-    steps = actions.plan(groups, action, dest)  # type: ignore[arg-type]
+def _act(
+    groups: list[Group], action: str, dest: Path | None, yes: bool, log: Path, include_edited: bool
+) -> bool:
+    steps = actions.plan(groups, action, dest, include_edited=include_edited)  # type: ignore[arg-type]
     if not yes:
         for step in steps:
             refused = actions.refusal(step)

@@ -1,8 +1,9 @@
 """Acting on duplicate groups: move, delete or hard-link the copies that are not the best one.
 
 Every action is planned first (a dry run prints the plan), never touches a group's best copy,
-and, when carried out, appends one JSON line per step to a log so that what happened can be
-reviewed or undone by hand.
+touches only the copies that verification calls safe to remove (identical, re-encoded, resized)
+unless edited ones are asked for too (`include_edited`), and, when carried out, appends one
+JSON line per step to a log so that what happened can be reviewed or undone by hand.
 
 Only files the command line itself indexed from disk are ever touched: both the copy and the
 best copy kept in its place must be entries `index add` made (origin FROM_FILE; an id sent over
@@ -67,9 +68,15 @@ class StepResult:
 
 
 def plan(
-    groups: Iterable[Group], action: ActionKind, destination: str | os.PathLike[str] | None = None
+    groups: Iterable[Group],
+    action: ActionKind,
+    destination: str | os.PathLike[str] | None = None,
+    *,
+    include_edited: bool = False,
 ) -> list[Step]:
-    """The steps that `action` would take: one per duplicate, never the best copy."""
+    """The steps that `action` would take: one per duplicate, never the best copy. Safe by
+    default: of a verified group, only copies that lose nothing (identical, re-encoded, resized:
+    `Group.selected`); rotated, cropped and edited copies too with `include_edited`."""
     if action not in ACTIONS:
         raise LookalikeError(f"unknown action {action!r}; choose one of {', '.join(ACTIONS)}")
     if action == "move" and destination is None:
@@ -78,7 +85,7 @@ def plan(
     steps: list[Step] = []
     for number, group in enumerate(groups, start=1):
         kept = IndexedFile.of(group.best)
-        for member in group.members[1:]:
+        for member in group.selected(include_edited):
             if member.key == group.best.key:
                 continue
             copy = IndexedFile.of(member)

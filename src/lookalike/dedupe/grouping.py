@@ -21,6 +21,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from lookalike.dedupe.best_copy import best_copy_rank
+from lookalike.dedupe.relations import Relation
 from lookalike.index.base import Entry
 
 
@@ -30,10 +31,25 @@ class Group:
 
     members: tuple[Entry, ...]
     distances: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (key, key) -> distance
+    # Set by `lookalike.dedupe.describe`: each member's relation to the kept copy (by key), and
+    # the group's tier (identical-files, identical-pixels, copies, edited-copies, unverified).
+    relations: Mapping[str, Relation] = field(default_factory=dict)
+    tier: str | None = None
 
     @property
     def best(self) -> Entry:
         return self.members[0]
+
+    def selected(self, include_edited: bool = False) -> list[Entry]:
+        """The members an action may remove: copies whose relation says nothing is lost
+        (identical, re-encoded, resized), or every copy with `include_edited`; a member of a
+        group never verified (no relations) counts as a copy, as before verification existed."""
+        chosen = []
+        for entry in self.members[1:]:
+            relation = self.relations.get(entry.key)
+            if include_edited or relation is None or relation.safe:
+                chosen.append(entry)
+        return chosen
 
 
 def group_pairs(

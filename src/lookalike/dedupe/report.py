@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageOps
 
 from lookalike.dedupe.grouping import Group
+from lookalike.dedupe.relations import Relation
 from lookalike.discover import key_path, path_text
 from lookalike.index.base import FROM_FILE, Entry
 
@@ -42,6 +43,8 @@ class ReportMember:
     best: bool
     thumbnail: str | None  # data URI
     sha256: str | None = None
+    relation: Relation | None = None  # to the kept copy (None for the kept copy, or unverified groups)
+    selected: bool = False  # pre-selected for removal: a safe copy, or any copy with include_edited
 
 
 def thumbnail_data_uri(path: str, side: int = THUMBNAIL_SIDE) -> str | None:
@@ -64,9 +67,12 @@ def _path_of(entry: Entry) -> str | None:
 
 
 def build_members(
-    group: Group, thumbnails: Callable[[str], str | None] = thumbnail_data_uri
+    group: Group, thumbnails: Callable[[str], str | None] = thumbnail_data_uri, include_edited: bool = False
 ) -> list[ReportMember]:
+    """The group's members as the page shows them: kept copy first, each with its relation and
+    whether it is pre-selected (only copies that lose nothing, unless `include_edited`)."""
     best = group.best.key
+    selected = {entry.key for entry in group.selected(include_edited)}
     members = []
     for index, entry in enumerate(group.members):
         distance = (
@@ -86,6 +92,8 @@ def build_members(
                 best=index == 0,
                 thumbnail=thumbnails(path) if path is not None else None,
                 sha256=entry.sha256,
+                relation=group.relations.get(entry.key),
+                selected=entry.key in selected,
             )
         )
     return members
@@ -113,6 +121,8 @@ def _member_html(group_number: int, member: ReportMember) -> str:
     resolution = f"{member.width}×{member.height}" if member.width and member.height else "?"
     if member.best:
         badge = '<span class="badge">best copy</span>'
+    elif member.relation is not None:
+        badge = esc(member.relation.describe())
     elif member.distance is None:
         badge = "matched through another copy"
     else:
@@ -129,7 +139,7 @@ def _pick_html(member: ReportMember) -> str:
     exact name as hex and the size and sha256 the script checks before touching it."""
     if member.path is None or member.sha256 is None or member.byte_size is None:
         return '<span class="id">an id, not a file: nothing to delete</span>'
-    checked = "" if member.best else " checked"
+    checked = " checked" if member.selected else ""
     return (
         f'<label><input type=checkbox class=pick data-path="{html.escape(path_text(member.path))}"'
         f' data-hex="{os.fsencode(member.path).hex()}" data-size="{int(member.byte_size)}"'
@@ -252,12 +262,13 @@ def render_report(
     groups: Sequence[Group],
     title: str = "lookalike: duplicate groups",
     thumbnails: Callable[[str], str | None] = thumbnail_data_uri,
+    include_edited: bool = False,
 ) -> str:
     """The whole HTML page for `groups` as a string."""
     sections = []
     total_files = 0
     for number, group in enumerate(groups, start=1):
-        members = build_members(group, thumbnails)
+        members = build_members(group, thumbnails, include_edited)
         total_files += len(members)
         body = "".join(_member_html(number, m) for m in members)
         sections.append(

@@ -2,7 +2,8 @@
 
 How matching flows, in six lines:
 1. Items are `(key, {algorithm: Hash})` pairs, or `IndexItem`s that also carry file facts.
-2. `add` stores them in the catalog (one row per key; same sha256 twice = one entry).
+2. `add` stores them in the catalog (one row per key; the same sha256 under a second id is one
+   entry, but every file path `add_files` reads is its own entry: exact copies are duplicates).
 3. `range_search(queries, algorithm, r)` returns every stored hash within Hamming distance r.
 4. `search(queries, algorithm, k)` returns the exact k nearest, ties broken by key.
 5. With `dihedral=True` each query's 8 rotation/flip variants are searched; the best counts.
@@ -185,7 +186,8 @@ class Index(ABC):
     # ----- writing -------------------------------------------------------------------------------
     @abstractmethod
     def add(self, items: Iterable[IndexItem | tuple[str, Mapping[str, Hash]]]) -> AddReport:
-        """Store items; an existing key is updated, a known sha256 under a new key is skipped."""
+        """Store items; an existing key is updated, a known sha256 under a new key is skipped
+        unless the item is a file read from disk (origin FROM_FILE), which keeps its own entry."""
 
     def add_files(
         self,

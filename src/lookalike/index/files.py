@@ -6,8 +6,10 @@ and whose entry already holds every requested hash is not read again.
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from lookalike.discover import path_text
@@ -100,10 +102,11 @@ def add_files(
     if progress is not None and done:
         progress(done, total)
     batch: list[IndexItem] = []
+    unique, copies = _same_bytes(to_hash, stats)
     hashed = hash_files(
-        to_hash, options.names, workers=workers, mode=mode, cache=cache, dihedral=dihedral, local=local
+        unique, options.names, workers=workers, mode=mode, cache=cache, dihedral=dihedral, local=local
     )
-    for path, outcome in hashed:
+    for path, outcome in _with_copies(hashed, copies):
         done += 1
         if isinstance(outcome, ImageError):
             failed.append((keys[path], outcome.reason))
@@ -119,7 +122,7 @@ def add_files(
                 IndexItem(
                     key=keys[path],
                     hashes=values,  # type: ignore[arg-type]  # filtered to Hash above
-                    sha256=outcome.sha256,
+                    sha256=outcome.sha256,  # a copy's bytes are its original's
                     byte_size=stats[path].st_size,
                     width=outcome.width,
                     height=outcome.height,
@@ -143,3 +146,44 @@ def add_files(
     if batch:
         report = report.merge(index.add(batch))
     return report.merge(AddReport(failed=tuple(failed)))
+
+
+def _same_bytes(paths: list[str], stats: dict[str, os.stat_result]) -> tuple[list[str], dict[str, list[str]]]:
+    """Files to decode, and for each the other paths holding the very same bytes: identical files
+    are decoded once and share the hashes. Only files whose size another file shares are read
+    for their sha256 here (a cheap pass next to decoding)."""
+    sizes = Counter(stats[path].st_size for path in paths)
+    first_of: dict[str, str] = {}
+    copies: dict[str, list[str]] = {}
+    unique: list[str] = []
+    for path in paths:
+        digest = _sha256(path) if sizes[stats[path].st_size] > 1 else None
+        if digest is not None and digest in first_of:
+            copies[first_of[digest]].append(path)
+            continue
+        if digest is not None:
+            first_of[digest] = path
+        unique.append(path)
+        copies[path] = []
+    return unique, copies
+
+
+def _sha256(path: str) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return None  # the hashing pass reports why
+    return digest.hexdigest()
+
+
+def _with_copies(
+    hashed: Iterable[tuple[str, HashResult | ImageError]], copies: dict[str, list[str]]
+) -> Iterator[tuple[str, HashResult | ImageError]]:
+    """Each hashed file's outcome, then the same outcome for each file with the same bytes."""
+    for path, outcome in hashed:
+        yield path, outcome
+        for copy in copies.get(path, ()):
+            yield copy, outcome

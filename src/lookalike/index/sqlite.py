@@ -40,6 +40,7 @@ from lookalike.candidates.batch import variant_blobs
 from lookalike.errors import IndexStoreError, InvalidHashError
 from lookalike.hash import Hash
 from lookalike.index.base import (
+    FROM_FILE,
     AddReport,
     Entry,
     FileState,
@@ -283,7 +284,8 @@ class SQLiteIndex(Index):
     @_serialised
     def add(self, items: Iterable[IndexItem | tuple[str, Mapping[str, Hash]]]) -> AddReport:
         """Store items in transactions of a few thousand: an existing key is updated, a sha256
-        already stored under another key is skipped (reported in `same_bytes`).
+        already stored under another key is skipped (reported in `same_bytes`), except for files
+        read from disk (origin FROM_FILE): every path is its own entry, so exact copies are found.
 
         >>> index.add([("cat.jpg", {"phash": Hash.from_hex("c3e0f0f8c4c0e0f0")})])
         AddReport(added=1, updated=0, unchanged=0, failed=(), same_bytes=())
@@ -421,7 +423,7 @@ class SQLiteIndex(Index):
             for item in by_key.values():
                 current = existing.get(item.key)
                 owner = owners.get(item.sha256) if item.sha256 else None
-                if owner is not None and owner[1] != item.key:
+                if owner is not None and owner[1] != item.key and item.origin != FROM_FILE:
                     same_bytes.append((item.key, owner[1]))
                     if current is not None:  # this path now holds another entry's bytes
                         writes.dropped.append(current.id)

@@ -10,6 +10,7 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from lookalike.algorithms import parse_spec
+from lookalike.dedupe.describe import describe_groups
 from lookalike.errors import LookalikeError
 from lookalike.hash import Hash
 from lookalike.lookup import (
@@ -196,14 +197,20 @@ def duplicates(request: Request, options: Annotated[DuplicatesOptions, QueryStri
     if algorithm is not None and options.preset is not None:
         raise ApiError(422, "bad_field", "use one of preset and algorithm + max_distance")
     rule = None if algorithm is not None else Matcher.parse(options.preset or DEFAULT_PRESET)
-    with request.app.state.service.locked_index() as index:
+    service = request.app.state.service
+    with service.locked_index() as index:
         if rule is not None:
             groups = index.duplicates(matcher=rule, strict=strict)
         else:
             groups = index.duplicates(parse_spec(algorithm or "").key, max_distance or 0, strict=strict)
+    # Tiers and relations as `lookalike dupes` gives them. The service reads files indexed from
+    # disk only when told it may (--thumbnails-from-paths); else the index alone says which
+    # members are identical files and the rest are unverified.
+    groups = describe_groups(groups, read_files=service.config.thumbnails_from_paths)
     return {
         "groups": [
             {
+                "tier": group.tier,
                 "members": [
                     {
                         "id": entry.key,
@@ -213,9 +220,14 @@ def duplicates(request: Request, options: Annotated[DuplicatesOptions, QueryStri
                         "height": entry.height,
                         "bytes": entry.byte_size,
                         "thumbnail": thumbnail_url(request, entry.key),
+                        "relation": (
+                            relation.as_json()
+                            if position and (relation := group.relations.get(entry.key)) is not None
+                            else None
+                        ),
                     }
                     for position, entry in enumerate(group.members)
-                ]
+                ],
             }
             for group in groups[: options.limit]
         ],

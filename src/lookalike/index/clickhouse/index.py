@@ -30,7 +30,17 @@ from lookalike.candidates.keys import KeyLayout
 from lookalike.candidates.plan import family_of
 from lookalike.errors import IndexStoreError, InvalidHashError
 from lookalike.hash import Hash
-from lookalike.index.base import AddReport, Entry, Index, IndexItem, Match, Pairs, Query, checked_item
+from lookalike.index.base import (
+    FROM_FILE,
+    AddReport,
+    Entry,
+    Index,
+    IndexItem,
+    Match,
+    Pairs,
+    Query,
+    checked_item,
+)
 from lookalike.index.clickhouse import candidates as candidate_sql
 from lookalike.index.clickhouse.binding import Binder
 from lookalike.index.clickhouse.compaction import compact_site
@@ -455,7 +465,8 @@ class ClickHouseIndex(Index):
 
     def add(self, items: Iterable[IndexItem | tuple[str, Mapping[str, Hash]]]) -> AddReport:
         """Store items: an existing key is updated (new version), a sha256 already stored under
-        another key is skipped and reported in `same_bytes`."""
+        another key is skipped and reported in `same_bytes`, except for files read from disk
+        (origin FROM_FILE): every path is its own entry, so exact copies are found."""
         report = AddReport()
         iterator = iter(items)
         while batch := list(itertools.islice(iterator, WRITE_BATCH)):
@@ -578,7 +589,7 @@ class ClickHouseIndex(Index):
         for item in by_key.values():
             existing = current.get(item.key)
             owner = owners.get(item.sha256) if item.sha256 else None
-            if owner is not None and owner != item.key:
+            if owner is not None and owner != item.key and item.origin != FROM_FILE:
                 same_bytes.append((item.key, owner))
                 if existing is not None:  # this key now holds another entry's bytes
                     dropped.append((item.key, existing.version))

@@ -1,0 +1,174 @@
+"""Duplicate groups made useful: the copy to keep first, what every other member is to it, and
+the group's tier.
+
+Groups come from matching (`Index.duplicates`): pictures the hashes and rules call duplicates.
+Here each group is verified on its files, where the files can be read (entries `index add` made
+from disk): the members are aligned and compared (`relations`), the copy to keep is chosen
+(`best_copy`), and the group gets a tier, after its least alike member:
+
+identical-files    every copy has the kept copy's bytes
+identical-pixels   every copy has its decoded pixels (another container or metadata)
+copies             every copy is the same picture re-encoded or resized: safe to remove
+edited-copies      some member was rotated, cropped or edited: derived work, kept unless asked
+unverified         the files could not be read (uploads, a service without file access)
+
+`keep="auto"` keeps the original: of the members showing the whole frame upright (as most members
+do), the one the others are nearest on average on a shared canvas, each derived copy having
+moved away from it in its own way (near-ties go to the higher-fidelity file); then, of it and its
+unedited copies (re-encoded, resized, identical: verified at full resolution where the sizes
+agree), the highest-fidelity file (`best_copy.fidelity_rank`: not enlarged, most pixels,
+lossless, JPEG quality, camera EXIF, older).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from lookalike.dedupe.best_copy import best_copy_rank, check_keep_rule, fidelity_rank, simple_rank
+from lookalike.dedupe.fidelity import ImageFacts, try_load_facts
+from lookalike.dedupe.grouping import Group
+from lookalike.dedupe.relations import IDENTICAL_FILE, KINDS, UNVERIFIED, Relation, canvas, relate
+from lookalike.discover import key_path
+from lookalike.index.base import FROM_FILE, Entry
+
+CANVAS_SIDE = 256  # pixels on the long side of the canvas members are compared on
+TIERS = ("identical-files", "identical-pixels", "copies", "edited-copies", "unverified")
+TIER_TITLES = {
+    "identical-files": "identical files (same bytes)",
+    "identical-pixels": "identical pixels (another file format or metadata)",
+    "copies": "copies (resized or re-encoded)",
+    "edited-copies": "edited copies (rotated, cropped or edited: kept unless asked)",
+    "unverified": "near-duplicates the files could not verify",
+}
+
+
+def describe_groups(groups: Iterable[Group], *, keep: str = "auto", read_files: bool = True) -> list[Group]:
+    """Each group with the copy to keep first, every member's relation to it and its tier,
+    ordered by tier (identical files first), then largest first. `read_files=False` judges from
+    the index alone (sha256 says which files are identical; the rest are unverified)."""
+    rule = check_keep_rule(keep)
+    described = [describe_group(group, rule, read_files) for group in groups]
+    described.sort(key=lambda g: (TIERS.index(g.tier or "unverified"), -len(g.members), g.best.key))
+    return described
+
+
+def describe_group(group: Group, keep: str = "auto", read_files: bool = True) -> Group:
+    members = list(group.members)
+    facts: dict[str, ImageFacts | None] = {
+        entry.key: _facts(entry) if read_files else None for entry in members
+    }
+    kept, relations = _choose(members, facts, keep)
+    for entry in members:
+        if entry.key != kept.key and entry.key not in relations:
+            relations[entry.key] = relation_between(kept, entry, facts)
+    order = sorted(
+        (entry for entry in members if entry.key != kept.key),
+        key=lambda e: (KINDS.index(relations[e.key].kind), best_copy_rank(e)),
+    )
+    return replace(group, members=(kept, *order), relations=relations, tier=tier_of(relations.values()))
+
+
+def relation_between(kept: Entry, other: Entry, facts: Mapping[str, ImageFacts | None]) -> Relation:
+    if kept.sha256 is not None and kept.sha256 == other.sha256:
+        return IDENTICAL_FILE
+    kept_facts, other_facts = facts.get(kept.key), facts.get(other.key)
+    if kept_facts is None or other_facts is None:
+        return UNVERIFIED
+    try:
+        return relate(kept_facts, other_facts)
+    except Exception:  # OpenCV or NumPy on a degenerate picture: one pair unverified, not the run
+        return UNVERIFIED
+
+
+def tier_of(relations: Iterable[Relation]) -> str:
+    kinds = {relation.kind for relation in relations}
+    if kinds <= {"identical-file"}:
+        return "identical-files"
+    if kinds <= {"identical-file", "identical-pixels"}:
+        return "identical-pixels"
+    if kinds <= {"identical-file", "identical-pixels", "re-encoded", "resized"}:
+        return "copies"
+    if "unverified" in kinds and kinds <= {"identical-file", "unverified"}:
+        return "unverified"
+    return "edited-copies"
+
+
+def _facts(entry: Entry) -> ImageFacts | None:
+    """The file's facts, for entries made from a file that is still there."""
+    if entry.origin != FROM_FILE:
+        return None
+    path = key_path(entry.key)
+    if not os.path.isfile(path):
+        return None
+    return try_load_facts(path)
+
+
+def _choose(
+    members: Sequence[Entry], facts: Mapping[str, ImageFacts | None], keep: str
+) -> tuple[Entry, dict[str, Relation]]:
+    """The member to keep, and the relations to it found on the way."""
+    if keep.startswith("path:"):
+        preferred = [entry for entry in members if key_path(entry.key).startswith(keep[5:])]
+        if preferred:
+            kept, relations = _auto(preferred, facts)
+            return kept, ({} if len(preferred) < len(members) else relations)
+        return _auto(members, facts)
+    if keep == "auto":
+        return _auto(members, facts)
+    return min(members, key=lambda entry: simple_rank(entry, keep)), {}
+
+
+def _auto(
+    members: Sequence[Entry], facts: Mapping[str, ImageFacts | None]
+) -> tuple[Entry, dict[str, Relation]]:
+    """The original: see the module docstring."""
+    ordered: list[tuple[Entry, ImageFacts]] = sorted(
+        ((entry, image) for entry in members if (image := facts.get(entry.key)) is not None),
+        key=lambda item: best_copy_rank(item[0]),
+    )
+    if not ordered:
+        return min(members, key=best_copy_rank), {}
+    reference = ordered[0][1]
+    whole: list[tuple[Entry, ImageFacts]] = []
+    canvases = []
+    turns = []
+    # The canvas is no larger than the smallest member: enlarging a small copy would blur it
+    # away from the others.
+    side = min(CANVAS_SIDE, *(max(image.pixels.shape[:2]) for _, image in ordered))
+    for entry, image in ordered:
+        placed = canvas(image.pixels, reference.pixels, side)
+        if placed is not None:
+            whole.append((entry, image))
+            turns.append(placed[0])
+            canvases.append(placed[1])
+    if not whole:
+        return ordered[0][0], {}
+    stack = np.stack(canvases)  # n x H x W x 3: members' whole frames on one canvas
+    distance = np.array([np.abs(stack - one).mean(axis=(1, 2, 3)) for one in stack])
+    score = distance.sum(axis=1) / max(1, len(whole) - 1)
+    # The original is upright as most members are: a turned or mirrored copy is the exception.
+    # (a tie in count, as in a pair of a picture and its mirror image, leaves both possible).
+    counts = Counter(turns)
+    upright = {turn for turn, count in counts.items() if count == max(counts.values())}
+    # Near-ties (two members, or an original and its plain copies) go to the better file.
+    best_score = float(min(score[i] for i in range(len(whole)) if turns[i] in upright))
+    tied = [
+        whole[i] for i in range(len(whole)) if turns[i] in upright and score[i] <= best_score * 1.05 + 0.25
+    ]
+    spread = {whole[i][0].key: float(score[i]) for i in range(len(whole))}
+    centre = fidelity_rank(tied, spread)[0]
+    # The centre's unedited copies (re-encoded, resized, identical) are the same picture: of
+    # them, keep the highest-fidelity file.
+    relations = {
+        entry.key: relation_between(centre[0], entry, facts)
+        for entry, _ in ordered
+        if entry.key != centre[0].key
+    }
+    unedited = [centre, *((e, f) for e, f in whole if e.key != centre[0].key and relations[e.key].safe)]
+    kept = fidelity_rank(unedited, spread)[0]
+    return kept[0], (relations if kept[0].key == centre[0].key else {})
