@@ -115,7 +115,8 @@ def dupes_command(
             groups = index.duplicates(algorithm, max_distance or 0, strict=strict)
     print_groups(groups, json_output)
     if html is not None:
-        note(f"review page: {write_report(groups, html)}")
+        grouped_by = rule or Matcher.parse(f"{algorithm} <= {max_distance or 0}")
+        note(f"review page: {write_report(groups, html, rule=grouped_by)}")
     if action != "report":
         failed = _act(groups, action, dest, yes, log) or failed
     if failed or (fail_on_match and groups):
