@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image, ImageEnhance
+from PIL import Image, ImageDraw
 
 import lookalike
-from conftest import COMMITTED_PHOTOS
+from conftest import COMMITTED_PHOTOS, skimage_images
 from lookalike.dedupe.grouping import Group
 from lookalike.dedupe.report import SHOWN_MEMBERS, write_report
 from lookalike.hash import Hash
@@ -91,8 +91,9 @@ def _rgb(photo: Path) -> Image.Image:
 def make_gallery(root: Path) -> list[DescribedGroup]:
     """Four groups: identical files (one under a long folder name), identical pixels, a photo with
     six kinds of copies, and a photo with 11 re-encoded and resized copies."""
-    photos = [p for p in COMMITTED_PHOTOS if p.suffix == ".jpg"]
-    a, b, c = photos[0], photos[1], photos[2]
+    larger = {p.name: p for p in skimage_images()}  # 600x400 and 640x427: the viewer has more to show
+    a, b = larger["coffee.png"], larger["rocket.jpg"]
+    c = next(p for p in COMMITTED_PHOTOS if p.suffix == ".jpg")
     d = next(p for p in COMMITTED_PHOTOS if p.suffix == ".png")
     (root / "library").mkdir(parents=True)
     deep = root / "backup" / LONG_FOLDER / "DCIM"
@@ -122,36 +123,40 @@ def make_gallery(root: Path) -> list[DescribedGroup]:
     )
 
     original = _rgb(a)
-    original.save(root / "library" / "street.jpg", quality=95)
-    original.resize((original.width // 2, original.height // 2)).save(root / "library" / "street-small.jpg")
-    original.save(root / "library" / "street-email.jpg", quality=30)
+    original.save(root / "library" / "coffee.jpg", quality=95)
+    original.resize((original.width // 2, original.height // 2)).save(root / "library" / "coffee-small.jpg")
+    original.save(root / "library" / "coffee-email.jpg", quality=30)
     original.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(
-        root / "library" / "street-mirrored.jpg", quality=90
+        root / "library" / "coffee-mirrored.jpg", quality=90
     )
     w, h = original.size
     box = (int(w * 0.15), int(h * 0.15), int(w * 0.85), int(h * 0.85))
-    original.crop(box).save(root / "library" / "street-cropped.jpg", quality=90)
-    ImageEnhance.Brightness(original).enhance(1.6).save(root / "library" / "street-bright.jpg", quality=90)
+    original.crop(box).save(root / "library" / "coffee-cropped.jpg", quality=90)
+    stamped = original.copy()  # an overlay someone added: a caption band across the bottom
+    draw = ImageDraw.Draw(stamped)
+    draw.rectangle((0, int(h * 0.8), w, h), fill=(250, 250, 250))
+    draw.text((int(w * 0.05), int(h * 0.85)), "(c) someone else, all rights reserved", fill=(20, 20, 20))
+    stamped.save(root / "library" / "coffee-captioned.jpg", quality=90)
     region = (box[0] / w, box[1] / h, box[2] / w, box[3] / h)
     mixed = _group(
         [
-            (root / "library" / "street.jpg", None),
-            (root / "library" / "street-small.jpg", Known("resized", True)),
-            (root / "library" / "street-email.jpg", Known("re-encoded", True)),
-            (root / "library" / "street-mirrored.jpg", Known("flipped", False, transform="mirror")),
-            (root / "library" / "street-cropped.jpg", Known("cropped", False, region=region)),
-            (root / "library" / "street-bright.jpg", Known("edited", False)),
+            (root / "library" / "coffee.jpg", None),
+            (root / "library" / "coffee-small.jpg", Known("resized", True)),
+            (root / "library" / "coffee-email.jpg", Known("re-encoded", True)),
+            (root / "library" / "coffee-mirrored.jpg", Known("flipped", False, transform="mirror")),
+            (root / "library" / "coffee-cropped.jpg", Known("cropped", False, region=region)),
+            (root / "library" / "coffee-captioned.jpg", Known("edited", False)),
         ],
         "copies",
     )
 
     big = _rgb(b)
     members: list[tuple[Path, Known | None]] = []
-    big.save(root / "library" / "bridge.jpg", quality=95)
-    members.append((root / "library" / "bridge.jpg", None))
+    big.save(root / "library" / "rocket.jpg", quality=95)
+    members.append((root / "library" / "rocket.jpg", None))
     for number in range(11):
         scale = 0.9 - 0.06 * number
-        copy = root / "backup" / f"bridge-{number:02d}.jpg"
+        copy = root / "backup" / f"rocket-{number:02d}.jpg"
         big.resize((int(big.width * scale), int(big.height * scale))).save(copy, quality=85 - 4 * number)
         members.append((copy, Known("resized", True)))
     large = _group(members, "copies")
@@ -232,6 +237,8 @@ def test_tiers_relations_and_the_matching_hash_are_shown(page: Any) -> None:
     thumb = deep.locator(".thumb img")
     assert thumb.bounding_box()["width"] >= 280 and thumb.evaluate("(i) => i.naturalWidth") > 280
     page.screenshot(path=str(SCREENSHOTS / "review-page.png"))
+    mixed.evaluate("(group) => group.scrollIntoView()")
+    page.screenshot(path=str(SCREENSHOTS / "review-group.png"))
 
 
 @pytest.mark.slow
@@ -257,9 +264,9 @@ def test_the_keyboard_moves_between_groups_and_members_and_toggles_the_choice(pa
     page.keyboard.press("j")
     assert page.locator(current).get_attribute("id") == "group-3"
     focused = page.locator("figure.member.focus")
-    assert focused.get_attribute("data-name") == "street-small.jpg"
+    assert focused.get_attribute("data-name") == "coffee-small.jpg"
     page.keyboard.press("ArrowRight")
-    assert page.locator("figure.member.focus").get_attribute("data-name") == "street-email.jpg"
+    assert page.locator("figure.member.focus").get_attribute("data-name") == "coffee-email.jpg"
     box = page.locator("figure.member.focus input.pick")
     assert box.is_checked()
     page.keyboard.press("x")
@@ -314,10 +321,10 @@ def test_the_viewer_enlarges_compares_flickers_and_shows_the_difference_aligned(
     page.keyboard.press("ArrowRight")  # the crop: compared with the region of the kept copy it shows
     _wait_for_text(page, "#stage .label", "region")
     assert _mean(page.locator("#stage .label").inner_text()) < 8
-    page.screenshot(path=str(SCREENSHOTS / "review-difference.png"))
-    page.keyboard.press("ArrowRight")  # the brightened copy: a large difference
-    _wait_for_text(page, "#stage", "street-bright")
+    page.keyboard.press("ArrowRight")  # the captioned copy: the caption stands out
+    _wait_for_text(page, "#stage", "coffee-captioned")
     assert _mean(page.locator("#stage .label").inner_text()) > 3 * resized_mean
+    page.screenshot(path=str(SCREENSHOTS / "review-difference.png"))
 
     page.keyboard.press("ArrowLeft")
     page.keyboard.press("f")

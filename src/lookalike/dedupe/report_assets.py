@@ -27,6 +27,7 @@ header button{border-color:#555}
 #help{background:#fffbe6;border-bottom:1px solid #e6d98a;padding:8px 16px;font-size:13px}
 #help kbd,.hint kbd{background:#eee;border:1px solid #bbb;border-radius:3px;padding:0 4px;color:#222}
 .hint{font-size:12px;color:#ccc}
+section.group,figure.member{scroll-margin-top:110px}
 section.group{background:#fff;margin:14px;padding:10px 12px 12px;border-radius:6px;
 box-shadow:0 1px 3px #0002;border-left:6px solid var(--tier)}
 section.group.current{box-shadow:0 0 0 2px #f5b400,0 1px 3px #0002}

@@ -120,7 +120,7 @@ def match_of(group: Group, entry: Entry, rule: Matcher | None) -> MatchFacts:
     if closest is not None:
         name, distance, nbits = closest
         return MatchFacts(
-            f"a variant or keypoints ({name} {distance} as is)",
+            f"a variant or keypoints ({name} {distance} unaligned)",
             f"matched through {how} (closest clause {recorded}); as they are, {name} differs in "
             f"{distance} of {nbits} bits",
         )
