@@ -38,11 +38,11 @@ def test_bench_accuracy_writes_tables_and_finds_easy_copies(tmp_path: Path) -> N
     assert "broken.jpg" in result.output and any("broken.jpg" in f for f in data["failures"])
     assert data["tune_photos"] + data["test_photos"] == 8
     by_name = {r["name"]: r for r in data["results"]}
-    default = by_name["lookalike near-duplicate"]
+    default = by_name["lookalike near-duplicate (hashes only)"]
     assert default["family_recall"]["0.999"]["jpeg"] == 1.0
     assert default["family_recall"]["0.999"]["flip"] == 1.0  # dihedral variants
     assert by_name["lookalike:phash"]["family_recall"]["0.999"]["flip"] < 1.0  # no variants: flips missed
-    assert "| **lookalike near-duplicate** |" in (out / "accuracy.md").read_text()
+    assert "| **lookalike near-duplicate (hashes only)** |" in (out / "accuracy.md").read_text()
     # a second run finds every copy and hash in the cache
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0, again.output
@@ -76,12 +76,13 @@ def test_bench_accuracy_index_path_runs_each_preset_through_an_index(tmp_path: P
     assert index["half"] == "test" and index["images"] == data["test_photos"] * 4
     by_rule = {r["name"]: r for r in index["results"]}
     assert set(by_rule) == {
-        "exact-duplicate", "near-duplicate", "similar", "near-duplicate or local >= 12", "phash_eq <= 20"
+        "exact-duplicate", "near-duplicate", "similar", "partial-copy", "near-duplicate (hashes only)",
+        "phash_eq <= 20",
     }  # fmt: skip
-    default = by_rule["near-duplicate"]["scores"]
+    default = by_rule["near-duplicate (hashes only)"]["scores"]
     assert default["family_recall"]["jpeg"] == 1.0 and default["positives"] == data["test_photos"] * 3
     assert set(default["family_recall"]) == {"jpeg", "crop_uneven", "pip"}
-    with_local = by_rule["near-duplicate or local >= 12"]["scores"]
+    with_local = by_rule["near-duplicate"]["scores"]
     assert with_local["found"] >= default["found"]  # a local clause only adds verified pairs
     assert with_local["grouped_recall"] >= with_local["recall"]
     subjects = {pair["subject"] for pair in data["hard_negatives"]}
@@ -89,9 +90,10 @@ def test_bench_accuracy_index_path_runs_each_preset_through_an_index(tmp_path: P
     assert "the full Moon" in data["index_hard_negatives"]["near-duplicate"]  # the re-encoded "moon"
     assert "one basketball court, two views" not in data["index_hard_negatives"]["near-duplicate"]
     presets = {r["name"]: r for r in data["results"]}
-    assert presets["lookalike near-duplicate"]["hard_negatives"]["own limits"] == ["the full Moon"]
+    hashes_only = presets["lookalike near-duplicate (hashes only)"]
+    assert hashes_only["hard_negatives"]["own limits"] == ["the full Moon"]
     text = (out / "accuracy.md").read_text()
-    assert "| near-duplicate or local >= 12 |" in text and "Hard negatives: 2 pairs" in text
+    assert "| near-duplicate (hashes only) |" in text and "Hard negatives: 2 pairs" in text
 
 
 def test_duplicate_search_links_are_scored_as_found_pairs_false_pairs_and_groups() -> None:

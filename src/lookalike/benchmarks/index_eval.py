@@ -37,12 +37,16 @@ LOCAL_INLIERS = 12  # the issue's example clause: `near-duplicate or local >= 12
 
 
 def evaluated_rules(extra: Sequence[str] = ()) -> dict[str, Matcher]:
-    """Every preset by name; the default preset with a local clause (`or local >= 12`) unless it
-    has one already; and any `extra` rule or preset name."""
+    """Every preset by name; beside the default preset, the same without its local clause
+    ("near-duplicate (hashes only)") or with one (`or local >= 12`) if it has none, so the report
+    shows what keypoint verification adds; and any `extra` rule or preset name."""
     rules = {name: Matcher.preset(name) for name in PRESETS}
-    if rules[DEFAULT_PRESET].local_inliers is None:
+    default = rules[DEFAULT_PRESET]
+    if default.local_inliers is None:
         with_local = f"{DEFAULT_PRESET} or local >= {LOCAL_INLIERS}"
         rules[with_local] = Matcher.parse(f"{PRESETS[DEFAULT_PRESET]} or local >= {LOCAL_INLIERS}")
+    else:
+        rules[f"{DEFAULT_PRESET} (hashes only)"] = Matcher(default.groups)
     for text in extra:
         rules[text] = Matcher.parse(text)
     return rules

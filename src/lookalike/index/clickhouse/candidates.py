@@ -36,7 +36,10 @@ PROBES_PER_STATEMENT = 250_000
 IDS_PER_STATEMENT = 100_000
 STAGE_ABOVE = 5_000  # bound tables larger than this travel to chDB as Arrow into a scratch table
 MEMORY_CEILING = 2_000_000_000  # bytes a candidate statement may use (max_memory_usage)
-SETTINGS = f" SETTINGS max_memory_usage = {MEMORY_CEILING}"
+# Threads per candidate statement: each reads and joins its own blocks, so memory grows with the
+# thread count, which ClickHouse sets to the machine's cores; a probe join gains little past 4.
+STATEMENT_THREADS = int(os.environ.get("LOOKALIKE_CLICKHOUSE_THREADS", min(os.cpu_count() or 1, 4)))
+SETTINGS = f" SETTINGS max_memory_usage = {MEMORY_CEILING}, max_threads = {STATEMENT_THREADS}"
 _SCRATCH = itertools.count()
 
 Column = tuple[str, Sequence[Any] | npt.NDArray[Any]]
