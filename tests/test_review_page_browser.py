@@ -186,11 +186,14 @@ def browser() -> Iterator[Any]:
 def page(browser: Any, review: Path) -> Iterator[Any]:
     opened = browser.new_page(viewport={"width": 1400, "height": 1000})
     requests: list[str] = []
+    errors: list[str] = []
     opened.on("request", lambda request: requests.append(request.url))
+    opened.on("pageerror", lambda error: errors.append(str(error)))
     opened.goto(review.as_uri())
     opened.wait_for_load_state("load")
     yield opened
     assert all(url.startswith(("file:", "data:", "blob:")) for url in requests), requests  # offline
+    assert not errors
     opened.close()
 
 
@@ -351,3 +354,44 @@ def _wait_for_text(page: Any, selector: str, text: str) -> None:
         "([selector, text]) => (document.querySelector(selector)?.textContent || '').includes(text)",
         arg=[selector, text],
     )
+
+
+@pytest.mark.slow
+def test_the_page_dupes_writes_names_the_preset_clause_that_matched(browser: Any, tmp_path: Path) -> None:
+    """End to end: `lookalike dupes DIR --html` on photos and planted copies; the page opens
+    without a script error, names the near-duplicate clause that matched each copy, and its
+    viewer draws the difference of a copy it grouped."""
+    from typer.testing import CliRunner
+
+    from lookalike.cli.app import app
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for photo in COMMITTED_PHOTOS[:4]:
+        shutil.copy(photo, folder / photo.name)
+    picture = _rgb(COMMITTED_PHOTOS[0])
+    picture.resize((picture.width * 3 // 4, picture.height * 3 // 4)).save(
+        folder / "copy-smaller.jpg", quality=70
+    )
+    report = tmp_path / "review.html"
+    done = CliRunner().invoke(app, ["dupes", str(folder), "--html", str(report), "--no-progress"])
+    assert done.exit_code == 0, done.output
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(report.as_uri())
+        assert page.locator("section.group").count() == 1
+        match = page.locator("figure.member:not(.best) .match").inner_text()
+        limits: dict[str, int] = {}
+        for condition in RULE.conditions:
+            name = " + ".join(condition.algorithms)
+            limits[name] = max(limits.get(name, 0), condition.max_distance)
+        named = re.fullmatch(r"matched: (\S+) (\d+)", match)
+        assert named and int(named.group(2)) <= limits[named.group(1)], match
+        page.keyboard.press("d")
+        _wait_for_text(page, "#stage", "mean")
+        assert _mean(page.locator("#stage .label").inner_text()) < 10
+    finally:
+        page.close()
+    assert not errors

@@ -22,6 +22,7 @@ deletes it for good only when run with --delete.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import json
@@ -49,6 +50,15 @@ from lookalike.matcher import DEFAULT_PRESET, Matcher
 
 PREVIEW_SIDE = 800  # long side of each member's preview: a sharp thumbnail, and enlarged in the viewer
 THUMBNAIL_SIDE = PREVIEW_SIDE  # the name older callers pass a side as
+# The page holds every preview, so a report of many images gets smaller ones (an 800-pixel JPEG
+# is ~60 KB, a 320-pixel one ~10 KB): (members up to, side).
+PREVIEW_SIDES = ((500, PREVIEW_SIDE), (2000, 480))
+SMALLEST_PREVIEW_SIDE = 320
+
+
+def preview_side(members: int) -> int:
+    """The previews' long side for a page of `members` images, so the file stays openable."""
+    return next((side for limit, side in PREVIEW_SIDES if members <= limit), SMALLEST_PREVIEW_SIDE)
 SHOWN_MEMBERS = 8  # a larger group shows its first members, and a button for the rest
 
 
@@ -278,13 +288,17 @@ PAGE_SCRIPT_WITH_TRASH = PAGE_SCRIPT.replace(
 def render_report(
     groups: Sequence[Group],
     title: str = "lookalike: duplicate groups",
-    thumbnails: Callable[[str], str | None] = thumbnail_data_uri,
+    thumbnails: Callable[[str], str | None] | None = None,
     rule: Matcher | str | None = None,
 ) -> str:
     """The whole HTML page for `groups` as a string. `rule` is the matcher that grouped them (a
     rule such as "phash <= 6", or a preset; default the default preset): the page names the
-    clause of it that matched each copy."""
+    clause of it that matched each copy. `thumbnails` makes a member's preview (a data URI) from
+    its path; by default a JPEG of `preview_side` pixels."""
     matcher = Matcher.parse(rule or DEFAULT_PRESET) if not isinstance(rule, Matcher) else rule
+    if thumbnails is None:
+        side = preview_side(sum(len(group.members) for group in groups))
+        thumbnails = functools.partial(thumbnail_data_uri, side=side)
     sections = []
     total_files = 0
     tiers: Counter[str] = Counter()
