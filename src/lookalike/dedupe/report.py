@@ -59,6 +59,8 @@ SMALLEST_PREVIEW_SIDE = 320
 def preview_side(members: int) -> int:
     """The previews' long side for a page of `members` images, so the file stays openable."""
     return next((side for limit, side in PREVIEW_SIDES if members <= limit), SMALLEST_PREVIEW_SIDE)
+
+
 SHOWN_MEMBERS = 8  # a larger group shows its first members, and a button for the rest
 
 
