@@ -6,10 +6,13 @@ import hashlib
 import json
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
+import lookalike
 from conftest import COMMITTED_PHOTOS
 from lookalike.dedupe import actions
 from lookalike.dedupe.grouping import Group
@@ -85,7 +88,8 @@ def test_report_is_self_contained_and_lists_members(group: Group) -> None:
     assert page.count("<figure") == 3
     assert "data:image/jpeg;base64," in page
     assert "http://" not in page and "https://" not in page
-    assert "best copy" in page and "800×600" in page and "distance 5" in page
+    assert "kept copy" in page and "800×600" in page and "matched: same bytes" in page
+    assert page.count("class=pick") == 3 and page.count(" checked>") == 2  # the kept copy is not chosen
     assert "exportScript" in page and "exportJson" in page
 
 
@@ -132,3 +136,25 @@ def test_report_trusts_no_metadata_path_and_offers_only_indexed_files(tmp_path: 
     page = render_report([Group((_entry(mine, 800, 600), forged))])
     assert page.count("class=pick") == 1 and os.fsencode(str(victim)).hex() not in page
     assert page.count("data:image/jpeg") == 1  # the id's "file" is never opened for a preview
+
+
+def test_report_names_the_hash_that_matched_and_its_distance(tmp_path: Path) -> None:
+    """Not "distance 5": the clause of the rule that matched, on the pair's stored hashes."""
+    kept, small = tmp_path / "kept.jpg", tmp_path / "small.jpg"
+    with Image.open(COMMITTED_PHOTOS[3]) as image:
+        picture = image.convert("RGB")
+    picture.save(kept, quality=95)
+    picture.resize((picture.width // 2, picture.height // 2)).save(small, quality=70)
+    mirrored = tmp_path / "mirrored.jpg"
+    picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(mirrored, quality=90)
+    entries = []
+    for path in (kept, small, mirrored):
+        hashes = lookalike.hash_file(path, ["phash", "colorhash"])
+        entries.append(replace(_entry(path, 10, 10), hashes=dict(hashes)))  # type: ignore[arg-type]
+    distance = entries[0].hashes["phash"] - entries[1].hashes["phash"]
+    pairs = {tuple(sorted((str(kept), str(small)))): distance, tuple(sorted((str(kept), str(mirrored)))): 1}
+    page = render_report([Group(tuple(entries), pairs)], rule="phash <= 10 and colorhash <= 8")  # type: ignore[arg-type]
+    colour = entries[0].hashes["colorhash"] - entries[1].hashes["colorhash"]
+    assert f"matched: phash {distance} and colorhash {colour}" in page
+    assert f"phash: {distance} of 64 bits differ (limit 10)" in page
+    assert "matched: a variant or keypoints (phash " in page  # the mirror matched through its variant

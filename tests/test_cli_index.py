@@ -115,7 +115,7 @@ def test_dupes_on_a_folder_finds_the_planted_groups(gallery: Path, tmp_path: Pat
     best = [m for line in lines for m in line["members"] if m["best"]]  # type: ignore[attr-defined]
     assert Path(str(best[0]["path"])).name == COMMITTED_PHOTOS[1].name  # largest copy is the best
     page = report.read_text()
-    assert page.count('<section class="group"') == len(lines) and "small.jpg" in page
+    assert page.count('<section class="group ') == len(lines) and "small.jpg" in page
 
 
 def test_dupes_actions_are_dry_runs_without_yes(gallery: Path, tmp_path: Path) -> None:

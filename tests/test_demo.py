@@ -29,7 +29,7 @@ def test_demo_finds_every_planted_group_and_writes_the_page(tmp_path: Path) -> N
         in result.stdout
     )
     page = tmp_path / "out" / "report.html"
-    assert page.exists() and page.read_text().count('class="group"') == 6
+    assert page.exists() and page.read_text().count('<section class="group ') == 6
     assert "Hamming distance from" in result.stdout and "total" in result.stdout
     best = [line for line in result.stdout.splitlines() if line.strip().startswith("keep")]
     assert len(best) == 6 and all("/originals/" in line for line in best)  # bars added to a copy do not win

@@ -66,20 +66,59 @@ def iter_image_paths(
     *,
     recursive: bool = False,
     on_skip: Callable[[SkippedPath], None] | None = None,
+    on_empty: Callable[[SkippedPath], None] | None = None,
 ) -> Iterator[str]:
     """Yield files named on the command line as they are, and image files found in folders.
 
     Folders are walked in sorted order (recursively if asked), following symlinks to folders
     only once each, so a symlink loop ends instead of recursing forever. Folders that cannot be
-    listed are reported through `on_skip` and skipped.
+    listed are reported through `on_skip` and skipped; a folder named in `inputs` that gives no
+    image is reported through `on_empty`, with the reason (`why_no_images`).
     """
     seen_dirs: set[tuple[int, int]] = set()
     for item in inputs:
         path = os.fspath(item)
         if os.path.isdir(path):
-            yield from _walk(path, recursive, seen_dirs, on_skip)
+            found = 0
+            for image in _walk(path, recursive, seen_dirs, on_skip):
+                found += 1
+                yield image
+            reason = why_no_images(path, recursive) if found == 0 and on_empty else None
+            if reason is not None and on_empty:
+                on_empty(SkippedPath(path, reason))
         else:
             yield path  # a named file is always tried, so a bad one is reported, not ignored
+
+
+def why_no_images(folder: str, recursive: bool) -> str | None:
+    """Why `folder` gave no images, as a hint: it is empty, its images are in sub-folders (and
+    the walk was not recursive), or its files have no image extension. None if it cannot be
+    listed (that is reported as a skip)."""
+    try:
+        with os.scandir(folder) as entries:
+            listing = list(entries)
+    except OSError:
+        return None
+    files = [e for e in listing if _is(e, "file")]
+    subfolders = [e.path for e in listing if _is(e, "dir")]
+    if not recursive and any(_holds_images(sub) for sub in subfolders):
+        return "no images directly in it, but its sub-folders have some: add --recursive"
+    if files:
+        count = f"{len(files)} file{'s' if len(files) != 1 else ''}"
+        return f"no image files in it ({count}, none named .jpg, .png, .webp, .heic or another image type)"
+    return "no images in it (empty)" if not subfolders else "no images in it or its sub-folders"
+
+
+def _is(entry: os.DirEntry[str], kind: str) -> bool:
+    try:
+        return entry.is_dir() if kind == "dir" else entry.is_file()
+    except OSError:
+        return False
+
+
+def _holds_images(folder: str) -> bool:
+    """Whether any image lies at any depth under `folder` (stops at the first)."""
+    return next(_walk(folder, True, set(), None), None) is not None
 
 
 def _walk(

@@ -12,6 +12,7 @@ import contextlib
 import csv
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -181,6 +182,9 @@ def read_records(source: str | os.PathLike[str], fmt: Format) -> Iterator[dict[s
         raise LookalikeError(f"{fmt} is not a record format")
 
 
+_HEX = re.compile(r"[0-9a-fA-F]+")
+
+
 def parse_hash_list(
     lines: Iterable[str], *, algorithm: str | None, key_prefix: str, source: str = "<list>"
 ) -> Iterator[IndexItem]:
@@ -194,6 +198,11 @@ def parse_hash_list(
             continue
         parts = line.replace(",", " ").split(None, 1)
         digits = parts[0]
+        if not _HEX.fullmatch(digits):
+            raise LookalikeError(
+                f"{source}:{number}: {digits[:40]!r} is not a hex hash; a hash list has one hex "
+                "hash per line (0-9, a-f), optionally followed by a label"
+            )
         name = algorithm or ("pdq" if len(digits) == 64 else None)
         if name is None:
             raise LookalikeError(

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 NOT_VERIFIED = "similar, not verified as a copy: the hashes agree, the keypoints do not"
 HEX_QUERY = re.compile(r"^(?:(?P<algorithm>[a-z_0-9]+(?::\d+)?)=)?(?P<hex>[0-9a-fA-F]{4,})$")
+NAMED_QUERY = re.compile(r"^(?P<algorithm>[a-z_0-9]+(?::\d+)?)=(?P<hex>.*)$")
 
 
 @dataclass
@@ -113,6 +114,10 @@ def parse_queries(
     for query in queries:
         found = None if os.path.exists(query.text) else HEX_QUERY.match(query.text.strip())
         if found is None:
+            named = None if os.path.exists(query.text) else NAMED_QUERY.match(query.text.strip())
+            if named is not None:  # `phash=xyz`: a hash query with a bad hash, not a missing file
+                query.error = f"not a hash: {named['hex']!r} is not hexadecimal (0-9, a-f), 4 digits or more"
+                continue
             images[query.text] = query
             continue
         algorithm = found["algorithm"] or ("pdq" if len(found["hex"]) == 64 else names[0])

@@ -10,8 +10,9 @@ from rich.table import Table
 
 from lookalike.algorithms import HashValue
 from lookalike.cli import options
-from lookalike.cli.output import emit_json, printable, report_error
+from lookalike.cli.output import emit_json, note, printable, report_error
 from lookalike.errors import ImageError
+from lookalike.hash import Hash
 from lookalike.pipeline import hash_file
 
 
@@ -24,7 +25,9 @@ def compare_command(
     orientation: options.Orientation = True,
 ) -> None:
     """Hamming distance per hash from SOURCE to each OTHER, and their sum (the seed's combined
-    distance: aHash + colorhash by default). Lower is more alike; 0 is identical.
+    distance: aHash + colorhash by default). Lower is more alike; 0 is identical. The sum is
+    given only for hashes of comparable length (at most 2x apart): 64-bit pHash and 256-bit PDQ
+    distances are on different scales, so `--hashes phash,pdq` shows each alone.
 
     Example:
 
@@ -36,6 +39,9 @@ def compare_command(
     except ImageError as exc:
         report_error(str(exc))
         raise typer.Exit(1) from None
+    summable = summable_hashes(reference)
+    if not summable:
+        note("no total: " + why_no_total(reference))
     rows: list[tuple[str, dict[str, float]]] = []
     failed = False
     for other in others:
@@ -55,11 +61,11 @@ def compare_command(
                     "source": str(source),
                     "other": str(other),
                     "distances": distances,
-                    "total": _total(distances),
+                    **({"total": _total(distances)} if summable else {}),
                 }
             )
     if not json_output:
-        print_distance_table(str(source), list(reference), rows)
+        print_distance_table(str(source), list(reference), rows, with_total=summable)
     if failed:
         raise typer.Exit(1)
 
@@ -69,12 +75,33 @@ def distance_between(a: HashValue, b: HashValue) -> float:
     return int(value) if float(value).is_integer() else round(float(value), 4)
 
 
+def summable_hashes(hashes: dict[str, HashValue]) -> bool:
+    """Whether the distances of these hashes may be summed: one hash, or bit hashes whose lengths
+    are at most 2x apart (the seed's 64-bit aHash + 42-bit colorhash; not 64-bit pHash + 256-bit
+    PDQ, where the long hash would outweigh the other 4 to 1)."""
+    if len(hashes) <= 1:
+        return True
+    lengths = [value.nbits if isinstance(value, Hash) else None for value in hashes.values()]
+    known = [n for n in lengths if n is not None]
+    return len(known) == len(lengths) and max(known) <= 2 * min(known)
+
+
+def why_no_total(hashes: dict[str, HashValue]) -> str:
+    parts = [
+        f"{name} is {value.nbits} bits" if isinstance(value, Hash) else f"{name} is a multi-hash score"
+        for name, value in hashes.items()
+    ]
+    return "; ".join(parts) + ": their distances are on different scales"
+
+
 def _total(distances: dict[str, float]) -> float:
     total = sum(distances.values())
     return int(total) if float(total).is_integer() else round(total, 4)
 
 
-def print_distance_table(source: str, names: list[str], rows: list[tuple[str, dict[str, float]]]) -> None:
+def print_distance_table(
+    source: str, names: list[str], rows: list[tuple[str, dict[str, float]]], *, with_total: bool = True
+) -> None:
     from rich.console import Console
     from rich.text import Text
 
@@ -82,7 +109,9 @@ def print_distance_table(source: str, names: list[str], rows: list[tuple[str, di
     table.add_column("image", overflow="fold")
     for name in names:
         table.add_column(name, justify="right")
-    table.add_column("total", justify="right", style="bold")
+    if with_total:
+        table.add_column("total", justify="right", style="bold")
     for other, distances in rows:
-        table.add_row(Text(printable(other)), *(str(distances[n]) for n in names), str(_total(distances)))
+        total = [str(_total(distances))] if with_total else []
+        table.add_row(Text(printable(other)), *(str(distances[n]) for n in names), *total)
     Console(highlight=False).print(table)

@@ -81,7 +81,7 @@ def demo_command(
     )
     emit_line("")
     _seed_table(gallery[0].path, [image.path for image in gallery[1:6]])
-    page = write_report(groups, out / "report.html", title="lookalike demo: duplicate groups")
+    page = write_report(groups, out / "report.html", title="lookalike demo: duplicate groups", rule=rule)
     emit_line("")
     emit_line(f"index: {stored_in}")
     emit_line(f"review page: {page}")

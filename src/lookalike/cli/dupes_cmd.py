@@ -23,7 +23,7 @@ from lookalike.dedupe.describe import TIER_TITLES, describe_groups
 from lookalike.dedupe.grouping import Group
 from lookalike.dedupe.relations import KINDS
 from lookalike.dedupe.report import write_report
-from lookalike.discover import SkippedPath, file_key, iter_image_paths
+from lookalike.discover import file_key
 from lookalike.errors import LookalikeError
 from lookalike.index.base import FROM_FILE, Entry, Index
 from lookalike.matcher import Matcher, default_index_hashes
@@ -50,7 +50,11 @@ def dupes_command(
     strict: Annotated[
         bool, typer.Option("--strict", help="Every member within the distance of its group's centre.")
     ] = False,
-    recursive: options.Recursive = True,
+    recursive: Annotated[
+        bool,
+        # No -r here: in `dupes`, as in `search`, -r is --max-distance.
+        typer.Option("--recursive/--no-recursive", help="Descend into sub-folders."),
+    ] = True,
     json_output: options.Json = False,
     html: Annotated[
         Path | None, typer.Option("--html", help="Write a review page (self-contained HTML).")
@@ -148,7 +152,9 @@ def dupes_command(
     groups = describe_groups(groups, keep=keep)
     print_groups(groups, json_output, include_edited)
     if html is not None:
-        note(f"review page: {write_report(groups, html, include_edited=include_edited)}")
+        grouped_by = rule or Matcher.parse(f"{algorithm} <= {max_distance or 0}")
+        page = write_report(groups, html, rule=grouped_by, include_edited=include_edited)
+        note(f"review page: {page}")
     if action != "report":
         failed = _act(groups, action, dest, yes, log, include_edited) or failed
     if failed or (fail_on_match and groups):
@@ -159,7 +165,7 @@ def dupes_command(
 def _index_for(folders: list[Path] | None, url: str | None) -> Iterator[Index]:
     """The index to use: the one named, else a temporary one for the folders."""
     if url is not None or not folders:
-        with options.open_index_or_exit(url) as index:
+        with options.open_index_or_exit(url, must_exist=not folders) as index:
             yield index
         return
     with (
@@ -174,10 +180,7 @@ def _index_folders(
     progress: bool, cache: HashCache | None, queries: Queries,
 ) -> tuple[bool, list[str]]:  # fmt: skip
     """Add the folders' images to the index; returns (whether something failed, their keys)."""
-    skipped: list[SkippedPath] = []
-    files = list(iter_image_paths(folders, recursive=recursive, on_skip=skipped.append))
-    for skip in skipped:
-        report_error(f"{skip.path}: {skip.reason}")
+    files, skipped = options.find_images(folders, recursive)
     wanted = list(dict.fromkeys([*names, *default_index_hashes()]))
     with progress_bar("indexing", len(files), enabled=progress and len(files) > 1) as bar:
         task = bar.task_ids[0]

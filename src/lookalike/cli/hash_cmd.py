@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections import defaultdict, deque
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 
 from lookalike.cli import options
 from lookalike.cli.output import advance, emit_json, emit_line, progress_bar, quality_fields, report_error
-from lookalike.discover import SkippedPath, iter_image_paths, path_text
+from lookalike.discover import path_text
 from lookalike.errors import ImageError
 from lookalike.pipeline import HashResult, hash_files
 from lookalike.writers import open_hash_writer
+
+R = TypeVar("R")
 
 
 def hash_command(
@@ -46,10 +50,7 @@ def hash_command(
         lookalike hash cat.jpg photos/ --recursive --hashes phash,pdq --json
     """
     hash_mode = options.check_mode(mode)
-    skipped: list[SkippedPath] = []
-    files = list(iter_image_paths(paths, recursive=recursive, on_skip=skipped.append))
-    for skip in skipped:
-        report_error(f"{skip.path}: {skip.reason}")
+    files, skipped = options.find_images(paths, recursive)
     failures: list[ImageError] = []
     hashed = cached = 0
     writer = open_hash_writer(out) if out else None
@@ -59,7 +60,8 @@ def hash_command(
             results = hash_files(
                 files, hashes, workers=workers, mode=hash_mode, orientation=orientation, cache=cache
             )
-            for path, result in advance(bar, results):
+            # The bar moves as files finish; lines come out in the order the files were named.
+            for path, result in in_input_order(files, advance(bar, results)):
                 if isinstance(result, ImageError):
                     failures.append(result)
                     _print_failure(path, result, json_output)
@@ -81,6 +83,24 @@ def hash_command(
     )
     if failures or skipped:
         raise typer.Exit(1)
+
+
+def in_input_order(paths: Sequence[str], results: Iterable[tuple[str, R]]) -> Iterator[tuple[str, R]]:
+    """`results` (as workers finish them) in the order of `paths`: each is held until those
+    named before it are out, so `hash a b c` prints a, b, c whichever decodes first."""
+    waiting: dict[str, deque[R]] = defaultdict(deque)
+    position = 0
+    for path, result in results:
+        waiting[path].append(result)
+        while position < len(paths) and waiting[paths[position]]:
+            yield paths[position], waiting[paths[position]].popleft()
+            position += 1
+    for path in paths[position:]:  # none, unless a result came back under another name
+        while waiting[path]:
+            yield path, waiting[path].popleft()
+    for path, rest in waiting.items():
+        for result in rest:
+            yield path, result
 
 
 def _print_result(path: str, result: HashResult, json_output: bool) -> None:

@@ -10,7 +10,6 @@ import typer
 
 from lookalike.cli import options
 from lookalike.cli.output import emit_json, emit_line, progress_bar, report_error, stderr
-from lookalike.discover import SkippedPath, iter_image_paths
 from lookalike.exchange import entry_record, export_index, format_of, import_into
 from lookalike.index.base import AddReport
 from lookalike.matcher import default_index_hashes
@@ -56,10 +55,7 @@ def add_command(
     """
     hash_mode = options.check_mode(mode)
     names = options.parse_hash_names(hashes, default_index_hashes())
-    skipped: list[SkippedPath] = []
-    files = list(iter_image_paths(paths, recursive=recursive, on_skip=skipped.append))
-    for skip in skipped:
-        report_error(f"{skip.path}: {skip.reason}")
+    files, skipped = options.find_images(paths, recursive)
     with (
         options.open_index_or_exit(index_url) as index,
         progress_bar("indexing", len(files), enabled=progress and len(files) > 1) as bar,
@@ -112,7 +108,7 @@ def remove_command(
 
         lookalike index remove ~/Pictures/old/IMG_0001.jpg
     """
-    with options.open_index_or_exit(index_url) as index:
+    with options.open_index_or_exit(index_url, must_exist=True) as index:
         resolved = [key if key in index else os.path.abspath(key) for key in keys]
         removed = index.remove(resolved)
     if json_output:
@@ -132,7 +128,7 @@ def compact_command(index_url: options.IndexUrl = None, json_output: options.Jso
 
         lookalike index compact --index chdb:///data/lookalike
     """
-    with options.open_index_or_exit(index_url) as index:
+    with options.open_index_or_exit(index_url, must_exist=True) as index:
         dropped = index.compact()
     if json_output:
         emit_json({"dropped": dropped})
@@ -148,7 +144,7 @@ def list_command(index_url: options.IndexUrl = None, json_output: options.Json =
 
         lookalike index list --json | jq .hashes.phash
     """
-    with options.open_index_or_exit(index_url) as index:
+    with options.open_index_or_exit(index_url, must_exist=True) as index:
         for entry in index.entries():
             if json_output:
                 emit_json(entry_record(entry))
@@ -166,7 +162,7 @@ def stats_command(index_url: options.IndexUrl = None, json_output: options.Json 
 
         lookalike index stats --index chdb:///data/lookalike
     """
-    with options.open_index_or_exit(index_url) as index:
+    with options.open_index_or_exit(index_url, must_exist=True) as index:
         stats = index.stats()
         url = index.url
     if json_output:
@@ -189,9 +185,19 @@ def stats_command(index_url: options.IndexUrl = None, json_output: options.Json 
     emit_line(f"index     {url}")
     emit_line(f"entries   {stats.entries}")
     emit_line("on disk   " + ("unknown" if stats.disk_bytes is None else f"{stats.disk_bytes / 1e6:.1f} MB"))
-    for name, count in sorted(stats.hashes.items()):
-        bits = stats.nbits.get(name, "?")
-        emit_line(f"{name:<16}{bits:>4} bits  {count} hashes  {stats.flagged.get(name, 0)} flagged")
+    names = sorted(stats.hashes)
+    # Every column as wide as its longest cell, so a long name (phash_eq_trimmed_smooth) or a
+    # large count does not push its row out of line.
+    name_width = max((len(name) for name in names), default=0)
+    bits_width = max((len(str(stats.nbits.get(name, "?"))) for name in names), default=0)
+    count_width = max((len(str(stats.hashes[name])) for name in names), default=0)
+    flagged_width = max((len(str(stats.flagged.get(name, 0))) for name in names), default=0)
+    for name in names:
+        bits, count, flagged = stats.nbits.get(name, "?"), stats.hashes[name], stats.flagged.get(name, 0)
+        emit_line(
+            f"{name:<{name_width}}  {bits:>{bits_width}} bits  {count:>{count_width}} hashes  "
+            f"{flagged:>{flagged_width}} flagged"
+        )
 
 
 @app.command("export")
@@ -208,7 +214,7 @@ def export_command(
 
         lookalike index export pdq-list.txt --format hashes --algorithm pdq
     """
-    with options.open_index_or_exit(index_url) as index:
+    with options.open_index_or_exit(index_url, must_exist=True) as index:
         count = export_index(index, target, format_of(target, fmt), algorithm)
     if json_output:
         emit_json({"exported": count, "file": str(target)})

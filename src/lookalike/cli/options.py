@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lookalike.cli.output import report_error, stderr
+from lookalike.cli.output import note, report_error, stderr
+from lookalike.discover import SkippedPath, iter_image_paths
 from lookalike.errors import ImageError, IndexUnreachableError, LookalikeError
 from lookalike.index.base import Index
 
@@ -94,11 +97,32 @@ Preset = Annotated[
 Dihedral = Annotated[bool, typer.Option("--dihedral", help="Also match rotated and flipped copies.")]
 
 
-def open_index_or_exit(url: str | None) -> Index:
+def find_images(
+    paths: Sequence[str | os.PathLike[str]], recursive: bool
+) -> tuple[list[str], list[SkippedPath]]:
+    """The image files `paths` name or hold; folders that cannot be read are reported as errors
+    (and returned, so the command exits 1), a folder with no image gets a hint saying why."""
+    skipped: list[SkippedPath] = []
+    empty: list[SkippedPath] = []
+    files = list(iter_image_paths(paths, recursive=recursive, on_skip=skipped.append, on_empty=empty.append))
+    for skip in skipped:
+        report_error(f"{skip.path}: {skip.reason}")
+    for folder in empty:
+        note(f"{folder.path}: {folder.reason}")
+    return files, skipped
+
+
+def open_index_or_exit(url: str | None, *, must_exist: bool = False) -> Index:
     """Open the index; a bad URL is a usage error (exit 2), an unreachable server one error line
-    (exit 1)."""
+    (exit 1). With `must_exist` (commands that only read an index), a local index that is not
+    there is a usage error too, instead of a new empty database and a silent "0 results"."""
     from lookalike.index import open_index
 
+    missing = missing_local_index(url) if must_exist else None
+    if missing is not None:
+        raise typer.BadParameter(
+            f"no index at {missing} (`lookalike index add DIR --index ...` creates one)", param_hint="--index"
+        )
     try:
         return open_index(url)
     except IndexUnreachableError as exc:
@@ -106,6 +130,29 @@ def open_index_or_exit(url: str | None) -> Index:
         raise typer.Exit(1) from None
     except LookalikeError as exc:
         raise typer.BadParameter(str(exc), param_hint="--index") from None
+
+
+def missing_local_index(url: str | None) -> str | None:
+    """The path of a local index (SQLite file, chDB folder) that `url` names and that does not
+    exist; None when it exists, or lives on a server, or in memory."""
+    from lookalike.index.base import DEFAULT_INDEX_URL
+
+    text = DEFAULT_INDEX_URL if url is None else url
+    scheme = text.split("://", 1)[0].lower() if "://" in text else "sqlite"
+    if scheme == "sqlite":
+        from lookalike.index.sqlite import sqlite_path
+
+        path = sqlite_path(text)
+        return None if path == ":memory:" or os.path.exists(path) else path
+    if scheme == "chdb":
+        from lookalike.index.clickhouse.connection import chdb_path
+
+        try:
+            folder = chdb_path(text)
+        except LookalikeError:
+            return None  # opening it reports the bad URL
+        return None if os.path.isdir(folder) else folder
+    return None
 
 
 def parse_hash_names(text: str | None, default: tuple[str, ...]) -> list[str]:

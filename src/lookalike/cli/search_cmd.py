@@ -68,7 +68,7 @@ def search_command(
         preset = "partial-copy"
     if max_distance is not None and preset is not None:
         raise typer.BadParameter("use one of --max-distance and --preset")
-    with options.open_index_or_exit(index_url) as index:
+    with options.open_index_or_exit(index_url, must_exist=True) as index:
         stored = index.algorithm_bits()
         try:
             names = search_algorithms(hashes, stored)

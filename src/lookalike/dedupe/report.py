@@ -1,8 +1,15 @@
-"""A self-contained HTML page to review duplicate groups side by side and choose what to delete.
+"""A self-contained HTML page to review duplicate groups and choose what to remove.
 
-One file, no network: thumbnails are inlined as data URIs, styles and script are inline. Each
-group shows its members (best copy first) with resolution, file size and distance to the best
-copy; a checkbox per file feeds two exports, a Python script and a JSON list of the chosen files.
+One file, no network: pictures are inlined as data URIs (one preview per member, shown as a
+thumbnail and enlarged in the viewer), styles and script are inline (`report_assets`). Groups
+show their tier at a glance (identical files, identical pixels, near-duplicates); each member
+shows its relation to the kept copy when the group carries relations, and which hash matched it
+at what distance (`report_facts`). Large groups show their first members and the rest behind a
+button that counts them. A viewer enlarges any member and shows it beside the kept copy, as a
+flicker between the two and as their difference, aligned; the keyboard moves between groups and
+members and toggles the choice. A checkbox per file feeds two exports, a Python script and a
+JSON list of the chosen files; only copies whose relation says nothing is lost (identical,
+re-encoded, resized, or any copy of a group never verified) are chosen at first.
 
 Only files the command line indexed from disk (origin FROM_FILE) get a preview and a checkbox: an
 id sent over HTTP, or a `path` in metadata, is shown as text and never names a file. The script
@@ -15,21 +22,46 @@ deletes it for good only when run with --delete.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import json
 import os
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import Image, ImageOps
 
 from lookalike.dedupe.grouping import Group
-from lookalike.dedupe.relations import Relation
+from lookalike.dedupe.report_assets import PAGE_SCRIPT, PAGE_STYLE
+from lookalike.dedupe.report_facts import (
+    MatchFacts,
+    RelationFacts,
+    match_of,
+    relation_of,
+    tier_label,
+    tier_of,
+)
 from lookalike.discover import key_path, path_text
 from lookalike.index.base import FROM_FILE, Entry
+from lookalike.matcher import DEFAULT_PRESET, Matcher
 
-THUMBNAIL_SIDE = 200
+PREVIEW_SIDE = 800  # long side of each member's preview: a sharp thumbnail, and enlarged in the viewer
+THUMBNAIL_SIDE = PREVIEW_SIDE  # the name older callers pass a side as
+# The page holds every preview, so a report of many images gets smaller ones (an 800-pixel JPEG
+# is ~60 KB, a 320-pixel one ~10 KB): (members up to, side).
+PREVIEW_SIDES = ((500, PREVIEW_SIDE), (2000, 480))
+SMALLEST_PREVIEW_SIDE = 320
+
+
+def preview_side(members: int) -> int:
+    """The previews' long side for a page of `members` images, so the file stays openable."""
+    return next((side for limit, side in PREVIEW_SIDES if members <= limit), SMALLEST_PREVIEW_SIDE)
+
+
+SHOWN_MEMBERS = 8  # a larger group shows its first members, and a button for the rest
 
 
 @dataclass(frozen=True)
@@ -43,19 +75,29 @@ class ReportMember:
     best: bool
     thumbnail: str | None  # data URI
     sha256: str | None = None
-    relation: Relation | None = None  # to the kept copy (None for the kept copy, or unverified groups)
-    selected: bool = False  # pre-selected for removal: a safe copy, or any copy with include_edited
+    relation: RelationFacts | None = None
+    match: MatchFacts | None = None
+    selected: bool | None = None  # what the group pre-selects (Group.selected), when it was asked
+
+    @property
+    def chosen_at_first(self) -> bool:
+        """Pre-selected for removal: a copy (never the kept one) the group selects, or whose
+        relation, if known, is safe."""
+        if self.selected is not None:
+            return self.selected and not self.best
+        return not self.best and (self.relation is None or self.relation.safe)
 
 
-def thumbnail_data_uri(path: str, side: int = THUMBNAIL_SIDE) -> str | None:
-    """A small JPEG of the image as a data URI, or None if it cannot be read."""
+def thumbnail_data_uri(path: str, side: int = PREVIEW_SIDE) -> str | None:
+    """A JPEG of the image, at most `side` pixels on its long side, as a data URI; None if it
+    cannot be read."""
     try:
         with Image.open(path) as image:
             image.draft("RGB", (side * 2, side * 2))
             image = ImageOps.exif_transpose(image) or image
             image.thumbnail((side, side))
             buffer = io.BytesIO()
-            image.convert("RGB").save(buffer, "JPEG", quality=70)
+            image.convert("RGB").save(buffer, "JPEG", quality=80)
     except Exception:
         return None
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -67,10 +109,14 @@ def _path_of(entry: Entry) -> str | None:
 
 
 def build_members(
-    group: Group, thumbnails: Callable[[str], str | None] = thumbnail_data_uri, include_edited: bool = False
+    group: Group,
+    thumbnails: Callable[[str], str | None] = thumbnail_data_uri,
+    rule: Matcher | None = None,
+    include_edited: bool = False,
 ) -> list[ReportMember]:
-    """The group's members as the page shows them: kept copy first, each with its relation and
-    whether it is pre-selected (only copies that lose nothing, unless `include_edited`)."""
+    """The group's members as the page shows them: the kept copy first, each other with its
+    relation, the clause that matched it and whether it is pre-selected (only copies that lose
+    nothing, unless `include_edited`)."""
     best = group.best.key
     selected = {entry.key for entry in group.selected(include_edited)}
     members = []
@@ -92,8 +138,9 @@ def build_members(
                 best=index == 0,
                 thumbnail=thumbnails(path) if path is not None else None,
                 sha256=entry.sha256,
-                relation=group.relations.get(entry.key),
-                selected=entry.key in selected,
+                relation=None if index == 0 else relation_of(group, entry),
+                match=None if index == 0 else match_of(group, entry, rule),
+                selected=index != 0 and entry.key in selected,
             )
         )
     return members
@@ -110,59 +157,84 @@ def _size_text(byte_size: int | None) -> str:
     return f"{byte_size} B"
 
 
-def _member_html(group_number: int, member: ReportMember) -> str:
+def _path_html(shown: str) -> str:
+    """The name on a line of its own, the folder below it, breakable after each slash (a long
+    path wraps at its folders, not mid-word)."""
+    folder, name = os.path.split(shown)
+    parts = [html.escape(part) for part in folder.split("/")] if folder else []
+    folder_html = "/<wbr>".join(parts) + ("/" if parts else "")
+    return (
+        f"<div class=name>{html.escape(name or shown)}</div>"
+        f'<div class=dir title="{html.escape(shown)}">{folder_html}</div>'
+    )
+
+
+def _facts_text(member: ReportMember) -> str:
+    resolution = f"{member.width}×{member.height}" if member.width and member.height else "?"
+    return f"{resolution} · {_size_text(member.byte_size)}"
+
+
+def _member_html(member: ReportMember, position: int) -> str:
     esc = html.escape
     shown = path_text(member.path) if member.path is not None else member.key
+    name = os.path.basename(shown) or shown
     image = (
-        f'<img src="{member.thumbnail}" alt="{esc(os.path.basename(shown))}" loading="lazy">'
+        f'<button class=thumb data-open=enlarge title="enlarge (Enter)">'
+        f'<img src="{member.thumbnail}" alt="{esc(name)}" loading="lazy"></button>'
         if member.thumbnail
         else '<div class="missing">no preview</div>'
     )
-    resolution = f"{member.width}×{member.height}" if member.width and member.height else "?"
+    lines = []
     if member.best:
-        badge = '<span class="badge">best copy</span>'
-    elif member.relation is not None:
-        badge = esc(member.relation.describe())
-    elif member.distance is None:
-        badge = "matched through another copy"
-    else:
-        badge = f"distance {member.distance}"
-    return (
-        f'<figure class="member{" best" if member.best else ""}">{image}'
-        f'<figcaption>{_pick_html(member)}<div class=path title="{esc(shown)}">{esc(shown)}</div>'
-        f"<div>{resolution} · {_size_text(member.byte_size)}</div><div>{badge}</div></figcaption></figure>"
-    )
+        lines.append('<span class="badge keep">kept copy</span>')
+    if member.relation is not None:
+        safe = "" if member.relation.safe else " unsafe"
+        lines.append(f'<span class="badge rel{safe}">{esc(member.relation.text)}</span>')
+    if member.match is not None:
+        lines.append(
+            f'<div class=match title="{esc(member.match.detail)}">matched: {esc(member.match.text)}</div>'
+        )
+    lines.append(_path_html(shown))
+    lines.append(f"<div class=facts>{_facts_text(member)}</div>")
+    tools = [_pick_html(member)]
+    if not member.best and member.thumbnail:
+        tools += [
+            '<button data-open=side title="beside the kept copy (s)">side by side</button>',
+            '<button data-open=flicker title="flicker with the kept copy (f)">flicker</button>',
+            '<button data-open=diff title="difference from the kept copy (d)">difference</button>',
+        ]
+    lines.append(f"<div class=tools>{''.join(tools)}</div>")
+    if member.relation is not None and not member.relation.safe and not member.best:
+        lines.append("<div class=note>not chosen at first: it differs from the kept copy on purpose</div>")
+    classes = "member" + (" best" if member.best else "") + (" extra" if position >= SHOWN_MEMBERS else "")
+    data = {
+        "name": name,
+        "facts": _facts_text(member),
+        "relation": member.relation.text if member.relation else ("kept copy" if member.best else ""),
+        "match": f"matched: {member.match.text}" if member.match else "",
+        "uri": Path(member.path).as_uri() if member.path is not None and os.path.isabs(member.path) else "",
+        "region": ",".join(f"{v:.4f}" for v in member.relation.region)
+        if member.relation is not None and member.relation.region
+        else "",
+    }
+    attributes = "".join(f' data-{key}="{esc(value)}"' for key, value in data.items() if value)
+    return f'<figure class="{classes}"{attributes}>{image}<figcaption>{"".join(lines)}</figcaption></figure>'
 
 
 def _pick_html(member: ReportMember) -> str:
     """The checkbox that puts a file in the exports: only for files indexed from disk, with the
     exact name as hex and the size and sha256 the script checks before touching it."""
     if member.path is None or member.sha256 is None or member.byte_size is None:
-        return '<span class="id">an id, not a file: nothing to delete</span>'
-    checked = " checked" if member.selected else ""
+        return '<span class="id">an id, not a file: nothing to remove</span>'
+    checked = " checked" if member.chosen_at_first else ""
+    safe = "1" if not member.best and (member.relation is None or member.relation.safe) else "0"
     return (
-        f'<label><input type=checkbox class=pick data-path="{html.escape(path_text(member.path))}"'
+        "<label class=choice><input type=checkbox class=pick"
+        f' data-path="{html.escape(path_text(member.path))}"'
         f' data-hex="{os.fsencode(member.path).hex()}" data-size="{int(member.byte_size)}"'
-        f' data-sha256="{html.escape(member.sha256)}"{checked}> delete</label>'
+        f' data-sha256="{html.escape(member.sha256)}" data-safe="{safe}"{checked}> to the trash</label>'
     )
 
-
-PAGE_STYLE = """
-body{font-family:system-ui,sans-serif;margin:0;background:#f4f4f2;color:#222}
-header{position:sticky;top:0;background:#222;color:#fff;padding:10px 16px;display:flex;gap:12px;
-align-items:center;flex-wrap:wrap;z-index:1}
-header h1{font-size:18px;margin:0 12px 0 0}
-button{font-size:14px;padding:6px 10px;border-radius:4px;border:0;cursor:pointer}
-section.group{background:#fff;margin:14px;padding:10px 12px;border-radius:6px;box-shadow:0 1px 3px #0002}
-section.group h2{font-size:15px;margin:0 0 8px}
-.members{display:flex;gap:12px;flex-wrap:wrap}
-figure.member{margin:0;width:230px;font-size:12px}
-figure.member img,.missing{width:220px;height:220px;object-fit:contain;background:#eee;display:block}
-.missing{display:flex;align-items:center;justify-content:center;color:#888}
-figure.best img{outline:3px solid #2a7}
-.badge{background:#2a7;color:#fff;border-radius:3px;padding:1px 5px}
-.path{word-break:break-all;color:#555}
-"""
 
 # The script the page exports: a header listing the chosen files (built by the page) + this body.
 TRASH_SCRIPT = """
@@ -220,73 +292,114 @@ def main():
 main()
 """
 
-PAGE_SCRIPT = """
-const TRASH_SCRIPT = __TRASH_SCRIPT__;
-function picked() { return Array.from(document.querySelectorAll('input.pick:checked')); }
-function chosen() { return picked().map(e => e.dataset.path); }
-function download(name, text, type) {
-  const a = document.createElement('a');
-  a.href = URL.createObjectURL(new Blob([text], {type: type}));
-  a.download = name;
-  a.click();
-}
-function exportScript() {
-  const rows = [];
-  for (const e of picked()) {
-    const d = e.dataset;
-    const hex = /^([0-9a-f]{2})+$/.test(d.hex), sha = /^[0-9a-f]{64}$/.test(d.sha256);
-    if (!hex || !sha || !/^[0-9]+$/.test(d.size)) continue;
-    rows.push('    (bytes.fromhex("' + d.hex + '"), ' + d.size + ', "' + d.sha256 + '"),');
-  }
-  const head = ['#!/usr/bin/env python3',
-    '# Files chosen in the lookalike review page. Each one still as it was indexed (same size and',
-    '# sha256) is moved to the trash (send2trash; run with the Python lookalike is installed in),',
-    '# or deleted for good with --delete. Anything else is left alone and reported.',
-    'FILES = ['].concat(rows, [']']);
-  download('lookalike-trash.py', head.join('\\n') + '\\n' + TRASH_SCRIPT, 'text/x-python');
-}
-function exportJson() {
-  download('lookalike-delete.json', JSON.stringify({"delete": chosen()}, null, 1), 'application/json');
-}
-function setAll(v) {
-  document.querySelectorAll('figure:not(.best) input.pick').forEach(e => e.checked = v);
-  count();
-}
-function count() { document.getElementById('count').textContent = chosen().length + ' chosen'; }
-document.addEventListener('change', count);
-window.addEventListener('load', count);
-""".replace("__TRASH_SCRIPT__", json.dumps(TRASH_SCRIPT).replace("</", "<\\/"))
+PAGE_SCRIPT_WITH_TRASH = PAGE_SCRIPT.replace(
+    "__TRASH_SCRIPT__", json.dumps(TRASH_SCRIPT).replace("</", "<\\/")
+)
 
 
 def render_report(
     groups: Sequence[Group],
     title: str = "lookalike: duplicate groups",
-    thumbnails: Callable[[str], str | None] = thumbnail_data_uri,
+    thumbnails: Callable[[str], str | None] | None = None,
+    rule: Matcher | str | None = None,
     include_edited: bool = False,
 ) -> str:
-    """The whole HTML page for `groups` as a string."""
+    """The whole HTML page for `groups` as a string. `rule` is the matcher that grouped them (a
+    rule such as "phash <= 6", or a preset; default the default preset): the page names the
+    clause of it that matched each copy. `thumbnails` makes a member's preview (a data URI) from
+    its path; by default a JPEG of `preview_side` pixels."""
+    matcher = Matcher.parse(rule or DEFAULT_PRESET) if not isinstance(rule, Matcher) else rule
+    if thumbnails is None:
+        side = preview_side(sum(len(group.members) for group in groups))
+        thumbnails = functools.partial(thumbnail_data_uri, side=side)
     sections = []
     total_files = 0
+    tiers: Counter[str] = Counter()
+    first_of_tier: dict[str, int] = {}
     for number, group in enumerate(groups, start=1):
-        members = build_members(group, thumbnails, include_edited)
+        members = build_members(group, thumbnails, matcher, include_edited)
         total_files += len(members)
-        body = "".join(_member_html(number, m) for m in members)
-        sections.append(
-            f'<section class="group" id="group-{number}"><h2>Group {number} · {len(members)} images</h2>'
-            f'<div class="members">{body}</div></section>'
-        )
-    summary = f"{len(groups)} groups, {total_files} images"
+        tier = tier_of(group)
+        tiers[tier] += 1
+        first_of_tier.setdefault(tier, number)
+        sections.append(_group_html(number, tier, members))
+    chips = "".join(
+        f'<a class="chip {tier_label(tier)[1]}" href="#group-{first_of_tier[tier]}" '
+        f'title="go to the first group of this tier">{html.escape(tier_label(tier)[0])}<b>{count}</b></a>'
+        for tier, count in sorted(tiers.items(), key=lambda item: first_of_tier[item[0]])
+    )
+    summary = f"{len(groups)} group{'s' if len(groups) != 1 else ''}, {total_files} images"
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{html.escape(title)}</title><style>{PAGE_STYLE}</style></head><body>"
-        f"<header><h1>{html.escape(title)}</h1><span>{summary}</span><span id=count></span>"
-        '<button onclick="setAll(true)">choose all duplicates</button>'
+        f"<header><h1>{html.escape(title)}</h1><span>{summary}</span><nav class=chips>{chips}</nav>"
+        "<span id=count></span>"
+        '<button onclick="chooseSafe()" title="copies that lose nothing: identical, re-encoded, resized">'
+        "choose safe copies</button>"
+        '<button onclick="setAll(true)">choose all copies</button>'
         '<button onclick="setAll(false)">clear</button>'
         '<button onclick="exportScript()">export script (to the trash)</button>'
-        '<button onclick="exportJson()">export JSON</button></header>'
+        '<button onclick="exportJson()">export JSON</button>'
+        "<span class=hint><kbd>j</kbd>/<kbd>k</kbd> group · <kbd>←</kbd>/<kbd>→</kbd> image · "
+        "<kbd>x</kbd> choose · <kbd>Enter</kbd> enlarge · <kbd>?</kbd> keys</span></header>"
+        f"{HELP_HTML}<main>"
         + ("".join(sections) or "<p style='margin:16px'>No duplicate groups found.</p>")
-        + f"<script>{PAGE_SCRIPT}</script></body></html>"
+        + f"</main>{VIEWER_HTML}<script>{PAGE_SCRIPT_WITH_TRASH}</script></body></html>"
+    )
+
+
+HELP_HTML = (
+    "<div id=help hidden><b>Keys</b>: <kbd>j</kbd> or <kbd>n</kbd> next group, <kbd>k</kbd> or "
+    "<kbd>p</kbd> previous group, <kbd>←</kbd> <kbd>→</kbd> (or <kbd>h</kbd> <kbd>l</kbd>) previous or "
+    "next image, <kbd>x</kbd> or <kbd>Space</kbd> choose or unchoose the image for the trash, "
+    "<kbd>Enter</kbd> or <kbd>e</kbd> enlarge, <kbd>s</kbd> side by side with the kept copy, "
+    "<kbd>f</kbd> flicker between the two, <kbd>d</kbd> their difference, <kbd>Esc</kbd> close the "
+    "viewer, <kbd>?</kbd> this help.</div>"
+)
+VIEWER_HTML = (
+    '<div id=viewer hidden role=dialog aria-label="compare with the kept copy"><div class=bar>'
+    "<button class=mode data-mode=enlarge onclick=\"openViewer('enlarge')\">enlarge <kbd>e</kbd></button>"
+    "<button class=mode data-mode=side onclick=\"openViewer('side')\">side by side <kbd>s</kbd></button>"
+    "<button class=mode data-mode=flicker onclick=\"openViewer('flicker')\">flicker <kbd>f</kbd></button>"
+    "<button class=mode data-mode=diff onclick=\"openViewer('diff')\">difference <kbd>d</kbd></button>"
+    "<span id=view-title class=title></span>"
+    '<button onclick="step(-1)">← previous</button><button onclick="step(1)">next →</button>'
+    '<button onclick="toggle()">choose <kbd>x</kbd></button>'
+    '<a id=view-original target=_blank rel=noopener style="color:#9cf">open the file</a>'
+    '<button onclick="closeViewer()">close <kbd>Esc</kbd></button></div><div id=stage></div></div>'
+)
+
+
+def _counted(kinds: Counter[str]) -> str:
+    """ "resized ×3, edited": how many copies of each kind, most first."""
+    return ", ".join(
+        html.escape(kind) + (f" ×{count}" if count > 1 else "") for kind, count in kinds.most_common()
+    )
+
+
+def _group_html(number: int, tier: str, members: list[ReportMember]) -> str:
+    """A group: its tier, its size and what its copies are, the kept copy first, the members past
+    `SHOWN_MEMBERS` behind a button that counts them."""
+    label, css = tier_label(tier)
+    kinds = Counter(m.relation.text if m.relation else "copy" for m in members[1:])
+    counted = _counted(kinds)
+    kept = members[0]
+    kept_name = os.path.basename(path_text(kept.path) if kept.path is not None else kept.key)
+    body = "".join(_member_html(member, position) for position, member in enumerate(members))
+    hidden = members[SHOWN_MEMBERS:]
+    if hidden:
+        hidden_kinds = Counter(m.relation.text if m.relation else "copy" for m in hidden)
+        what = _counted(hidden_kinds)
+        body += (
+            f'<button class=expand onclick="expand(this)"><span class=verb>show</span> {len(hidden)} more '
+            f"({what}; <span class=chosen>{sum(m.chosen_at_first for m in hidden)}</span> chosen)</button>"
+        )
+    return (
+        f'<section class="group {css}" id="group-{number}"><h2><span class="tier">{html.escape(label)}</span>'
+        f"Group {number} · {len(members)} images</h2>"
+        f"<p class=summary>keeps <b>{html.escape(kept_name)}</b>; copies: {counted}</p>"
+        f'<div class="members">{body}</div></section>'
     )
 
 
