@@ -77,12 +77,12 @@ class ReportMember:
     sha256: str | None = None
     relation: RelationFacts | None = None
     match: MatchFacts | None = None
-    selected: bool | None = None  # what the group pre-selects (Group.selected), when it was asked
+    selected: bool | None = None  # True: pre-selected whatever its relation (--include-edited)
 
     @property
     def chosen_at_first(self) -> bool:
-        """Pre-selected for removal: a copy (never the kept one) the group selects, or whose
-        relation, if known, is safe."""
+        """Pre-selected for removal, as Group.selected chooses: a copy (never the kept one) whose
+        relation, if known, is safe, or any copy with include_edited."""
         if self.selected is not None:
             return self.selected and not self.best
         return not self.best and (self.relation is None or self.relation.safe)
@@ -118,7 +118,6 @@ def build_members(
     relation, the clause that matched it and whether it is pre-selected (only copies that lose
     nothing, unless `include_edited`)."""
     best = group.best.key
-    selected = {entry.key for entry in group.selected(include_edited)}
     members = []
     for index, entry in enumerate(group.members):
         distance = (
@@ -140,7 +139,7 @@ def build_members(
                 sha256=entry.sha256,
                 relation=None if index == 0 else relation_of(group, entry),
                 match=None if index == 0 else match_of(group, entry, rule),
-                selected=index != 0 and entry.key in selected,
+                selected=True if include_edited and index != 0 else None,
             )
         )
     return members
