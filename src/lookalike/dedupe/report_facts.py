@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lookalike.dedupe.grouping import Group
+from lookalike.dedupe.relations import SAFE_KINDS
 from lookalike.hash import Hash
 from lookalike.index.base import Entry
 from lookalike.matcher import Condition, Matcher
@@ -29,9 +30,6 @@ TIERS: dict[str, tuple[str, str]] = {
     "unverified": ("unverified", "t-unverified"),
 }
 TIER_ORDER = tuple(TIERS)
-
-# Relations of a copy to the kept copy whose removal loses nothing (when a relation does not say).
-SAFE_RELATIONS = frozenset({"identical-file", "identical-pixels", "re-encoded", "resized"})
 
 
 @dataclass(frozen=True)
@@ -87,7 +85,7 @@ def relation_of(group: Group, entry: Entry) -> RelationFacts | None:
     return RelationFacts(
         kind=kind,
         text=text,
-        safe=bool(safe) if isinstance(safe, bool) else kind in SAFE_RELATIONS,
+        safe=bool(safe) if isinstance(safe, bool) else kind in SAFE_KINDS,
         transform=str(getattr(relation, "transform", "none") or "none"),
         region=tuple(float(v) for v in region) if region_ok else None,  # type: ignore[arg-type,union-attr]
     )
