@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -137,8 +138,18 @@ def dupes_command(
             )
         if rule is not None and not folders:
             # Each entry is searched with the variants stored with it, files or uploads alike:
-            # the same call as the service's /v1/duplicates.
-            groups = index.duplicates(matcher=rule, strict=strict)
+            # the same call as the service's /v1/duplicates. A search of a stored index can be
+            # long: it keeps a journal, so an interrupted run resumes where it stopped.
+            journal = search_checkpoint(index, rule)
+            try:
+                with _bar("searching", len(index), progress) as follow:
+                    groups = index.duplicates(
+                        matcher=rule, strict=strict, progress=follow, checkpoint=journal
+                    )
+            except KeyboardInterrupt:
+                if journal is not None:
+                    note("interrupted: the same command resumes the search where it stopped")
+                raise
         elif rule is not None:
             failures = complete_queries(
                 index, keys, queries, list(rule.algorithms), workers=workers, mode=hash_mode, cache=cache
@@ -146,10 +157,13 @@ def dupes_command(
             for failure in failures:
                 report_error(str(failure))
             failed = failed or bool(failures)
-            groups = duplicate_groups(index, queries, rule, strict=strict)
+            with _bar("searching", len(keys), progress) as follow:
+                groups = duplicate_groups(index, queries, rule, strict=strict, progress=follow)
         else:
             groups = index.duplicates(algorithm, max_distance or 0, strict=strict)
-    groups = describe_groups(groups, keep=keep)
+    members = sum(len(group.members) for group in groups)
+    with _bar("verifying", members, progress) as follow:
+        groups = describe_groups(groups, keep=keep, progress=follow)
     print_groups(groups, json_output, include_edited)
     if html is not None:
         grouped_by = rule or Matcher.parse(f"{algorithm} <= {max_distance or 0}")
@@ -159,6 +173,30 @@ def dupes_command(
         failed = _act(groups, action, dest, yes, log, include_edited) or failed
     if failed or (fail_on_match and groups):
         raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _bar(description: str, total: int, enabled: bool) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar for one step of the job, as a `progress(done, total)` callback."""
+    with progress_bar(description, total, enabled=enabled and total > 1) as bar:
+        task = bar.task_ids[0]
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def search_checkpoint(index: Index, rule: Matcher) -> Path | None:
+    """Where the duplicate search of `index` under `rule` keeps its journal: the user's cache
+    folder (not beside the index, which may be read-only or on a server), one file per index and
+    rule. The journal itself checks that the index has not changed since; None if the folder
+    cannot be made (the search then runs without one)."""
+    from lookalike.cache_dir import default_cache_dir
+
+    folder = default_cache_dir() / "dupes-journals"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    name = hashlib.sha256(f"{index.url}\n{rule}".encode()).hexdigest()[:32]
+    return folder / f"{name}.journal"
 
 
 @contextlib.contextmanager
@@ -182,12 +220,10 @@ def _index_folders(
     """Add the folders' images to the index; returns (whether something failed, their keys)."""
     files, skipped = options.find_images(folders, recursive)
     wanted = list(dict.fromkeys([*names, *default_index_hashes()]))
-    with progress_bar("indexing", len(files), enabled=progress and len(files) > 1) as bar:
-        task = bar.task_ids[0]
+    with _bar("indexing", len(files), progress) as follow:
         report = index_files(
-            index, files, wanted, queries, workers=workers, mode=mode, cache=cache,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )  # fmt: skip
+            index, files, wanted, queries, workers=workers, mode=mode, cache=cache, progress=follow
+        )
     print_add_report(report, json_output=False)
     failed_keys = {path for path, _ in report.failed}
     keys = [key for key in (file_key(f) for f in files) if key not in failed_keys]

@@ -111,12 +111,19 @@ def _as_indexed(index: Index, names: Sequence[str]) -> list[str]:
 
 
 def duplicate_groups(
-    index: Index, queries: Queries, rule: Matcher | str, *, strict: bool = False
+    index: Index,
+    queries: Queries,
+    rule: Matcher | str,
+    *,
+    strict: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[Group]:
     """Groups of images the rule matches, best copy first. Entries the index holds variants and
     local features of are searched with those (what `dupes --index` and the service do, so every
     surface answers alike); `queries` serve entries stored without them."""
-    return index.duplicates(matcher=rule, strict=strict, queries=None if _all_stored(index) else queries)
+    return index.duplicates(
+        matcher=rule, strict=strict, queries=None if _all_stored(index) else queries, progress=progress
+    )
 
 
 def _all_stored(index: Index) -> bool:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -47,12 +47,26 @@ TIER_TITLES = {
 }
 
 
-def describe_groups(groups: Iterable[Group], *, keep: str = "auto", read_files: bool = True) -> list[Group]:
+def describe_groups(
+    groups: Iterable[Group],
+    *,
+    keep: str = "auto",
+    read_files: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Group]:
     """Each group with the copy to keep first, every member's relation to it and its tier,
     ordered by tier (identical files first), then largest first. `read_files=False` judges from
-    the index alone (sha256 says which files are identical; the rest are unverified)."""
+    the index alone (sha256 says which files are identical; the rest are unverified).
+    `progress(members done, members in all)` follows the verification, which reads every file."""
     rule = check_keep_rule(keep)
-    described = [describe_group(group, rule, read_files) for group in groups]
+    pending = list(groups)
+    total = sum(len(group.members) for group in pending)
+    described, done = [], 0
+    for group in pending:
+        described.append(describe_group(group, rule, read_files))
+        done += len(group.members)
+        if progress is not None:
+            progress(done, total)
     described.sort(key=lambda g: (TIERS.index(g.tier or "unverified"), -len(g.members), g.best.key))
     return described
 
