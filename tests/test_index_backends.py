@@ -590,7 +590,7 @@ def _stored(index: Index, keys: list[str]) -> dict[str, dict[str, tuple[str, int
     }
 
 
-def _answers(
+def _range_answers(
     index: Index, queries: dict[str, list[Hash]], radius: int
 ) -> dict[str, list[list[tuple[int, str]]]]:
     return {
@@ -626,7 +626,7 @@ def test_bulk_add_twice_changes_nothing_and_matches_add(index: Index, tmp_path: 
     )
     assert _stored(index, keys) == _stored(reference, keys)
     queries = {name: hashes[::9] for name, hashes in columns.items()}
-    assert _answers(index, queries, 10) == _answers(reference, queries, 10)
+    assert _range_answers(index, queries, 10) == _range_answers(reference, queries, 10)
     reference.close()
 
 
