@@ -18,7 +18,7 @@ from PIL import Image
 import lookalike
 from hash_sets import photo_hashes, random_hashes
 from lookalike import Hash
-from lookalike.errors import InvalidHashError, MissingVariantsError
+from lookalike.errors import IndexStoreError, InvalidHashError, MissingVariantsError
 from lookalike.index import Index, IndexItem, Match, open_index
 from lookalike.index.base import FROM_API, FROM_FILE
 from lookalike.index.clickhouse import ClickHouseIndex
@@ -576,3 +576,124 @@ def test_match_combines_thresholds_over_several_hashes(index: Index) -> None:
         [("eq-close", {"phash_eq": Hash(0b111, 256)}), ("eq-far", {"phash_eq": Hash((1 << 200) - 1, 256)})]
     )
     assert [v.key for v in index.match({"phash_eq": Hash(0, 256)}, "near-duplicate")] == ["eq-close"]
+
+
+# ----- bulk add (`add_words`): idempotent, and the same index as `add` ----------------------------
+def _word_rows(hashes: list[Hash]) -> np.ndarray:
+    return np.array([h.words() for h in hashes], dtype=np.uint64)
+
+
+def _stored(index: Index, keys: list[str]) -> dict[str, dict[str, tuple[str, int | None]]]:
+    return {
+        key: {name: (str(h), h.quality) for name, h in entry.hashes.items()}
+        for key, entry in index.get_many(keys).items()
+    }
+
+
+def _range_answers(
+    index: Index, queries: dict[str, list[Hash]], radius: int
+) -> dict[str, list[list[tuple[int, str]]]]:
+    return {
+        name: [_pairs(found) for found in index.range_search(hashes, name, radius, include_flagged=True)]
+        for name, hashes in queries.items()
+    }
+
+
+def test_bulk_add_twice_changes_nothing_and_matches_add(index: Index, tmp_path: Path) -> None:
+    keys = [f"k{i:03d}" for i in range(120)]
+    columns = {
+        "phash": random_hashes(120, 64, seed=3, planted=20, max_flips=3),
+        "pdq": random_hashes(120, 256, seed=4, planted=20, max_flips=9),
+    }
+    quality = [None if i % 7 == 0 else 20 + i % 80 for i in range(120)]  # some poor: flagged
+    for name, hashes in columns.items():  # the second algorithm goes to keys the first stored
+        report = index.add_words(keys, name, _word_rows(hashes), hashes[0].nbits, quality)
+        assert (report.added, report.updated) == ((120, 0) if name == "phash" else (0, 120))
+    fingerprint = index.fingerprint()
+    for name, hashes in columns.items():
+        again = index.add_words(keys, name, _word_rows(hashes), hashes[0].nbits, quality)
+        assert (again.added, again.updated, again.unchanged) == (0, 0, 120)
+    assert index.fingerprint() == fingerprint and len(index) == 120
+
+    # the same items through `add` (SQLite: one chDB data path per process)
+    reference = open_index(f"sqlite:///{tmp_path / 'reference.db'}")
+    reference.add(
+        (
+            key,
+            {name: hashes[i].with_quality(quality[i]) for name, hashes in columns.items()},
+        )
+        for i, key in enumerate(keys)
+    )
+    assert _stored(index, keys) == _stored(reference, keys)
+    queries = {name: hashes[::9] for name, hashes in columns.items()}
+    assert _range_answers(index, queries, 10) == _range_answers(reference, queries, 10)
+    reference.close()
+
+
+def test_bulk_add_updates_changed_hashes_and_adds_new_keys_in_one_batch(index: Index) -> None:
+    old = random_hashes(50, 256, seed=5)
+    index.add_words([f"k{i}" for i in range(50)], "pdq", _word_rows(old), 256)
+    new = random_hashes(20, 256, seed=6)
+    changed = {f"k{i}": new[i] for i in range(10)}  # 10 stored keys get another hash
+    changed.update({f"n{i}": new[10 + i] for i in range(10)})  # 10 keys are new
+    changed.update({f"k{i}": old[i] for i in range(10, 15)})  # 5 stored keys the same hash
+    report = index.add_words(list(changed), "pdq", _word_rows(list(changed.values())), 256)
+    assert (report.added, report.updated, report.unchanged) == (10, 10, 5)
+    assert index.range_search(old[3], "pdq", 0) == []
+    assert _pairs(index.range_search(new[3], "pdq", 0)) == [(0, "k3")]
+    assert _pairs(index.range_search(new[12], "pdq", 0)) == [(0, "n2")]
+    assert _pairs(index.range_search(old[12], "pdq", 0)) == [(0, "k12")]
+    assert len(index) == 60
+    assert {key: str(e.hashes["pdq"]) for key, e in index.get_many(list(changed)).items()} == {
+        key: str(h) for key, h in changed.items()
+    }
+
+
+def test_bulk_add_of_a_new_algorithm_keeps_stored_facts_variants_and_quality_flags(index: Index) -> None:
+    hashes = random_hashes(12, 64, seed=7)
+    turned = random_hashes(12 * 3, 64, seed=8)
+    items = [
+        IndexItem(
+            f"k{i}",
+            {"phash": hashes[i].with_variants([hashes[i], *turned[3 * i : 3 * i + 3]])},
+            sha256=f"{i:064x}",
+            width=640,
+            height=480,
+            metadata={"n": i},
+        )
+        for i in range(12)
+    ]
+    index.add(items)
+    pdq = random_hashes(12, 256, seed=9)
+    pdq[4] = Hash(0, 256)  # flat: flagged
+    quality = [90] * 12
+    quality[5] = 10  # poor: flagged
+    report = index.add_words([f"k{i}" for i in range(12)], "pdq", _word_rows(pdq), 256, quality)
+    assert (report.added, report.updated) == (0, 12)
+    entry = index.get("k5")
+    assert entry is not None and entry.sha256 == f"{5:064x}" and (entry.width, entry.height) == (640, 480)
+    assert dict(entry.metadata) == {"n": 5} and entry.flagged == frozenset({"pdq"})
+    assert entry.hashes["phash"] == hashes[5] and entry.hashes["pdq"] == pdq[5]
+    assert index.range_search(pdq[4], "pdq", 0) == [] and index.range_search(pdq[5], "pdq", 0) == []
+    assert _pairs(index.range_search(pdq[6], "pdq", 0)) == [(0, "k6")]
+    batch = next(index.stored_batches(["phash"], 100))
+    stored_variants = batch.hashes["phash"].words
+    assert stored_variants.shape[1] == 4  # each hash and its 3 stored variants survive
+    assert sorted(int(w) for w in stored_variants[:, 1:, 0].ravel()) == sorted(int(h) for h in turned)
+
+
+def test_bulk_add_of_a_file_entry_replaces_its_origin_as_add_does(index: Index) -> None:
+    value = Hash.from_hex("00ff00ff00ff0f0f")
+    index.add([IndexItem("a.jpg", {"phash": value}, origin=FROM_FILE)])
+    report = index.add_words(["a.jpg"], "phash", _word_rows([value]), 64)
+    entry = index.get("a.jpg")
+    assert report.updated == 1 and entry is not None and entry.origin is None
+
+
+def test_bulk_add_rejects_an_empty_key_and_keeps_what_is_stored(index: Index) -> None:
+    hashes = random_hashes(3, 64, seed=10)
+    index.add_words(["a", "b"], "phash", _word_rows(hashes[:2]), 64)
+    with pytest.raises(IndexStoreError, match="non-empty string"):
+        index.add_words(["c", "", "a"], "phash", _word_rows(hashes), 64)
+    assert sorted(index.get_many(["a", "b", "c"])) == ["a", "b"]
+    assert index.get("a").hashes["phash"] == hashes[0]  # type: ignore[union-attr]

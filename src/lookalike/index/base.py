@@ -82,6 +82,19 @@ def checked_item(item: IndexItem | tuple[str, Mapping[str, Hash]], where: str) -
     return replace(item, hashes=canonical)
 
 
+def checked_keys(keys: Sequence[str], where: str) -> list[str]:
+    """`keys` as a list after checking that each is a non-empty string (`where` names the index)."""
+    from lookalike.errors import IndexStoreError
+
+    listed = list(keys)
+    if not all(isinstance(key, str) and key for key in listed):
+        position, key = next((i, k) for i, k in enumerate(listed) if not (isinstance(k, str) and k))
+        raise IndexStoreError(
+            f"{where}: an index key must be a non-empty string, got {key!r} (item {position})"
+        )
+    return listed
+
+
 @dataclass(frozen=True)
 class Entry:
     """One catalog row as stored."""

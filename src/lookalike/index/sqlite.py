@@ -50,6 +50,7 @@ from lookalike.index.base import (
     Pairs,
     Query,
     checked_item,
+    checked_keys,
     hash_revisions,
 )
 from lookalike.index.flags import flagged_words, is_flagged
@@ -76,6 +77,7 @@ if TYPE_CHECKING:
 #    and local_features (compact keypoints, for geometric verification)
 SCHEMA_VERSION = 3
 WRITE_BATCH = 5000
+BULK_WRITE_BATCH = 20_000  # keys per transaction of add_words
 SQL_CHUNK = 500  # values per IN (...) list
 SNAPSHOT_MIN_CHANGES = 20_000  # rows synced since the last snapshot before close() writes a new one
 
@@ -305,96 +307,189 @@ class SQLiteIndex(Index):
         quality: Sequence[int | None] | None = None,
     ) -> AddReport:
         """Add one algorithm's hashes from an (n, words) uint64 array without building `Hash`
-        objects: the fast path for hash lists of millions (keys must be new or are updated)."""
+        objects: the fast path for hash lists of millions. A new key gets an entry; a stored key
+        gains the hash or has it replaced and keeps everything else, as with `add`; a repeated
+        key keeps its last hash. Each batch is a few statements over whole arrays (keys and ids
+        joined through `json_each`, stored hashes compared in NumPy), so adding a second
+        algorithm to stored keys costs about what adding the first did."""
         rows = np.asarray(words, dtype=np.uint64).reshape(len(keys), -1)
         if rows.shape[1] != (nbits + 63) // 64:
             raise InvalidHashError(f"{nbits}-bit hashes take {(nbits + 63) // 64} words, got {rows.shape[1]}")
         if nbits % 64 and int((rows[:, 0] >> np.uint64(nbits % 64)).max(initial=0)):
             raise InvalidHashError(f"some hashes have bits set above bit {nbits}")
+        listed = checked_keys(keys, self.path)
         algorithm = canonical_algorithm(algorithm)
         scores = None if quality is None else np.array([np.nan if q is None else q for q in quality], float)
+        if scores is not None:  # stored as an integer: compare and flag what is stored
+            scores = np.trunc(scores)
+        last = {key: position for position, key in enumerate(listed)}
+        if len(last) < len(listed):  # the last write of a key wins
+            keep = np.fromiter(last.values(), dtype=np.int64, count=len(last))
+            listed, rows = list(last), rows[keep]
+            scores = None if scores is None else scores[keep]
         report = AddReport()
-        for start in range(0, len(keys), WRITE_BATCH):
-            stop = min(start + WRITE_BATCH, len(keys))
-            batch_keys = list(keys[start:stop])
-            batch_scores = None if scores is None else scores[start:stop]
-            fresh = self._insert_new_words(batch_keys, algorithm, rows[start:stop], nbits, batch_scores)
-            report = report.merge(AddReport(added=int(fresh.sum())))
-            if not fresh.all():  # keys already stored (or repeated) take the general path
-                items = []
-                for offset in np.flatnonzero(~fresh).tolist():
-                    value = Hash.from_words(rows[start + offset], nbits)
-                    score = None if batch_scores is None else batch_scores[offset]
-                    value = value.with_quality(None if score is None or np.isnan(score) else int(score))
-                    items.append(IndexItem(batch_keys[offset], {algorithm: value}))
-                report = report.merge(self._write_batch(items))
+        for start in range(0, len(listed), BULK_WRITE_BATCH):
+            stop = min(start + BULK_WRITE_BATCH, len(listed))
+            part = None if scores is None else scores[start:stop]
+            report = report.merge(
+                self._write_words(listed[start:stop], algorithm, rows[start:stop], nbits, part)
+            )
         return report
 
     @_serialised
-    def _insert_new_words(
+    def _write_words(
         self,
         keys: list[str],
         algorithm: str,
         words: npt.NDArray[np.uint64],
         nbits: int,
         quality: npt.NDArray[np.float64] | None,
-    ) -> npt.NDArray[np.bool_]:
-        """Insert the keys not stored yet in one transaction, straight from arrays; returns which."""
+    ) -> AddReport:
+        """One transaction of `add_words` (keys unique): insert the new keys, write the hashes
+        that are absent or differ for the stored ones; nothing (not even the generation) changes
+        when every hash is already stored as given."""
         with self._transaction():
             known = self._algorithm_nbits(algorithm)
             if known is not None and known != nbits:
                 raise InvalidHashError(f"{algorithm} hashes in {self.path} have {known} bits, not {nbits}")
-            existing = self._existing_by_key(keys)
-            seen: set[str] = set()
-            fresh = np.zeros(len(keys), dtype=bool)
-            for position, key in enumerate(keys):
-                if key and key not in existing and key not in seen:
-                    fresh[position] = True
-                    seen.add(key)
-            count = int(fresh.sum())
-            if count == 0:
-                return fresh
-            generation = int(self._meta("generation")) + 1
-            first_id = self._next_entry_id()
-            ids = list(range(first_id, first_id + count))
-            chosen = words[fresh]
-            now = time.time()
-            self._db.executemany(
-                "INSERT INTO entries (id, key, added_at) VALUES (?, ?, ?)",
-                zip(ids, itertools.compress(keys, fresh.tolist()), itertools.repeat(now)),
-            )
-            if nbits <= 64:
-                values: list[Any] = chosen[:, 0].view(np.int64).tolist()
-                blobs: list[Any] = [None] * count
-            else:
-                packed = chosen.astype(">u8").tobytes()
-                size = chosen.shape[1] * 8
-                values, blobs = [None] * count, [packed[i * size : (i + 1) * size] for i in range(count)]
-            scores = None if quality is None else quality[fresh]
-            flags = flagged_words(chosen, nbits, scores, algorithm).astype(int).tolist()
-            stored_quality = (
-                [None] * count
-                if scores is None
-                else [None if np.isnan(s) else int(s) for s in scores.tolist()]
-            )
-            self._db.executemany(
-                "INSERT INTO hashes (algorithm, entry_id, value, words, quality, flagged, rev)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                zip(
-                    itertools.repeat(algorithm),
-                    ids,
-                    values,
-                    blobs,
-                    stored_quality,
-                    flags,
-                    itertools.repeat(generation),
-                ),
-            )
-            if known is None:
-                self._db.execute("INSERT INTO algorithms (name, nbits) VALUES (?, ?)", (algorithm, nbits))
-                self._nbits[algorithm] = nbits
-            self._bump_generation()
-        return fresh
+            ids, had_origin = self._ids_of_keys(keys)
+            stored = ids >= 0
+            count = len(keys) - int(stored.sum())
+            write = ~stored
+            if count:
+                first_id = self._next_entry_id()
+                ids[write] = np.arange(first_id, first_id + count)
+                self._db.executemany(
+                    "INSERT INTO entries (id, key, added_at) VALUES (?, ?, ?)",
+                    zip(
+                        ids[write].tolist(),
+                        itertools.compress(keys, write.tolist()),
+                        itertools.repeat(time.time()),
+                    ),
+                )
+            replaced = np.zeros(len(keys), dtype=bool)
+            if stored.any():
+                present, same = self._compare_stored(
+                    algorithm, nbits, ids[stored], words[stored], quality, stored
+                )
+                write[stored] = ~same
+                replaced[stored] = present & ~same
+            cleared = stored & had_origin  # a write replaces where the key came from (FROM_FILE...)
+            if write.any() or cleared.any():
+                generation = int(self._meta("generation")) + 1
+                self._insert_hash_rows(algorithm, ids[write], words[write], nbits, quality, write, generation)
+                if replaced.any():  # a replaced hash given without variants drops its stored ones
+                    self._db.execute(
+                        "DELETE FROM variants WHERE algorithm = ?"
+                        " AND entry_id IN (SELECT value FROM json_each(?))",
+                        (algorithm, json.dumps(ids[replaced].tolist())),
+                    )
+                if cleared.any():
+                    self._db.execute(
+                        "UPDATE entries SET origin = NULL WHERE id IN (SELECT value FROM json_each(?))",
+                        (json.dumps(ids[cleared].tolist()),),
+                    )
+                if known is None:
+                    self._db.execute("INSERT INTO algorithms (name, nbits) VALUES (?, ?)", (algorithm, nbits))
+                    self._nbits[algorithm] = nbits
+                self._bump_generation()
+        updated = int((stored & (write | cleared)).sum())
+        return AddReport(added=count, updated=updated, unchanged=int(stored.sum()) - updated)
+
+    def _ids_of_keys(self, keys: list[str]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """Entry id of each key (-1 if not stored) and whether its entry records an origin: one
+        join of the keys (a JSON array) against the key index."""
+        found = np.fromiter(
+            itertools.chain.from_iterable(
+                self._db.execute(
+                    "SELECT j.key, e.id, e.origin IS NOT NULL FROM json_each(?) AS j"
+                    " CROSS JOIN entries AS e ON e.key = j.value",
+                    (json.dumps(keys),),
+                )
+            ),
+            dtype=np.int64,
+        ).reshape(-1, 3)
+        ids = np.full(len(keys), -1, dtype=np.int64)
+        ids[found[:, 0]] = found[:, 1]
+        had_origin = np.zeros(len(keys), dtype=bool)
+        had_origin[found[:, 0]] = found[:, 2].astype(bool)
+        return ids, had_origin
+
+    def _compare_stored(
+        self,
+        algorithm: str,
+        nbits: int,
+        ids: npt.NDArray[np.int64],
+        words: npt.NDArray[np.uint64],
+        quality: npt.NDArray[np.float64] | None,
+        rows: npt.NDArray[np.bool_],
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        """For stored entries `ids` given `words` (and `quality[rows]`): whether each has a hash
+        of `algorithm`, and whether it is the same hash with the same quality."""
+        found = self._db.execute(
+            # CROSS JOIN keeps json_each outside: else the planner may scan every hash of the
+            # algorithm once per given id
+            "SELECT j.key, h.value, h.words, h.quality FROM json_each(?) AS j"
+            " CROSS JOIN hashes AS h ON h.algorithm = ? AND h.entry_id = j.value",
+            (json.dumps(ids.tolist()), algorithm),
+        ).fetchall()
+        present = np.zeros(len(ids), dtype=bool)
+        same = np.zeros(len(ids), dtype=bool)
+        if not found:
+            return present, same
+        positions = np.array([row[0] for row in found], dtype=np.int64)
+        if nbits <= 64:
+            stored_words = np.array([row[1] for row in found], dtype=np.int64).view(np.uint64).reshape(-1, 1)
+        else:
+            packed = b"".join(row[2] for row in found)
+            stored_words = np.frombuffer(packed, dtype=">u8").astype(np.uint64).reshape(len(found), -1)
+        stored_quality = np.array([np.nan if row[3] is None else row[3] for row in found], dtype=float)
+        given_quality = np.full(len(ids), np.nan) if quality is None else quality[rows]
+        wanted = given_quality[positions]
+        equal = (stored_words == words[positions]).all(axis=1) & (
+            (stored_quality == wanted) | (np.isnan(stored_quality) & np.isnan(wanted))
+        )
+        present[positions] = True
+        same[positions] = equal
+        return present, same
+
+    def _insert_hash_rows(
+        self,
+        algorithm: str,
+        ids: npt.NDArray[np.int64],
+        words: npt.NDArray[np.uint64],
+        nbits: int,
+        quality: npt.NDArray[np.float64] | None,
+        rows: npt.NDArray[np.bool_],
+        generation: int,
+    ) -> None:
+        """Write (or replace) one algorithm's hash rows from arrays (`quality[rows]` is theirs)."""
+        count = len(ids)
+        if nbits <= 64:
+            values: list[Any] = words[:, 0].view(np.int64).tolist()
+            blobs: list[Any] = [None] * count
+        else:
+            packed = words.astype(">u8").tobytes()
+            size = words.shape[1] * 8
+            values, blobs = [None] * count, [packed[i * size : (i + 1) * size] for i in range(count)]
+        scores = None if quality is None else quality[rows]
+        flags = flagged_words(words, nbits, scores, algorithm).astype(int).tolist()
+        stored_quality = (
+            [None] * count if scores is None else [None if np.isnan(s) else int(s) for s in scores.tolist()]
+        )
+        self._db.executemany(
+            "INSERT OR REPLACE INTO hashes (algorithm, entry_id, value, words, quality, flagged, rev)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            zip(
+                itertools.repeat(algorithm),
+                ids.tolist(),
+                values,
+                blobs,
+                stored_quality,
+                flags,
+                itertools.repeat(generation),
+            ),
+        )
 
     def _normalise_item(self, item: IndexItem | tuple[str, Mapping[str, Hash]]) -> IndexItem:
         return checked_item(item, self.path)

@@ -521,20 +521,12 @@ class ClickHouseIndex(Index):
                 quality = None if quality is None else quality[positions]
         report = AddReport()
         if self._any_stored_between(*keys.bounds(ordered)):
-            existing = self._live_keys(keys)
-            if existing:
-                old = keys.isin(existing)
-                listed = keys.filter(old).to_list()
-                report = self.add(
-                    (
-                        key,
-                        {
-                            algorithm: Hash.from_words(rows[i], nbits).with_quality(
-                                None if quality is None or quality[i] < 0 else int(quality[i])
-                            )
-                        },
-                    )
-                    for key, i in zip(listed, np.flatnonzero(old).tolist(), strict=True)
+            live = self._live_states(keys)
+            if live:
+                old = keys.isin(set(live))
+                part = None if quality is None else quality[old]
+                report = self._add_to_stored(
+                    keys.filter(old).to_list(), algorithm, rows[old], nbits, part, live
                 )
                 keys = keys.filter(~old)
                 rows = rows[~old]
@@ -568,6 +560,78 @@ class ClickHouseIndex(Index):
             columns[f"w{i}"] = np.ascontiguousarray(rows[:, i])
         self._insert(self._tables.hashes(algorithm), columns, hash_types(nbits))
         return report.merge(AddReport(added=count))
+
+    def _add_to_stored(
+        self,
+        keys: list[str],
+        algorithm: str,
+        rows: npt.NDArray[np.uint64],
+        nbits: int,
+        quality: npt.NDArray[np.int16] | None,
+        live: Mapping[str, tuple[int, bool]],
+    ) -> AddReport:
+        """`add_words` for stored keys, over whole columns: a hash the live version lacks is
+        appended under that version (no new entry version, nothing superseded; readers look for
+        a version's hashes in every h_ table); the same hash again changes nothing; a changed
+        hash, or an entry that records an origin (a write replaces it), takes `add`."""
+        versions = np.array([live[key][0] for key in keys], dtype=np.uint64)
+        general = np.array([live[key][1] for key in keys], dtype=bool)
+        quality_column = quality if quality is not None else np.full(len(keys), -1, dtype=np.int16)
+        append = ~general
+        same = np.zeros(len(keys), dtype=bool)
+        if self._nbits_of(algorithm) is None:
+            self._register({algorithm: nbits})
+        else:
+            present, words, stored_quality, _ = candidate_sql.stored_hashes(
+                self._connection, self._read, self._tables, algorithm, nbits, versions.view(np.int64)
+            )
+            given = np.where(quality_column < 0, np.nan, quality_column.astype(np.float32))
+            same = present & (words == rows).all(axis=1)
+            same &= (stored_quality == given) | (np.isnan(stored_quality) & np.isnan(given))
+            general |= present & ~same
+            append &= ~present
+        report = AddReport(unchanged=int((same & ~general).sum()))
+        chosen = np.flatnonzero(general)
+        if len(chosen):
+            report = report.merge(
+                self.add(
+                    (
+                        keys[i],
+                        {
+                            algorithm: Hash.from_words(rows[i], nbits).with_quality(
+                                None if quality_column[i] < 0 else int(quality_column[i])
+                            )
+                        },
+                    )
+                    for i in chosen.tolist()
+                )
+            )
+        if append.any():
+            columns: dict[str, Any] = {
+                "key": [key for key, chosen in zip(keys, append.tolist(), strict=True) if chosen],
+                "version": versions[append],
+                "quality": quality_column[append],
+                "flagged": _flags(rows[append], nbits, quality_column[append]).astype(np.uint8),
+            }
+            for i in range(rows.shape[1]):
+                columns[f"w{i}"] = np.ascontiguousarray(rows[append, i])
+            self._insert(self._tables.hashes(algorithm), columns, hash_types(nbits))
+        return report.merge(AddReport(updated=int(append.sum())))
+
+    def _live_states(self, keys: KeyColumn) -> dict[str, tuple[int, bool]]:
+        """(live version, whether it records an origin) of each stored key among `keys`."""
+
+        def sql(table: str, site: Tables) -> str:
+            return (
+                f"SELECT key, max(version) AS latest, argMax(isNotNull(origin), version) AS known"
+                f" FROM {site.entries()} WHERE key IN (SELECT key FROM {table}) AND deleted = 0"
+                f" AND {live_filter(site)} GROUP BY key"
+            )
+
+        result = candidate_sql.query_with_table(
+            self._connection, self._read, self._tables, "keys", {"key": ("String", keys.values)}, sql
+        )
+        return {str(k): (int(v), bool(o)) for k, v, o in result.rows()}
 
     def _write_batch(self, items: list[IndexItem]) -> AddReport:
         by_key: dict[str, IndexItem] = {}
@@ -863,9 +927,11 @@ class ClickHouseIndex(Index):
         self, rows: Iterable[Mapping[str, Any]]
     ) -> tuple[dict[tuple[str, int], dict[str, Hash]], dict[tuple[str, int], set[str]]]:
         wanted: dict[str, list[tuple[str, int]]] = {}
-        for row in rows:
-            for algorithm in filter(None, str(row["algorithms"]).split(",")):
-                wanted.setdefault(algorithm, []).append((row["key"], int(row["version"])))
+        pairs_of_rows = [(row["key"], int(row["version"])) for row in rows]
+        # every h_ table: `add_words` appends a new algorithm's hashes under the live version,
+        # which the `algorithms` column (written with the version) does not list
+        for algorithm in self._algorithms(refresh=True) if pairs_of_rows else ():
+            wanted[algorithm] = pairs_of_rows
         hashes: dict[tuple[str, int], dict[str, Hash]] = {}
         flagged: dict[tuple[str, int], set[str]] = {}
         for algorithm, pairs in wanted.items():
@@ -1328,7 +1394,11 @@ class ClickHouseIndex(Index):
             f"SELECT count() AS n, max(version) AS v FROM {self._tables.entries()}"
         )
         stale = self._count(self._tables.superseded())
-        return f"{result.values('n')[0]}:{result.values('v')[0]}:{stale}"
+        # hashes appended under a live version (`add_words`) change no entry row
+        hashes = sum(
+            self._count(self._tables.hashes(name)) for name in sorted(self._algorithms(refresh=True))
+        )
+        return f"{result.values('n')[0]}:{result.values('v')[0]}:{stale}:{hashes}"
 
     # ----- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:

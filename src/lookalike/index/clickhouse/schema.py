@@ -144,7 +144,9 @@ ENTRY_TYPES = {
     "mtime": "Nullable(Float64)",
     "added_at": "Float64",
     "metadata": "String",
-    "algorithms": "String",  # comma-separated names of the h_* tables holding this version
+    # comma-separated names of the h_* tables written with this version (`add_words` may append
+    # another algorithm's hashes under a live version later: readers look in every h_* table)
+    "algorithms": "String",
     "origin": "Nullable(String)",  # where the key came from (index.base.FROM_FILE, ...); added later
 }
 SUPERSEDED_TYPES = {"key": "String", "version": "UInt64"}
