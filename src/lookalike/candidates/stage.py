@@ -107,7 +107,10 @@ def unique_pairs(rows: Ids, ids: Ids) -> tuple[Ids, Ids]:
     if not len(rows):
         return rows, ids
     if int(ids.min()) >= 0 and int(ids.max()) < 2**32 and int(rows.max()) < 2**31:
-        packed = np.unique((rows << 32) | ids)
+        packed = np.sort((rows << 32) | ids)  # np.unique hashes: several times slower here
+        fresh = np.ones(len(packed), dtype=bool)
+        np.not_equal(packed[1:], packed[:-1], out=fresh[1:])
+        packed = packed[fresh]
         return packed >> 32, packed & 0xFFFFFFFF
     order = np.lexsort((ids, rows))  # ClickHouse ids use all 64 bits
     rows, ids = rows[order], ids[order]
