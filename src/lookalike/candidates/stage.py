@@ -159,7 +159,15 @@ def judge_batch(
     """The pairs of the batch's queries with stored entries that `rule` accepts: by their hashes,
     or, for a rule with a local clause, near misses that local features verify."""
     rows, ids = candidate_pairs(source, batch, rule, exact=exact, include_flagged=include_flagged)
-    judged = judge(batch, rows, ids, rule, source.stored_hashes_many, include_flagged=include_flagged)
+    judged = judge(
+        batch,
+        rows,
+        ids,
+        rule,
+        source.stored_hashes_many,
+        include_flagged=include_flagged,
+        near_misses=batch.local is not None,  # nothing to verify them with
+    )
     if rule.local_inliers is None:
         return judged
     if batch.local is not None:
