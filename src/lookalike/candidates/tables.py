@@ -122,12 +122,14 @@ class KeyTables:
         starts = 0 if self._starts is None else self._starts.nbytes
         return self._main.nbytes + self._buffer.nbytes + self._dead.nbytes + starts
 
-    def _pack(self, keys: npt.NDArray[np.uint64], ids: Ids) -> Packed:
+    def _pack(self, keys: npt.NDArray[np.uint32], ids: Ids) -> Packed:
         """Packed rows of (n, tables) keys and their entry ids (unsorted)."""
         tables = np.arange(self.layout.table_count, dtype=np.uint64) << np.uint64(self.key_bits)
-        slots = keys | tables[None, :]
-        packed: Packed = ((slots << np.uint64(ID_BITS)) | ids.astype(np.uint64)[:, None]).ravel()
-        return packed
+        packed: Packed = np.array(keys, dtype=np.uint64)  # in place from here: a million images'
+        packed |= tables[None, :]  # rows are 1.3 GB, and each temporary as much again
+        packed <<= np.uint64(ID_BITS)
+        packed |= ids.astype(np.uint64)[:, None]
+        return packed.ravel()
 
     def add(self, ids: npt.ArrayLike, words: Words) -> None:
         """Add rows (ids must be removed first if they were present: see `replace`)."""
@@ -136,8 +138,9 @@ class KeyTables:
             return
         if id_array.min() < 0 or id_array.max() > int(ID_MASK):
             raise ValueError("entry ids must fit in 32 bits")
-        packed = self._pack(self.layout.keys(words).astype(np.uint64), id_array)
-        merged = np.concatenate([self._buffer, packed])
+        merged = self._pack(self.layout.keys(words), id_array)
+        if len(self._buffer):
+            merged = np.concatenate([self._buffer, merged])
         merged.sort()
         self._buffer = merged
         if len(self._buffer) > max(4096 * self.layout.table_count, len(self._main) // BUFFER_SHARE):
@@ -166,7 +169,9 @@ class KeyTables:
         main = self._main
         if len(self._dead) and len(main):
             main = main[~_member((main & ID_MASK).astype(np.int64), self._dead)]
-        if len(self._buffer):
+        if len(self._buffer) and not len(main):
+            main = self._buffer  # sorted already: a table built at once is not copied again
+        elif len(self._buffer):
             main = np.concatenate([main, self._buffer])
             main.sort()
         self._main = main
