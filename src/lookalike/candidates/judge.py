@@ -79,10 +79,12 @@ def judge(
     *,
     include_flagged: bool = False,
     keep_all: bool = False,
+    near_misses: bool = True,
 ) -> Judged:
     """The pairs among (rows[i], ids[i]) that `rule` accepts, and its near misses when it has a
-    local clause; with `keep_all`, every pair (local features nominated them: they are verified
-    whatever their hashes say)."""
+    local clause and `near_misses` (queries without local features have none to verify); with
+    `keep_all`, every pair (local features nominated them: they are verified whatever their
+    hashes say)."""
     twins = _twin_queries(batch, rule)
     by_word = {
         name: np.ascontiguousarray(value.words.transpose(0, 2, 1)) for name, value in batch.hashes.items()
@@ -92,11 +94,22 @@ def judge(
         block = slice(start, start + PAIRS_PER_BLOCK)
         kept.append(
             _judge_block(
-                batch, by_word, rows[block], ids[block], rule, stored, include_flagged, twins, keep_all
+                batch,
+                by_word,
+                rows[block],
+                ids[block],
+                rule,
+                stored,
+                include_flagged,
+                twins,
+                keep_all,
+                near_misses,
             )
         )
     if not kept:
-        return _judge_block(batch, by_word, rows, ids, rule, stored, include_flagged, twins, keep_all)
+        return _judge_block(
+            batch, by_word, rows, ids, rule, stored, include_flagged, twins, keep_all, near_misses
+        )
     return concat_judged(kept)
 
 
@@ -130,6 +143,7 @@ def _judge_block(
     include_flagged: bool,
     twins: Twins,
     keep_all: bool = False,
+    near_misses: bool = True,
 ) -> Judged:
     distances: dict[str, npt.NDArray[np.int64]] = {}
     variants: dict[str, npt.NDArray[np.int64]] = {}
@@ -165,7 +179,7 @@ def _judge_block(
     kept = evaluation.accepted
     if keep_all:
         kept = np.ones(len(rows), dtype=bool)
-    elif rule.local_inliers is not None:
+    elif near_misses and rule.local_inliers is not None:
         kept = kept | rule.near_misses(evaluation)
     judged = Judged(rows, ids, evaluation, distances, variants)
     return judged.take(np.flatnonzero(kept))

@@ -21,7 +21,6 @@ import numpy as np
 import numpy.typing as npt
 
 from lookalike.candidates.keys import KeyLayout
-from lookalike.search.mih import expand_ranges
 
 Ids = npt.NDArray[np.int64]
 Words = npt.NDArray[np.uint64]
@@ -52,14 +51,19 @@ def _member(values: Ids, sorted_set: Ids) -> npt.NDArray[np.bool_]:
     return found
 
 
-def _first_of_each(owners: Ids, keys: npt.NDArray[np.uint64], key_bits: int) -> Ids:
-    """The first row of each distinct (owner, key), in row order."""
-    packed = (owners.astype(np.uint64) << np.uint64(key_bits)) | keys
-    order = np.argsort(packed, kind="stable")
-    ordered = packed[order]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = ordered[1:] != ordered[:-1]
-    return np.sort(order[first])
+def _expand(start: npt.NDArray[np.intp], length: npt.NDArray[np.intp]) -> tuple[Ids, Ids]:
+    """Positions of every range [start, start + length) and the range's number beside each; empty
+    ranges (most probes of a large table find an empty bucket) cost one pass."""
+    ranges = np.flatnonzero(length)
+    if not len(ranges):
+        empty = np.zeros(0, dtype=np.intp)
+        return empty, empty.copy()
+    length = length[ranges]
+    ends = np.cumsum(length)
+    total = int(ends[-1])
+    positions = np.repeat(start[ranges] - (ends - length), length)
+    positions += np.arange(total, dtype=np.intp)
+    return positions, np.repeat(ranges, length)
 
 
 class KeyTables:
@@ -118,12 +122,14 @@ class KeyTables:
         starts = 0 if self._starts is None else self._starts.nbytes
         return self._main.nbytes + self._buffer.nbytes + self._dead.nbytes + starts
 
-    def _pack(self, keys: npt.NDArray[np.uint64], ids: Ids) -> Packed:
+    def _pack(self, keys: npt.NDArray[np.uint32], ids: Ids) -> Packed:
         """Packed rows of (n, tables) keys and their entry ids (unsorted)."""
         tables = np.arange(self.layout.table_count, dtype=np.uint64) << np.uint64(self.key_bits)
-        slots = keys | tables[None, :]
-        packed: Packed = ((slots << np.uint64(ID_BITS)) | ids.astype(np.uint64)[:, None]).ravel()
-        return packed
+        packed: Packed = np.array(keys, dtype=np.uint64)  # in place from here: a million images'
+        packed |= tables[None, :]  # rows are 1.3 GB, and each temporary as much again
+        packed <<= np.uint64(ID_BITS)
+        packed |= ids.astype(np.uint64)[:, None]
+        return packed.ravel()
 
     def add(self, ids: npt.ArrayLike, words: Words) -> None:
         """Add rows (ids must be removed first if they were present: see `replace`)."""
@@ -132,8 +138,9 @@ class KeyTables:
             return
         if id_array.min() < 0 or id_array.max() > int(ID_MASK):
             raise ValueError("entry ids must fit in 32 bits")
-        packed = self._pack(self.layout.keys(words).astype(np.uint64), id_array)
-        merged = np.concatenate([self._buffer, packed])
+        merged = self._pack(self.layout.keys(words), id_array)
+        if len(self._buffer):
+            merged = np.concatenate([self._buffer, merged])
         merged.sort()
         self._buffer = merged
         if len(self._buffer) > max(4096 * self.layout.table_count, len(self._main) // BUFFER_SHARE):
@@ -162,7 +169,9 @@ class KeyTables:
         main = self._main
         if len(self._dead) and len(main):
             main = main[~_member((main & ID_MASK).astype(np.int64), self._dead)]
-        if len(self._buffer):
+        if len(self._buffer) and not len(main):
+            main = self._buffer  # sorted already: a table built at once is not copied again
+        elif len(self._buffer):
             main = np.concatenate([main, self._buffer])
             main.sort()
         self._main = main
@@ -172,23 +181,30 @@ class KeyTables:
 
     def probe(self, query_keys: npt.NDArray[np.uint32], owners: Ids | None = None) -> tuple[Ids, Ids]:
         """Every (query row, entry id) whose keys meet in some table, each pair once: a copy meets
-        its original in many tables, so pairs are folded as they come and memory follows the
-        distinct pairs, not pairs x tables.
+        its original in many tables (and several rows of one query meet it), so the meetings of
+        all tables are packed in 64 bits and folded with one sort.
 
-        `owners`: the query each row belongs to (its variants share it). Rows of one owner with
-        the same key in a table are probed once, by the first of them: a mirror leaves the even
-        columns' keys whole, a borderless picture's trimmed hash is its hash, and so on."""
-        folded = np.zeros(0, dtype=np.int64)
-        fresh: list[Ids] = []
-        pending = 0
-        for _, rows, ids in self._meetings(query_keys, owners):
-            fresh.append((rows << 32) | ids)  # rows < 2**31 and ids < 2**32
-            pending += len(rows)
-            if pending > max(1_000_000, len(folded)):
-                folded, fresh, pending = _sorted_unique(np.concatenate([folded, *fresh])), [], 0
-        if fresh:
-            folded = _sorted_unique(np.concatenate([folded, *fresh]))
-        return folded >> 32, folded & int(ID_MASK)
+        `owners`: the query each row belongs to (its variants share it). The pairs are then folded
+        per owner, and each owner's pairs carry one of its rows (the first) as the row."""
+        count = len(query_keys)
+        if owners is None:
+            holder: Ids = np.arange(count, dtype=np.int64)
+        else:
+            holder = np.asarray(owners, dtype=np.int64)
+        if count and int(holder.max()) >= 2**31:
+            raise ValueError("at most 2**31 queries per probe")
+        shifted = holder << 32
+        found = [shifted[rows] | ids for _, rows, ids in self._meetings(query_keys)]
+        packed = _sorted_unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+        if len(self._dead) and len(packed):
+            packed = packed[~_member(packed & int(ID_MASK), self._dead)]
+        ids = packed & int(ID_MASK)
+        held = packed >> 32
+        if owners is None:
+            return held, ids
+        first_row = np.zeros(int(holder.max()) + 1, dtype=np.int64)
+        first_row[holder[::-1]] = np.arange(count - 1, -1, -1, dtype=np.int64)
+        return first_row[held], ids
 
     def probe_tables(self, query_keys: npt.NDArray[np.uint32]) -> tuple[Ids, Ids, Ids]:
         """Every (query row, entry id, table) whose keys meet in that table."""
@@ -196,6 +212,9 @@ class KeyTables:
         ids_found: list[Ids] = []
         tables_found: list[Ids] = []
         for table, rows, ids in self._meetings(query_keys):
+            if len(self._dead):
+                alive = ~_member(ids, self._dead)
+                rows, ids = rows[alive], ids[alive]
             rows_found.append(rows)
             ids_found.append(ids)
             tables_found.append(np.full(len(rows), table, dtype=np.int64))
@@ -204,43 +223,41 @@ class KeyTables:
             return empty, empty.copy(), empty.copy()
         return np.concatenate(rows_found), np.concatenate(ids_found), np.concatenate(tables_found)
 
-    def _meetings(
-        self, query_keys: npt.NDArray[np.uint32], owners: Ids | None = None
-    ) -> Iterator[tuple[int, Ids, Ids]]:
-        """(table, query rows, entry ids) meeting in each table, in the sorted part and the buffer
-        (one table at a time, so the working arrays follow the queries, not queries x tables)."""
-        keys = np.asarray(query_keys, dtype=np.uint64)
+    def _meetings(self, query_keys: npt.NDArray[np.uint32]) -> Iterator[tuple[int, Ids, Ids]]:
+        """(table, query rows, entry ids) meeting in each table, in the sorted part and the buffer,
+        removed entries included (the caller drops them once, after folding). One table at a time:
+        its part of the directory and of the sorted rows stays in cache, and the working arrays
+        follow the queries, not queries x tables."""
+        keys = np.asarray(query_keys)
         if keys.ndim != 2 or keys.shape[1] != self.layout.table_count:
             raise ValueError(f"expected (n, {self.layout.table_count}) keys, got {keys.shape}")
         if len(keys) >= 2**31:
             raise ValueError("at most 2**31 query rows per probe")
-        every = np.arange(len(keys), dtype=np.int64)
+        if not len(keys):
+            return
+        by_table = np.ascontiguousarray(keys.T, dtype=np.uint64)  # (tables, rows)
         main, buffer = self._main, self._buffer
         starts = self._directory() if len(main) else None
+        bits = self._bucket_bits()
+        drop = np.uint64(self.key_bits - bits)
         for table in range(self.layout.table_count):
-            chosen = every if owners is None else _first_of_each(owners, keys[:, table], self.key_bits)
-            column = keys[chosen, table]
+            column = by_table[table]
             slots = column | np.uint64(table << self.key_bits)
             if starts is not None:
-                bucket = self._buckets(np.full(len(slots), table, dtype=np.uint64), column)
-                start = starts[bucket].astype(np.int64)
-                positions, at = expand_ranges(
-                    start, starts[bucket + 1].astype(np.int64) - start, np.arange(len(chosen))
-                )
-                rows = chosen[at]
+                bucket = (column >> drop).astype(np.intp)
+                bucket += table << bits
+                start = starts[bucket].astype(np.intp)
+                length = starts[bucket + 1].astype(np.intp)
+                length -= start
+                positions, rows = _expand(start, length)
                 found = main[positions]
-                same = (found >> np.uint64(ID_BITS)) == slots[at]  # the bucket holds neighbours too
-                ids = (found[same] & ID_MASK).astype(np.int64)
-                rows = rows[same]
-                if len(self._dead):
-                    alive = ~_member(ids, self._dead)
-                    rows, ids = rows[alive], ids[alive]
-                yield table, rows, ids
+                same = (found >> np.uint64(ID_BITS)) == slots[rows]  # the bucket holds neighbours too
+                yield table, rows[same], (found[same] & ID_MASK).astype(np.int64)
             if len(buffer):
                 low = slots << np.uint64(ID_BITS)
-                start = np.searchsorted(buffer, low, side="left").astype(np.int64)
-                stop = np.searchsorted(buffer, low | ID_MASK, side="right").astype(np.int64)
-                positions, rows = expand_ranges(start, stop - start, chosen)
+                start = np.searchsorted(buffer, low, side="left").astype(np.intp)
+                stop = np.searchsorted(buffer, low | ID_MASK, side="right").astype(np.intp)
+                positions, rows = _expand(start, stop - start)
                 yield table, rows, (buffer[positions] & ID_MASK).astype(np.int64)
 
     # ----- snapshots -------------------------------------------------------------------------------
