@@ -257,7 +257,9 @@ def stored_hashes_many(
         for number, name in enumerate(names):
             have = word_count(widths[name])
             words = ", ".join(f"w{i}" if i < have else f"toUInt64(0) AS w{i}" for i in range(width))
-            key = " key," if keys is not None else ""
+            # the key from the first table only: reading it from every h_* table costs a string
+            # column each (a version the first table lacks gets its key from `entries`)
+            key = (" key," if number == 0 else " '' AS key,") if keys is not None else ""
             parts.append(
                 f"SELECT toUInt16({number}) AS a, version, quality, flagged,{key} {words}"
                 f" FROM {site.hashes(name)} WHERE version IN {versions}"
@@ -266,8 +268,14 @@ def stored_hashes_many(
 
     result = by_version(connection, read, tables, ids, select)
     if keys is not None and len(result):
+        first = result.array("a", np.int64) == 0
+        versions = result.array("version", np.uint64).view(np.int64)[first].tolist()
         keys.update(
-            zip(result.array("version", np.uint64).view(np.int64).tolist(), result.values("key"), strict=True)
+            zip(
+                versions,
+                (k for k, f in zip(result.values("key"), first.tolist(), strict=True) if f),
+                strict=True,
+            )
         )
     which = result.array("a", np.int64)
     out = {}
