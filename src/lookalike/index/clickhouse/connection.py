@@ -31,7 +31,8 @@ Column = npt.NDArray[Any] | Sequence[Any]
 
 
 class Result:
-    """Columns of a query answer, by name."""
+    """Columns of a query answer, by name: lists, NumPy arrays, or Arrow arrays (chDB), which
+    become NumPy without a Python object per value when read with `array`."""
 
     def __init__(self, columns: Mapping[str, Column]) -> None:
         self._columns = dict(columns)
@@ -43,10 +44,18 @@ class Result:
         if not self._columns:  # an answer with no rows may come without its columns
             return []
         column = self._columns[name]
-        return column.tolist() if isinstance(column, np.ndarray) else list(column)
+        if isinstance(column, np.ndarray) or hasattr(column, "to_pylist"):
+            listed: list[Any] = column.tolist() if isinstance(column, np.ndarray) else column.to_pylist()
+            return listed
+        return list(column)
 
     def array(self, name: str, dtype: npt.DTypeLike) -> npt.NDArray[Any]:
-        return np.asarray(self.values(name) if not self._columns else self._columns[name], dtype=dtype)
+        if not self._columns:
+            return np.asarray([], dtype=dtype)
+        column: Any = self._columns[name]
+        if hasattr(column, "to_numpy") and not isinstance(column, np.ndarray) and not column.null_count:
+            return np.asarray(column.to_numpy(), dtype=dtype)
+        return np.asarray(self.values(name) if hasattr(column, "to_pylist") else column, dtype=dtype)
 
     @classmethod
     def concat(cls, parts: Sequence[Result]) -> Result:
@@ -54,7 +63,13 @@ class Result:
         filled = [part for part in parts if part._columns]
         if not filled:
             return cls({})
+        if len(filled) == 1:
+            return filled[0]
         names = list(filled[0]._columns)
+        if all(hasattr(part._columns[name], "to_numpy") for part in filled for name in names):
+            import pyarrow as pa
+
+            return cls({name: pa.concat_arrays([part._columns[name] for part in filled]) for name in names})
         return cls({name: [value for part in filled for value in part.values(name)] for name in names})
 
     def rows(self) -> list[tuple[Any, ...]]:
@@ -194,7 +209,7 @@ class ChdbConnection(Connection):
         if not data:
             return Result({})
         table = pa.ipc.open_file(pa.BufferReader(data)).read_all()
-        return Result({name: table.column(name).to_pylist() for name in table.column_names})
+        return Result({name: table.column(name).combine_chunks() for name in table.column_names})
 
     def execute(self, sql: str, binder: Binder | None = None) -> None:
         self._run(sql, binder, "CSV")

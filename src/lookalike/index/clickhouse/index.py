@@ -98,6 +98,7 @@ COMPACT_FRACTION = 0.1  # replaced rows per stored entry that trigger a compacti
 COMPACT_MIN_ROWS = 10_000
 STORED_ROWS_SECONDS = 10.0  # how long a table's row count guides the choice of plan
 _SUPERSEDED_EMPTY = "superseded is empty"  # a fact of a chDB session (see ChdbSession.facts)
+_ALGORITHMS = "algorithms"  # a fact of a chDB session: name -> bit length, as the table holds
 STAGE_KEYS_ABOVE = 20_000
 _SCRATCH = itertools.count()
 KEY_PAGE = 1000
@@ -181,6 +182,9 @@ class ClickHouseIndex(Index):
         self._ddl_fanout: bool | None = None
         self._shards: list[Connection] | None = None
         self._families_ready: set[str] = set()
+        # keys of the row versions the candidate stage read hashes of since its last nomination
+        # (`keys_by_id` answers from it; superseding writes and new nominations clear it)
+        self._version_keys: dict[int, str] = {}
         self._closed = False
         self._create_base_tables()
         self._migrate_key_tables()
@@ -301,7 +305,7 @@ class ClickHouseIndex(Index):
             if (found := family_of(name)) is not None and found[0] == family and nbits == layout.nbits
         ]
         existing = self._table_names()
-        statements = [family_ddl(tables, family, layout)]
+        statements = [family_ddl(tables, family, layout, self._dialect.tuned_storage)]
         fresh = [m for m in members if _bare_name(tables.family_view(family, layout, m)) not in existing]
         statements += [family_view_ddl(tables, family, layout, member) for member in fresh]
         if tables.cluster:
@@ -390,6 +394,14 @@ class ClickHouseIndex(Index):
                 remote.close()
 
     def _algorithms(self, refresh: bool = False) -> dict[str, int]:
+        connection = self._connection
+        if refresh and isinstance(connection, ChdbConnection):
+            # only this process writes a chDB path, and every handle on it registers through
+            # the shared facts: what they hold is what the table holds
+            known = connection.shared.facts.get(_ALGORITHMS)
+            if known is not None:
+                self._nbits = dict(known)
+                return self._nbits
         if refresh or not self._nbits:
             result = self._connection.query(f"SELECT name, nbits FROM {self._tables.algorithms()}")
             found: dict[str, int] = {}
@@ -398,6 +410,8 @@ class ClickHouseIndex(Index):
                     raise IndexStoreError(f"{self.url}: {name} is stored with two bit lengths")
                 found[name] = int(nbits)
             self._nbits = found
+            if isinstance(connection, ChdbConnection):
+                connection.shared.facts[_ALGORITHMS] = dict(found)
         return self._nbits
 
     def disk_bytes(self) -> int | None:
@@ -450,6 +464,8 @@ class ClickHouseIndex(Index):
                 self._tables.algorithms(), {"name": list(new), "nbits": list(new.values())}, ALGORITHM_TYPES
             )
             self._nbits.update(new)
+            if isinstance(self._connection, ChdbConnection):
+                self._connection.shared.facts.pop(_ALGORITHMS, None)
 
     # ----- writing -------------------------------------------------------------------------------
     def _versions(self, count: int) -> npt.NDArray[np.uint64]:
@@ -1187,6 +1203,8 @@ class ClickHouseIndex(Index):
         """Around a write that will add rows to `superseded` (`rows`): from its first insert on,
         searches on this chDB path filter them."""
         connection = self._connection
+        if rows:
+            self._version_keys.clear()
         if not rows or not isinstance(connection, ChdbConnection):
             yield
             return
@@ -1275,6 +1293,7 @@ class ClickHouseIndex(Index):
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         # `owners` is not needed: distinct keys travel once, and ClickHouse sends each back once
         self._ensure_family(family, layout)
+        self._version_keys.clear()
         with self._reading() as stale:
             return candidate_sql.nominate(
                 self._connection, self._read, self._tables, family, layout, words, include_flagged, stale
@@ -1285,6 +1304,7 @@ class ClickHouseIndex(Index):
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         name = canonical_algorithm(algorithm)
         nbits = self._nbits_of(name)
+        self._version_keys.clear()
         rows_found: list[npt.NDArray[np.int64]] = []
         ids_found: list[npt.NDArray[np.int64]] = []
         if nbits is not None:
@@ -1324,7 +1344,9 @@ class ClickHouseIndex(Index):
 
         names = {canonical_algorithm(a): a for a in algorithms}
         widths = {name: nbits for name in names if (nbits := self._nbits_of(name)) is not None}
-        found = candidate_sql.stored_hashes_many(self._connection, self._read, self._tables, widths, ids)
+        found = candidate_sql.stored_hashes_many(
+            self._connection, self._read, self._tables, widths, ids, self._version_keys
+        )
         out = {names[name]: StoredHashes(*value) for name, value in found.items()}
         for missing in set(algorithms) - set(out):
             out[missing] = self.stored_hashes(missing, ids)
@@ -1333,6 +1355,7 @@ class ClickHouseIndex(Index):
     def nominate_local(
         self, words: npt.NDArray[np.uint64]
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        self._version_keys.clear()
         with self._reading() as stale:
             return candidate_sql.nominate_local(self._connection, self._read, self._tables, words, stale)
 
@@ -1345,7 +1368,12 @@ class ClickHouseIndex(Index):
 
     def keys_by_id(self, ids: npt.NDArray[np.int64]) -> dict[int, str]:
         wanted = np.asarray(ids, dtype=np.int64)
-        return candidate_sql.keys_by_version(self._connection, self._read, self._tables, wanted)
+        known = self._version_keys
+        found = {version: known[version] for version in wanted.tolist() if version in known}
+        if len(found) < len(wanted):
+            rest = wanted[[version not in found for version in wanted.tolist()]]
+            found.update(candidate_sql.keys_by_version(self._connection, self._read, self._tables, rest))
+        return found
 
     def ids_by_key(self, keys: Sequence[str]) -> dict[str, int]:
         return {key: _signed(version) for key, version in self._live_versions(list(keys)).items()}
