@@ -197,3 +197,32 @@ def test_neighbour_probes_find_at_least_the_default_pairs_and_nothing_the_rule_r
         monkeypatch.setattr(key_module, "NEIGHBOUR_FREQUENCIES", 3)
         wider = _pairs(index, hashes)
     assert default <= wider <= exact
+
+
+@pytest.mark.parametrize("reach", [0, 3])
+def test_the_offline_recall_counts_what_the_index_finds(
+    hashes: Hashes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reach: int
+) -> None:
+    from lookalike.benchmarks.candidate_recall import Corpus, exact_pairs, offline_found, undirected
+    from lookalike.benchmarks.hashers import HashTable
+    from lookalike.candidates.batch import QueryBatch
+
+    names = list(hashes)
+    batch = QueryBatch.from_hashes([hashes[name] for name in names])
+    tables = {
+        a: HashTable(a, q.words[:, 0], q.words, q.quality.astype(np.float64)) for a, q in batch.hashes.items()
+    }
+    rows = np.arange(len(names), dtype=np.intp)
+    corpus = Corpus(tables, [0] * len(names), [""] * len(names), {}, [rows], names)
+    pairs = exact_pairs(corpus, RULE, rows, log=lambda _: None)
+    layout = dct_layout(16, neighbour_frequencies=reach)
+    assert layout is not None
+    first, second, found = undirected(pairs, offline_found(corpus, RULE, pairs, layout))
+    offline = {frozenset((names[a], names[b])) for a, b, hit in zip(first, second, found, strict=True) if hit}
+    with open_index(str(tmp_path / "index.db")) as index:
+        _fill(index, hashes)
+        assert {frozenset((names[a], names[b])) for a, b in zip(first, second, strict=True)} == _pairs(
+            index, hashes, exact=True
+        )
+        monkeypatch.setattr(key_module, "NEIGHBOUR_FREQUENCIES", reach)
+        assert offline == _pairs(index, hashes)
