@@ -23,6 +23,7 @@ import numpy as np
 
 from lookalike.benchmarks.candidate_recall import (
     exact_pairs,
+    grouped,
     load_corpus,
     measure,
     offline_found,
@@ -92,21 +93,23 @@ def offline(args: argparse.Namespace) -> None:
     real = load_real(args.photos, args.cache, rule, args.workers)
     planted_rows = make_collection(real, len(real.photo), PLANTED_PHOTOS).planted_rows.astype(np.intp)
     planted = exact_pairs(corpus, rule, planted_rows, pairs_cache)
-    print(
-        f"{'neighbours':>10s} {'probes/hash':>11s} {'corpus pairs found':>28s} {'planted pairs found':>26s}"
-    )
+    print("neighbours reach, probes per query hash, then for the corpus's and the 100k planted pairs:")
+    print("exact-plan pairs found, and pairs whose two images the found pairs join in one group")
     for reach in [int(k) for k in args.neighbours.split(",")]:
         layout = dct_layout(16, neighbour_frequencies=reach)
         assert layout is not None
-        found = total = 0
-        for pairs in halves:
-            either = undirected(pairs, offline_found(corpus, rule, pairs, layout))[2]
-            found, total = found + int(either.sum()), total + len(either)
-        either = undirected(planted, offline_found(corpus, rule, planted, layout))[2]
+        counts = [0, 0, 0, 0, 0, 0]  # corpus found, grouped, total; planted found, grouped, total
+        for pairs, at in [*((half, 0) for half in halves), (planted, 3)]:
+            first, second, either = undirected(pairs, offline_found(corpus, rule, pairs, layout))
+            counts[at] += int(either.sum())
+            counts[at + 1] += grouped(first, second, either)
+            counts[at + 2] += len(either)
+        shares = [100 * counts[i] / max(counts[2 if i < 3 else 5], 1) for i in (0, 1, 3, 4)]
         print(
-            f"{reach:10d} {probes_per_hash(layout):11d}"
-            f" {found:9,d} of {total:,d} ({100 * found / total:6.3f}%)"
-            f" {int(either.sum()):7,d} of {len(either):,d} ({100 * either.mean():6.3f}%)",
+            f"{reach:3d} {probes_per_hash(layout):4d}  corpus {counts[0]:,d} ({shares[0]:.3f}%),"
+            f" grouped {counts[1]:,d} ({shares[1]:.3f}%) of {counts[2]:,d};"
+            f"  planted {counts[3]:,d} ({shares[2]:.3f}%), grouped {counts[4]:,d} ({shares[3]:.3f}%)"
+            f" of {counts[5]:,d}",
             flush=True,
         )
 

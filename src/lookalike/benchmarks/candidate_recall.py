@@ -369,3 +369,16 @@ def _variants(table: HashTable) -> npt.NDArray[np.uint64]:
 def _words(table: HashTable) -> npt.NDArray[np.uint64]:
     assert table.words is not None
     return table.words
+
+
+def grouped(first: npt.NDArray[np.intp], second: npt.NDArray[np.intp], found: npt.NDArray[np.bool_]) -> int:
+    """How many of the pairs (first[i], second[i]) end in one duplicate group (a connected
+    component of the found pairs, as `lookalike.dedupe.grouping` makes them): a missed pair of two
+    copies is still grouped when both copies pair with their original."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    size = int(max(first.max(initial=0), second.max(initial=0))) + 1
+    graph = coo_matrix((np.ones(int(found.sum())), (first[found], second[found])), shape=(size, size))
+    _, labels = connected_components(graph, directed=False)
+    return int((labels[first] == labels[second]).sum())
