@@ -165,3 +165,64 @@ def test_a_chdb_index_made_with_the_first_layout_is_rebuilt_when_opened(
         _fill(upgraded, later)  # written after the upgrade: the new views key them
         assert _pairs(upgraded, hashes) == expected
     assert expected >= legacy
+
+
+def test_neighbour_probes_flip_one_low_frequency_bit_each_and_change_only_the_tables_holding_it() -> None:
+    layout = dct_layout(16, neighbour_frequencies=2)
+    assert layout is not None and layout.tables == dct_layout(16).tables  # type: ignore[union-attr]
+    assert layout.neighbours == (1, 2, 16, 17, 32)  # (r, c) = (0,1) (0,2) (1,0) (1,1) (2,0): r + c <= 2
+    assert dct_layout(16, neighbour_frequencies=0).neighbours == ()  # type: ignore[union-attr]
+    rng = np.random.default_rng(3)
+    words = rng.integers(0, 2**63, size=(2, 4), dtype=np.uint64)
+    probed, owners = layout.probe_words(words, np.array([7, 9]))
+    assert probed.shape == (12, 4) and owners.tolist() == [7, 9] * 6
+    masks = {}
+    for table, chosen in enumerate(layout.tables):
+        masks[table] = {p for byte in chosen for p in layout.byte_bits(byte)}
+    keys = layout.keys(probed)
+    for step, position in enumerate(layout.neighbours, start=1):
+        flipped = probed[2 * step] ^ words[0]
+        assert sum(int(w).bit_count() for w in flipped) == 1
+        changed = set(np.flatnonzero(keys[2 * step] != keys[0]).tolist())
+        assert changed == {t for t, bits in masks.items() if position in bits}
+
+
+def test_neighbour_probes_find_at_least_the_default_pairs_and_nothing_the_rule_rejects(
+    hashes: Hashes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with open_index(str(tmp_path / "index.db")) as index:
+        _fill(index, hashes)
+        default = _pairs(index, hashes)
+        exact = _pairs(index, hashes, exact=True)
+        monkeypatch.setattr(key_module, "NEIGHBOUR_FREQUENCIES", 3)
+        wider = _pairs(index, hashes)
+    assert default <= wider <= exact
+
+
+@pytest.mark.parametrize("reach", [0, 3])
+def test_the_offline_recall_counts_what_the_index_finds(
+    hashes: Hashes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reach: int
+) -> None:
+    from lookalike.benchmarks.candidate_recall import Corpus, exact_pairs, offline_found, undirected
+    from lookalike.benchmarks.hashers import HashTable
+    from lookalike.candidates.batch import QueryBatch
+
+    names = list(hashes)
+    batch = QueryBatch.from_hashes([hashes[name] for name in names])
+    tables = {
+        a: HashTable(a, q.words[:, 0], q.words, q.quality.astype(np.float64)) for a, q in batch.hashes.items()
+    }
+    rows = np.arange(len(names), dtype=np.intp)
+    corpus = Corpus(tables, [0] * len(names), [""] * len(names), {}, [rows], names)
+    pairs = exact_pairs(corpus, RULE, rows, log=lambda _: None)
+    layout = dct_layout(16, neighbour_frequencies=reach)
+    assert layout is not None
+    first, second, found = undirected(pairs, offline_found(corpus, RULE, pairs, layout))
+    offline = {frozenset((names[a], names[b])) for a, b, hit in zip(first, second, found, strict=True) if hit}
+    with open_index(str(tmp_path / "index.db")) as index:
+        _fill(index, hashes)
+        assert {frozenset((names[a], names[b])) for a, b in zip(first, second, strict=True)} == _pairs(
+            index, hashes, exact=True
+        )
+        monkeypatch.setattr(key_module, "NEIGHBOUR_FREQUENCIES", reach)
+        assert offline == _pairs(index, hashes)

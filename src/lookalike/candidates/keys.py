@@ -13,11 +13,17 @@ row-major (pHash, equalised pHash), byte `2r` holds row r's eight lowest horizon
 and byte `2c` of the transposed hash column c's eight lowest vertical ones. Each table's key is
 three such bytes; tables are every 3-row choice of the 6 lowest rows and every 3-column choice
 of the 6 lowest columns (40 tables; 3 of 7 rows, 35 tables, finds fewer: docs/candidates.md).
+
+Optionally (`LOOKALIKE_KEY_NEIGHBOURS=k`) a query also probes its one-bit neighbours at the
+lowest 2D frequencies, the DCT coefficients (r, c) with 0 < r + c <= k: a copy whose keys all
+differ from its original's by one of those bits is found too, at the price of more probes (on the
+query side only: the stored tables do not change). docs/candidates.md has the trade-off.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +35,9 @@ Keys = npt.NDArray[np.uint32]
 KEY_BYTES = 3
 LOW_ROWS = 6  # rows 0-5 of the DCT block: C(6, 3) = 20 tables of rows
 LOW_COLUMNS = 6  # and columns 0-5: C(6, 3) = 20 tables of columns, 40 in all
+# one-bit neighbours probed at frequencies 0 < r + c <= this (0: none); measured trade-off in
+# docs/candidates.md (2: 99.07% of exact-plan pairs for 3.5x the probes, 4: 99.55% for 8x)
+NEIGHBOUR_FREQUENCIES = int(os.environ.get("LOOKALIKE_KEY_NEIGHBOURS", "0"))
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,7 @@ class KeyLayout:
     nbits: int
     tables: tuple[tuple[int, ...], ...]
     transposed: int = 0
+    neighbours: tuple[int, ...] = ()  # bit positions whose one-bit flips a query probes too
 
     @property
     def table_count(self) -> int:
@@ -71,6 +81,18 @@ class KeyLayout:
             keys |= as_bytes[:, chosen[:, position]]
         return keys
 
+    def probe_words(self, words: Words, owners: npt.NDArray[np.int64]) -> tuple[Words, npt.NDArray[np.int64]]:
+        """The query hashes to probe: `words`, then each with one of the `neighbours` bits flipped
+        (owners repeated). A flip leaves the keys of the tables without that bit as they were,
+        and the key tables probe a query's repeated key once, so a flip costs one probe in each
+        table that holds its bit."""
+        if not self.neighbours or not len(words):
+            return words, owners
+        expanded = np.repeat(np.asarray(words, dtype=np.uint64)[None], len(self.neighbours) + 1, axis=0)
+        for step, position in enumerate(self.neighbours, start=1):
+            expanded[step, :, position // 64] ^= np.uint64(1 << (63 - position % 64))
+        return expanded.reshape(-1, words.shape[1]), np.tile(owners, len(self.neighbours) + 1)
+
     def byte_bits(self, byte: int) -> tuple[int, ...]:
         """The hash's bit positions (0 = first) behind key byte `byte`, most significant first."""
         if byte < self.nbits // 8:
@@ -81,13 +103,18 @@ class KeyLayout:
 
 
 def dct_layout(
-    hash_size: int, low_rows: int | None = None, low_columns: int | None = None, key_bytes: int = KEY_BYTES
+    hash_size: int,
+    low_rows: int | None = None,
+    low_columns: int | None = None,
+    key_bytes: int = KEY_BYTES,
+    neighbour_frequencies: int | None = None,
 ) -> KeyLayout | None:
     """The layout for a row-major `hash_size` x `hash_size` DCT hash: every `key_bytes`-of-`low_rows`
     choice of rows, then every choice of as many of the `low_columns` lowest columns (LOW_ROWS
-    and LOW_COLUMNS by default); None for hashes under 16x16 (64-bit hashes and the like: exact
-    multi-index search serves their radii well) and sizes whose rows do not start on byte
-    boundaries.
+    and LOW_COLUMNS by default), probing one-bit neighbours at the frequencies 0 < r + c <=
+    `neighbour_frequencies` (NEIGHBOUR_FREQUENCIES by default) that some key holds; None for
+    hashes under 16x16 (64-bit hashes and the like: exact multi-index search serves their radii
+    well) and sizes whose rows do not start on byte boundaries.
 
     Rows and columns fail apart: an edit that shifts the picture sideways (a crop, a pad, an
     overlay at one side) disturbs the horizontal frequencies of every row but leaves more
@@ -100,4 +127,13 @@ def dct_layout(
     row_bytes = [row * hash_size // 8 for row in range(rows)]
     column_bytes = [nbits // 8 + column * hash_size // 8 for column in range(columns)]
     tables = [*itertools.combinations(row_bytes, key_bytes), *itertools.combinations(column_bytes, key_bytes)]
-    return KeyLayout(nbits, tuple(tables), hash_size if columns else 0)
+    layout = KeyLayout(nbits, tuple(tables), hash_size if columns else 0)
+    reach = NEIGHBOUR_FREQUENCIES if neighbour_frequencies is None else neighbour_frequencies
+    keyed = {bit for table in tables for byte in table for bit in layout.byte_bits(byte)}
+    flips = sorted(
+        r * hash_size + c
+        for r in range(hash_size)
+        for c in range(hash_size)
+        if 0 < r + c <= reach and r * hash_size + c in keyed
+    )
+    return KeyLayout(nbits, tuple(tables), layout.transposed, tuple(flips))

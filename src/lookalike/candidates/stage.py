@@ -76,7 +76,7 @@ def candidate_pairs(
     widths = source.algorithm_bits()
     for probe in probes_for(rule, widths, exact=exact):
         if isinstance(probe, KeyProbe):
-            words, owner = probe_words(batch, probe.algorithms, probe.layout.nbits)
+            words, owner = probe.layout.probe_words(*probe_words(batch, probe.algorithms, probe.layout.nbits))
             if len(words):
                 found_rows, found_ids = source.nominate(
                     probe.family, probe.layout, words, include_flagged, owners=owner
