@@ -93,6 +93,72 @@ def run(
                 print(f"    {first}  ~  {second}")
 
 
+def search(
+    photos_dir: Path,
+    cache_dir: Path,
+    sample: int,
+    rules: dict[str, Matcher],
+    transform_names: Sequence[str] = DEFAULT_TRANSFORMS,
+    workers: int = 2,
+    seed: int = 1,
+) -> None:
+    """Query-to-index: the sample's originals in an index (with local features), each copy a
+    query with its 1,000 query keypoints and variants (`Index.match_many`, what `lookalike search`
+    runs); the share of copies whose original each rule finds, per family, and the wrong photos."""
+    from lookalike.discover import file_key
+    from lookalike.hash_cache import HashCache
+    from lookalike.index import open_index
+    from lookalike.matcher import default_index_hashes
+    from lookalike.pipeline import hash_files
+
+    photos = find_photos(photos_dir)
+    tune, test = split_photos(photos)
+    chosen = transform_registry.select(transform_names)
+    layout = CorpusLayout(cache_dir, 512, "jpeg")
+    images = build_corpus(photos, layout, chosen, workers, donor_pool=other_half(tune, test))
+    picked = set(random.Random(seed).sample(sorted(test), min(sample, len(test))))
+    originals = {str(i.path): i.photo for i in images if i.photo in picked and i.transform is None}
+    copies = [i for i in images if i.photo in picked and i.transform is not None]
+    photo_of_key = {file_key(path): photo for path, photo in originals.items()}
+    family_of = {t.name: t.family for t in chosen}
+    hashes = list(
+        dict.fromkeys([*default_index_hashes(), *(a for r in rules.values() for a in r.algorithms)])
+    )
+    cache = HashCache(layout.folder / "index-hashes.sqlite")
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="lookalike-partial-search-") as folder,
+            open_index(str(Path(folder) / "index.db")) as index,
+        ):
+            index.add_files(list(originals), hashes, local=True, dihedral=True, workers=workers, cache=cache)
+            results = dict(
+                hash_files(
+                    [str(i.path) for i in copies],
+                    hashes,
+                    dihedral=True,
+                    local=True,
+                    workers=workers,
+                    cache=cache,
+                )
+            )
+            queries = [results[str(i.path)] for i in copies]
+            print(f"{len(originals)} originals indexed, {len(queries)} copies as queries")
+            for name, rule in rules.items():
+                started = time.perf_counter()
+                verdicts = index.match_many(queries, rule, dihedral=True)  # type: ignore[arg-type]
+                seconds = time.perf_counter() - started
+                hits: dict[str, list[bool]] = {}
+                wrong = 0
+                for image, found in zip(copies, verdicts, strict=True):
+                    shown = {photo_of_key.get(v.key, -1) for v in found}
+                    hits.setdefault(family_of[str(image.transform)], []).append(image.photo in shown)
+                    wrong += len(shown - {image.photo, *image.donors})
+                cells = ", ".join(f"{f} {100 * sum(h) / len(h):.1f}" for f, h in hits.items())
+                print(f"{name}: {cells}; wrong photos {wrong}; {seconds:.0f} s")
+    finally:
+        cache.close()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -104,10 +170,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rule", action="append", default=[], help="preset name or rule (repeatable)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--search", action="store_true", help="query-to-index: copies searched against originals"
+    )
     args = parser.parse_args(argv)
     names = args.rule or ["partial-copy"]
     rules = {name: Matcher.parse(PRESETS.get(name, name)) for name in names}
-    run(args.photos, args.cache, args.sample, rules, args.transforms.split(","), args.workers, args.seed)
+    measure = search if args.search else run
+    measure(args.photos, args.cache, args.sample, rules, args.transforms.split(","), args.workers, args.seed)
 
 
 if __name__ == "__main__":
