@@ -21,9 +21,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from lookalike.benchmarks import corpus
 from lookalike.benchmarks import transforms as transform_registry
 from lookalike.benchmarks.accuracy import _hard_negative_originals, other_half
-from lookalike.benchmarks.corpus import CorpusLayout, build_corpus, find_photos, split_photos
 from lookalike.benchmarks.index_eval import evaluate_half, matched_pairs
 from lookalike.benchmarks.scoring import make_pair_set
 from lookalike.matcher import PRESETS, Matcher
@@ -40,6 +40,20 @@ DEFAULT_TRANSFORMS = (
 )
 
 
+def _sample(
+    photos_dir: Path, cache_dir: Path, sample: int, transform_names: Sequence[str], workers: int, seed: int
+) -> tuple[list[corpus.Photo], list[corpus.BenchImage], corpus.CorpusLayout, list[int]]:
+    """The photos, every benchmark image (the full run's donors, so its cached copies), the cache
+    layout and the sampled test-half photos."""
+    photos = corpus.find_photos(photos_dir)
+    tune, test = corpus.split_photos(photos)
+    chosen = transform_registry.select(transform_names)
+    layout = corpus.CorpusLayout(cache_dir, 512, "jpeg")
+    images = corpus.build_corpus(photos, layout, chosen, workers, donor_pool=other_half(tune, test))
+    picked = sorted(random.Random(seed).sample(sorted(test), min(sample, len(test))))
+    return photos, images, layout, picked
+
+
 def run(
     photos_dir: Path,
     cache_dir: Path,
@@ -49,12 +63,8 @@ def run(
     workers: int = 2,
     seed: int = 1,
 ) -> None:
-    photos = find_photos(photos_dir)
-    tune, test = split_photos(photos)
+    photos, images, layout, picked = _sample(photos_dir, cache_dir, sample, transform_names, workers, seed)
     chosen = transform_registry.select(transform_names)
-    layout = CorpusLayout(cache_dir, 512, "jpeg")
-    images = build_corpus(photos, layout, chosen, workers, donor_pool=other_half(tune, test))
-    picked = sorted(random.Random(seed).sample(sorted(test), min(sample, len(test))))
     pairs = make_pair_set(
         [i.photo for i in images], [i.transform for i in images], picked, [i.donors for i in images]
     )
@@ -111,12 +121,8 @@ def search(
     from lookalike.matcher import default_index_hashes
     from lookalike.pipeline import hash_files
 
-    photos = find_photos(photos_dir)
-    tune, test = split_photos(photos)
+    _, images, layout, picked = _sample(photos_dir, cache_dir, sample, transform_names, workers, seed)
     chosen = transform_registry.select(transform_names)
-    layout = CorpusLayout(cache_dir, 512, "jpeg")
-    images = build_corpus(photos, layout, chosen, workers, donor_pool=other_half(tune, test))
-    picked = set(random.Random(seed).sample(sorted(test), min(sample, len(test))))
     originals = {str(i.path): i.photo for i in images if i.photo in picked and i.transform is None}
     copies = [i for i in images if i.photo in picked and i.transform is not None]
     photo_of_key = {file_key(path): photo for path, photo in originals.items()}
