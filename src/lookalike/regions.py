@@ -63,7 +63,11 @@ def propose_regions(gray: npt.NDArray[np.uint8]) -> list[Box]:
     along_y[1:] = np.cumsum(column_steps, axis=0)
     segments = _runs(column_steps.T, min_side)
     boxes: list[tuple[bool, Box]] = []
-    for left, right in sorted(_side_pairs(segments, min_side)):
+    pairs = np.array(sorted(_side_pairs(segments, min_side)), dtype=np.int64).reshape(-1, 2)
+    if len(pairs):  # a rectangle needs at least one real border row across its width
+        inner = along_x[1:-1][:, pairs[:, 1]] - along_x[1:-1][:, pairs[:, 0]]
+        pairs = pairs[(inner >= MIN_SUPPORT * (pairs[:, 1] - pairs[:, 0])).any(axis=0)]
+    for left, right in pairs.tolist():
         boxes += _boxes_between(along_x, along_y, left, right, min_side)
     inverse = 1.0 / scale
     found = []
@@ -78,7 +82,6 @@ def _refined(gray: npt.NDArray[np.uint8], box: Box, reach: int) -> Box:
     most along it: the thumbnail blurs a border over a pixel or two, and a strip of a collage's
     white gutter left on a side changes a hash by tens of bits."""
     height, width = gray.shape
-    pixels = gray.astype(np.int16)
     left, top, right, bottom = (
         min(max(v, 0), limit) for v, limit in zip(box, (width, height, width, height), strict=True)
     )
@@ -97,10 +100,12 @@ def _refined(gray: npt.NDArray[np.uint8], box: Box, reach: int) -> Box:
         return max((p for p in steps if abs(p - at) <= reach), key=score)
 
     def column_step(x: int) -> float:
-        return float(np.abs(pixels[top:bottom, x] - pixels[top:bottom, x - 1]).mean())
+        strip = gray[top:bottom, x - 1 : x + 1].astype(np.int16)
+        return float(np.abs(strip[:, 1] - strip[:, 0]).mean())
 
     def row_step(y: int) -> float:
-        return float(np.abs(pixels[y, left:right] - pixels[y - 1, left:right]).mean())
+        strip = gray[y - 1 : y + 1, left:right].astype(np.int16)
+        return float(np.abs(strip[1] - strip[0]).mean())
 
     left, right = best(left, width, column_step, 1), best(right, width, column_step, -1)
     top, bottom = best(top, height, row_step, 1), best(bottom, height, row_step, -1)
@@ -159,13 +164,14 @@ def _boxes_between(
         int(rows[a:b][np.argmax(row_share[rows[a:b]])]) for a, b in zip(starts.tolist(), ends, strict=True)
     ]
     found: list[tuple[bool, Box]] = []
+    left_steps, right_steps = along_y[:, left].tolist(), along_y[:, right].tolist()
     for i, top in enumerate(borders):
         for bottom in borders[i + 1 :]:
             height = bottom - top
             if height < min_side:
                 continue
-            sides = (along_y[bottom, [left, right]] - along_y[top, [left, right]]) / height
-            if sides.min() < MIN_SUPPORT:
+            needed = MIN_SUPPORT * height
+            if left_steps[bottom] - left_steps[top] < needed or right_steps[bottom] - right_steps[top] < needed:
                 continue
             inner = (
                 along_y[bottom, left + SNAP + 1 : right - SNAP] - along_y[top, left + SNAP + 1 : right - SNAP]
