@@ -171,7 +171,8 @@ def _boxes_between(
             if height < min_side:
                 continue
             needed = MIN_SUPPORT * height
-            if left_steps[bottom] - left_steps[top] < needed or right_steps[bottom] - right_steps[top] < needed:
+            left_share = left_steps[bottom] - left_steps[top]
+            if left_share < needed or right_steps[bottom] - right_steps[top] < needed:
                 continue
             inner = (
                 along_y[bottom, left + SNAP + 1 : right - SNAP] - along_y[top, left + SNAP + 1 : right - SNAP]
