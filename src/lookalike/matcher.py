@@ -61,7 +61,8 @@ PRESETS: dict[str, str] = {
     "similar": _RULE.format(eq=62, plain=22, corroborate=100) + " or local >= 10",
     # Partial copies (a crop, a screenshot, a collage, a picture in a frame): the `similar` hashes,
     # and local features searched wider and accepted on fewer inliers.
-    "partial-copy": _RULE.format(eq=62, plain=22, corroborate=100) + " or local >= 10 of 32",
+    "partial-copy": _RULE.format(eq=62, plain=22, corroborate=100)
+    + " or phash_eq_regions <= 56 or local >= 10 of 32",
 }
 
 DEFAULT_PRESET = "near-duplicate"

@@ -16,6 +16,10 @@ Four algorithms share it, so an index stores them side by side and a matcher rul
                         of it (off one side, two opposite sides or all round, 7-25%; the 10
                         lightest mirrored too) and of 4 small rotations (+-4 and +-8 degrees), so
                         a query finds the stored copies cut from it, mirrored and cut, or tilted
+    phash_eq_regions    the whole image's hash, carrying as query variants the hashes of the
+                        pictures inside it (lookalike.regions: a collage's cells, the photo in a
+                        screenshot or pasted into another photo), so a composite finds the photos
+                        it shows
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from lookalike.algorithms.perceptual import (
 from lookalike.algorithms.registry import Algorithm, register
 from lookalike.candidates.keys import dct_layout
 from lookalike.hash import Hash
+from lookalike.regions import REGIONS_REVISION, propose_regions
 from lookalike.trim import TRIM_BOX, TRIM_REVISION, Box, trim_box
 
 if TYPE_CHECKING:
@@ -167,6 +172,28 @@ def _with_crops(view: ImageView, hash_size: int) -> Hash:
     return whole.with_variants(variants + mirrored)
 
 
+def region_boxes(view: ImageView) -> list[Box]:
+    """The pictures inside the image (`lookalike.regions.propose_regions`), in the pixels of the
+    view's grayscale image, memoised per view."""
+    return view.memo("region-boxes", lambda: propose_regions(np.asarray(view.gray_image())))
+
+
+def _with_regions(view: ImageView, hash_size: int) -> Hash:
+    whole = Hash.from_bits(perceptual_bits_from_dct(_whole_dct(view, hash_size), hash_size))
+    boxes = region_boxes(view)
+    if not boxes:
+        return whole
+    return whole.with_variants(
+        [
+            whole,
+            *(
+                Hash.from_bits(perceptual_bits_from_dct(_box_dct(view, box, hash_size), hash_size))
+                for box in boxes
+            ),
+        ]
+    )
+
+
 def _register(
     name: str,
     summary: str,
@@ -218,4 +245,12 @@ PHASH_EQ_CROPS = _register(
     _with_crops,
     None,
     revision=5,  # 2: tilts joined the crops; 3: cut from a base of 2x the thumbnail; 5: light crops mirrored
+)
+PHASH_EQ_REGIONS = _register(
+    "phash_eq_regions",
+    "equalised pHash of the whole image, carrying the hashes of the pictures inside it (collage "
+    "cells, a screenshot's photo, a picture in a picture) as query variants",
+    _with_regions,
+    None,
+    revision=REGIONS_REVISION,
 )

@@ -312,11 +312,22 @@ def tables_from_records(
             table.vectors = np.stack([r["vector"] if r else np.zeros_like(template["vector"]) for r in rows])
         else:
             table.words = np.stack([r["words"] if r else np.zeros_like(template["words"]) for r in rows])
-            if "variants" in template:
-                table.variants = np.stack(
-                    [r["variants"] if r else np.zeros_like(template["variants"]) for r in rows]
-                )
+            if any(r is not None and "variants" in r for r in rows):
+                table.variants = _padded_variants(rows, table.words)
             if "quality" in template:
                 table.quality = np.array([r.get("quality", np.nan) if r else np.nan for r in rows])
         tables[name] = table
     return tables
+
+
+def _padded_variants(rows: Sequence[Record | None], words: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """(n, variants, words): each image's variants, its own hash where it has none, and shorter
+    lists repeated from their first (`phash_eq_regions` carries one variant per picture found)."""
+    width = max(len(r["variants"]) for r in rows if r is not None and "variants" in r)
+    stacked = np.repeat(words[:, None, :], width, axis=1)
+    for row, record in enumerate(rows):
+        if record is not None and "variants" in record:
+            found = record["variants"]
+            stacked[row, : len(found)] = found
+            stacked[row, len(found) :] = found[0]
+    return stacked

@@ -1,0 +1,237 @@
+"""Region proposals: the rectangular pictures inside a composite (a collage's cells, the photo in
+a screenshot, a picture pasted into another).
+
+A photo pasted into something else keeps straight borders: along each of its four sides the
+brightness steps from what is around it. Local features cannot find such a copy when it is
+small (a screenshot's photo at a third of the frame's width falls below ORB's pyramid at the
+working size) and global hashes see the whole; cut out, the sub-picture hashes like its original.
+
+The rule works on a grayscale thumbnail (`ANALYSIS_SIDE` on its longer side): sharp steps between
+neighbouring columns, long vertical runs of them as candidate sides, pairs of such sides spanning
+the same rows, closed above and below by rows that step along the whole width. A rectangle is
+kept when each of its four sides steps along `MIN_SUPPORT` of its length, it is neither tiny nor
+most of the frame, and it holds a picture rather than a flat panel (a chat bubble, a text box:
+`MAX_FLAT`). Rectangles no stepping line divides come first: a collage's cells before two cells
+together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+Box = tuple[int, int, int, int]  # left, top, right, bottom (right and bottom exclusive), as PIL
+
+REGIONS_REVISION = 1  # raised whenever the rule changes what it proposes
+ANALYSIS_SIDE = 256
+STEP = 14.0  # grey levels between the two pixels either side of a border
+GAP = 2  # a run of steps bridges gaps this long (where both sides of a border happen to agree)
+MIN_SIDE_SHARE = 0.12  # a region's sides are at least this share of the image's shorter side
+MIN_AREA, MAX_AREA = 0.03, 0.80  # share of the image's area
+MIN_SUPPORT = 0.80  # share of each side's length that steps
+MAX_FLAT = 0.45  # share of the region's pixels at its most common level (a panel, not a picture)
+MAX_ASPECT = 4.0
+MAX_REGIONS = 6
+MAX_FRAME_SIDES = 2  # sides of a region that may be the frame's own edges
+SNAP = 2  # rows this close are one border
+SAME_PLACE = 0.85  # intersection over union of two proposals that are one
+INNER_STEP = 0.35  # a border with a step this strong just inside it is a gutter's outer edge
+
+
+def propose_regions(gray: npt.NDArray[np.uint8]) -> list[Box]:
+    """Rectangles that look like pictures placed inside `gray` (8-bit grayscale, any size), in its
+    pixels, undivided ones first, then the larger; none for most photos."""
+    height, width = gray.shape
+    if min(height, width) < 32:
+        return []
+    scale = min(1.0, ANALYSIS_SIDE / max(height, width))
+    thumb = _thumbnail(gray, scale) if scale < 1 else gray.astype(np.float32)
+    th, tw = thumb.shape
+    min_side = max(8, round(MIN_SIDE_SHARE * min(th, tw)))
+    # steps between rows y - 1 and y (y = 0..th) and between columns x - 1 and x (x = 0..tw); the
+    # frame's own edges count as steps, so a picture pasted against an edge still has four sides
+    row_steps = np.ones((th + 1, tw), dtype=bool)
+    row_steps[1:-1] = np.abs(thumb[1:] - thumb[:-1]) >= STEP
+    column_steps = np.ones((th, tw + 1), dtype=bool)
+    column_steps[:, 1:-1] = np.abs(thumb[:, 1:] - thumb[:, :-1]) >= STEP
+    along_x = np.zeros((th + 1, tw + 1), dtype=np.int32)  # prefix sums: any span's share in O(1)
+    along_x[:, 1:] = np.cumsum(row_steps, axis=1)
+    along_y = np.zeros((th + 1, tw + 1), dtype=np.int32)
+    along_y[1:] = np.cumsum(column_steps, axis=0)
+    segments = _runs(column_steps.T, min_side)
+    boxes: list[tuple[bool, Box]] = []
+    pairs = np.array(sorted(_side_pairs(segments, min_side)), dtype=np.int64).reshape(-1, 2)
+    if len(pairs):  # a rectangle needs at least one real border row across its width
+        inner = along_x[1:-1][:, pairs[:, 1]] - along_x[1:-1][:, pairs[:, 0]]
+        pairs = pairs[(inner >= MIN_SUPPORT * (pairs[:, 1] - pairs[:, 0])).any(axis=0)]
+    for left, right in pairs.tolist():
+        boxes += _boxes_between(along_x, along_y, left, right, min_side)
+    inverse = 1.0 / scale
+    found = []
+    for left, top, right, bottom in _distinct(boxes, thumb):
+        box = (round(left * inverse), round(top * inverse), round(right * inverse), round(bottom * inverse))
+        found.append(_refined(gray, box, int(np.ceil(2 * inverse))))
+    return found
+
+
+def _refined(gray: npt.NDArray[np.uint8], box: Box, reach: int) -> Box:
+    """The box with each side moved (by up to `reach` pixels) to where the full-size image steps
+    most along it: the thumbnail blurs a border over a pixel or two, and a strip of a collage's
+    white gutter left on a side changes a hash by tens of bits."""
+    height, width = gray.shape
+    left, top, right, bottom = (
+        min(max(v, 0), limit) for v, limit in zip(box, (width, height, width, height), strict=True)
+    )
+
+    def best(at: int, limit: int, step_at: Callable[[int], float], inward: int) -> int:
+        """The border near `at`: a strong step with no other strong step just inside it (a
+        gutter's far edge is a step too, with the gutter's near edge right behind it)."""
+        steps = {p: step_at(p) for p in range(max(1, at - 2 * reach), min(limit - 1, at + 2 * reach) + 1)}
+        if at in (0, limit):  # the frame's own edge, unless a border lies just inside it (a gutter)
+            steps[at] = STEP
+
+        def score(place: int) -> tuple[bool, float, int]:
+            inside = max(steps.get(place + inward * k, 0.0) for k in range(1, reach + 1))
+            return inside < INNER_STEP * steps[place], steps[place], -abs(place - at)
+
+        return max((p for p in steps if abs(p - at) <= reach), key=score)
+
+    def column_step(x: int) -> float:
+        strip = gray[top:bottom, x - 1 : x + 1].astype(np.int16)
+        return float(np.abs(strip[:, 1] - strip[:, 0]).mean())
+
+    def row_step(y: int) -> float:
+        strip = gray[y - 1 : y + 1, left:right].astype(np.int16)
+        return float(np.abs(strip[1] - strip[0]).mean())
+
+    left, right = best(left, width, column_step, 1), best(right, width, column_step, -1)
+    top, bottom = best(top, height, row_step, 1), best(bottom, height, row_step, -1)
+    return left, top, right, bottom
+
+
+def _runs(lines: npt.NDArray[np.bool_], min_length: int) -> npt.NDArray[np.int64]:
+    """(line, start, stop) of every run of True along axis 1 at least `min_length` long, gaps of
+    up to GAP bridged."""
+    closed = lines.copy()
+    width = lines.shape[1]
+    for before in range(1, GAP + 1):  # a gap pixel with a step `before` to its left ...
+        for after in range(1, GAP + 2 - before):  # ... and one `after` to its right, gap <= GAP
+            closed[:, before : width - after] |= (
+                lines[:, : width - after - before] & lines[:, before + after :]
+            )
+    padded = np.zeros((closed.shape[0], closed.shape[1] + 2), dtype=np.int8)
+    padded[:, 1:-1] = closed
+    change = np.diff(padded, axis=1)
+    starts = np.argwhere(change == 1)
+    stops = np.argwhere(change == -1)  # the same lines, in the same order
+    length = stops[:, 1] - starts[:, 1]
+    keep = length >= min_length
+    return np.column_stack([starts[keep, 0], starts[keep, 1], stops[keep, 1]]).astype(np.int64)
+
+
+def _side_pairs(segments: npt.NDArray[np.int64], min_side: int) -> set[tuple[int, int]]:
+    """(left, right) columns of vertical runs that could be a rectangle's two sides: far enough
+    apart, spanning about the same rows."""
+    if len(segments) < 2:
+        return set()
+    x, y0, y1 = segments[:, 0], segments[:, 1], segments[:, 2]
+    length = y1 - y0
+    tolerance = np.maximum(3, 0.25 * np.minimum(length[:, None], length[None, :]))
+    apart = (x[None, :] - x[:, None]) >= min_side
+    alike = (np.abs(y0[:, None] - y0[None, :]) <= tolerance) & (
+        np.abs(y1[:, None] - y1[None, :]) <= tolerance
+    )
+    first, second = np.nonzero(apart & alike)
+    return set(zip(x[first].tolist(), x[second].tolist(), strict=True))
+
+
+def _boxes_between(
+    along_x: npt.NDArray[np.int32], along_y: npt.NDArray[np.int32], left: int, right: int, min_side: int
+) -> list[tuple[bool, Box]]:
+    """Rectangles spanning columns [left, right), closed by rows stepping along that width and by
+    columns `left` and `right` stepping between those rows: (whether no line divides it, box)."""
+    row_share = (along_x[:, right] - along_x[:, left]) / (right - left)
+    row_share[[0, -1]] = MIN_SUPPORT  # the frame's edges qualify, but a real border beside them wins
+    rows = np.flatnonzero(row_share >= MIN_SUPPORT)
+    if len(rows) < 2:
+        return []
+    starts = np.flatnonzero(np.diff(rows, prepend=-10) > SNAP)  # neighbouring rows: one border
+    ends = [*starts[1:].tolist(), len(rows)]
+    borders = [
+        int(rows[a:b][np.argmax(row_share[rows[a:b]])]) for a, b in zip(starts.tolist(), ends, strict=True)
+    ]
+    found: list[tuple[bool, Box]] = []
+    left_steps, right_steps = along_y[:, left].tolist(), along_y[:, right].tolist()
+    for i, top in enumerate(borders):
+        for bottom in borders[i + 1 :]:
+            height = bottom - top
+            if height < min_side:
+                continue
+            needed = MIN_SUPPORT * height
+            left_share = left_steps[bottom] - left_steps[top]
+            if left_share < needed or right_steps[bottom] - right_steps[top] < needed:
+                continue
+            inner = (
+                along_y[bottom, left + SNAP + 1 : right - SNAP] - along_y[top, left + SNAP + 1 : right - SNAP]
+            )
+            divided = bool(len(inner) and inner.max() / height >= MIN_SUPPORT)
+            divided |= any(top + SNAP < other < bottom - SNAP for other in borders)
+            found.append((not divided, (left, top, right, bottom)))
+    return found
+
+
+def _distinct(boxes: list[tuple[bool, Box]], thumb: npt.NDArray[np.float32]) -> list[Box]:
+    """Plausible pictures among the rectangles, one per place: undivided first, then the larger."""
+    height, width = thumb.shape
+    area = float(height * width)
+    kept: list[Box] = []
+
+    def rank(found: tuple[bool, Box]) -> tuple[bool, int, int, Box]:
+        undivided, (left, top, right, bottom) = found
+        frame_sides = (left == 0) + (top == 0) + (right == width) + (bottom == height)
+        return not undivided, frame_sides, -(right - left) * (bottom - top), found[1]
+
+    ranked = sorted(set(boxes), key=rank)
+    for _, box in ranked:
+        left, top, right, bottom = box
+        w, h = right - left, bottom - top
+        if not MIN_AREA <= w * h / area <= MAX_AREA or max(w, h) > MAX_ASPECT * min(w, h):
+            continue
+        if (left == 0) + (top == 0) + (right == width) + (bottom == height) > MAX_FRAME_SIDES:
+            continue  # a band cut off by one line (a horizon) is not a picture
+        if any(_overlap(box, other) > SAME_PLACE for other in kept):
+            continue
+        if _flat_share(thumb[top:bottom, left:right]) > MAX_FLAT:
+            continue
+        kept.append(box)
+        if len(kept) == MAX_REGIONS:
+            break
+    return kept
+
+
+def _flat_share(pixels: npt.NDArray[np.float32]) -> float:
+    """The share of pixels within a few levels of the most common level."""
+    counts = np.bincount(np.clip(pixels, 0, 255).astype(np.int64).ravel() // 6, minlength=43)
+    return float(counts.max()) / max(pixels.size, 1)
+
+
+def _overlap(a: Box, b: Box) -> float:
+    """Intersection over union."""
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / max(union, 1)
+
+
+def _thumbnail(gray: npt.NDArray[np.uint8], scale: float) -> npt.NDArray[np.float32]:
+    """An area-filtered reduction: borders stay sharp steps, noise averages out."""
+    height, width = gray.shape
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    reduced = Image.fromarray(gray).resize(size, Image.Resampling.BOX)
+    return np.asarray(reduced, dtype=np.float32)

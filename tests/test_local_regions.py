@@ -1,0 +1,80 @@
+"""Pictures inside pictures: a collage's cell and a picture pasted into another photo are found by
+the partial-copy preset with the place they occupy, and a composite does not match a photo it
+does not show."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import COMMITTED_PHOTOS, committed_rgb
+from lookalike import hash_file, open_index
+from lookalike.benchmarks.partial import collage, collage_cells, collage_place
+from lookalike.matcher import default_index_hashes
+from lookalike.regions import propose_regions
+
+SIDE = 480
+
+
+def _photo(index: int) -> Image.Image:
+    return committed_rgb(COMMITTED_PHOTOS[index], SIDE)
+
+
+def _found(tmp_path: Path, composite: Image.Image, stored: list[int]) -> tuple[list[str], list[int]]:
+    """The stored photos `partial-copy` finds for `composite` (keys), and the query variant of each."""
+    paths = []
+    for index in stored:
+        path = tmp_path / f"photo{index:02d}.png"
+        _photo(index).save(path)
+        paths.append(str(path))
+    query_path = tmp_path / "composite.png"
+    composite.save(query_path)
+    with open_index(str(tmp_path / "index.db")) as index:
+        index.add_files(paths, list(default_index_hashes()), dihedral=True, local=False, workers=1)
+        query = hash_file(str(query_path), default_index_hashes(), dihedral=True)
+        verdicts = index.match(query, "partial-copy")
+    return [Path(v.key).stem for v in verdicts], [v.variant for v in verdicts]
+
+
+def _near(found: tuple[int, int, int, int], expected: tuple[int, int, int, int], pixels: int = 3) -> bool:
+    return max(abs(a - b) for a, b in zip(found, expected, strict=True)) <= pixels
+
+
+@pytest.mark.parametrize("seed", [3, 6])
+def test_a_collage_cell_is_found_with_its_place(tmp_path: Path, seed: int) -> None:
+    image = collage(_photo(1), seed, [_photo(11), _photo(14), _photo(21)])
+    cells, _ = collage_cells(image.size)
+    cell = cells[collage_place(seed)]
+    boxes = propose_regions(np.asarray(image.convert("L")))
+    assert any(_near(box, cell) for box in boxes)
+    keys, variants = _found(tmp_path, image, [1, 2, 9])
+    assert keys == ["photo01"]
+    # variant 0 is the whole collage; variant k its k-th region, the photo's cell
+    assert _near(boxes[variants[0] - 1], cell)
+
+
+def test_a_picture_in_a_picture_is_found_with_its_place(tmp_path: Path) -> None:
+    canvas = _photo(16).copy()
+    inset = _photo(1).resize((canvas.width * 2 // 5, canvas.height * 2 // 5), Image.Resampling.LANCZOS)
+    place = (canvas.width // 2, canvas.height // 8)
+    canvas.paste(inset, place)
+    expected = (*place, place[0] + inset.width, place[1] + inset.height)
+    boxes = propose_regions(np.asarray(canvas.convert("L")))
+    assert any(_near(box, expected) for box in boxes)
+    keys, variants = _found(tmp_path, canvas, [1, 2, 9])
+    assert keys == ["photo01"]
+    assert _near(boxes[variants[0] - 1], expected)
+
+
+def test_a_composite_does_not_match_photos_it_does_not_show(tmp_path: Path) -> None:
+    image = collage(_photo(1), 3, [_photo(11), _photo(14), _photo(21)])
+    keys, _ = _found(tmp_path, image, [2, 5, 9, 12, 24, 29])
+    assert keys == []
+
+
+@pytest.mark.parametrize("index", [0, 1, 2, 5, 9, 14])
+def test_an_ordinary_photo_has_no_regions(index: int) -> None:
+    assert propose_regions(np.asarray(_photo(index).convert("L"))) == []
