@@ -23,6 +23,7 @@ from lookalike.candidates.plan import KeyProbe, RangeProbe, probes_for
 from lookalike.local.features import LocalFeatures
 from lookalike.local.verify import Alignment
 from lookalike.matcher import Matcher, Verdict
+from lookalike.sorted_arrays import sorted_unique
 
 Ids = npt.NDArray[np.int64]
 LOCAL_QUERIES_PER_PROBE = 4  # queries whose one-bit neighbour probes go in one call (~600,000 probes)
@@ -107,10 +108,7 @@ def unique_pairs(rows: Ids, ids: Ids) -> tuple[Ids, Ids]:
     if not len(rows):
         return rows, ids
     if int(ids.min()) >= 0 and int(ids.max()) < 2**32 and int(rows.max()) < 2**31:
-        packed = np.sort((rows << 32) | ids)  # np.unique hashes: several times slower here
-        fresh = np.ones(len(packed), dtype=bool)
-        np.not_equal(packed[1:], packed[:-1], out=fresh[1:])
-        packed = packed[fresh]
+        packed = sorted_unique((rows << 32) | ids)
         return packed >> 32, packed & 0xFFFFFFFF
     order = np.lexsort((ids, rows))  # ClickHouse ids use all 64 bits
     rows, ids = rows[order], ids[order]

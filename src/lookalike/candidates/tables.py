@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lookalike.candidates.keys import KeyLayout
+from lookalike.sorted_arrays import sorted_unique
 
 Ids = npt.NDArray[np.int64]
 Words = npt.NDArray[np.uint64]
@@ -30,16 +31,6 @@ ID_BITS = 32
 ID_MASK = np.uint64((1 << ID_BITS) - 1)
 BUFFER_SHARE = 16  # the buffer is folded in when it exceeds 1/16 of the sorted part (or 4096 rows)
 SNAPSHOT_FORMAT = 1
-
-
-def _sorted_unique(values: Ids) -> Ids:
-    ordered = np.sort(values)
-    if len(ordered) < 2:
-        return ordered
-    keep = np.empty(len(ordered), dtype=bool)
-    keep[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
-    return ordered[keep]
 
 
 def _member(values: Ids, sorted_set: Ids) -> npt.NDArray[np.bool_]:
@@ -148,13 +139,13 @@ class KeyTables:
 
     def remove(self, ids: npt.ArrayLike) -> None:
         """Forget every row of these entries."""
-        gone = _sorted_unique(np.asarray(ids, dtype=np.int64).ravel())
+        gone = sorted_unique(np.asarray(ids, dtype=np.int64).ravel())
         if len(gone) == 0:
             return
         if len(self._buffer):
             self._buffer = self._buffer[~_member((self._buffer & ID_MASK).astype(np.int64), gone)]
         if len(self._main):
-            self._dead = _sorted_unique(np.concatenate([self._dead, gone]))
+            self._dead = sorted_unique(np.concatenate([self._dead, gone]))
             rows = len(self._main) // max(self.layout.table_count, 1)
             if len(self._dead) > max(1024, rows // (BUFFER_SHARE * 2)):
                 self.compact()
@@ -195,7 +186,7 @@ class KeyTables:
             raise ValueError("at most 2**31 queries per probe")
         shifted = holder << 32
         found = [shifted[rows] | ids for _, rows, ids in self._meetings(query_keys)]
-        packed = _sorted_unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+        packed = sorted_unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
         if len(self._dead) and len(packed):
             packed = packed[~_member(packed & int(ID_MASK), self._dead)]
         ids = packed & int(ID_MASK)
@@ -334,7 +325,7 @@ class WordStore:
 
     def remove(self, ids: npt.ArrayLike) -> None:
         """Forget these ids (rows upserted after this call are kept)."""
-        gone = _sorted_unique(np.asarray(ids, dtype=np.int64).ravel())
+        gone = sorted_unique(np.asarray(ids, dtype=np.int64).ravel())
         if len(gone) == 0:
             return
         self._pending = [
@@ -350,7 +341,7 @@ class WordStore:
             return
         parts = [(self._ids, self._words, self._quality, self._flagged)]
         if self._removed:
-            gone = _sorted_unique(np.concatenate(self._removed))
+            gone = sorted_unique(np.concatenate(self._removed))
             keep = ~_member(self._ids, gone)
             parts = [(self._ids[keep], self._words[keep], self._quality[keep], self._flagged[keep])]
         parts += self._pending

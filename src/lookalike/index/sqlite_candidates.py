@@ -22,6 +22,7 @@ import numpy.typing as npt
 from lookalike.candidates.keys import KeyLayout
 from lookalike.candidates.plan import family_of
 from lookalike.candidates.tables import KeyTables, WordStore
+from lookalike.sorted_arrays import sorted_unique
 
 Ids = npt.NDArray[np.int64]
 SQL_CHUNK = 500
@@ -90,7 +91,7 @@ class CandidateCache:
             if loaded.rev == 0:
                 ids, words, _, flagged = _hash_rows(db, members, layout.nbits, 0)
             else:
-                changed = _sorted_unique(
+                changed = sorted_unique(
                     np.concatenate([_tombstones(db, loaded.rev), _changed_ids(db, members, loaded.rev)])
                 )
                 tables.plain.remove(changed)
@@ -120,7 +121,7 @@ class CandidateCache:
             if loaded.rev == 0:
                 rows = db.execute("SELECT entry_id, data FROM local_features").fetchall()
             else:
-                changed = _sorted_unique(
+                changed = sorted_unique(
                     np.concatenate([_tombstones(db, loaded.rev), _changed_local(db, loaded.rev)])
                 )
                 tables.plain.remove(changed)
@@ -251,10 +252,6 @@ def family_members(algorithms: Iterable[str], family: str) -> list[str]:
 
 def _safe(name: str) -> str:
     return name.replace(":", "-").replace("/", "_")
-
-
-def _sorted_unique(values: Ids) -> Ids:
-    return np.unique(values) if len(values) else values
 
 
 def _tombstones(db: sqlite3.Connection, after: int) -> Ids:

@@ -25,6 +25,7 @@ import numpy.typing as npt
 from lookalike.search.bits import Words, ball_size, hamming_to_one
 from lookalike.search.brute import brute_knn, brute_range
 from lookalike.search.mih import MultiIndexTable, chunk_radii, guaranteed_distance, unique_pairs
+from lookalike.sorted_arrays import sorted_unique
 
 Ids = npt.NDArray[np.int64]
 Distances = npt.NDArray[np.uint16]
@@ -114,9 +115,7 @@ class HashStore:
         if len(ids_array) == 0:
             return
         increasing = bool((ids_array[1:] > ids_array[:-1]).all())
-        if not increasing and len(_sorted_unique(ids_array)) != len(
-            ids_array
-        ):  # the last write of an id wins
+        if not increasing and len(sorted_unique(ids_array)) != len(ids_array):  # the last write of an id wins
             _, last = np.unique(ids_array[::-1], return_index=True)
             keep = np.sort(len(ids_array) - 1 - last)
             ids_array, words, flags = ids_array[keep], words[keep], flags[keep]
@@ -132,7 +131,7 @@ class HashStore:
         """Delete rows by id; returns how many were present."""
         if len(self) == 0:
             return 0
-        ids_array = _sorted_unique(np.asarray(ids, dtype=np.int64).ravel())
+        ids_array = sorted_unique(np.asarray(ids, dtype=np.int64).ravel())
         if len(ids_array) == 0:
             return 0
         removed = 0
@@ -442,17 +441,6 @@ class HashStore:
                 store._main_ids = data["ids"]
                 store._main_flagged = data["flagged"] if "flagged" in data.files else None
         return store, extra
-
-
-def _sorted_unique(values: Ids) -> Ids:
-    """Sorted distinct values (NumPy 2's hash-based `np.unique` is far slower on millions)."""
-    ordered = np.sort(values)
-    if len(ordered) < 2:
-        return ordered
-    keep = np.empty(len(ordered), dtype=bool)
-    keep[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
-    return ordered[keep]
 
 
 def _triple() -> tuple[Ids, Ids, Distances]:

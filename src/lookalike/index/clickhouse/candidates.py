@@ -30,6 +30,7 @@ from lookalike.index.clickhouse.schema import Tables, word_count
 from lookalike.index.clickhouse.sql import live_filter
 from lookalike.local.features import LocalFeatures
 from lookalike.search.mih import expand_ranges
+from lookalike.sorted_arrays import distinct_sorted, sorted_unique
 
 Ids = npt.NDArray[np.int64]
 PROBES_PER_STATEMENT = 250_000
@@ -172,7 +173,7 @@ def probe_keys(
     owners = np.repeat(np.arange(len(keys), dtype=np.int64), layout.table_count)
     order = np.argsort(probes, kind="stable")
     probes, owners = probes[order], owners[order]
-    distinct = _distinct(probes)
+    distinct = distinct_sorted(probes)
     found_tk: list[npt.NDArray[np.uint64]] = []
     found_version: list[Ids] = []
     for start in range(0, len(distinct), PROBES_PER_STATEMENT):
@@ -197,17 +198,6 @@ def probe_keys(
     return owners[positions], version[which], (tk[which] >> np.uint64(32)).astype(np.int64)
 
 
-def _distinct(ordered: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """The distinct values of a sorted array. (`np.unique` hashes in NumPy 2: on the 5 million
-    probes of a duplicate-search batch it took 46 s here, this takes milliseconds.)"""
-    if len(ordered) < 2:
-        return ordered
-    fresh = np.empty(len(ordered), dtype=bool)
-    fresh[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=fresh[1:])
-    return ordered[fresh]
-
-
 def by_version(
     connection: Connection,
     read: Read,
@@ -216,7 +206,7 @@ def by_version(
     select: Callable[[str, Tables], str],
 ) -> Result:
     """Run `select(version set, tables)` over `ids` in statements of bounded size."""
-    wanted = _distinct(np.sort(ids))
+    wanted = sorted_unique(ids)
     parts = []
     for start in range(0, max(len(wanted), 1), IDS_PER_STATEMENT):
         chunk = wanted[start : start + IDS_PER_STATEMENT].view(np.uint64)
@@ -348,7 +338,7 @@ def live_versions(read: Read) -> Ids:
             f"SELECT version FROM {site.entries()} WHERE deleted = 0 AND {live_filter(site)}{SETTINGS}"
         )
     )
-    return _distinct(np.sort(result.array("version", np.uint64).view(np.int64)))
+    return sorted_unique(result.array("version", np.uint64).view(np.int64))
 
 
 def stored_variants(
