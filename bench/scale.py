@@ -241,6 +241,8 @@ def main() -> None:
     parser.add_argument("--report", type=Path, default=None, help="write scale.md/.json/.png here")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # backend:size, run in this process
     args = parser.parse_args()
+    if args.workdir:
+        args.workdir.mkdir(parents=True, exist_ok=True)  # a named folder need not exist yet
     if args.one:
         backend, size = args.one.split(":")
         one = run_peer_job if backend in PEER_JOBS else run_one
