@@ -106,6 +106,9 @@ def run_one(args: argparse.Namespace, backend: str, size: int) -> dict[str, Any]
         result["add_seconds"] = sum(n / rate for n, rate in zip(sizes, rates, strict=True))
         result["add_rates"] = rates
         result["readd_rate"] = again
+        began = time.perf_counter()  # what a bulk load ends with: `lookalike index compact`
+        index.compact()
+        result["compact_seconds"] = time.perf_counter() - began
         keys = collection.keys(0, size)
         found_ids = index.ids_by_key(keys)
         ids = np.array([found_ids[k] for k in keys], dtype=np.int64)
@@ -241,6 +244,8 @@ def main() -> None:
     parser.add_argument("--report", type=Path, default=None, help="write scale.md/.json/.png here")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # backend:size, run in this process
     args = parser.parse_args()
+    if args.workdir:
+        args.workdir.mkdir(parents=True, exist_ok=True)  # a named folder need not exist yet
     if args.one:
         backend, size = args.one.split(":")
         one = run_peer_job if backend in PEER_JOBS else run_one
@@ -290,6 +295,8 @@ def report(r: dict[str, Any], results: list[dict[str, Any]]) -> None:
     print("  add, items/s of each batch: " + ", ".join(f"{rate:,.0f}" for rate in rates))
     if "readd_rate" in r:
         print(f"  the first batch added again (unchanged): {r['readd_rate']:,.0f} items/s")
+    if r.get("compact_seconds") is not None:
+        print(f"  compact after the bulk add (parts merged): {r['compact_seconds']:.1f} s")
     if "dedupe_seconds" in r:
         exact = max(r["exact_planted_pairs"], 1)
         print(

@@ -282,3 +282,39 @@ def test_a_stopped_shard_is_an_error_not_a_partial_answer(tmp_path: Path) -> Non
                 index.add((f"more{i}", {"phash": h}) for i, h in enumerate(hashes))
     finally:
         cluster.stop()
+
+
+def _active_parts(index: ClickHouseIndex) -> dict[str, int]:
+    result = index.connection.query(
+        "SELECT table, count() AS n FROM system.parts WHERE active AND database = 'lookalike' GROUP BY table"
+    )
+    return {str(t): int(n) for t, n in zip(result.values("table"), result.values("n"), strict=True)}
+
+
+def test_compact_merges_the_parts_a_bulk_load_left_and_keeps_every_answer(
+    chdb_index: ClickHouseIndex,
+) -> None:
+    """Each insert into a family's hash tables adds a part to its key table, and a match looks
+    its keys up in every part: compact leaves each key and hash table in one part, answers equal."""
+    chdb_index.compact_fraction = None
+    names = ["phash_eq", "phash_eq_trimmed", "phash_eq_trimmed_smooth", "phash_eq_crops", "phash:16"]
+    hashes = random_hashes(600, 256, seed=12, planted=150, max_flips=40)
+    words = np.stack([h.words() for h in hashes])
+    keys = [f"k{i:04d}" for i in range(len(hashes))]
+    for start in range(0, len(keys), 200):  # three batches of five algorithms
+        for name in names:
+            chdb_index.add_words(keys[start : start + 200], name, words[start : start + 200], 256)
+
+    def groups() -> list[list[str]]:
+        return sorted(
+            sorted(m.key for m in group.members) for group in chdb_index.duplicates(matcher="near-duplicate")
+        )
+
+    before = groups()
+    assert len(before) > 50  # the planted copies group with their originals
+    searched = {t: n for t, n in _active_parts(chdb_index).items() if t.startswith(("k", "h_"))}
+    assert max(searched.values()) > 1
+    assert chdb_index.compact() == 0  # nothing was replaced or removed
+    after = _active_parts(chdb_index)
+    assert {t: after[t] for t in searched} == dict.fromkeys(searched, 1)
+    assert groups() == before

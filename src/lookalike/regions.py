@@ -6,13 +6,14 @@ brightness steps from what is around it. Local features cannot find such a copy 
 small (a screenshot's photo at a third of the frame's width falls below ORB's pyramid at the
 working size) and global hashes see the whole; cut out, the sub-picture hashes like its original.
 
-The rule works on a grayscale thumbnail (`ANALYSIS_SIDE` on its longer side): sharp steps between
-neighbouring columns, long vertical runs of them as candidate sides, pairs of such sides spanning
-the same rows, closed above and below by rows that step along the whole width. A rectangle is
-kept when each of its four sides steps along `MIN_SUPPORT` of its length, it is neither tiny nor
-most of the frame, and it holds a picture rather than a flat panel (a chat bubble, a text box:
-`MAX_FLAT`). Rectangles no stepping line divides come first: a collage's cells before two cells
-together.
+The rule works on a colour thumbnail (`ANALYSIS_SIDE` on its longer side): sharp steps between
+neighbouring columns (in any channel: a pasted photo and what surrounds it often have the same
+brightness along part of a side, but seldom the same colour), long vertical runs of them as
+candidate sides, pairs of such sides spanning the same rows, closed above and below by rows
+that step along the whole width. A rectangle is kept when each of its four sides steps along
+`MIN_SUPPORT` of its length, it is neither tiny nor most of the frame, and it holds a picture
+rather than a flat panel (a chat bubble, a text box: `MAX_FLAT`). Rectangles no stepping line
+divides come first: a collage's cells before two cells together.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from PIL import Image
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom (right and bottom exclusive), as PIL
 
-REGIONS_REVISION = 1  # raised whenever the rule changes what it proposes
+REGIONS_REVISION = 2  # raised whenever the rule changes what it proposes
 ANALYSIS_SIDE = 256
-STEP = 14.0  # grey levels between the two pixels either side of a border
+STEP = 20.0  # levels, in the channel that differs most, between the two pixels either side of a border
 GAP = 2  # a run of steps bridges gaps this long (where both sides of a border happen to agree)
 MIN_SIDE_SHARE = 0.12  # a region's sides are at least this share of the image's shorter side
 MIN_AREA, MAX_AREA = 0.03, 0.80  # share of the image's area
@@ -41,22 +42,24 @@ SAME_PLACE = 0.85  # intersection over union of two proposals that are one
 INNER_STEP = 0.35  # a border with a step this strong just inside it is a gutter's outer edge
 
 
-def propose_regions(gray: npt.NDArray[np.uint8]) -> list[Box]:
-    """Rectangles that look like pictures placed inside `gray` (8-bit grayscale, any size), in its
-    pixels, undivided ones first, then the larger; none for most photos."""
-    height, width = gray.shape
+def propose_regions(pixels: npt.NDArray[np.uint8]) -> list[Box]:
+    """Rectangles that look like pictures placed inside `pixels` (8-bit, colour (h, w, channels)
+    or grayscale (h, w), any size), in its pixels, undivided ones first, then the larger; none
+    for most photos."""
+    image = pixels if pixels.ndim == 3 else pixels[:, :, None]
+    height, width = image.shape[:2]
     if min(height, width) < 32:
         return []
     scale = min(1.0, ANALYSIS_SIDE / max(height, width))
-    thumb = _thumbnail(gray, scale) if scale < 1 else gray.astype(np.float32)
-    th, tw = thumb.shape
+    thumb = _thumbnail(image, scale) if scale < 1 else image.astype(np.float32)
+    th, tw = thumb.shape[:2]
     min_side = max(8, round(MIN_SIDE_SHARE * min(th, tw)))
     # steps between rows y - 1 and y (y = 0..th) and between columns x - 1 and x (x = 0..tw); the
     # frame's own edges count as steps, so a picture pasted against an edge still has four sides
     row_steps = np.ones((th + 1, tw), dtype=bool)
-    row_steps[1:-1] = np.abs(thumb[1:] - thumb[:-1]) >= STEP
+    row_steps[1:-1] = np.abs(thumb[1:] - thumb[:-1]).max(axis=2) >= STEP
     column_steps = np.ones((th, tw + 1), dtype=bool)
-    column_steps[:, 1:-1] = np.abs(thumb[:, 1:] - thumb[:, :-1]) >= STEP
+    column_steps[:, 1:-1] = np.abs(thumb[:, 1:] - thumb[:, :-1]).max(axis=2) >= STEP
     along_x = np.zeros((th + 1, tw + 1), dtype=np.int32)  # prefix sums: any span's share in O(1)
     along_x[:, 1:] = np.cumsum(row_steps, axis=1)
     along_y = np.zeros((th + 1, tw + 1), dtype=np.int32)
@@ -71,17 +74,17 @@ def propose_regions(gray: npt.NDArray[np.uint8]) -> list[Box]:
         boxes += _boxes_between(along_x, along_y, left, right, min_side)
     inverse = 1.0 / scale
     found = []
-    for left, top, right, bottom in _distinct(boxes, thumb):
+    for left, top, right, bottom in _distinct(boxes, thumb.mean(axis=2)):
         box = (round(left * inverse), round(top * inverse), round(right * inverse), round(bottom * inverse))
-        found.append(_refined(gray, box, int(np.ceil(2 * inverse))))
+        found.append(_refined(image, box, int(np.ceil(2 * inverse))))
     return found
 
 
-def _refined(gray: npt.NDArray[np.uint8], box: Box, reach: int) -> Box:
+def _refined(image: npt.NDArray[np.uint8], box: Box, reach: int) -> Box:
     """The box with each side moved (by up to `reach` pixels) to where the full-size image steps
     most along it: the thumbnail blurs a border over a pixel or two, and a strip of a collage's
     white gutter left on a side changes a hash by tens of bits."""
-    height, width = gray.shape
+    height, width = image.shape[:2]
     left, top, right, bottom = (
         min(max(v, 0), limit) for v, limit in zip(box, (width, height, width, height), strict=True)
     )
@@ -100,12 +103,12 @@ def _refined(gray: npt.NDArray[np.uint8], box: Box, reach: int) -> Box:
         return max((p for p in steps if abs(p - at) <= reach), key=score)
 
     def column_step(x: int) -> float:
-        strip = gray[top:bottom, x - 1 : x + 1].astype(np.int16)
-        return float(np.abs(strip[:, 1] - strip[:, 0]).mean())
+        strip = image[top:bottom, x - 1 : x + 1].astype(np.int16)
+        return float(np.abs(strip[:, 1] - strip[:, 0]).max(axis=1).mean())
 
     def row_step(y: int) -> float:
-        strip = gray[y - 1 : y + 1, left:right].astype(np.int16)
-        return float(np.abs(strip[1] - strip[0]).mean())
+        strip = image[y - 1 : y + 1, left:right].astype(np.int16)
+        return float(np.abs(strip[1] - strip[0]).max(axis=1).mean())
 
     left, right = best(left, width, column_step, 1), best(right, width, column_step, -1)
     top, bottom = best(top, height, row_step, 1), best(bottom, height, row_step, -1)
@@ -229,9 +232,10 @@ def _overlap(a: Box, b: Box) -> float:
     return inter / max(union, 1)
 
 
-def _thumbnail(gray: npt.NDArray[np.uint8], scale: float) -> npt.NDArray[np.float32]:
-    """An area-filtered reduction: borders stay sharp steps, noise averages out."""
-    height, width = gray.shape
+def _thumbnail(image: npt.NDArray[np.uint8], scale: float) -> npt.NDArray[np.float32]:
+    """An area-filtered reduction, (h, w, channels): borders stay sharp steps, noise averages out."""
+    height, width = image.shape[:2]
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    reduced = Image.fromarray(gray).resize(size, Image.Resampling.BOX)
-    return np.asarray(reduced, dtype=np.float32)
+    source = Image.fromarray(np.ascontiguousarray(image[:, :, 0] if image.shape[2] == 1 else image))
+    reduced = np.asarray(source.resize(size, Image.Resampling.BOX), dtype=np.float32)
+    return reduced.reshape(size[1], size[0], -1)

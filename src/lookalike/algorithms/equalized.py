@@ -173,9 +173,9 @@ def _with_crops(view: ImageView, hash_size: int) -> Hash:
 
 
 def region_boxes(view: ImageView) -> list[Box]:
-    """The pictures inside the image (`lookalike.regions.propose_regions`), in the pixels of the
-    view's grayscale image, memoised per view."""
-    return view.memo("region-boxes", lambda: propose_regions(np.asarray(view.gray_image())))
+    """The pictures inside the image (`lookalike.regions.propose_regions`, found on its colours), in
+    the pixels of the view's image, memoised per view."""
+    return view.memo("region-boxes", lambda: propose_regions(np.asarray(view.rgb_image())))
 
 
 def _with_regions(view: ImageView, hash_size: int) -> Hash:

@@ -122,7 +122,8 @@ def remove_command(
 @app.command("compact")
 def compact_command(index_url: options.IndexUrl = None, json_output: options.Json = False) -> None:
     """Drop the rows that updates and removals left behind (a ClickHouse index keeps replaced
-    versions until then; SQLite keeps none). Searches may run meanwhile.
+    versions until then; SQLite keeps none) and, on ClickHouse, merge each table a search reads
+    into one part: run it after a bulk load. Searches may run meanwhile.
 
     Example:
 

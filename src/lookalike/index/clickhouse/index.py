@@ -786,11 +786,37 @@ class ClickHouseIndex(Index):
         tables = self._tables
         stale = self._count(tables.superseded())
         if stale >= self.compact_min_rows and stale >= self.compact_fraction * self._count(tables.entries()):
-            self.compact()
+            self._drop_superseded()
 
     def compact(self) -> int:
         """Physically drop replaced versions and removed entries from every table and empty
-        `superseded` (see `compaction.py`); safe while others read. Returns the rows dropped."""
+        `superseded` (see `compaction.py`), then merge each table a match reads into one part;
+        safe while others read. Returns the rows dropped.
+
+        A bulk load leaves a key table with a part per insert (four algorithms of a family: four
+        parts per batch) until ClickHouse happens to merge them, and a probe looks its key up in
+        every part: at 100,000 images, four parts took a match from 63 to 95 ms."""
+        dropped = self._drop_superseded()
+        self._merge_search_parts()
+        return dropped
+
+    def _merge_search_parts(self) -> None:
+        """OPTIMIZE ... FINAL the key (`k*`) and hash (`h_*`) tables that hold more than one active
+        part, on every server that holds some."""
+        for site in self._shard_connections() if self._tables.cluster else [self._connection]:
+            binder = site.binder()
+            database = binder.scalar("db", "String", self._tables.database)
+            result = site.query(
+                f"SELECT table, count() AS n FROM system.parts WHERE active AND database = {database}"
+                " GROUP BY table",
+                binder,
+            )
+            for table, parts in zip(result.values("table"), result.values("n"), strict=True):
+                if int(parts) > 1 and str(table).startswith(("k", "h_")):
+                    site.execute(f"OPTIMIZE TABLE `{self._tables.database}`.`{table}` FINAL")
+
+    def _drop_superseded(self) -> int:
+        """The first half of `compact`: replaced and removed rows dropped (see `compaction.py`)."""
         if self._closed:
             raise IndexStoreError(f"{self.url}: the index is closed")
         algorithms = {
