@@ -106,3 +106,20 @@ def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     height = max(0, min(a[3], b[3]) - max(a[1], b[1]))
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - width * height
     return width * height / union
+
+
+def test_a_dark_photo_in_a_chat_is_proposed_and_its_text_bubbles_are_not() -> None:
+    """A night-sky photo is mostly one dark level, yet a picture; a bubble of text on one flat
+    colour is a panel, not a picture."""
+    from PIL import ImageDraw
+    from skimage import data
+
+    photo = Image.fromarray(data.hubble_deep_field()).convert("RGB").resize((220, 180))
+    canvas = Image.new("RGB", (540, 1170), (236, 229, 221))
+    draw = ImageDraw.Draw(canvas)
+    for bubble in [(20, 120, 300, 190), (240, 230, 520, 330), (20, 700, 330, 790), (200, 860, 520, 950)]:
+        draw.rectangle(bubble, fill=(255, 255, 255))
+        for y in range(bubble[1] + 15, bubble[3] - 10, 22):
+            draw.text((bubble[0] + 12, y), "that is great, see you there", fill=(20, 20, 20))
+    canvas.paste(photo, (280, 420))
+    assert propose_regions(np.asarray(canvas)) == [(280, 420, 500, 600)]

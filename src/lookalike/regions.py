@@ -26,14 +26,14 @@ from PIL import Image
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom (right and bottom exclusive), as PIL
 
-REGIONS_REVISION = 2  # raised whenever the rule changes what it proposes
+REGIONS_REVISION = 3  # raised whenever the rule changes what it proposes
 ANALYSIS_SIDE = 256
 STEP = 20.0  # levels, in the channel that differs most, between the two pixels either side of a border
 GAP = 2  # a run of steps bridges gaps this long (where both sides of a border happen to agree)
 MIN_SIDE_SHARE = 0.12  # a region's sides are at least this share of the image's shorter side
 MIN_AREA, MAX_AREA = 0.03, 0.80  # share of the image's area
 MIN_SUPPORT = 0.80  # share of each side's length that steps
-MAX_FLAT = 0.45  # share of the region's pixels at its most common level (a panel, not a picture)
+MAX_FLAT = 0.65  # share of the region's pixels at its most common level (a panel, not a picture)
 MAX_ASPECT = 4.0
 MAX_REGIONS = 6
 MAX_FRAME_SIDES = 2  # sides of a region that may be the frame's own edges
