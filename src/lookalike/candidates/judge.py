@@ -4,10 +4,18 @@ A pair is (query row, stored entry id). For each algorithm the stored hashes com
 (`Index.stored_hashes_many`), the query's from its batch, and the distance is the smallest over the
 query's variants, as `Condition.distance` computes it for one pair. The rule then decides all
 pairs at once (`Matcher.evaluate`).
+
+Most candidates of a large collection are unrelated look-alikes that shared a key by chance
+(about 590 per query at a million images), far beyond every limit of the rule. A screen drops
+them first, exactly: a hash's distance is at least its distance over its first few words (each
+word only adds differing bits), so counting those words for every query variant bounds each
+clause's distance from below; a pair whose bounds exceed every clause's limit (near misses'
+included, when they are kept) cannot be kept, and only the others are judged in full.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -16,11 +24,16 @@ import numpy.typing as npt
 
 from lookalike.candidates.batch import QueryBatch
 from lookalike.local.verify import Alignment
-from lookalike.matcher import Evaluation, Matcher
+from lookalike.matcher import NEAR_FACTOR, Evaluation, Matcher
 from lookalike.search.bits import popcount
 
 Ids = npt.NDArray[np.int64]
 PAIRS_PER_BLOCK = 16_384  # pairs judged at once: bounded memory, temporaries that stay in cache
+# The screen counts a hash's first words until they hold 3 times its tightest limit in bits:
+# two unrelated hashes differ in about half their bits, the closest of a query's dozens of
+# variants in a bit fewer, so that many bits put them past the limit (the 256-bit equalised
+# pHashes at 56: 3 words of 4; plain pHash at 20: 1 word). Only speed depends on this choice.
+SCREEN_BITS_PER_LIMIT = 3
 
 
 @dataclass(frozen=True)
@@ -31,6 +44,9 @@ class StoredHashes:
     words: npt.NDArray[np.uint64]
     quality: npt.NDArray[np.float32]
     flagged: npt.NDArray[np.bool_]
+
+    def take(self, keep: npt.NDArray[np.intp]) -> StoredHashes:
+        return StoredHashes(self.present[keep], self.words[keep], self.quality[keep], self.flagged[keep])
 
 
 StoredLookup = Callable[[Sequence[str], Ids], dict[str, StoredHashes]]  # algorithms, entry ids
@@ -86,16 +102,17 @@ def judge(
     `keep_all`, every pair (local features nominated them: they are verified whatever their
     hashes say)."""
     twins = _twin_queries(batch, rule)
-    by_word = {
-        name: np.ascontiguousarray(value.words.transpose(0, 2, 1)) for name, value in batch.hashes.items()
+    by_variant = {
+        name: np.ascontiguousarray(value.words.transpose(2, 1, 0)) for name, value in batch.hashes.items()
     }
+    screen = None if keep_all else Screen.of(rule, near_misses and rule.local_inliers is not None)
     kept: list[Judged] = []
     for start in range(0, len(rows), PAIRS_PER_BLOCK):
         block = slice(start, start + PAIRS_PER_BLOCK)
         kept.append(
             _judge_block(
                 batch,
-                by_word,
+                by_variant,
                 rows[block],
                 ids[block],
                 rule,
@@ -104,13 +121,61 @@ def judge(
                 twins,
                 keep_all,
                 near_misses,
+                screen,
             )
         )
     if not kept:
         return _judge_block(
-            batch, by_word, rows, ids, rule, stored, include_flagged, twins, keep_all, near_misses
+            batch, by_variant, rows, ids, rule, stored, include_flagged, twins, keep_all, near_misses
         )
     return concat_judged(kept)
+
+
+@dataclass(frozen=True)
+class Screen:
+    """What a pair must come within to be kept, as lower bounds can tell: per algorithm the
+    words counted, per group of the rule its conditions' (algorithms, limit), and the conditions
+    whose near misses are kept (limit x NEAR_FACTOR). Quality gates are left out (they only
+    reject), so a pair the screen drops is one the rule rejects."""
+
+    words: dict[str, int]
+    groups: tuple[tuple[tuple[tuple[str, ...], float], ...], ...]
+    near: tuple[tuple[tuple[str, ...], float], ...]
+
+    @classmethod
+    def of(cls, rule: Matcher, near_misses: bool) -> Screen:
+        groups = tuple(tuple((c.algorithms, float(c.max_distance)) for c in group) for group in rule.groups)
+        near = (
+            tuple((c.algorithms, c.max_distance * NEAR_FACTOR) for c in rule.conditions)
+            if near_misses
+            else ()
+        )
+        tightest: dict[str, float] = {}
+        for algorithms, limit in [condition for group in groups for condition in group] + list(near):
+            for algorithm in algorithms:
+                tightest[algorithm] = min(tightest.get(algorithm, limit), limit)
+        words = {a: max(1, math.ceil(SCREEN_BITS_PER_LIMIT * limit / 64)) for a, limit in tightest.items()}
+        return cls(words, groups, near)
+
+    def could_keep(self, bounds: dict[str, npt.NDArray[np.int64]], count: int) -> npt.NDArray[np.bool_]:
+        """Pairs whose lower bounds (`bounds[a]`, per algorithm) let some group hold or, for
+        near misses, some condition come near; an algorithm without bounds has no distance, so
+        conditions naming it fail (as `Matcher.evaluate` decides them)."""
+
+        def within(algorithms: tuple[str, ...], limit: float) -> npt.NDArray[np.bool_]:
+            if any(algorithm not in bounds for algorithm in algorithms):
+                return np.zeros(count, dtype=bool)
+            total = bounds[algorithms[0]]
+            for algorithm in algorithms[1:]:
+                total = total + bounds[algorithm]
+            return total <= limit
+
+        keep = np.zeros(count, dtype=bool)
+        for group in self.groups:
+            keep |= np.logical_and.reduce([within(*condition) for condition in group])
+        for condition in self.near:
+            keep |= within(*condition)
+        return keep
 
 
 def _twin_queries(batch: QueryBatch, rule: Matcher) -> Twins:
@@ -135,7 +200,7 @@ def _twin_queries(batch: QueryBatch, rule: Matcher) -> Twins:
 
 def _judge_block(
     batch: QueryBatch,
-    by_word: dict[str, npt.NDArray[np.uint64]],
+    by_variant: dict[str, npt.NDArray[np.uint64]],
     rows: Ids,
     ids: Ids,
     rule: Matcher,
@@ -144,6 +209,7 @@ def _judge_block(
     twins: Twins,
     keep_all: bool = False,
     near_misses: bool = True,
+    screen: Screen | None = None,
 ) -> Judged:
     distances: dict[str, npt.NDArray[np.int64]] = {}
     variants: dict[str, npt.NDArray[np.int64]] = {}
@@ -151,6 +217,12 @@ def _judge_block(
     raw: dict[str, tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64], npt.NDArray[np.int64]]] = {}
     asked = [algorithm for algorithm in rule.algorithms if algorithm in batch.hashes]
     every = stored(asked, ids)
+    if screen is not None and len(rows):
+        keep = screen.could_keep(_lower_bounds(screen, batch, by_variant, rows, every, twins), len(rows))
+        if not keep.all():
+            chosen = np.flatnonzero(keep)
+            rows, ids = rows[chosen], ids[chosen]
+            every = {algorithm: found.take(chosen) for algorithm, found in every.items()}
     for algorithm in asked:
         query = batch.hashes[algorithm]
         found = every[algorithm]
@@ -168,9 +240,11 @@ def _judge_block(
             best[same], which[same] = their_best[same], their_which[same]
             todo &= ~same
         if todo.all():
-            best, which = _min_variant_distance(by_word[algorithm], rows, found.words)
+            best, which = _min_variant_distance(by_variant[algorithm], rows, found.words)
         elif todo.any():
-            best[todo], which[todo] = _min_variant_distance(by_word[algorithm], rows[todo], found.words[todo])
+            best[todo], which[todo] = _min_variant_distance(
+                by_variant[algorithm], rows[todo], found.words[todo]
+            )
         raw[algorithm] = (found.words, best, which)
         distances[algorithm] = np.where(usable, best, -1)
         variants[algorithm] = which
@@ -185,20 +259,68 @@ def _judge_block(
     return judged.take(np.flatnonzero(kept))
 
 
+def _lower_bounds(
+    screen: Screen,
+    batch: QueryBatch,
+    by_variant: dict[str, npt.NDArray[np.uint64]],
+    rows: Ids,
+    every: dict[str, StoredHashes],
+    twins: Twins,
+) -> dict[str, npt.NDArray[np.int64]]:
+    """Per algorithm the screen reads, each pair's smallest distance over the query's variants
+    counted on the screen's first words only: a lower bound of the distance the judge computes.
+    Algorithms the judge has no distance for (absent from the batch or the index) are left out."""
+    bounds: dict[str, npt.NDArray[np.int64]] = {}
+    counted: dict[str, int] = {}
+    for algorithm, wanted in screen.words.items():
+        query, found = batch.hashes.get(algorithm), every.get(algorithm)
+        if query is None or found is None or found.words.shape[1] != query.words.shape[2]:
+            continue
+        words = min(wanted, found.words.shape[1])
+        bound = np.zeros(len(rows), dtype=np.int64)
+        todo = np.ones(len(rows), dtype=bool)
+        for earlier, same_query in twins.get(algorithm, []):
+            if counted.get(earlier) == words:
+                same = todo & same_query[rows] & np.all(every[earlier].words == found.words, axis=1)
+                bound[same] = bounds[earlier][same]
+                todo &= ~same
+        chosen = slice(None) if todo.all() else np.flatnonzero(todo)
+        bound[chosen] = _variant_distances(
+            by_variant[algorithm], rows[chosen], found.words[chosen], words
+        ).min(axis=0)
+        bounds[algorithm], counted[algorithm] = bound, words
+    return bounds
+
+
+def _variant_distances(
+    by_variant: npt.NDArray[np.uint64], rows: Ids, stored_words: npt.NDArray[np.uint64], words: int
+) -> npt.NDArray[np.uint8] | npt.NDArray[np.uint16]:
+    """(variants, pairs): the distance between each query variant and the stored hash of each
+    pair, over the first `words` words. `by_variant` is (words, variants, queries), so one word
+    of one variant over the batch is a contiguous row to gather from; each step works in place
+    on buffers of the block's size (fresh temporaries of several MB cost more to allocate than
+    the XOR and popcount on them)."""
+    shape = (by_variant.shape[1], len(rows))
+    gathered = np.empty(shape, dtype=np.uint64)
+    counts = np.empty(shape, dtype=np.uint8)
+    total = np.zeros(shape, dtype=np.uint8 if words * 64 < 256 else np.uint16)
+    for word in range(words):
+        np.take(by_variant[word], rows, axis=1, out=gathered, mode="clip")  # rows are valid
+        np.bitwise_xor(gathered, np.ascontiguousarray(stored_words[:, word]), out=gathered)
+        np.add(total, popcount(gathered, out=counts), out=total)
+    return total
+
+
 def _min_variant_distance(
-    query_words: npt.NDArray[np.uint64], rows: Ids, stored_words: npt.NDArray[np.uint64]
+    by_variant: npt.NDArray[np.uint64], rows: Ids, stored_words: npt.NDArray[np.uint64]
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Per pair, the smallest distance over the query's variants, and that variant's index.
-    `query_words` is (queries, words, variants): one word of every variant is contiguous, so
-    each step is a flat XOR and popcount, summed word by word in uint16 (NumPy's sum over a
-    short last axis costs several times more)."""
-    total = popcount(query_words[rows, 0, :] ^ stored_words[:, 0, None]).astype(np.uint16)
-    for word in range(1, query_words.shape[1]):
-        total += popcount(query_words[rows, word, :] ^ stored_words[:, word, None])
-    if total.shape[1] == 1:
-        return total[:, 0].astype(np.int64), np.zeros(len(rows), dtype=np.int64)
-    which = total.argmin(axis=1)
-    best = np.take_along_axis(total, which[:, None], axis=1)[:, 0]
+    """Per pair, the smallest distance over the query's variants, and that variant's index
+    (the first, on ties)."""
+    total = _variant_distances(by_variant, rows, stored_words, by_variant.shape[0])
+    if total.shape[0] == 1:
+        return total[0].astype(np.int64), np.zeros(len(rows), dtype=np.int64)
+    which = total.argmin(axis=0)
+    best = np.take_along_axis(total, which[None, :], axis=0)[0]
     return best.astype(np.int64), which.astype(np.int64)
 
 

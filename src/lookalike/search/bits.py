@@ -29,12 +29,18 @@ def popcount_lut(values: Words) -> npt.NDArray[np.uint8]:
     return counts
 
 
-def popcount(values: Words) -> npt.NDArray[np.uint8]:
-    """Set bits per uint64 element (any shape)."""
+def popcount(values: Words, out: npt.NDArray[np.uint8] | None = None) -> npt.NDArray[np.uint8]:
+    """Set bits per uint64 element (any shape); into `out` when given (a buffer reused over
+    many calls spares allocating, and faulting in, a large temporary each time)."""
     if _HAS_BITWISE_COUNT:
-        counts: npt.NDArray[np.uint8] = np.bitwise_count(values)
+        counts: npt.NDArray[np.uint8] = (
+            np.bitwise_count(values) if out is None else np.bitwise_count(values, out=out)
+        )
         return counts
-    return popcount_lut(values)
+    if out is None:
+        return popcount_lut(values)
+    out[...] = popcount_lut(values)
+    return out
 
 
 def hamming_to_one(words: Words, query: Words) -> npt.NDArray[np.uint16]:
