@@ -57,9 +57,10 @@ def propose_regions(pixels: npt.NDArray[np.uint8]) -> list[Box]:
     # steps between rows y - 1 and y (y = 0..th) and between columns x - 1 and x (x = 0..tw); the
     # frame's own edges count as steps, so a picture pasted against an edge still has four sides
     row_steps = np.ones((th + 1, tw), dtype=bool)
-    row_steps[1:-1] = _steps(thumb)
+    planes = np.ascontiguousarray(thumb.transpose(2, 0, 1))  # channel first: fast channel maxima
+    row_steps[1:-1] = _steps(planes)
     column_steps = np.ones((th, tw + 1), dtype=bool)
-    column_steps[:, 1:-1] = _steps(thumb.transpose(1, 0, 2)).T
+    column_steps[:, 1:-1] = _steps(np.ascontiguousarray(planes.transpose(0, 2, 1))).T
     along_x = np.zeros((th + 1, tw + 1), dtype=np.int32)  # prefix sums: any span's share in O(1)
     along_x[:, 1:] = np.cumsum(row_steps, axis=1)
     along_y = np.zeros((th + 1, tw + 1), dtype=np.int32)
@@ -215,13 +216,13 @@ def _distinct(boxes: list[tuple[bool, Box]], thumb: npt.NDArray[np.float32]) -> 
     return kept
 
 
-def _steps(thumb: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
-    """Where rows y - 1 and y of `thumb` (h, w, channels) step apart (y = 1..h-1): by `STEP` in
+def _steps(planes: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
+    """Where rows y - 1 and y of `planes` (channels, h, w) step apart (y = 1..h-1): by `STEP` in
     some channel between the two, or, for a border the reduction spread over a pixel (it fell
     inside one), by `STEP` between the rows either side of that pixel, counted on its steeper half."""
-    near = np.abs(thumb[1:] - thumb[:-1]).max(axis=2)  # (h - 1, w): rows y - 1 and y
+    near = np.abs(planes[:, 1:] - planes[:, :-1]).max(axis=0)  # (h - 1, w): rows y - 1 and y
     stepped: npt.NDArray[np.bool_] = near >= STEP
-    spread = np.abs(thumb[2:] - thumb[:-2]).max(axis=2) >= STEP  # rows y - 1 and y + 1
+    spread = np.abs(planes[:, 2:] - planes[:, :-2]).max(axis=0) >= STEP  # rows y - 1 and y + 1
     stepped[:-1] |= spread & (near[:-1] >= near[1:])
     stepped[1:] |= spread & (near[1:] > near[:-1])
     return stepped
