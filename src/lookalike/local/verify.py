@@ -4,8 +4,12 @@ Descriptors are matched both ways (each query keypoint's nearest stored one pass
 test, each stored keypoint used once), then an affine transform is fitted with RANSAC. A pair is
 verified when enough matches agree with one plausible transform (scale within 1/8..8, no strong
 shear) and they are spread over a real area of both pictures rather than bunched on a logo or a
-caption two different pictures share. The transform then says where each image lies in the other:
-the quadrilateral of the other's frame, in coordinates relative to the image (0..1).
+caption two different pictures share. Inliers count as evidence once per place: ORB finds a
+letter's corner at several pyramid levels, and two screenshots of different photos in the same
+app agree on a line of its text many times over; enough distinct places must agree, and not all
+on one line, where a single chance match off it would fix the transform. The transform then says
+where each image lies in the other: the quadrilateral of the other's frame, in coordinates
+relative to the image (0..1).
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ MAX_ANISOTROPY = 3.0  # ratio of the transform's two singular values (aspect squ
 MIN_SPREAD = 0.02  # inliers' convex hull, as a share of the overlap, on the smaller side
 GRID = 4  # agreement: the covered part of the stored image cut into GRID x GRID cells
 MIN_COVERAGE = 0.55  # of the cells inside the overlap that hold stored keypoints, the share with inliers
+PLACE_PIXELS = 8.0  # inliers this close in both images are one place (a corner at several scales)
+MIN_PLACES_SHARE = 0.5  # distinct inlier places needed, as a share of the inliers needed
+# distinct places, all but one, within this distance of one line (relative to the side of the
+# overlap, sqrt of its area): a line of text or a bar, and the transform across it is chance
+MIN_OFF_LINE = 0.01
 
 
 Quad = npt.NDArray[np.float64]  # (4, 2) corners, relative coordinates (x / width, y / height)
@@ -54,6 +63,7 @@ class Alignment:
     # inliers are: a real copy agrees all over; two pictures sharing a caption, a logo or an
     # app's frame agree only there
     agreement: float
+    places: int  # distinct places among the inliers (a corner found at several scales is one)
 
 
 def verify(
@@ -110,6 +120,13 @@ def _align(
     agreement = _agreement(stored, target[inliers], inverse, query_size)
     if agreement < min_agreement:
         return None
+    places = _places(source[inliers], target[inliers])
+    if len(places) < MIN_PLACES_SHARE * min_inliers:
+        return None
+    if _off_line(source[inliers][places], query_size, query_coverage) < MIN_OFF_LINE:
+        return None
+    if _off_line(target[inliers][places], stored_size, stored_coverage) < MIN_OFF_LINE:
+        return None
     if mirrored:  # express the query's side in its own (unflipped) coordinates
         query_region = query_region.copy()
         query_region[:, 0] = 1.0 - query_region[:, 0]
@@ -128,7 +145,44 @@ def _align(
         stored_coverage,
         query_coverage,
         agreement,
+        len(places),
     )
+
+
+def _places(source: npt.NDArray[np.float32], target: npt.NDArray[np.float32]) -> npt.NDArray[np.int64]:
+    """Indices of the matches at distinct places: a match within `PLACE_PIXELS` of an earlier
+    kept one in both images is the same corner seen again (another pyramid level), not more
+    evidence. A match close in one image only (a small copy's neighbours) is its own place."""
+    kept: list[int] = []
+    for index in range(len(source)):
+        if kept:
+            near_source = np.hypot(*(source[kept] - source[index]).T) <= PLACE_PIXELS
+            near_target = np.hypot(*(target[kept] - target[index]).T) <= PLACE_PIXELS
+            if np.any(near_source & near_target):
+                continue
+        kept.append(index)
+    return np.array(kept, dtype=np.int64)
+
+
+def _off_line(points: npt.NDArray[np.float32], size: tuple[int, int], coverage: float) -> float:
+    """How far the points stand off a line, leaving the farthest one out: over the lines through
+    two of them, the least distance within which all points but one lie, relative to the side of
+    the overlap. Near 0 for points on a line of text or a bar (a chance match off the line then
+    fixes the transform), and for points bunched in one spot."""
+    count = len(points)
+    if count < 4:
+        return 0.0
+    first, second = np.triu_indices(count, 1)
+    along = (points[second] - points[first]).astype(np.float64)
+    length = np.hypot(along[:, 0], along[:, 1])
+    usable = length > 1e-6
+    if not usable.any():
+        return 0.0
+    normal = np.stack([-along[usable, 1], along[usable, 0]], axis=1) / length[usable, None]
+    offsets = points[None, :, :] - points[first[usable]][:, None, :]
+    distances = np.sort(np.abs(np.einsum("lpk,lk->lp", offsets, normal)), axis=1)
+    side = math.sqrt(max(coverage, 1e-6) * size[0] * size[1])
+    return float(distances[:, count - 2].min()) / side
 
 
 def _agreement(
