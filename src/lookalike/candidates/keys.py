@@ -22,6 +22,7 @@ query side only: the stored tables do not change). docs/candidates.md has the tr
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from dataclasses import dataclass
@@ -119,16 +120,23 @@ def dct_layout(
     Rows and columns fail apart: an edit that shifts the picture sideways (a crop, a pad, an
     overlay at one side) disturbs the horizontal frequencies of every row but leaves more
     columns' vertical frequencies whole, and the other way round (docs/candidates.md)."""
+    rows = LOW_ROWS if low_rows is None else low_rows
+    columns = LOW_COLUMNS if low_columns is None else low_columns
+    reach = NEIGHBOUR_FREQUENCIES if neighbour_frequencies is None else neighbour_frequencies
+    return _dct_layout(hash_size, rows, columns, key_bytes, reach)
+
+
+@functools.lru_cache(maxsize=64)
+def _dct_layout(hash_size: int, rows: int, columns: int, key_bytes: int, reach: int) -> KeyLayout | None:
+    """`dct_layout` with every choice explicit, made once per choice: every match and probe asks
+    for its algorithms' layouts, and finding the keyed bits takes a millisecond."""
     nbits = hash_size * hash_size
     if hash_size < 16 or hash_size % 8 or nbits % 64:
         return None
-    rows = LOW_ROWS if low_rows is None else low_rows
-    columns = LOW_COLUMNS if low_columns is None else low_columns
     row_bytes = [row * hash_size // 8 for row in range(rows)]
     column_bytes = [nbits // 8 + column * hash_size // 8 for column in range(columns)]
     tables = [*itertools.combinations(row_bytes, key_bytes), *itertools.combinations(column_bytes, key_bytes)]
     layout = KeyLayout(nbits, tuple(tables), hash_size if columns else 0)
-    reach = NEIGHBOUR_FREQUENCIES if neighbour_frequencies is None else neighbour_frequencies
     keyed = {bit for table in tables for byte in table for bit in layout.byte_bits(byte)}
     flips = sorted(
         r * hash_size + c
