@@ -31,7 +31,7 @@ ID_BITS = 32
 ID_MASK = np.uint64((1 << ID_BITS) - 1)
 BUFFER_SHARE = 16  # the buffer is folded in when it exceeds 1/16 of the sorted part (or 4096 rows)
 SNAPSHOT_FORMAT = 1
-ROWS_PER_BUCKET = 1  # stored rows per directory bucket, about
+ROWS_PER_BUCKET = 2  # stored rows per directory bucket, about: docs/candidates.md has the trade-off
 PACK_CHUNK = 1 << 22  # rows (or directory buckets) made compact or whole at a time
 PROBES_PER_PASS = 1 << 17  # key probes per pass over the tables (see KeyTables._meetings)
 
