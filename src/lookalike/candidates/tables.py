@@ -68,7 +68,7 @@ class KeyTables:
     One sorted part for all tables (not one per table with its own directory) keeps memory
     bounded, and the directory already says each row's table and top key bits, so a row keeps
     only the key bits below them and the entry id, packed in 32 bits while they fit (a million
-    images: 20 bits of id and 3 of key): `starts` holds about ROWS_PER_BUCKET rows per bucket,
+    images: 20 bits of id and 3-5 of key): `starts` holds about ROWS_PER_BUCKET rows per bucket,
     a probe costs two reads and a short scan, and a row costs 4 bytes plus its share of the
     directory instead of the 8 of a whole `(table, key, id)`. Recent adds wait in a small sorted
     buffer of whole `(table << key bits | key) << 32 | entry id` values."""
