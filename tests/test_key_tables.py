@@ -1,9 +1,15 @@
-"""KeyTables.probe against a brute force: every (query, entry) sharing a key in some table, once."""
+"""KeyTables.probe against a brute force: every (query, entry) sharing a key in some table, once; in
+the compact row format, in several passes, and from snapshots of either row format."""
 
 from __future__ import annotations
 
-import numpy as np
+import json
+from pathlib import Path
 
+import numpy as np
+import pytest
+
+from lookalike.candidates import tables as tables_module
 from lookalike.candidates.keys import KeyLayout
 from lookalike.candidates.tables import KeyTables
 
@@ -55,3 +61,77 @@ def test_probe_folds_every_meeting_per_owner_across_main_buffer_and_removals() -
     assert set(zip(plain_rows.tolist(), plain_ids.tolist(), strict=True)) == _brute_force(
         stored, query_keys, np.arange(60)
     )
+
+
+def _stored_keys(ids: np.ndarray, words: np.ndarray, gone: set[int]) -> dict[int, np.ndarray]:
+    stored: dict[int, np.ndarray] = {}
+    for entry, row in zip(ids, words, strict=True):
+        if int(entry) not in gone:
+            keys = LAYOUT.keys(row[None, :])
+            stored[int(entry)] = np.concatenate([stored.get(int(entry), keys[:0]), keys])
+    return stored
+
+
+def _probed(tables: KeyTables, query_keys: np.ndarray) -> set[tuple[int, int]]:
+    rows, found = tables.probe(query_keys)
+    return set(zip(rows.tolist(), found.tolist(), strict=True))
+
+
+def test_compact_rows_keep_every_meeting_when_ids_need_more_than_32_bits_with_the_key() -> None:
+    rng = np.random.default_rng(11)
+    ids = rng.choice(2**32 - 1, size=200, replace=False)  # 32-bit ids: rows fall back to 64 bits
+    words = _words(rng, len(ids))
+    tables = KeyTables(LAYOUT)
+    tables.add(ids, words)
+    tables.compact()
+    assert tables._main.rows.dtype == np.uint64
+    query_keys = LAYOUT.keys(_words(rng, 30))
+    assert _probed(tables, query_keys) == _brute_force(
+        _stored_keys(ids, words, set()), query_keys, np.arange(30)
+    )
+
+
+def test_probe_in_several_passes_over_the_tables_finds_the_same_pairs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(3)
+    ids = np.arange(500)
+    words = _words(rng, len(ids))
+    tables = KeyTables(LAYOUT)
+    tables.add(ids, words)
+    tables.compact()
+    tables.add(np.arange(500, 520), _words(rng, 20))  # and the buffer
+    query_keys = LAYOUT.keys(_words(rng, 40))
+    at_once = tables.probe_tables(query_keys)
+    monkeypatch.setattr(tables_module, "PROBES_PER_PASS", 50)  # one table per pass
+    one_by_one = tables.probe_tables(query_keys)
+    as_set = [set(zip(*(part.tolist() for part in found), strict=True)) for found in (at_once, one_by_one)]
+    assert as_set[0] == as_set[1] and len(as_set[0]) > 100
+
+
+def test_snapshot_of_compact_rows_and_of_whole_rows_open_with_the_same_pairs(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    ids = np.repeat(np.arange(400), 2)
+    words = _words(rng, len(ids))
+    tables = KeyTables(LAYOUT)
+    tables.add(ids, words)
+    tables.remove([3, 4])
+    tables.add(np.arange(400, 430), _words(rng, 30))
+    query_keys = LAYOUT.keys(_words(rng, 50))
+    expected = _probed(tables, query_keys)
+    tables.save(tmp_path / "compact", {"rev": 1})
+    loaded = KeyTables.load(tmp_path / "compact", LAYOUT)
+    assert loaded is not None and "upgraded" not in loaded[1]
+    assert _probed(loaded[0], query_keys) == expected
+    assert loaded[0]._main.rows.dtype == np.uint32 and not isinstance(loaded[0]._main.rows, np.memmap)
+    # the format before compact rows: one sorted array of whole (table, key, id) values
+    whole = tables._main.whole(tables.key_bits)
+    old = tmp_path / "old"
+    old.mkdir()
+    np.save(old / "keys.npy", whole)
+    (old / "meta.json").write_text(
+        json.dumps({"rev": 1, "layout": [256, [list(t) for t in LAYOUT.tables]], "format": 1})
+    )
+    upgraded = KeyTables.load(old, LAYOUT)
+    assert upgraded is not None and upgraded[1]["upgraded"] is True
+    assert _probed(upgraded[0], query_keys) == expected

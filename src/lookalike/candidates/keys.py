@@ -22,6 +22,7 @@ query side only: the stored tables do not change). docs/candidates.md has the tr
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from dataclasses import dataclass
@@ -62,24 +63,30 @@ class KeyLayout:
         if rows.ndim != 2 or rows.shape[1] * 64 != self.nbits:
             raise ValueError(f"expected (n, {self.nbits // 64}) words, got {rows.shape}")
         as_bytes = rows.astype(">u8").view(np.uint8).reshape(len(rows), rows.shape[1] * 8)
-        own = self.nbits // 8
-        gathered = sorted({byte for table in self.tables for byte in table if byte >= own})
-        if gathered:  # only the bits behind the column bytes in use, from the bytes holding them
-            positions = np.array([self.byte_bits(byte) for byte in gathered], dtype=np.int64)
-            sources = np.unique(positions // 8)
+        sources, local, chosen = self._gather_plan
+        if len(local):  # only the bits behind the column bytes in use, from the bytes holding them
             bits = np.unpackbits(as_bytes[:, sources], axis=1)
-            local = np.searchsorted(sources, positions // 8) * 8 + positions % 8
-            picked = bits[:, local.ravel()].reshape(len(rows), len(gathered), 8)
+            picked = bits[:, local.ravel()].reshape(len(rows), len(local), 8)
             as_bytes = np.concatenate([as_bytes, np.packbits(picked, axis=2)[:, :, 0]], axis=1)
-            place = {byte: own + i for i, byte in enumerate(gathered)}
-        else:
-            place = {}
-        chosen = np.array([[place.get(byte, byte) for byte in table] for table in self.tables], dtype=np.intp)
         keys = np.zeros((len(rows), len(self.tables)), dtype=np.uint32)
         for position in range(chosen.shape[1]):  # one gather of every table's byte at a time
             keys <<= np.uint32(8)
             keys |= as_bytes[:, chosen[:, position]]
         return keys
+
+    @functools.cached_property
+    def _gather_plan(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.intp]]:
+        """How `keys` cuts them, worked out once per layout (a match cuts keys twice, and this
+        takes longer than the cutting): the hash bytes holding the column bits in use, each
+        column byte's bits among them, and each table's key bytes in the extended byte row."""
+        own = self.nbits // 8
+        gathered = sorted({byte for table in self.tables for byte in table if byte >= own})
+        positions = np.array([self.byte_bits(byte) for byte in gathered], dtype=np.int64).reshape(-1, 8)
+        sources = np.unique(positions // 8)
+        local = np.searchsorted(sources, positions // 8) * 8 + positions % 8
+        place = {byte: own + i for i, byte in enumerate(gathered)}
+        chosen = np.array([[place.get(byte, byte) for byte in table] for table in self.tables], dtype=np.intp)
+        return sources, local, chosen.reshape(len(self.tables), -1)
 
     def probe_words(self, words: Words, owners: npt.NDArray[np.int64]) -> tuple[Words, npt.NDArray[np.int64]]:
         """The query hashes to probe: `words`, then each with one of the `neighbours` bits flipped
@@ -119,16 +126,23 @@ def dct_layout(
     Rows and columns fail apart: an edit that shifts the picture sideways (a crop, a pad, an
     overlay at one side) disturbs the horizontal frequencies of every row but leaves more
     columns' vertical frequencies whole, and the other way round (docs/candidates.md)."""
+    rows = LOW_ROWS if low_rows is None else low_rows
+    columns = LOW_COLUMNS if low_columns is None else low_columns
+    reach = NEIGHBOUR_FREQUENCIES if neighbour_frequencies is None else neighbour_frequencies
+    return _dct_layout(hash_size, rows, columns, key_bytes, reach)
+
+
+@functools.lru_cache(maxsize=64)
+def _dct_layout(hash_size: int, rows: int, columns: int, key_bytes: int, reach: int) -> KeyLayout | None:
+    """`dct_layout` with every choice explicit, made once per choice: every match and probe asks
+    for its algorithms' layouts, and finding the keyed bits takes a millisecond."""
     nbits = hash_size * hash_size
     if hash_size < 16 or hash_size % 8 or nbits % 64:
         return None
-    rows = LOW_ROWS if low_rows is None else low_rows
-    columns = LOW_COLUMNS if low_columns is None else low_columns
     row_bytes = [row * hash_size // 8 for row in range(rows)]
     column_bytes = [nbits // 8 + column * hash_size // 8 for column in range(columns)]
     tables = [*itertools.combinations(row_bytes, key_bytes), *itertools.combinations(column_bytes, key_bytes)]
     layout = KeyLayout(nbits, tuple(tables), hash_size if columns else 0)
-    reach = NEIGHBOUR_FREQUENCIES if neighbour_frequencies is None else neighbour_frequencies
     keyed = {bit for table in tables for byte in table for bit in layout.byte_bits(byte)}
     flips = sorted(
         r * hash_size + c

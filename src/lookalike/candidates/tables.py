@@ -31,6 +31,9 @@ ID_BITS = 32
 ID_MASK = np.uint64((1 << ID_BITS) - 1)
 BUFFER_SHARE = 16  # the buffer is folded in when it exceeds 1/16 of the sorted part (or 4096 rows)
 SNAPSHOT_FORMAT = 1
+ROWS_PER_BUCKET = 2  # stored rows per directory bucket, about: docs/candidates.md has the trade-off
+PACK_CHUNK = 1 << 22  # rows (or directory buckets) made compact or whole at a time
+PROBES_PER_PASS = 1 << 17  # key probes per pass over the tables (see KeyTables._meetings)
 
 
 def _member(values: Ids, sorted_set: Ids) -> npt.NDArray[np.bool_]:
@@ -58,14 +61,17 @@ def _expand(start: npt.NDArray[np.intp], length: npt.NDArray[np.intp]) -> tuple[
 
 
 class KeyTables:
-    """Every table's keys in one sorted array of `(table << key bits | key) << 32 | entry id`; an
-    entry may hold several rows (one per distinct hash of its family). `probe` returns every
-    (query row, entry id) sharing a key in some table.
+    """Every table's keys, sorted by (table, key, entry id), with a directory over (table, top key
+    bits); an entry may hold several rows (one per distinct hash of its family). `probe` returns
+    every (query row, entry id) sharing a key in some table.
 
-    One array for all tables (not one per table with its own directory) keeps memory bounded:
-    `starts` holds one or two buckets per stored row over (table, top key bits), 4-8 bytes a row,
-    so a probe costs two reads and a short scan, not a binary search over millions, and memory
-    stays near the 8 bytes of each row's packed key."""
+    One sorted part for all tables (not one per table with its own directory) keeps memory
+    bounded, and the directory already says each row's table and top key bits, so a row keeps
+    only the key bits below them and the entry id, packed in 32 bits while they fit (a million
+    images: 20 bits of id and 3-5 of key): `starts` holds about ROWS_PER_BUCKET rows per bucket,
+    a probe costs two reads and a short scan, and a row costs 4 bytes plus its share of the
+    directory instead of the 8 of a whole `(table, key, id)`. Recent adds wait in a small sorted
+    buffer of whole `(table << key bits | key) << 32 | entry id` values."""
 
     def __init__(self, layout: KeyLayout) -> None:
         self.layout = layout
@@ -74,44 +80,16 @@ class KeyTables:
         if self.key_bits + self.table_bits + ID_BITS > 64:
             raise ValueError(f"{layout.table_count} tables of {self.key_bits}-bit keys do not fit in 32 bits")
         self.slot_bits = self.key_bits + self.table_bits  # bits of (table, key)
-        self._main: Packed = np.zeros(0, dtype=np.uint64)
-        self._starts: npt.NDArray[np.uint32] | npt.NDArray[np.int64] | None = None
+        self._main = _CompactRows.empty()
         self._buffer: Packed = np.zeros(0, dtype=np.uint64)
         self._dead: Ids = np.zeros(0, dtype=np.int64)  # ids removed from the main part
 
-    def _bucket_bits(self) -> int:
-        """Top key bits that address the sorted part within each table: one or two buckets per
-        row (16 per table at least, the whole key at most)."""
-        per_table = max(len(self._main) // max(self.layout.table_count, 1), 1)
-        return int(min(self.key_bits, max(4, int(np.ceil(np.log2(per_table))))))
-
-    def _buckets(self, tables: npt.NDArray[np.uint64], keys: npt.NDArray[np.uint64]) -> Ids:
-        """The directory bucket of each (table, key): dense over tables, whatever their count."""
-        bits = self._bucket_bits()
-        high = keys >> np.uint64(self.key_bits - bits)
-        buckets: Ids = ((tables << np.uint64(bits)) | high).astype(np.int64)
-        return buckets
-
-    def _directory(self) -> npt.NDArray[np.uint32] | npt.NDArray[np.int64]:
-        starts = self._starts
-        if starts is None:
-            slots = self._main >> np.uint64(ID_BITS)
-            key_mask = np.uint64((1 << self.key_bits) - 1)
-            buckets = self._buckets(slots >> np.uint64(self.key_bits), slots & key_mask)
-            size = self.layout.table_count << self._bucket_bits()
-            counts = np.bincount(buckets, minlength=size)
-            starts = np.zeros(size + 1, dtype=np.uint32 if len(self._main) < 2**32 else np.int64)
-            np.cumsum(counts, out=starts[1:])
-            self._starts = starts
-        return starts
-
     def __len__(self) -> int:
         """Rows (not entries) held per table, removed ones included until compaction."""
-        return (len(self._main) + len(self._buffer)) // max(self.layout.table_count, 1)
+        return (len(self._main.rows) + len(self._buffer)) // max(self.layout.table_count, 1)
 
     def nbytes(self) -> int:
-        starts = 0 if self._starts is None else self._starts.nbytes
-        return self._main.nbytes + self._buffer.nbytes + self._dead.nbytes + starts
+        return self._main.nbytes() + self._buffer.nbytes + self._dead.nbytes
 
     def _pack(self, keys: npt.NDArray[np.uint32], ids: Ids) -> Packed:
         """Packed rows of (n, tables) keys and their entry ids (unsorted)."""
@@ -134,7 +112,7 @@ class KeyTables:
             merged = np.concatenate([self._buffer, merged])
         merged.sort()
         self._buffer = merged
-        if len(self._buffer) > max(4096 * self.layout.table_count, len(self._main) // BUFFER_SHARE):
+        if len(self._buffer) > max(4096 * self.layout.table_count, len(self._main.rows) // BUFFER_SHARE):
             self.compact()
 
     def remove(self, ids: npt.ArrayLike) -> None:
@@ -144,9 +122,9 @@ class KeyTables:
             return
         if len(self._buffer):
             self._buffer = self._buffer[~_member((self._buffer & ID_MASK).astype(np.int64), gone)]
-        if len(self._main):
+        if len(self._main.rows):
             self._dead = sorted_unique(np.concatenate([self._dead, gone]))
-            rows = len(self._main) // max(self.layout.table_count, 1)
+            rows = len(self._main.rows) // max(self.layout.table_count, 1)
             if len(self._dead) > max(1024, rows // (BUFFER_SHARE * 2)):
                 self.compact()
 
@@ -157,18 +135,21 @@ class KeyTables:
 
     def compact(self) -> None:
         """Fold the buffer into the sorted part and drop removed rows."""
-        main = self._main
-        if len(self._dead) and len(main):
-            main = main[~_member((main & ID_MASK).astype(np.int64), self._dead)]
-        if len(self._buffer) and not len(main):
+        if not len(self._buffer) and not len(self._dead):
+            return
+        if len(self._main.rows):
+            main = self._main.whole(self.key_bits)
+            if len(self._dead):
+                main = main[~_member((main & ID_MASK).astype(np.int64), self._dead)]
+            if len(self._buffer):
+                main = np.concatenate([main, self._buffer])
+                main.sort()
+        else:
             main = self._buffer  # sorted already: a table built at once is not copied again
-        elif len(self._buffer):
-            main = np.concatenate([main, self._buffer])
-            main.sort()
-        self._main = main
         self._buffer = np.zeros(0, dtype=np.uint64)
-        self._starts = None
         self._dead = np.zeros(0, dtype=np.int64)
+        self._main = _CompactRows.empty()  # the old rows go before the new ones are made
+        self._main = _CompactRows.pack(main, self.layout.table_count, self.key_bits)
 
     def probe(self, query_keys: npt.NDArray[np.uint32], owners: Ids | None = None) -> tuple[Ids, Ids]:
         """Every (query row, entry id) whose keys meet in some table, each pair once: a copy meets
@@ -185,7 +166,7 @@ class KeyTables:
         if count and int(holder.max()) >= 2**31:
             raise ValueError("at most 2**31 queries per probe")
         shifted = holder << 32
-        found = [shifted[rows] | ids for _, rows, ids in self._meetings(query_keys)]
+        found = [shifted[rows] | ids for rows, ids, _ in self._meetings(query_keys)]
         packed = sorted_unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
         if len(self._dead) and len(packed):
             packed = packed[~_member(packed & int(ID_MASK), self._dead)]
@@ -202,79 +183,204 @@ class KeyTables:
         rows_found: list[Ids] = []
         ids_found: list[Ids] = []
         tables_found: list[Ids] = []
-        for table, rows, ids in self._meetings(query_keys):
+        for rows, ids, tables in self._meetings(query_keys):
             if len(self._dead):
                 alive = ~_member(ids, self._dead)
-                rows, ids = rows[alive], ids[alive]
+                rows, ids, tables = rows[alive], ids[alive], tables[alive]
             rows_found.append(rows)
             ids_found.append(ids)
-            tables_found.append(np.full(len(rows), table, dtype=np.int64))
+            tables_found.append(tables)
         if not rows_found:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty.copy(), empty.copy()
         return np.concatenate(rows_found), np.concatenate(ids_found), np.concatenate(tables_found)
 
-    def _meetings(self, query_keys: npt.NDArray[np.uint32]) -> Iterator[tuple[int, Ids, Ids]]:
-        """(table, query rows, entry ids) meeting in each table, in the sorted part and the buffer,
-        removed entries included (the caller drops them once, after folding). One table at a time:
-        its part of the directory and of the sorted rows stays in cache, and the working arrays
-        follow the queries, not queries x tables."""
+    def _meetings(self, query_keys: npt.NDArray[np.uint32]) -> Iterator[tuple[Ids, Ids, Ids]]:
+        """(query rows, entry ids, tables) meeting in the sorted part and the buffer, removed
+        entries included (the caller drops them once, after folding). Tables go in passes of about
+        PROBES_PER_PASS probes: a single query's 40 tables in one pass (each NumPy call costs
+        microseconds whatever its size, and a match is a few hundred probes), a duplicate search's
+        batch a table or two at a time (the working arrays follow the queries, not queries x
+        tables, and a pass's part of the directory stays in cache)."""
         keys = np.asarray(query_keys)
         if keys.ndim != 2 or keys.shape[1] != self.layout.table_count:
             raise ValueError(f"expected (n, {self.layout.table_count}) keys, got {keys.shape}")
-        if len(keys) >= 2**31:
+        count = len(keys)
+        if count >= 2**31:
             raise ValueError("at most 2**31 query rows per probe")
-        if not len(keys):
+        if not count:
             return
         by_table = np.ascontiguousarray(keys.T, dtype=np.uint64)  # (tables, rows)
         main, buffer = self._main, self._buffer
-        starts = self._directory() if len(main) else None
-        bits = self._bucket_bits()
-        drop = np.uint64(self.key_bits - bits)
-        for table in range(self.layout.table_count):
-            column = by_table[table]
-            slots = column | np.uint64(table << self.key_bits)
-            if starts is not None:
-                bucket = (column >> drop).astype(np.intp)
-                bucket += table << bits
-                start = starts[bucket].astype(np.intp)
-                length = starts[bucket + 1].astype(np.intp)
+        residual_bits = self.key_bits - main.bucket_bits
+        residual_mask = np.uint64((1 << residual_bits) - 1)
+        id_mask = (1 << main.id_bits) - 1
+        step = max(1, min(self.layout.table_count, PROBES_PER_PASS // count))
+        for first in range(0, self.layout.table_count, step):
+            last = min(first + step, self.layout.table_count)
+            column = by_table[first:last].ravel()  # probe p: table first + p // count, row p % count
+            table_of = np.repeat(np.arange(first, last, dtype=np.uint64), count)
+            if len(main.rows):
+                bucket = (column >> np.uint64(residual_bits)).astype(np.intp)
+                bucket |= table_of.astype(np.intp) << main.bucket_bits
+                start = main.starts[bucket].astype(np.intp)
+                length = main.starts[bucket + 1].astype(np.intp)
                 length -= start
-                positions, rows = _expand(start, length)
-                found = main[positions]
-                same = (found >> np.uint64(ID_BITS)) == slots[rows]  # the bucket holds neighbours too
-                yield table, rows[same], (found[same] & ID_MASK).astype(np.int64)
+                positions, probes = _expand(start, length)
+                found = main.rows[positions]
+                residual = (column & residual_mask).astype(found.dtype)
+                same = (found >> main.id_bits) == residual[probes]  # the bucket holds neighbours too
+                probes = probes[same]
+                yield probes % count, (found[same] & id_mask).astype(np.int64), probes // count + first
             if len(buffer):
-                low = slots << np.uint64(ID_BITS)
+                low = (column | (table_of << np.uint64(self.key_bits))) << np.uint64(ID_BITS)
                 start = np.searchsorted(buffer, low, side="left").astype(np.intp)
                 stop = np.searchsorted(buffer, low | ID_MASK, side="right").astype(np.intp)
-                positions, rows = _expand(start, stop - start)
-                yield table, rows, (buffer[positions] & ID_MASK).astype(np.int64)
+                positions, probes = _expand(start, stop - start)
+                yield probes % count, (buffer[positions] & ID_MASK).astype(np.int64), probes // count + first
 
     # ----- snapshots -------------------------------------------------------------------------------
     def save(self, folder: Path, meta: Mapping[str, Any]) -> None:
         self.compact()
-        arrays: dict[str, npt.NDArray[Any]] = {"keys": self._main, "starts": self._directory()}
-        _save_arrays(folder, arrays, {**meta, "layout": _layout_signature(self.layout)})
+        main = self._main
+        arrays: dict[str, npt.NDArray[Any]] = {"rows": main.rows, "starts": main.starts}
+        shape = {"bucket_bits": main.bucket_bits, "id_bits": main.id_bits}
+        _save_arrays(folder, arrays, {**meta, **shape, "layout": _layout_signature(self.layout)})
 
     @classmethod
     def load(cls, folder: Path, layout: KeyLayout) -> tuple[KeyTables, dict[str, Any]] | None:
         """A snapshot of this layout, or None (absent, another layout, or the per-table arrays
-        of the first snapshot format: the caller rebuilds from the catalog)."""
+        of the first snapshot format: the caller rebuilds from the catalog). A snapshot of whole
+        64-bit rows (`keys`, before rows were compact) is converted, and its meta says
+        `upgraded` so that the caller writes it again."""
         loaded = _load_arrays(folder)
         if loaded is None:
             return None
         arrays, meta = loaded
-        if meta.get("layout") != _layout_signature(layout) or "keys" not in arrays:
+        if meta.get("layout") != _layout_signature(layout):
             return None
         tables = cls(layout)
-        tables._main = arrays["keys"]
-        starts = arrays.get("starts")
-        dtype = np.int64 if len(tables._main) >= 2**32 else np.uint32
-        size = (layout.table_count << tables._bucket_bits()) + 1
-        if starts is not None and len(starts) == size and starts.dtype == dtype:
-            tables._starts = starts  # memory-mapped, as the keys are
-        return tables, meta
+        if "rows" in arrays and "starts" in arrays:
+            main = _CompactRows.of_snapshot(
+                arrays["rows"], arrays["starts"], meta, layout.table_count, tables.key_bits
+            )
+            if main is None:
+                return None
+            tables._main = main  # memory-mapped
+            return tables, meta
+        if "keys" in arrays:
+            tables._main = _CompactRows.pack(np.asarray(arrays["keys"]), layout.table_count, tables.key_bits)
+            return tables, {**meta, "upgraded": True}
+        return None
+
+
+class _CompactRows:
+    """The sorted part of key tables: `rows[i]` = residual key bits << `id_bits` | entry id, and
+    `starts[b]` the first row of bucket b = table << `bucket_bits` | top key bits."""
+
+    def __init__(
+        self, rows: npt.NDArray[Any], starts: npt.NDArray[Any], bucket_bits: int, id_bits: int
+    ) -> None:
+        self.rows = rows  # uint32, or uint64 where residual and id bits need more than 32
+        self.starts = starts  # uint32, or int64 past 2**32 rows
+        self.bucket_bits = bucket_bits
+        self.id_bits = id_bits
+
+    @classmethod
+    def empty(cls) -> _CompactRows:
+        return cls(np.zeros(0, dtype=np.uint32), np.zeros(1, dtype=np.uint32), 0, 1)
+
+    def nbytes(self) -> int:
+        return int(self.rows.nbytes + self.starts.nbytes)
+
+    @staticmethod
+    def bucket_bits_for(rows_per_table: int, key_bits: int) -> int:
+        """Top key bits the directory addresses per table: about ROWS_PER_BUCKET rows a bucket
+        (16 buckets per table at least, the whole key at most)."""
+        wanted = max(rows_per_table / ROWS_PER_BUCKET, 1.0)
+        return int(min(key_bits, max(4, int(np.ceil(np.log2(wanted))))))
+
+    @staticmethod
+    def row_dtype(residual_bits: int, id_bits: int) -> type[np.unsignedinteger[Any]]:
+        return np.uint32 if residual_bits + id_bits <= 32 else np.uint64
+
+    @classmethod
+    def pack(cls, packed: Packed, table_count: int, key_bits: int) -> _CompactRows:
+        """The compact form of sorted whole rows (`(table << key_bits | key) << 32 | id`), made
+        PACK_CHUNK rows at a time: at a million images the whole rows are 1.6 GB, and each
+        full-size temporary would be as much again."""
+        count = len(packed)
+        if not count:
+            return cls.empty()
+        bucket_bits = cls.bucket_bits_for(count // max(table_count, 1), key_bits)
+        residual_bits = key_bits - bucket_bits
+        top_id = max(int((packed[a : a + PACK_CHUNK] & ID_MASK).max()) for a in range(0, count, PACK_CHUNK))
+        id_bits = max(1, top_id.bit_length())
+        rows = np.empty(count, dtype=cls.row_dtype(residual_bits, id_bits))
+        starts = np.zeros((table_count << bucket_bits) + 1, dtype=np.uint32 if count < 2**32 else np.int64)
+        residual_mask = np.uint64((1 << residual_bits) - 1)
+        for first in range(0, count, PACK_CHUNK):
+            part = packed[first : first + PACK_CHUNK]
+            slots = part >> np.uint64(ID_BITS)
+            buckets = (slots >> np.uint64(residual_bits)).astype(np.intp)
+            low = int(buckets[0])  # sorted: a chunk's buckets are one run of the directory
+            starts[low + 1 : int(buckets[-1]) + 2] += np.bincount(buckets - low).astype(starts.dtype)
+            slots &= residual_mask
+            slots <<= np.uint64(id_bits)
+            slots |= part & ID_MASK
+            rows[first : first + len(part)] = slots
+        np.cumsum(starts, out=starts, dtype=starts.dtype)
+        return cls(rows, starts, bucket_bits, id_bits)
+
+    def whole(self, key_bits: int) -> Packed:
+        """The rows as sorted `(table << key_bits | key) << 32 | id` again (to merge and remove)."""
+        residual_bits = key_bits - self.bucket_bits
+        whole = np.empty(len(self.rows), dtype=np.uint64)
+        buckets = len(self.starts) - 1
+        for first in range(0, buckets, PACK_CHUNK):
+            last = min(first + PACK_CHUNK, buckets)
+            begin, end = int(self.starts[first]), int(self.starts[last])
+            if begin == end:
+                continue
+            bounds: Ids = self.starts[first : last + 1].astype(np.int64)
+            counts = bounds[1:] - bounds[:-1]
+            part = np.repeat(np.arange(first, last, dtype=np.uint64), counts)  # each row's bucket
+            rows = self.rows[begin:end].astype(np.uint64)
+            part <<= np.uint64(residual_bits)
+            part |= rows >> np.uint64(self.id_bits)
+            part <<= np.uint64(ID_BITS)
+            part |= rows & np.uint64((1 << self.id_bits) - 1)
+            whole[begin:end] = part
+        return whole
+
+    @classmethod
+    def of_snapshot(
+        cls,
+        rows: npt.NDArray[Any],
+        starts: npt.NDArray[Any],
+        meta: Mapping[str, Any],
+        table_count: int,
+        key_bits: int,
+    ) -> _CompactRows | None:
+        """Snapshot arrays as compact rows, if they agree with their meta (None: rebuild)."""
+        bucket_bits, id_bits = meta.get("bucket_bits"), meta.get("id_bits")
+        if (
+            not isinstance(bucket_bits, int)
+            or not isinstance(id_bits, int)
+            or not 0 <= bucket_bits <= key_bits
+        ):
+            return None
+        if not len(rows):
+            return cls.empty()
+        expected = cls.row_dtype(key_bits - bucket_bits, id_bits)
+        if (
+            rows.dtype != expected
+            or len(starts) != (table_count << bucket_bits) + 1
+            or int(starts[-1]) != len(rows)
+        ):
+            return None
+        # plain ndarray views of the memory maps: np.memmap's indexing costs microseconds a call
+        return cls(rows.view(np.ndarray), starts.view(np.ndarray), bucket_bits, id_bits)
 
 
 class WordStore:

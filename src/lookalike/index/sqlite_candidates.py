@@ -200,7 +200,10 @@ class CandidateCache:
         if plain is None or flagged is None or plain[1].get("rev") != flagged[1].get("rev"):
             return None
         rev = self._usable(plain[1], generation)
-        return None if rev is None else _Loaded(_Keys(plain[0], flagged[0]), rev, 0, True)
+        if rev is None:
+            return None
+        upgraded = bool(plain[1].get("upgraded") or flagged[1].get("upgraded"))  # written anew on persist
+        return _Loaded(_Keys(plain[0], flagged[0]), rev, 0, not upgraded)
 
 
 LOCAL_FAMILY = "local-descriptors"  # the key tables of local features' descriptors
