@@ -51,13 +51,12 @@ def propose_regions(pixels: npt.NDArray[np.uint8]) -> list[Box]:
     if min(height, width) < 32:
         return []
     scale = min(1.0, ANALYSIS_SIDE / max(height, width))
-    thumb = _thumbnail(image, scale) if scale < 1 else image.astype(np.float32)
-    th, tw = thumb.shape[:2]
+    planes = _planes(image, scale)  # (channels, h, w): channel maxima over contiguous slabs
+    th, tw = planes.shape[1:]
     min_side = max(8, round(MIN_SIDE_SHARE * min(th, tw)))
     # steps between rows y - 1 and y (y = 0..th) and between columns x - 1 and x (x = 0..tw); the
     # frame's own edges count as steps, so a picture pasted against an edge still has four sides
     row_steps = np.ones((th + 1, tw), dtype=bool)
-    planes = np.ascontiguousarray(thumb.transpose(2, 0, 1))  # channel first: fast channel maxima
     row_steps[1:-1] = _steps(planes)
     column_steps = np.ones((th, tw + 1), dtype=bool)
     column_steps[:, 1:-1] = _steps(np.ascontiguousarray(planes.transpose(0, 2, 1))).T
@@ -75,7 +74,7 @@ def propose_regions(pixels: npt.NDArray[np.uint8]) -> list[Box]:
         boxes += _boxes_between(along_x, along_y, left, right, min_side)
     inverse = 1.0 / scale
     found = []
-    for left, top, right, bottom in _distinct(boxes, thumb.mean(axis=2)):
+    for left, top, right, bottom in _distinct(boxes, planes.mean(axis=0)):
         box = (round(left * inverse), round(top * inverse), round(right * inverse), round(bottom * inverse))
         found.append(_refined(image, box, int(np.ceil(2 * inverse))))
     return found
@@ -245,10 +244,12 @@ def _overlap(a: Box, b: Box) -> float:
     return inter / max(union, 1)
 
 
-def _thumbnail(image: npt.NDArray[np.uint8], scale: float) -> npt.NDArray[np.float32]:
-    """An area-filtered reduction, (h, w, channels): borders stay sharp steps, noise averages out."""
-    height, width = image.shape[:2]
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    source = Image.fromarray(np.ascontiguousarray(image[:, :, 0] if image.shape[2] == 1 else image))
-    reduced = np.asarray(source.resize(size, Image.Resampling.BOX), dtype=np.float32)
-    return reduced.reshape(size[1], size[0], -1)
+def _planes(image: npt.NDArray[np.uint8], scale: float) -> npt.NDArray[np.float32]:
+    """The image (h, w, channels) reduced by `scale` with an area filter (borders stay sharp
+    steps, noise averages out), as float channel planes (channels, h, w)."""
+    if scale < 1:
+        height, width = image.shape[:2]
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        source = Image.fromarray(np.ascontiguousarray(image[:, :, 0] if image.shape[2] == 1 else image))
+        image = np.asarray(source.resize(size, Image.Resampling.BOX)).reshape(size[1], size[0], -1)
+    return np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
