@@ -14,7 +14,7 @@ from lookalike.candidates import judge as judging
 from lookalike.candidates.batch import QueryBatch, QueryHashes
 from lookalike.candidates.judge import StoredHashes, judge
 from lookalike.matcher import PRESETS, Matcher
-from lookalike.search.bits import popcount
+from lookalike.search.bits import compiled_distances, popcount
 
 # (algorithm, words, query variants): the preset's hashes, and two 64-bit ones for a summed clause
 SHAPES = [
@@ -105,13 +105,25 @@ def _brute_force(
     return kept, distances, variants
 
 
+needs_faiss = pytest.mark.skipif(compiled_distances() is None, reason="faiss-cpu is not installed")
+SCREENS = ["numpy", pytest.param("compiled", marks=needs_faiss)]
+
+
+def _use_screen(monkeypatch: pytest.MonkeyPatch, screen: str) -> None:
+    """Judge with NumPy's screen over the first words, or FAISS's kernel over whole hashes."""
+    if screen == "numpy":
+        monkeypatch.setattr(judging, "compiled_distances", lambda: None)
+
+
 @pytest.mark.parametrize("text", RULES)
 @pytest.mark.parametrize("near_misses", [False, True])
 @pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("screen", SCREENS)
 def test_the_screen_never_drops_a_pair_the_rule_keeps(
-    text: str, near_misses: bool, seed: int, monkeypatch: pytest.MonkeyPatch
+    text: str, near_misses: bool, seed: int, screen: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(judging, "PAIRS_PER_BLOCK", 1000)  # several blocks
+    _use_screen(monkeypatch, screen)
     rule = Matcher.parse(text)
     batch, stored = _collection(seed)
     rows = np.repeat(np.arange(QUERIES, dtype=np.int64), STORED)
@@ -139,9 +151,12 @@ def test_the_screen_counts_three_words_of_the_equalised_hashes_and_one_of_plain_
     }
 
 
-def test_unrelated_candidates_are_not_judged_in_full(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("screen", SCREENS)
+def test_unrelated_candidates_are_not_judged_in_full(screen: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Of random hashes (about 128 of 256 bits apart), only the few whose first word of plain
-    pHash comes within its limit of 20 (about 1% of pairs) are judged in full."""
+    pHash comes within its limit of 20 (about 1% of pairs) are judged in full (none, when the
+    compiled kernel screens whole hashes)."""
+    _use_screen(monkeypatch, screen)
     rule = Matcher.preset("near-duplicate")
     rng = np.random.default_rng(5)
     hashes = {
@@ -170,3 +185,17 @@ def test_unrelated_candidates_are_not_judged_in_full(monkeypatch: pytest.MonkeyP
     rows, ids = np.repeat(np.arange(10), 500), np.tile(np.arange(500), 10)
     judged = judge(QueryBatch(10, hashes), rows, ids, rule, _lookup(stored), near_misses=False)
     assert len(judged.rows) == 0 and max(judged_in_full) < 0.02 * len(rows)
+
+
+@needs_faiss
+def test_the_compiled_kernel_gives_every_distance_between_two_sets_of_hashes() -> None:
+    kernel = compiled_distances()
+    assert kernel is not None
+    rng = np.random.default_rng(3)
+    for words in (1, 3, 4):
+        a = rng.integers(0, 2**64, (7, words), dtype=np.uint64)
+        b = rng.integers(0, 2**64, (11, words), dtype=np.uint64)
+        out = np.empty(7 * 11 + 5, dtype=np.int32)  # larger than needed: the rest is left alone
+        kernel(a, b, out)
+        expected = popcount(a[:, None, :] ^ b[None, :, :]).sum(axis=2)
+        assert np.array_equal(out[: 7 * 11].reshape(7, 11), expected)
