@@ -1,7 +1,8 @@
 """The candidate stage on every backend, on real photos and their edited copies: the keys find what
 the exact plan finds (the recall bound), the exact path is the rule applied to every pair, bulk
-adds are idempotent, an interrupted duplicate search resumes, and a partial copy is retrieved by
-its keypoints with the place it was cut from."""
+adds are idempotent, an interrupted duplicate search resumes, a partial copy is retrieved by its
+keypoints with the place it was cut from, and chDB's hashes held in memory for a duplicate search
+judge as its reads do and are dropped by any write."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ from PIL import Image, ImageEnhance, ImageOps
 
 import lookalike
 from conftest import COMMITTED_PHOTOS, committed_rgb
+from lookalike.candidates.stage import judge_batch
 from lookalike.dedupe import pairs as pair_search
 from lookalike.hash import Hash
 from lookalike.index import Index, open_index
 from lookalike.index.base import Pairs
+from lookalike.index.clickhouse import ClickHouseIndex, snapshot
+from lookalike.index.clickhouse.connection import ChdbConnection
 from lookalike.matcher import PRESETS, Matcher, default_index_hashes
 
 PHOTOS = COMMITTED_PHOTOS[:14]
@@ -153,3 +157,67 @@ def test_a_partial_copy_is_retrieved_by_its_keypoints_with_its_place(filled: Ind
     relative = np.array(box, dtype=float) / [stored.width, stored.height, stored.width, stored.height]
     assert np.allclose([region[:, 0].min(), region[:, 1].min()], relative[:2], atol=0.04)
     assert np.allclose([region[:, 0].max(), region[:, 1].max()], relative[2:], atol=0.04)
+
+
+@pytest.fixture
+def both(corpus: list[Path], tmp_path: Path) -> Iterator[tuple[Index, ClickHouseIndex]]:
+    """The corpus in SQLite and in chDB."""
+    with (
+        open_index(f"sqlite:///{tmp_path / 'index.db'}") as sqlite,
+        open_index(f"chdb://{tmp_path / 'ch'}") as ch,
+    ):
+        for index in (sqlite, ch):
+            assert index.add_files(corpus, workers=1).added == len(corpus)
+        assert isinstance(ch, ClickHouseIndex)
+        yield sqlite, ch
+
+
+def _held(index: ClickHouseIndex) -> set[str]:
+    assert isinstance(index.connection, ChdbConnection)
+    return set(snapshot.snapshots(index.connection).tables)
+
+
+def test_hashes_held_in_memory_judge_as_clickhouse_reads_and_sqlite_do(
+    both: tuple[Index, ClickHouseIndex],
+) -> None:
+    sqlite, ch = both
+    batch = next(ch.stored_batches(HASH_RULE.algorithms, 10_000))  # every entry, read from ClickHouse
+    read = judge_batch(ch, batch, HASH_RULE)
+    assert not _held(ch)
+    ch.hold_stored_hashes(HASH_RULE.algorithms)
+    assert _held(ch) == set(HASH_RULE.algorithms)
+    held = judge_batch(ch, batch, HASH_RULE)
+    assert np.array_equal(held.rows, read.rows) and np.array_equal(held.ids, read.ids)
+    assert np.array_equal(held.evaluation.score, read.evaluation.score)
+    for algorithm in HASH_RULE.algorithms:
+        assert np.array_equal(held.distances[algorithm], read.distances[algorithm])
+    again = next(ch.stored_batches(HASH_RULE.algorithms, 10_000))  # the queries, from memory
+    for algorithm in HASH_RULE.algorithms:
+        assert np.array_equal(again.hashes[algorithm].words, batch.hashes[algorithm].words)
+        assert np.array_equal(
+            again.hashes[algorithm].quality, batch.hashes[algorithm].quality, equal_nan=True
+        )
+    assert set(ch.keys_by_id(held.ids).values()) == set(ch.keys_by_id(read.ids).values())
+    assert _pairs(ch, HASH_RULE, exact=False) == _pairs(sqlite, HASH_RULE, exact=False)  # a job holds them
+
+
+def test_any_write_on_the_path_drops_the_hashes_held_in_memory(both: tuple[Index, ClickHouseIndex]) -> None:
+    _, ch = both
+    keys = sorted(entry.key for entry in ch.entries())
+    ch.hold_stored_hashes(HASH_RULE.algorithms)
+    pdq = ch.stored_hashes("pdq", np.array([ch.ids_by_key([keys[0]])[keys[0]]], dtype=np.int64))
+    changed = pdq.words ^ np.uint64(0xFF)
+    ch.add_words([keys[0]], "pdq", changed, 256)
+    assert not _held(ch)
+    ch.hold_stored_hashes(HASH_RULE.algorithms)
+    now = ch.ids_by_key([keys[0]])[keys[0]]
+    assert np.array_equal(ch.stored_hashes("pdq", np.array([now], dtype=np.int64)).words, changed)
+    with open_index(ch.url) as other:  # another handle on the same path, in this process
+        other.remove([keys[1]])
+    assert not _held(ch)
+    ch.hold_stored_hashes(HASH_RULE.algorithms)
+    ch.compact()
+    assert not _held(ch)
+    ch.hold_stored_hashes(HASH_RULE.algorithms)
+    assert keys[1] not in set(ch.keys_by_id(np.array(list(ch.ids_by_key(keys).values()))).values())
+    assert len(_pairs(ch, HASH_RULE, exact=False)) > 0

@@ -65,6 +65,7 @@ def rule_pairs(
         total = len(queries)
     else:
         batches = queries
+    index.hold_stored_hashes(rule.algorithms)  # every stored hash is judged some time
     journal = (
         _Journal(checkpoint, _signature(index, rule, exact, include_flagged, queries)) if checkpoint else None
     )

@@ -534,6 +534,11 @@ class Index(ABC):
         """`stored_hashes` of several algorithms (backends may answer in one read)."""
         return {algorithm: self.stored_hashes(algorithm, ids) for algorithm in algorithms}
 
+    def hold_stored_hashes(self, algorithms: Sequence[str]) -> None:  # noqa: B027 - optional
+        """A job is about to judge candidates all over the index on `algorithms` (a duplicate
+        search): a backend that reads stored hashes from elsewhere may hold them in memory,
+        until the index changes. SQLite holds them already."""
+
     def keys_by_id(self, ids: npt.NDArray[np.int64]) -> dict[int, str]:
         """Keys of these entry ids (removed ones are left out)."""
         raise NotImplementedError

@@ -169,10 +169,7 @@ def probe_keys(
     rows is a sorted lookup in NumPy, not a join in SQL."""
     keys = layout.keys(words).astype(np.uint64)
     tables_of = np.arange(layout.table_count, dtype=np.uint64) << np.uint64(32)
-    probes = (keys | tables_of[None, :]).ravel()
-    owners = np.repeat(np.arange(len(keys), dtype=np.int64), layout.table_count)
-    order = np.argsort(probes, kind="stable")
-    probes, owners = probes[order], owners[order]
+    probes, owners = _sorted_probes(keys | tables_of[None, :])
     distinct = distinct_sorted(probes)
     found_tk: list[npt.NDArray[np.uint64]] = []
     found_version: list[Ids] = []
@@ -196,6 +193,22 @@ def probe_keys(
     high = np.searchsorted(probes, tk, side="right")
     positions, which = expand_ranges(low.astype(np.int64), (high - low).astype(np.int64), np.arange(len(tk)))
     return owners[positions], version[which], (tk[which] >> np.uint64(32)).astype(np.int64)
+
+
+def _sorted_probes(table_keys: npt.NDArray[np.uint64]) -> tuple[npt.NDArray[np.uint64], Ids]:
+    """The (rows, tables) probed keys flat and sorted, with the row of each, rows ascending
+    within a key. One sort of (key, row) packed into one word where both fit: a duplicate-search
+    batch probes ~5 million keys, and an argsort then a gather by it took 4x as long."""
+    rows, tables = table_keys.shape
+    row_bits = max(int(rows - 1).bit_length(), 1)
+    if not table_keys.size or int(table_keys.max()).bit_length() + row_bits > 64:
+        probes = table_keys.ravel()
+        order = np.argsort(probes, kind="stable")
+        return probes[order], np.repeat(np.arange(rows, dtype=np.int64), tables)[order]
+    packed = table_keys << np.uint64(row_bits)
+    packed |= np.arange(rows, dtype=np.uint64)[:, None]
+    packed = np.sort(packed, axis=None)
+    return packed >> np.uint64(row_bits), (packed & np.uint64((1 << row_bits) - 1)).view(np.int64)
 
 
 def by_version(

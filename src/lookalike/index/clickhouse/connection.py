@@ -57,6 +57,11 @@ class Result:
             return np.asarray(column.to_numpy(), dtype=dtype)
         return np.asarray(self.values(name) if hasattr(column, "to_pylist") else column, dtype=dtype)
 
+    def column(self, name: str) -> Any:
+        """The column as it came: an Arrow array on chDB (`take` and `nbytes` without a Python
+        object per value), else a list or NumPy array."""
+        return self._columns[name]
+
     @classmethod
     def concat(cls, parts: Sequence[Result]) -> Result:
         """The rows of several answers with the same columns, one after another."""

@@ -42,6 +42,7 @@ from lookalike.index.base import (
     checked_item,
 )
 from lookalike.index.clickhouse import candidates as candidate_sql
+from lookalike.index.clickhouse import snapshot
 from lookalike.index.clickhouse.binding import Binder
 from lookalike.index.clickhouse.compaction import compact_site
 from lookalike.index.clickhouse.connection import (
@@ -477,7 +478,15 @@ class ClickHouseIndex(Index):
     def _insert(self, table: str, columns: Mapping[str, Any], types: Mapping[str, str]) -> None:
         if self._closed:
             raise IndexStoreError(f"{self.url}: the index is closed")
-        self._connection.insert(table, columns, {name: types[name] for name in columns})
+        try:
+            self._connection.insert(table, columns, {name: types[name] for name in columns})
+        finally:
+            self._stored_changed()
+
+    def _stored_changed(self) -> None:
+        """After any write: stored hashes held in memory (`hold_stored_hashes`) may be stale."""
+        if isinstance(self._connection, ChdbConnection):
+            snapshot.drop(self._connection)
 
     def add(self, items: Iterable[IndexItem | tuple[str, Mapping[str, Hash]]]) -> AddReport:
         """Store items: an existing key is updated (new version), a sha256 already stored under
@@ -814,6 +823,7 @@ class ClickHouseIndex(Index):
             for table, parts in zip(result.values("table"), result.values("n"), strict=True):
                 if int(parts) > 1 and str(table).startswith(("k", "h_")):
                     site.execute(f"OPTIMIZE TABLE `{self._tables.database}`.`{table}` FINAL")
+        self._stored_changed()
 
     def _drop_superseded(self) -> int:
         """The first half of `compact`: replaced and removed rows dropped (see `compaction.py`)."""
@@ -837,7 +847,10 @@ class ClickHouseIndex(Index):
         if self._tables.cluster:
             shards = self._shard_connections()
             return sum(compact_site(shard, self._tables, algorithms, modern, families) for shard in shards)
-        dropped = compact_site(connection, self._tables, algorithms, modern, families)
+        try:
+            dropped = compact_site(connection, self._tables, algorithms, modern, families)
+        finally:
+            self._stored_changed()
         if isinstance(connection, ChdbConnection):
             with connection.shared.facts_lock:  # superseded may be empty now: count it again
                 connection.shared.facts.pop(_SUPERSEDED_EMPTY, None)
@@ -1360,8 +1373,7 @@ class ClickHouseIndex(Index):
                 np.full(count, np.nan, dtype=np.float32),
                 np.zeros(count, dtype=bool),
             )
-        found = candidate_sql.stored_hashes(self._connection, self._read, self._tables, name, nbits, ids)
-        return StoredHashes(*found)
+        return self.stored_hashes_many([name], ids)[name]
 
     def stored_hashes_many(
         self, algorithms: Sequence[str], ids: npt.NDArray[np.int64]
@@ -1370,10 +1382,16 @@ class ClickHouseIndex(Index):
 
         names = {canonical_algorithm(a): a for a in algorithms}
         widths = {name: nbits for name in names if (nbits := self._nbits_of(name)) is not None}
-        found = candidate_sql.stored_hashes_many(
-            self._connection, self._read, self._tables, widths, ids, self._version_keys
-        )
-        out = {names[name]: StoredHashes(*value) for name, value in found.items()}
+        out: dict[str, StoredHashes] = {}
+        if isinstance(self._connection, ChdbConnection):
+            for name, table in snapshot.held(self._connection, list(widths)).items():
+                out[names[name]] = StoredHashes(*table.lookup(ids))
+                del widths[name]
+        if widths:
+            found = candidate_sql.stored_hashes_many(
+                self._connection, self._read, self._tables, widths, ids, self._version_keys
+            )
+            out.update({names[name]: StoredHashes(*value) for name, value in found.items()})
         for missing in set(algorithms) - set(out):
             out[missing] = self.stored_hashes(missing, ids)
         return out
@@ -1392,10 +1410,24 @@ class ClickHouseIndex(Index):
             self._connection, self._read, self._tables, np.asarray(ids, np.int64)
         )
 
+    def hold_stored_hashes(self, algorithms: Sequence[str]) -> None:
+        """On chDB, read the `h_*` tables of `algorithms` into memory (`snapshot.py`): judging then
+        looks candidates up there until this process writes the index. Nothing on a server."""
+        if isinstance(self._connection, ChdbConnection):
+            names = dict.fromkeys(canonical_algorithm(a) for a in algorithms)
+            widths = {name: nbits for name in names if (nbits := self._nbits_of(name)) is not None}
+            snapshot.hold(
+                self._connection, self._tables, widths, lambda: candidate_sql.live_versions(self._read)
+            )
+
     def keys_by_id(self, ids: npt.NDArray[np.int64]) -> dict[int, str]:
         wanted = np.asarray(ids, dtype=np.int64)
         known = self._version_keys
         found = {version: known[version] for version in wanted.tolist() if version in known}
+        if len(found) < len(wanted) and isinstance(self._connection, ChdbConnection):
+            rest = wanted[[version not in found for version in wanted.tolist()]]
+            for table in snapshot.snapshots(self._connection).tables.values():
+                found.update(table.keys_of(rest))
         if len(found) < len(wanted):
             rest = wanted[[version not in found for version in wanted.tolist()]]
             found.update(candidate_sql.keys_by_version(self._connection, self._read, self._tables, rest))
