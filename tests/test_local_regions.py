@@ -123,3 +123,40 @@ def test_a_dark_photo_in_a_chat_is_proposed_and_its_text_bubbles_are_not() -> No
             draw.text((bubble[0] + 12, y), "that is great, see you there", fill=(20, 20, 20))
     canvas.paste(photo, (280, 420))
     assert propose_regions(np.asarray(canvas)) == [(280, 420, 500, 600)]
+
+
+@pytest.fixture(params=["sqlite", "chdb"])
+def index_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'index.db'}" if request.param == "sqlite" else f"chdb://{tmp_path / 'chdb'}"
+
+
+def test_an_original_finds_the_stored_composites_that_show_it(tmp_path: Path, index_url: str) -> None:
+    """The other way round: composites stored, the original the query (whose own regions are
+    none). Its hash meets the stored pictures inside them, and only the composites showing it."""
+    canvas = _photo(16).copy()
+    inset = _photo(1).resize((canvas.width * 2 // 5, canvas.height * 2 // 5), Image.Resampling.LANCZOS)
+    canvas.paste(inset, (canvas.width // 2, canvas.height // 8))
+    stored = {
+        "collage_with": collage(_photo(1), 3, [_photo(11), _photo(14), _photo(21)]),
+        "inset_with": canvas,
+        "collage_without": collage(_photo(2), 6, [_photo(11), _photo(14), _photo(21)]),
+        "plain": _photo(9),
+    }
+    paths = []
+    for name, image in stored.items():
+        image.save(tmp_path / f"{name}.png")
+        paths.append(str(tmp_path / f"{name}.png"))
+    original = tmp_path / "original.png"
+    _photo(1).save(original)
+    query = hash_file(str(original), default_index_hashes(), dihedral=True)
+    with open_index(index_url) as index:
+        index.add_files(paths, list(default_index_hashes()), dihedral=True, local=False, workers=1)
+        found = {Path(v.key).stem: v for v in index.match(query, "partial-copy")}
+        assert set(found) == {"collage_with", "inset_with"}
+        assert all(v.distances["phash_eq_regions"] <= 56 for v in found.values())
+        assert not index.match(query, "near-duplicate")  # the whole pictures are not copies
+        exact = {Path(v.key).stem for v in index.match(query, "partial-copy", exact=True)}
+        assert exact == set(found)
+        # removing a composite takes its pictures out of the search
+        index.remove([paths[0]])
+        assert {Path(v.key).stem for v in index.match(query, "partial-copy")} == {"inset_with"}

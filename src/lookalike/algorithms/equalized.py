@@ -19,7 +19,8 @@ Four algorithms share it, so an index stores them side by side and a matcher rul
     phash_eq_regions    the whole image's hash, carrying as query variants the hashes of the
                         pictures inside it (lookalike.regions: a collage's cells, the photo in a
                         screenshot or pasted into another photo), so a composite finds the photos
-                        it shows
+                        it shows; stored, they are searched with the query's own hash too
+                        (lookalike.candidates.stored_variants), so a photo finds the composites
 """
 
 from __future__ import annotations
@@ -200,6 +201,7 @@ def _register(
     compute: Callable[[ImageView, int], Hash],
     dct_of: Callable[[ImageView, int], npt.NDArray[np.float64]] | None,
     revision: int = 1,
+    stored_variants_searched: bool = False,
 ) -> Algorithm:
     """Register one member of the family; `dct_of` gives it dihedral variants."""
     return register(
@@ -217,6 +219,7 @@ def _register(
             revision=revision,
             candidate_layout=dct_layout,
             candidate_family="phash_eq",  # one geometry: trimmed, cropped and whole hashes meet
+            stored_variants_searched=stored_variants_searched,
         )
     )
 
@@ -253,4 +256,5 @@ PHASH_EQ_REGIONS = _register(
     _with_regions,
     None,
     revision=REGIONS_REVISION,
+    stored_variants_searched=True,  # an original finds the stored composites that show it
 )

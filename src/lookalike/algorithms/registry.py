@@ -52,6 +52,10 @@ class Algorithm:
     # hash of any of them may meet a stored hash of another (a trimmed copy, an untrimmed one).
     candidate_layout: Callable[[int], KeyLayout | None] | None = None
     candidate_family: str | None = None
+    # Whether a query's own hash is compared with the stored hashes' variants too (the pictures
+    # inside a stored composite: lookalike.candidates.stored_variants), not only the query's
+    # variants with the stored hash.
+    stored_variants_searched: bool = False
 
     def __reduce__(self) -> tuple[Callable[[str], Algorithm], tuple[str]]:
         # Algorithms hold functions; across processes they travel by name.

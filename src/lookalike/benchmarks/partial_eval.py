@@ -111,10 +111,14 @@ def search(
     transform_names: Sequence[str] = DEFAULT_TRANSFORMS,
     workers: int = 2,
     seed: int = 1,
+    reverse: bool = False,
 ) -> None:
     """Query-to-index: the sample's originals in an index (with local features), each copy a
     query with its 1,000 query keypoints and variants (`Index.match_many`, what `lookalike search`
-    runs); the share of copies whose original each rule finds, per family, and the wrong photos."""
+    runs); the share of copies whose original each rule finds, per family, and the wrong photos.
+    With `reverse`, the copies are the index and each original the query (where is my photo
+    used?): the share of copies their original finds, and the images found that show another
+    photo."""
     from lookalike.discover import file_key
     from lookalike.hash_cache import HashCache
     from lookalike.index import open_index
@@ -136,29 +140,39 @@ def search(
             tempfile.TemporaryDirectory(prefix="lookalike-partial-search-") as folder,
             open_index(str(Path(folder) / "index.db")) as index,
         ):
-            index.add_files(list(originals), hashes, local=True, dihedral=True, workers=workers, cache=cache)
-            results = dict(
-                hash_files(
-                    [str(i.path) for i in copies],
-                    hashes,
-                    dihedral=True,
-                    local=True,
-                    workers=workers,
-                    cache=cache,
-                )
-            )
-            queries = [results[str(i.path)] for i in copies]
-            print(f"{len(originals)} originals indexed, {len(queries)} copies as queries")
+            stored_paths = [str(i.path) for i in copies] if reverse else list(originals)
+            query_paths = list(originals) if reverse else [str(i.path) for i in copies]
+            index.add_files(stored_paths, hashes, local=True, dihedral=True, workers=workers, cache=cache)
+            # queries hashed afresh, as `lookalike search` hashes them: a cached result carries
+            # the compact keypoints an index stores (96), not a query's 1,000
+            results = dict(hash_files(query_paths, hashes, dihedral=True, local=True, workers=workers))
+            queries = [results[path] for path in query_paths]
+            print(f"{len(stored_paths)} images indexed, {len(queries)} queries")
+            copy_of_key = {file_key(str(i.path)): i for i in copies}
             for name, rule in rules.items():
                 started = time.perf_counter()
                 verdicts = index.match_many(queries, rule, dihedral=True)  # type: ignore[arg-type]
                 seconds = time.perf_counter() - started
                 hits: dict[str, list[bool]] = {}
                 wrong = 0
-                for image, found in zip(copies, verdicts, strict=True):
-                    shown = {photo_of_key.get(v.key, -1) for v in found}
-                    hits.setdefault(family_of[str(image.transform)], []).append(image.photo in shown)
-                    wrong += len(shown - {image.photo, *image.donors})
+                if reverse:
+                    found_by: dict[str, set[str]] = {}
+                    for path, found in zip(query_paths, verdicts, strict=True):
+                        photo = originals[path]
+                        for verdict in found:
+                            copy = copy_of_key.get(verdict.key)
+                            if copy is None or photo not in (copy.photo, *copy.donors):
+                                wrong += 1
+                            elif copy.photo == photo:
+                                found_by.setdefault(verdict.key, set()).add(path)
+                    for image in copies:
+                        hit = bool(found_by.get(file_key(str(image.path))))
+                        hits.setdefault(family_of[str(image.transform)], []).append(hit)
+                else:
+                    for image, found in zip(copies, verdicts, strict=True):
+                        shown = {photo_of_key.get(v.key, -1) for v in found}
+                        hits.setdefault(family_of[str(image.transform)], []).append(image.photo in shown)
+                        wrong += len(shown - {image.photo, *image.donors})
                 cells = ", ".join(f"{f} {100 * sum(h) / len(h):.1f}" for f, h in hits.items())
                 print(f"{name}: {cells}; wrong photos {wrong}; {seconds:.0f} s")
     finally:
@@ -179,11 +193,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--search", action="store_true", help="query-to-index: copies searched against originals"
     )
+    parser.add_argument(
+        "--reverse",
+        action="store_true",
+        help="query-to-index the other way: each original searched against an index of the copies",
+    )
     args = parser.parse_args(argv)
     names = args.rule or ["partial-copy"]
     rules = {name: Matcher.parse(PRESETS.get(name, name)) for name in names}
-    measure = search if args.search else run
-    measure(args.photos, args.cache, args.sample, rules, args.transforms.split(","), args.workers, args.seed)
+    chosen = args.transforms.split(",")
+    if args.search or args.reverse:
+        search(args.photos, args.cache, args.sample, rules, chosen, args.workers, args.seed, args.reverse)
+    else:
+        run(args.photos, args.cache, args.sample, rules, chosen, args.workers, args.seed)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ class StoredHashes:
 
 
 StoredLookup = Callable[[Sequence[str], Ids], dict[str, StoredHashes]]  # algorithms, entry ids
+Floors = Mapping[str, Ids]  # per algorithm, each pair's distance to a stored variant (-1: none)
 Twins = dict[str, list[tuple[str, npt.NDArray[np.bool_]]]]
 
 
@@ -100,11 +101,14 @@ def judge(
     include_flagged: bool = False,
     keep_all: bool = False,
     near_misses: bool = True,
+    floors: Floors | None = None,
 ) -> Judged:
     """The pairs among (rows[i], ids[i]) that `rule` accepts, and its near misses when it has a
     local clause and `near_misses` (queries without local features have none to verify); with
     `keep_all`, every pair (local features nominated them: they are verified whatever their
-    hashes say)."""
+    hashes say). `floors[a][i]`: pair i's distance from the query's own hash to the nearest
+    stored variant of algorithm a (`candidates.stored_variants`; -1: none near), which counts
+    when it is smaller than the distance from the query's variants to the stored hash."""
     twins = _twin_queries(batch, rule)
     by_variant = {
         name: np.ascontiguousarray(value.words.transpose(2, 1, 0)) for name, value in batch.hashes.items()
@@ -130,6 +134,7 @@ def judge(
                 keep_all,
                 near_misses,
                 screen,
+                {name: floor[block] for name, floor in (floors or {}).items()},
             )
         )
     if not kept:
@@ -220,6 +225,7 @@ def _judge_block(
     keep_all: bool = False,
     near_misses: bool = True,
     screen: Screen | None = None,
+    floors: Floors | None = None,
 ) -> Judged:
     distances: dict[str, npt.NDArray[np.int64]] = {}
     variants: dict[str, npt.NDArray[np.int64]] = {}
@@ -227,12 +233,19 @@ def _judge_block(
     raw: dict[str, tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64], npt.NDArray[np.int64]]] = {}
     asked = [algorithm for algorithm in rule.algorithms if algorithm in batch.hashes]
     every = stored(asked, ids)
+    floors = floors or {}
     if screen is not None and len(rows):
-        keep = screen.could_keep(_lower_bounds(screen, batch, by_variant, rows, every, twins), len(rows))
+        bounds = _lower_bounds(screen, batch, by_variant, rows, every, twins)
+        for algorithm, floor in floors.items():
+            if algorithm in bounds:
+                bound = bounds[algorithm]
+                bounds[algorithm] = np.where(floor >= 0, np.minimum(bound, floor), bound)
+        keep = screen.could_keep(bounds, len(rows))
         if not keep.all():
             chosen = np.flatnonzero(keep)
             rows, ids = rows[chosen], ids[chosen]
             every = {algorithm: found.take(chosen) for algorithm, found in every.items()}
+            floors = {algorithm: floor[chosen] for algorithm, floor in floors.items()}
     for algorithm in asked:
         query = batch.hashes[algorithm]
         found = every[algorithm]
@@ -255,7 +268,11 @@ def _judge_block(
             best[todo], which[todo] = _min_variant_distance(
                 by_variant[algorithm], rows[todo], found.words[todo]
             )
-        raw[algorithm] = (found.words, best, which)
+        raw[algorithm] = (found.words, best, which)  # before floors: a twin has its own variants
+        to_variant = floors.get(algorithm)
+        if to_variant is not None:
+            nearer = (to_variant >= 0) & (to_variant < best)
+            best, which = np.where(nearer, to_variant, best), np.where(nearer, 0, which)
         distances[algorithm] = np.where(usable, best, -1)
         variants[algorithm] = which
         lowest[algorithm] = np.fmin(query.quality[rows], found.quality)

@@ -20,9 +20,10 @@ from lookalike.candidates.batch import QueryBatch
 from lookalike.candidates.judge import Judged, StoredHashes, concat_judged, judge
 from lookalike.candidates.keys import KeyLayout
 from lookalike.candidates.plan import KeyProbe, RangeProbe, probes_for
+from lookalike.candidates.stored_variants import StoredVariants
 from lookalike.local.features import LocalFeatures
 from lookalike.local.verify import Alignment
-from lookalike.matcher import Matcher, Verdict
+from lookalike.matcher import NEAR_FACTOR, Matcher, Verdict
 from lookalike.sorted_arrays import sorted_unique
 
 Ids = npt.NDArray[np.int64]
@@ -61,6 +62,9 @@ class CandidateSource(Protocol):
 
     def nominate_local(self, words: npt.NDArray[np.uint64]) -> tuple[Ids, Ids, Ids]:
         """(row of `words`, entry id, table) for every stored keypoint sharing a descriptor key."""
+
+    def stored_variants(self, algorithm: str) -> StoredVariants | None:
+        """The stored variants of `algorithm` a query's own hash is compared with, if any."""
 
 
 def candidate_pairs(
@@ -160,6 +164,9 @@ def judge_batch(
     """The pairs of the batch's queries with stored entries that `rule` accepts: by their hashes,
     or, for a rule with a local clause, near misses that local features verify."""
     rows, ids = candidate_pairs(source, batch, rule, exact=exact, include_flagged=include_flagged)
+    floors: dict[str, Ids] = {}
+    if batch.ids is None:  # queries from the index itself meet stored variants as queries
+        rows, ids, floors = with_stored_variants(source, batch, rule, rows, ids, exact=exact)
     judged = judge(
         batch,
         rows,
@@ -168,6 +175,7 @@ def judge_batch(
         source.stored_hashes_many,
         include_flagged=include_flagged,
         near_misses=batch.local is not None,  # nothing to verify them with
+        floors=floors,
     )
     if rule.local_inliers is None:
         return judged
@@ -185,6 +193,51 @@ def judge_batch(
             )
             judged = concat_judged([judged, nominated])
     return verify_near_misses(source, batch, judged, rule)
+
+
+def with_stored_variants(
+    source: CandidateSource, batch: QueryBatch, rule: Matcher, rows: Ids, ids: Ids, *, exact: bool = False
+) -> tuple[Ids, Ids, dict[str, Ids]]:
+    """The candidates (rows, ids) joined by the stored entries with a variant near a query's own
+    hash (`Index.stored_variants`: an original meets the stored composites that show it), and
+    per such algorithm each pair's distance to the entry's nearest variant (-1: none near), for
+    `judge`. A duplicate search does without: each stored composite is a query there, and its
+    variants meet the stored originals."""
+    near_factor = NEAR_FACTOR if rule.local_inliers is not None else 1.0
+    hits: dict[str, tuple[Ids, Ids, Ids]] = {}
+    for algorithm in rule.algorithms:
+        query = batch.hashes.get(algorithm)
+        stored = source.stored_variants(algorithm) if query is not None else None
+        if query is None or stored is None or query.words.shape[2] * 64 != stored.layout.nbits:
+            continue
+        limit = max(c.max_distance for c in rule.conditions if algorithm in c.algorithms) * near_factor
+        present = np.flatnonzero(query.present)
+        found_rows, found_ids, distances = stored.nearest(query.words[present, 0], limit, exact=exact)
+        hits[algorithm] = (present[found_rows], found_ids, distances)
+    if not hits:
+        return rows, ids, {}
+    rows, ids = unique_pairs(
+        np.concatenate([rows, *(hit[0] for hit in hits.values())]),
+        np.concatenate([ids, *(hit[1] for hit in hits.values())]),
+    )
+    floors: dict[str, Ids] = {}
+    for algorithm, (found_rows, found_ids, distances) in hits.items():
+        floor = np.full(len(rows), -1, dtype=np.int64)
+        floor[_positions(rows, ids, found_rows, found_ids)] = distances
+        floors[algorithm] = floor
+    return rows, ids, floors
+
+
+def _positions(rows: Ids, ids: Ids, wanted_rows: Ids, wanted_ids: Ids) -> Ids:
+    """Where each wanted (row, id) pair sits among the distinct pairs (rows, ids), which hold
+    every one of them: sorted together, each wanted pair comes just before its match."""
+    tags = np.concatenate([np.arange(len(rows)), -1 - np.arange(len(wanted_rows))])
+    order = np.lexsort((tags, np.concatenate([rows, wanted_rows]), np.concatenate([ids, wanted_ids])))
+    sorted_tags = tags[order]
+    wanted = np.flatnonzero(sorted_tags < 0)
+    positions = np.empty(len(wanted_rows), dtype=np.int64)
+    positions[-1 - sorted_tags[wanted]] = sorted_tags[wanted + 1]
+    return positions
 
 
 def local_candidates(

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from lookalike.candidates.batch import QueryBatch
     from lookalike.candidates.judge import StoredHashes
     from lookalike.candidates.keys import KeyLayout
+    from lookalike.candidates.stored_variants import StoredVariants
     from lookalike.dedupe.grouping import Group
     from lookalike.hash_cache import HashCache
     from lookalike.local.features import LocalFeatures
@@ -556,6 +557,37 @@ class Index(ABC):
         (lookalike.local.retrieval); backends without local features find none."""
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty.copy(), empty.copy()
+
+    def stored_variants(self, algorithm: str) -> StoredVariants | None:
+        """The stored variants of `algorithm` that a query's own hash is compared with
+        (`Algorithm.stored_variants_searched`: the pictures inside stored composites), made once
+        per state of the index (`fingerprint`); None for other algorithms or none stored."""
+        from lookalike.algorithms import parse_spec
+        from lookalike.candidates.plan import family_of
+        from lookalike.candidates.stored_variants import StoredVariants
+        from lookalike.errors import UnknownAlgorithmError
+        from lookalike.index.queries import canonical_algorithm
+
+        name = canonical_algorithm(algorithm)
+        try:
+            searched = parse_spec(name).algorithm.stored_variants_searched
+        except UnknownAlgorithmError:
+            return None
+        found = family_of(name)
+        if not searched or found is None or name not in self.algorithm_bits():
+            return None
+        state = self.fingerprint()
+        cache: dict[str, tuple[str, StoredVariants]] = self.__dict__.setdefault("_stored_variants_made", {})
+        made = cache.get(name)
+        if made is None or made[0] != state:
+            made = (state, StoredVariants.from_blobs(found[1], self.variant_rows(name)))
+            cache[name] = made
+        return made[1] if len(made[1]) else None
+
+    def variant_rows(self, algorithm: str) -> list[tuple[int, bytes]]:
+        """(entry id, its stored variant words of `algorithm` after the hash itself) of every
+        entry that stores some; backends without stored variants have none."""
+        return []
 
     def ids_by_key(self, keys: Sequence[str]) -> dict[str, int]:
         """Entry ids of these keys (unknown keys are left out)."""

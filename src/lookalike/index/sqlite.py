@@ -230,6 +230,13 @@ class SQLiteIndex(Index):
                 )
             elif int(version) < SCHEMA_VERSION:
                 self._migrate()
+            for name in _searched_variant_algorithms():
+                # only the entries that store such variants (a scan of every hash's variants,
+                # crops' included, would read about 1 KB an image)
+                self._db.execute(
+                    f"CREATE INDEX IF NOT EXISTS variants_of_{name} ON variants(entry_id)"
+                    f" WHERE algorithm = '{name}'"
+                )
 
     def _migrate(self) -> None:
         """Bring an older index up to date: entries gain `origin`, NULL (unknown) for those stored
@@ -1029,6 +1036,19 @@ class SQLiteIndex(Index):
         return found
 
     @_serialised
+    def variant_rows(self, algorithm: str) -> list[tuple[int, bytes]]:
+        name = canonical_algorithm(algorithm)
+        if not name.replace(":", "").replace("_", "").isalnum():
+            return super().variant_rows(name)
+        with self._transaction(write=False):
+            rows = self._db.execute(
+                "SELECT v.entry_id, coalesce(v.words, t.words) FROM variants v"
+                " LEFT JOIN variants t ON t.entry_id = v.entry_id AND t.algorithm = v.same_as"
+                f" WHERE v.algorithm = '{name}'"  # a literal, so the partial index serves it
+            ).fetchall()
+        return [(int(entry), bytes(blob)) for entry, blob in rows if blob]
+
+    @_serialised
     def fingerprint(self) -> str:
         return f"{self._uuid}:{self.generation()}"
 
@@ -1135,6 +1155,15 @@ def _local_rows(entry_id: int, item: IndexItem) -> list[tuple[Any, ...]]:
         return []
     mirrored = None if item.local_mirrored is None else item.local_mirrored.compact().to_bytes()
     return [(entry_id, item.local.compact().to_bytes(), mirrored)]
+
+
+def _searched_variant_algorithms() -> list[str]:
+    """Algorithms whose stored variants queries search (`Algorithm.stored_variants_searched`),
+    by the names the index stores them under."""
+    import lookalike.algorithms  # noqa: F401 - registers them
+    from lookalike.algorithms.registry import algorithm_names, get_algorithm
+
+    return [name for name in algorithm_names() if get_algorithm(name).stored_variants_searched]
 
 
 def _variant_rows(entry_id: int, hashes: Mapping[str, Hash]) -> list[tuple[Any, ...]]:

@@ -383,6 +383,26 @@ def stored_variants(
     return found
 
 
+def variant_rows(read: Read, algorithm: str) -> list[tuple[int, bytes]]:
+    """(live row version, stored variant words) of every entry storing variants of `algorithm`
+    (a twin's words where it names one)."""
+    result = read(
+        lambda binder, site: (
+            "SELECT v.version AS version, if(v.same_as = '', v.words, t.words) AS words"
+            f" FROM {site.variants()} AS v LEFT JOIN {site.variants()} AS t"
+            " ON t.version = v.version AND t.algorithm = v.same_as"
+            f" WHERE v.algorithm = {binder.scalar('algorithm', 'String', algorithm)}{SETTINGS}"
+        )
+    )
+    versions = result.array("version", np.uint64).view(np.int64)
+    live = np.isin(versions, live_versions(read)).tolist()
+    return [
+        (version, blob)
+        for version, words, alive in zip(versions.tolist(), result.values("words"), live, strict=True)
+        if alive and (blob := _as_bytes(words))
+    ]
+
+
 def _as_bytes(value: Any) -> bytes:
     """Variant words as stored: hex text (a String column every driver reads back the same)."""
     return bytes.fromhex(value.decode() if isinstance(value, bytes) else str(value))

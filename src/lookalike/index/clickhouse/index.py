@@ -1403,6 +1403,9 @@ class ClickHouseIndex(Index):
         with self._reading() as stale:
             return candidate_sql.nominate_local(self._connection, self._read, self._tables, words, stale)
 
+    def variant_rows(self, algorithm: str) -> list[tuple[int, bytes]]:
+        return candidate_sql.variant_rows(self._read, canonical_algorithm(algorithm))
+
     def stored_local(
         self, ids: npt.NDArray[np.int64]
     ) -> dict[int, tuple[LocalFeatures, LocalFeatures | None]]:
