@@ -87,16 +87,23 @@ def _brute_force(
     rows: npt.NDArray[np.int64],
     ids: npt.NDArray[np.int64],
     near_misses: bool,
+    floors: dict[str, npt.NDArray[np.int64]] | None = None,
 ) -> tuple[npt.NDArray[np.bool_], dict[str, npt.NDArray[np.int64]], dict[str, npt.NDArray[np.int64]]]:
     """Which pairs the rule keeps (accepted, and near misses for a rule with a local clause when
-    they are wanted), every distance computed over every word of every variant."""
+    they are wanted), every distance computed over every word of every variant; a pair's floor
+    (distance to a stored variant, -1: none) replaces it when smaller, as variant 0."""
     distances, variants, lowest = {}, {}, {}
     for algorithm in rule.algorithms:
         query, found = batch.hashes[algorithm], stored[algorithm]
         every = popcount(query.words[rows] ^ found.words[ids][:, None, :]).sum(axis=2, dtype=np.int64)
+        best, which = every.min(axis=1), every.argmin(axis=1)
+        floor = (floors or {}).get(algorithm)
+        if floor is not None:
+            nearer = (floor >= 0) & (floor < best)
+            best, which = np.where(nearer, floor, best), np.where(nearer, 0, which)
         usable = query.present[rows] & found.present[ids] & ~found.flagged[ids]
-        distances[algorithm] = np.where(usable, every.min(axis=1), -1)
-        variants[algorithm] = every.argmin(axis=1)
+        distances[algorithm] = np.where(usable, best, -1)
+        variants[algorithm] = which
         lowest[algorithm] = np.fmin(query.quality[rows], found.quality[ids])
     evaluation = rule.evaluate(distances, lowest)
     kept = evaluation.accepted.copy()
@@ -119,17 +126,28 @@ def _use_screen(monkeypatch: pytest.MonkeyPatch, screen: str) -> None:
 @pytest.mark.parametrize("near_misses", [False, True])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("screen", SCREENS)
+@pytest.mark.parametrize("floored", [False, True])
 def test_the_screen_never_drops_a_pair_the_rule_keeps(
-    text: str, near_misses: bool, seed: int, screen: str, monkeypatch: pytest.MonkeyPatch
+    text: str, near_misses: bool, seed: int, screen: str, floored: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """With floors (a stored variant's distance to the query's own hash, `stored_variants`) on
+    one hash, a pair kept only through its floor is kept by either screen too."""
     monkeypatch.setattr(judging, "PAIRS_PER_BLOCK", 1000)  # several blocks
     _use_screen(monkeypatch, screen)
     rule = Matcher.parse(text)
     batch, stored = _collection(seed)
     rows = np.repeat(np.arange(QUERIES, dtype=np.int64), STORED)
     ids = np.tile(np.arange(STORED, dtype=np.int64), QUERIES)
-    kept, distances, variants = _brute_force(batch, stored, rule, rows, ids, near_misses)
-    judged = judge(batch, rows, ids, rule, _lookup(stored), near_misses=near_misses)
+    floors = None
+    if floored:
+        rng = np.random.default_rng(seed + 10)
+        floor = np.where(rng.random(len(rows)) < 0.1, rng.integers(0, 80, len(rows)), -1)
+        floors = {"phash_eq_crops": floor}
+    kept, distances, variants = _brute_force(batch, stored, rule, rows, ids, near_misses, floors)
+    judged = judge(batch, rows, ids, rule, _lookup(stored), near_misses=near_misses, floors=floors)
+    if floored:
+        unfloored, _, _ = _brute_force(batch, stored, rule, rows, ids, near_misses)
+        assert (kept & ~unfloored).any()  # some pairs are kept only through their floor
 
     found = set(zip(judged.rows.tolist(), judged.ids.tolist(), strict=True))
     assert found == set(zip(rows[kept].tolist(), ids[kept].tolist(), strict=True))

@@ -116,8 +116,9 @@ def judge(
     screen = None if keep_all else Screen.of(rule, near_misses and rule.local_inliers is not None)
     kernel = compiled_distances()
     if screen is not None and kernel is not None and len(rows):
-        keep = _kernel_screen(kernel, screen, batch, rows, ids, stored)
+        keep = _kernel_screen(kernel, screen, batch, rows, ids, stored, floors or {})
         rows, ids, screen = rows[keep], ids[keep], None
+        floors = {name: floor[keep] for name, floor in (floors or {}).items()}
     kept: list[Judged] = []
     for start in range(0, len(rows), PAIRS_PER_BLOCK):
         block = slice(start, start + PAIRS_PER_BLOCK)
@@ -293,12 +294,13 @@ def _kernel_screen(
     rows: Ids,
     ids: Ids,
     stored: StoredLookup,
+    floors: Floors,
 ) -> npt.NDArray[np.bool_]:
     """Which pairs the screen keeps, each pair's distance per algorithm (smallest over the
-    query's variants) from the compiled kernel: the stored hashes are read in the pairs' order
-    (entry ids, forwards through the stores), then grouped by query so that each query's
-    variants meet all of its candidates in one call. Algorithms the judge has no distance for
-    are left out, as in `_lower_bounds`."""
+    query's variants, or its floor when nearer) from the compiled kernel: the stored hashes are
+    read in the pairs' order (entry ids, forwards through the stores), then grouped by query so
+    that each query's variants meet all of its candidates in one call. Algorithms the judge has
+    no distance for are left out, as in `_lower_bounds`."""
     every = stored([a for a in screen.words if a in batch.hashes], ids)
     # grouped by query: a stable sort of small integers is a radix sort in NumPy
     order = np.argsort(rows.astype(np.uint16) if batch.size <= 2**16 else rows, kind="stable")
@@ -318,6 +320,10 @@ def _kernel_screen(
             first, last = int(edges[query]), int(edges[query + 1])
             kernel(variants[query], grouped[first:last], out)
             out[: count * (last - first)].reshape(count, last - first).min(axis=0, out=nearest[first:last])
+        floor = floors.get(algorithm)
+        if floor is not None:
+            grouped_floor = floor[order]
+            nearest = np.where(grouped_floor >= 0, np.minimum(nearest, grouped_floor), nearest)
         distances[algorithm] = nearest
     keep = np.empty(len(rows), dtype=bool)
     keep[order] = screen.could_keep(distances, len(rows))
