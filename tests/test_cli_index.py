@@ -198,3 +198,27 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     )
     assert runner.invoke(app, ["dupes", str(tmp_path), "--action", "move"]).exit_code == 2
     assert runner.invoke(app, ["dupes", str(tmp_path), "--action", "explode"]).exit_code == 2
+
+
+def test_index_add_stores_local_features_so_search_partial_finds_a_heavy_crop(
+    gallery: Path, tmp_path: Path
+) -> None:
+    """`index add` with the default hashes stores each image's keypoints: a crop keeping 40% of
+    the area, off centre, is found by `search --partial` with where it lies in the stored image
+    (the global hashes alone miss it: keypoints stored or not decide)."""
+    pytest.importorskip("cv2")
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    assert invoke("index", "add", str(gallery), "--index", url, "--workers", "1")[0] == 0
+    photo = Image.open(COMMITTED_PHOTOS[3]).convert("RGB")
+    w, h = photo.size
+    box = (int(w * 0.08), int(h * 0.3), int(w * 0.68), int(h * 0.97))
+    crop = tmp_path / "crop.png"
+    photo.crop(box).save(crop)
+    code, lines, _ = invoke("search", str(crop), "--index", url, "--json", "--partial")
+    matches = lines[0]["matches"]
+    assert [Path(str(m["path"])).name for m in matches] == [COMMITTED_PHOTOS[3].name]  # type: ignore[index]
+    where = matches[0]["where"]  # type: ignore[index]
+    xs = [x for x, _ in where["stored_region"]]
+    ys = [y for _, y in where["stored_region"]]
+    assert abs(min(xs) - box[0]) < 0.05 * w and abs(max(xs) - box[2]) < 0.05 * w
+    assert abs(min(ys) - box[1]) < 0.05 * h and abs(max(ys) - box[3]) < 0.05 * h

@@ -12,6 +12,7 @@ from lookalike.cli import options
 from lookalike.cli.output import emit_json, emit_line, progress_bar, report_error, stderr
 from lookalike.exchange import entry_record, export_index, format_of, import_into
 from lookalike.index.base import AddReport
+from lookalike.local.features import local_features_available
 from lookalike.matcher import default_index_hashes
 
 app = typer.Typer(
@@ -69,7 +70,8 @@ def add_command(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
             cache=None if no_cache else options.open_cache(),
             dihedral=True,
-            local=None if hashes is None else False,  # the default set: local features too
+            # the default set: local features too, so `search --partial` and `dupes` verify
+            local=hashes is None and local_features_available(),
         )
     print_add_report(report, json_output)
     if report.failed or skipped:
