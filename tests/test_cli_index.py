@@ -215,6 +215,7 @@ def test_index_add_stores_local_features_so_search_partial_finds_a_heavy_crop(
     crop = tmp_path / "crop.png"
     photo.crop(box).save(crop)
     code, lines, _ = invoke("search", str(crop), "--index", url, "--json", "--partial")
+    assert code == 0
     matches = lines[0]["matches"]
     assert [Path(str(m["path"])).name for m in matches] == [COMMITTED_PHOTOS[3].name]  # type: ignore[index]
     where = matches[0]["where"]  # type: ignore[index]

@@ -4,6 +4,8 @@ does not show."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -127,7 +129,9 @@ def test_a_dark_photo_in_a_chat_is_proposed_and_its_text_bubbles_are_not() -> No
 
 @pytest.fixture(params=["sqlite", "chdb"])
 def index_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'index.db'}" if request.param == "sqlite" else f"chdb://{tmp_path / 'chdb'}"
+    return (
+        f"sqlite:///{tmp_path / 'index.db'}" if request.param == "sqlite" else f"chdb://{tmp_path / 'chdb'}"
+    )
 
 
 def test_an_original_finds_the_stored_composites_that_show_it(tmp_path: Path, index_url: str) -> None:
@@ -160,3 +164,51 @@ def test_an_original_finds_the_stored_composites_that_show_it(tmp_path: Path, in
         # removing a composite takes its pictures out of the search
         index.remove([paths[0]])
         assert {Path(v.key).stem for v in index.match(query, "partial-copy")} == {"inset_with"}
+
+
+def _collage_with_photo01() -> tuple[Image.Image, tuple[int, int, int, int]]:
+    image = collage(_photo(1), 3, [_photo(11), _photo(14), _photo(21)])
+    cells, _ = collage_cells(image.size)
+    return image, cells[collage_place(3)]
+
+
+def _inset_of_photo01() -> tuple[Image.Image, tuple[int, int, int, int]]:
+    canvas = _photo(16).copy()
+    inset = _photo(1).resize((canvas.width * 2 // 5, canvas.height * 2 // 5), Image.Resampling.LANCZOS)
+    place = (canvas.width // 2, canvas.height // 8)
+    canvas.paste(inset, place)
+    return canvas, (*place, place[0] + inset.width, place[1] + inset.height)
+
+
+@pytest.mark.parametrize("make", [_collage_with_photo01, _inset_of_photo01], ids=["collage", "inset"])
+def test_search_says_where_in_the_composite_the_stored_photo_lies(
+    tmp_path: Path, make: Callable[[], tuple[Image.Image, tuple[int, int, int, int]]]
+) -> None:
+    """What a user sees: `lookalike search composite --partial --json` answers the photo with
+    the place it occupies in the composite (`where.query_region`, in the composite's pixels),
+    by keypoints or by the hash of that picture, and says which."""
+    from typer.testing import CliRunner
+
+    from lookalike.cli.app import app
+
+    composite, place = make()
+    for index in (1, 2, 9):
+        _photo(index).save(tmp_path / f"photo{index:02d}.png")
+    composite.save(tmp_path / "composite.png")
+    url = f"sqlite:///{tmp_path / 'index.db'}"
+    runner = CliRunner()
+    photos = [str(tmp_path / f"photo{i:02d}.png") for i in (1, 2, 9)]
+    assert runner.invoke(app, ["index", "add", *photos, "--index", url, "--workers", "1"]).exit_code == 0
+    result = runner.invoke(
+        app, ["search", str(tmp_path / "composite.png"), "--index", url, "--partial", "--json"]
+    )
+    matches = json.loads(result.stdout.splitlines()[0])["matches"]
+    assert [Path(m["key"]).stem for m in matches] == ["photo01"]
+    where = matches[0]["where"]
+    assert where["by"] in ("region", "keypoints") and where["query_pixels"]
+    xs = [x for x, _ in where["query_region"]]
+    ys = [y for _, y in where["query_region"]]
+    found = (min(xs), min(ys), max(xs), max(ys))
+    tolerance = 0.03 * max(composite.size)
+    assert all(abs(a - b) <= tolerance for a, b in zip(found, place, strict=True)), (found, place)
+    assert matches[0].get("verified") is not False  # not called "similar, not a copy"

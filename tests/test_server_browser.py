@@ -176,6 +176,62 @@ def test_page_draws_where_a_partial_copy_was_found(server: str, tmp_path: Path) 
 
 
 @pytest.mark.slow
+def test_page_draws_where_in_a_collage_the_stored_photo_lies(server: str, tmp_path: Path) -> None:
+    """A 2x2 collage searched with the partial-copy rule finds the stored photo in one cell (the
+    cell's own hash); its card shows the collage beside it, framed at that cell."""
+    from playwright.sync_api import sync_playwright
+
+    from conftest import committed_rgb
+    from lookalike.benchmarks.partial import collage, collage_cells, collage_place
+
+    executable = chromium_path()
+    photo = COMMITTED_PHOTOS[1]
+    others = [committed_rgb(COMMITTED_PHOTOS[i], 480) for i in (11, 14, 21)]
+    composite = collage(committed_rgb(photo, 480), 3, others)
+    cells, _ = collage_cells(composite.size)
+    left, top, right, bottom = cells[collage_place(3)]
+    query = tmp_path / "collage.png"
+    composite.save(query)
+    width, height = composite.size
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 700})
+            page.goto(server + "/")
+            page.fill("#api-key", KEY)
+            page.dispatch_event("#api-key", "change")
+            page.click("nav button[data-tab=add]")
+            page.set_input_files("#add-files", [str(photo)])
+            page.click("#add-form button[type=submit]")
+            page.wait_for_function(
+                "() => document.querySelector('#add-status').textContent.startsWith('1/1')", timeout=60_000
+            )
+            page.click("nav button[data-tab=search]")
+            page.select_option("#search-preset", "partial-copy")
+            page.set_input_files("#search-file", str(query))
+            page.wait_for_function(
+                "() => document.querySelector('#search-status').textContent.includes('partial-copy')",
+                timeout=30_000,
+            )
+            card = page.locator(".card.match", has_text=photo.name)
+            assert card.count() == 1
+            assert "in your image" in card.inner_text()
+            points = card.locator(".framed svg.region polygon").last.get_attribute("points") or ""
+            corners = [tuple(float(v) for v in pair.split(",")) for pair in points.split()]
+            xs, ys = [x for x, _ in corners], [y for _, y in corners]
+            assert abs(min(xs) - left / width) < 0.03 and abs(max(xs) - right / width) < 0.03
+            assert abs(min(ys) - top / height) < 0.03 and abs(max(ys) - bottom / height) < 0.03
+            loaded = (
+                "[...document.querySelectorAll('.card.match img')].every(i => i.complete && i.naturalWidth)"
+            )
+            page.wait_for_function(f"() => {loaded}", timeout=15_000)
+            OUTPUT.mkdir(exist_ok=True)
+            card.screenshot(path=str(OUTPUT / "web-collage-region.png"))
+        finally:
+            browser.close()
+
+
+@pytest.mark.slow
 def test_api_docs_render_offline_under_the_security_policy(server: str) -> None:
     """/docs with every request that is not to the service itself blocked: Swagger UI still shows
     the operations, and the browser reports no violation of the Content-Security-Policy."""

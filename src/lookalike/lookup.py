@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lookalike.algorithms import parse_spec
+from lookalike.algorithms.equalized import PHASH_EQ_REGIONS
 from lookalike.errors import ImageError, LookalikeError
 from lookalike.hash import Hash
 from lookalike.index.base import Entry, Index
 from lookalike.local.features import LocalFeatures, local_features_available
 from lookalike.matcher import Matcher, Verdict, default_index_hashes
 from lookalike.pipeline import hash_files
+from lookalike.regions import RelativeBox
 
 if TYPE_CHECKING:
     from lookalike.local.verify import Alignment
@@ -42,6 +44,7 @@ class Query:
     error: str | None = None
     local: tuple[LocalFeatures | None, LocalFeatures | None] | None = None  # an image's keypoints
     size: tuple[int, int] | None = None  # an image's width and height
+    regions: tuple[RelativeBox, ...] = ()  # the pictures inside it (HashResult.regions)
 
 
 @dataclass(frozen=True)
@@ -54,9 +57,12 @@ class Found:
     distances: Mapping[str, int]
     agreed: tuple[str, ...] = ()
     name: str | None = None
-    where: Mapping[str, object] | None = None  # local features verified it: see `where_found`
+    # where one picture lies in the other, found by local features (`where_found`) or by the
+    # hash of a picture inside the query (`where_region`)
+    where: Mapping[str, object] | None = None
     # True: keypoints verify a copy; False: the hashes accepted a picture whose keypoints do not
-    # agree (similar, not shown to be a copy); None: not checked (no local features on a side).
+    # agree (similar, not shown to be a copy); None: not checked (no local features on a side,
+    # or the stored image is a small picture inside the query, below the keypoints' scales).
     verified: bool | None = None
 
 
@@ -139,6 +145,7 @@ def parse_queries(
                 }
                 images[path].local = (result.local, result.local_mirrored) if local else None
                 images[path].size = (result.width, result.height)
+                images[path].regions = result.regions
     return queries
 
 
@@ -202,10 +209,63 @@ def _rule_matches(index: Index, queries: list[Query], rule: Matcher, dihedral: b
         results[position] = []
         for v in answer:
             verified = True if v.alignment is not None else _verified(checked, v.key)
-            found = _found(v.key, entries.get(v.key), v.distances, query.hashes, rule)
-            where = where_found(v.alignment or _part_of(checked.get(v.key)), entries.get(v.key), query.size)
+            entry = entries.get(v.key)
+            found = _found(v.key, entry, v.distances, query.hashes, rule)
+            where = where_found(v.alignment or _part_of(checked.get(v.key)), entry, query.size)
+            region = None if where is not None else matched_region(v, query.regions, rule)
+            if region is not None:
+                where = where_region(region, entry, query.size)
+                verified = None if verified is False else verified
             results[position].append(replace(found, where=where, verified=verified))
     return results
+
+
+def matched_region(verdict: Verdict, regions: Sequence[RelativeBox], rule: Matcher) -> RelativeBox | None:
+    """The picture inside the query through which the rule accepted the stored image: the
+    region whose hash (a `phash_eq_regions` variant after the first) came within a condition
+    on that hash alone; None when the match came another way."""
+    name = PHASH_EQ_REGIONS.name
+    variant = verdict.variants.get(name, 0)
+    distance = verdict.distances.get(name)
+    if variant < 1 or variant > len(regions) or distance is None or distance < 0:
+        return None
+    held = any(c.algorithms == (name,) and distance <= c.max_distance for c in rule.conditions)
+    return regions[variant - 1] if held else None
+
+
+def where_region(
+    region: RelativeBox, entry: Entry | None, query_size: tuple[int, int] | None
+) -> dict[str, object]:
+    """`where_found`'s answer for a stored image found as a picture inside the query (a collage's
+    cell, a screenshot's photo): all of it lies at `region` of the query, upright and unmirrored
+    (region hashes have no turned variants); scale is stored pixels per query pixel, when both
+    sizes are known."""
+    left, top, right, bottom = region
+    query_quad = [[left, top], [right, top], [right, bottom], [left, bottom]]
+    whole = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+    stored_size = (
+        None if entry is None or not entry.width or not entry.height else (entry.width, entry.height)
+    )
+
+    def pixels(quad: list[list[float]], size: tuple[int, int] | None) -> list[list[float]]:
+        return quad if size is None else [[round(x * size[0], 2), round(y * size[1], 2)] for x, y in quad]
+
+    scale = None
+    if stored_size is not None and query_size is not None and right > left:
+        scale = round(stored_size[0] / ((right - left) * query_size[0]), 4)
+    return {
+        "stored_region": pixels(whole, stored_size),
+        "query_region": pixels(query_quad, query_size),
+        "pixels": stored_size is not None,
+        "query_pixels": query_size is not None,
+        "stored_relative": whole,
+        "query_relative": query_quad,
+        "scale": scale,
+        "rotation": 0.0,
+        "mirrored": False,
+        "inliers": 0,
+        "by": "region",
+    }
 
 
 def _verified(checked: Mapping[str, Alignment | None], key: str) -> bool | None:
@@ -244,12 +304,16 @@ def _verify_accepted(index: Index, query: Query, answer: list[Verdict]) -> dict[
 
 def describe_where(where: Mapping[str, object]) -> str:
     """One line for people: where the query lies in the stored image, and how it was turned."""
-    region = where["stored_region"]
+    by_region = where.get("by") == "region"
+    region = where["query_region" if by_region else "stored_region"]
     assert isinstance(region, list)
     xs = [point[0] for point in region]
     ys = [point[1] for point in region]
-    unit = "" if where.get("pixels") else " (relative)"
+    unit = "" if where.get("pixels" if not by_region else "query_pixels") else " (relative)"
     box = f"x {min(xs):g}-{max(xs):g}, y {min(ys):g}-{max(ys):g}{unit}"
+    if by_region:
+        scale = "" if where["scale"] is None else f"; scale {where['scale']:g}"
+        return f"the picture at {box} of the query{scale}; found by that picture's hash"
     how = [f"scale {where['scale']:g}"]
     if abs(float(str(where["rotation"]))) >= 1:
         how.append(f"rotated {where['rotation']:g} degrees")
@@ -279,12 +343,14 @@ def where_found(
         "stored_region": scaled(alignment.stored_region, stored_size),
         "query_region": scaled(alignment.query_region, query_size),
         "pixels": stored_size is not None,
+        "query_pixels": query_size is not None,
         "stored_relative": scaled(alignment.stored_region, None),  # 0..1, to draw on a thumbnail
         "query_relative": scaled(alignment.query_region, None),
         "scale": round(alignment.scale, 4),
         "rotation": round(alignment.rotation, 2),
         "mirrored": alignment.mirrored,
         "inliers": alignment.inliers,
+        "by": "keypoints",
     }
 
 

@@ -145,6 +145,8 @@ class Verdict:
     score: int  # the sum of the conditions' distances: lower is closer
     variant: int = 0
     alignment: Alignment | None = field(default=None, compare=False)
+    # per algorithm, the query variant at its distance (0 too when a stored variant was nearer)
+    variants: Mapping[str, int] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)

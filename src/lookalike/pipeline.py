@@ -26,6 +26,7 @@ from lookalike.decode import DEFAULT_LIMITS, DecodeLimits, ImageSource, decode, 
 from lookalike.errors import ImageError, LookalikeError
 from lookalike.hash import Hash
 from lookalike.prepare import ImageView, Mode
+from lookalike.regions import REGION_BOXES, RelativeBox, relative_boxes
 from lookalike.trim import TRIM_BOX, trimmed_view
 from lookalike.workers import Failed, Finished, WorkerPool, can_start_workers
 
@@ -59,6 +60,9 @@ class HashResult(dict[str, HashValue]):
     content: tuple[int, int] | None  # width x height left after trimming uniform borders, if known
     local: LocalFeatures | None  # keypoints (`local=True`), and those of the mirrored image
     local_mirrored: LocalFeatures | None
+    # the pictures inside the image that `phash_eq_regions` hashed, in the order of its variants
+    # after the first (relative boxes: lookalike.regions), so a match through one says where
+    regions: tuple[RelativeBox, ...]
 
     def __init__(
         self,
@@ -74,6 +78,7 @@ class HashResult(dict[str, HashValue]):
         content: tuple[int, int] | None = None,
         local: LocalFeatures | None = None,
         local_mirrored: LocalFeatures | None = None,
+        regions: tuple[RelativeBox, ...] = (),
     ) -> None:
         super().__init__(hashes)
         self.path = path
@@ -87,6 +92,7 @@ class HashResult(dict[str, HashValue]):
         self.content = content
         self.local = local
         self.local_mirrored = local_mirrored
+        self.regions = regions
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         return (
@@ -104,6 +110,7 @@ class HashResult(dict[str, HashValue]):
                 self.content,
                 self.local,
                 self.local_mirrored,
+                self.regions,
             ),
         )
 
@@ -198,7 +205,22 @@ def _hash_decoded_source(
         content=content,
         local=local,
         local_mirrored=local_mirrored,
+        regions=_found_regions(view, options),
     )
+
+
+def _found_regions(view: ImageView, options: HashOptions) -> tuple[RelativeBox, ...]:
+    """The pictures a hash found inside the image (`phash_eq_regions`), as relative boxes; none
+    when no requested hash looked for them (no extra work), or when the image was trimmed first
+    (the boxes would be shares of the trimmed picture)."""
+    if options.trim:
+        return ()
+    for spec in options.specs:
+        own_view = view.for_side(spec.working_side)
+        boxes = own_view.memoised(REGION_BOXES)
+        if isinstance(boxes, list) and boxes:
+            return relative_boxes(boxes, own_view.rgb_image().size)
+    return ()
 
 
 def _local_features(

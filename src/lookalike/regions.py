@@ -25,6 +25,8 @@ import numpy.typing as npt
 from PIL import Image
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom (right and bottom exclusive), as PIL
+RelativeBox = tuple[float, float, float, float]  # the same as shares of the image's width and height
+REGION_BOXES = "region-boxes"  # what an ImageView memoises the proposals under
 
 REGIONS_REVISION = 4  # raised whenever the rule changes what it proposes
 ANALYSIS_SIDE = 256
@@ -253,3 +255,13 @@ def _planes(image: npt.NDArray[np.uint8], scale: float) -> npt.NDArray[np.float3
         source = Image.fromarray(np.ascontiguousarray(image[:, :, 0] if image.shape[2] == 1 else image))
         image = np.asarray(source.resize(size, Image.Resampling.BOX)).reshape(size[1], size[0], -1)
     return np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
+
+
+def relative_boxes(boxes: list[Box], size: tuple[int, int]) -> tuple[RelativeBox, ...]:
+    """Boxes in the pixels of an image of `size` (width, height) as shares of it (0..1), so that
+    they hold at any scale of that image."""
+    width, height = size
+    return tuple(
+        (round(left / width, 4), round(top / height, 4), round(right / width, 4), round(bottom / height, 4))
+        for left, top, right, bottom in boxes
+    )

@@ -42,7 +42,7 @@ from lookalike.algorithms.perceptual import (
 from lookalike.algorithms.registry import Algorithm, register
 from lookalike.candidates.keys import dct_layout
 from lookalike.hash import Hash
-from lookalike.regions import REGIONS_REVISION, propose_regions
+from lookalike.regions import REGION_BOXES, REGIONS_REVISION, propose_regions
 from lookalike.trim import TRIM_BOX, TRIM_REVISION, Box, trim_box
 
 if TYPE_CHECKING:
@@ -176,7 +176,7 @@ def _with_crops(view: ImageView, hash_size: int) -> Hash:
 def region_boxes(view: ImageView) -> list[Box]:
     """The pictures inside the image (`lookalike.regions.propose_regions`, found on its colours), in
     the pixels of the view's image, memoised per view."""
-    return view.memo("region-boxes", lambda: propose_regions(np.asarray(view.rgb_image())))
+    return view.memo(REGION_BOXES, lambda: propose_regions(np.asarray(view.rgb_image())))
 
 
 def _with_regions(view: ImageView, hash_size: int) -> Hash:

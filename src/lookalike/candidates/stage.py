@@ -336,7 +336,10 @@ def match_batch(
         alignment = None if judged.alignments is None else judged.alignments[position]
         if alignment is not None:
             distances["local"] = alignment.inliers
-        verdict = Verdict(key, distances, int(judged.evaluation.score[position]), variant, alignment)
+        variants = {name: int(chosen[position]) for name, chosen in judged.variants.items()}
+        verdict = Verdict(
+            key, distances, int(judged.evaluation.score[position]), variant, alignment, variants
+        )
         results[int(judged.rows[position])].append(verdict)
     for verdicts in results:
         verdicts.sort(key=lambda v: (v.score, v.key))

@@ -104,6 +104,7 @@ async def search(request: Request) -> dict[str, object]:
             {n: v for n, v in result.items() if isinstance(v, Hash)},
             local=(result.local, result.local_mirrored) if result.local is not None else None,
             size=(result.width, result.height),
+            regions=result.regions,
         )
         options: SearchOptions = form
     elif content_type.startswith("application/json"):

@@ -65,11 +65,14 @@ for (const button of document.querySelectorAll("nav button")) {
 
 // ----- search -----
 let searched = null; // the last file searched: changing the rule searches it again
+let searchedUrl = null; // its picture, drawn again on a card where a match lies in part of it
 
 async function search(file) {
   searched = file;
   const preset = $("search-preset").value;
-  $("search-query").replaceChildren(picture(URL.createObjectURL(file), "your image"));
+  if (searchedUrl) URL.revokeObjectURL(searchedUrl);
+  searchedUrl = URL.createObjectURL(file);
+  $("search-query").replaceChildren(picture(searchedUrl, "your image"));
   $("search-results").replaceChildren();
   $("search-nearest").hidden = true;
   status("search-status", "searching…");
@@ -97,6 +100,13 @@ function shownName(item) {
   return item.name || item.id;
 }
 
+// The share of a picture that the bounding box of a relative quad covers.
+function boxArea(quad) {
+  const xs = quad.map(([x]) => x);
+  const ys = quad.map(([, y]) => y);
+  return (Math.max(...xs) - Math.min(...xs)) * (Math.max(...ys) - Math.min(...ys));
+}
+
 function matchCard(match, rank, matching) {
   const badges = Object.entries(match.distances).map(([name, distance]) => {
     const agreed = match.agreed.includes(name);
@@ -108,11 +118,19 @@ function matchCard(match, rank, matching) {
   });
   const where = match.where;
   const agreed = match.agreed.length ? `agreed: ${match.agreed.join(", ")}` : "no hash agreed";
-  const local = where ? `; local features: ${where.inliers} keypoints${where.mirrored ? ", mirrored" : ""}` : "";
+  const byRegion = where && where.by === "region";
+  const local = !where ? ""
+    : byRegion ? "; it is the framed picture inside yours (that picture's hash)"
+    : `; local features: ${where.inliers} keypoints${where.mirrored ? ", mirrored" : ""}`;
   const caution = match.verified === false ? "; similar, not verified as a copy (the keypoints do not agree)" : "";
   const agreement = agreed + local + caution;
+  // your image beside it, framed where the match lies in it, when that is a part of it
+  const inYours = where && searchedUrl && boxArea(where.query_relative) < 0.9
+    ? [el("div", { className: "in-yours", textContent: "in your image:" }), framedPicture(searchedUrl, "your image", where.query_relative)]
+    : [];
   return el("div", { className: "card " + (matching ? "match" : "nearest") }, [
-    framedPicture(match.thumbnail, shownName(match), where && where.stored_relative),
+    framedPicture(match.thumbnail, shownName(match), where && !byRegion && where.stored_relative),
+    ...inYours,
     el("div", { className: "id", textContent: `${rank + 1}. ${shownName(match)}`, title: `id: ${match.id}` }),
     el("div", { className: "agreement", textContent: agreement }),
     el("div", {}, badges),
