@@ -29,6 +29,7 @@ from lookalike.sorted_arrays import sorted_unique
 Ids = npt.NDArray[np.int64]
 LOCAL_QUERIES_PER_PROBE = 4  # queries whose one-bit neighbour probes go in one call (~600,000 probes)
 SAME_FRAME = 0.85  # each picture covers this much of the other: they lie on each other whole
+COINCIDE = 0.02  # corners this close (share of the side): the two frames are one frame
 
 
 class CandidateSource(Protocol):
@@ -282,12 +283,27 @@ def local_candidates(
     return found_rows[fresh] if len(fresh) else found_rows, found_ids[fresh] if len(fresh) else found_ids
 
 
+def frames_coincide(alignment: Alignment) -> bool:
+    """Whether the two pictures lie on each other frame for frame: each frame drawn on the other
+    is that whole frame, to `COINCIDE` at every corner (the transform is the identity, mirrored
+    or not). A crop, however light, moves or scales the frame, so it never coincides."""
+    whole = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    for region in (alignment.stored_region, alignment.query_region):
+        corners = np.asarray(region, dtype=np.float64).reshape(-1, 2)
+        nearest = np.abs(corners[:, None, :] - whole[None, :, :]).max(axis=2).min(axis=1)
+        if nearest.max() > COINCIDE:
+            return False
+    return True
+
+
 def verify_near_misses(source: CandidateSource, batch: QueryBatch, judged: Judged, rule: Matcher) -> Judged:
     """The accepted pairs of `judged`, plus those local features verify (query features, and the
     mirrored query's, against the stored compact ones): near misses of the hashes, and pairs
-    only local features nominated. Not when the two pictures lie on each other frame for frame:
-    an edited copy there is the hashes' to judge, and what two different pictures share frame
-    for frame is an app's bars, a caption or a logo, not a picture."""
+    only local features nominated. Not when the two frames coincide (`frames_coincide`): an
+    edited copy there is the hashes' to judge, and what two different pictures share frame for
+    frame is an app's bars, a caption or a logo, not a picture. A light crop (each picture
+    covering most of the other, `SAME_FRAME`) is the local features' to find: the hashes' crop
+    variants have fixed shapes."""
     from lookalike.local.verify import verify
 
     assert rule.local_inliers is not None
@@ -305,7 +321,7 @@ def verify_near_misses(source: CandidateSource, batch: QueryBatch, judged: Judge
             alignment = verify(query, found[0], query_mirrored, min_inliers=rule.local_inliers)
             if alignment is None:
                 continue
-            if min(alignment.stored_coverage, alignment.query_coverage) >= SAME_FRAME:
+            if frames_coincide(alignment):
                 continue
             inliers[position] = alignment.inliers
             alignments[position] = alignment
