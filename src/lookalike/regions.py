@@ -13,7 +13,8 @@ candidate sides, pairs of such sides spanning the same rows, closed above and be
 that step along the whole width. A rectangle is kept when each of its four sides steps along
 `MIN_SUPPORT` of its length, it is neither tiny nor most of the frame, and it holds a picture
 rather than a flat panel (a chat bubble, a text box: `MAX_FLAT`). Rectangles no stepping line
-divides come first: a collage's cells before two cells together.
+divides come first: a collage's cells before two cells together. Before them all come the cells
+of a collage cut at its gutters (`lookalike.gutters`), which need no step along a cell's sides.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from lookalike.gutters import gutter_cells
+
 Box = tuple[int, int, int, int]  # left, top, right, bottom (right and bottom exclusive), as PIL
 RelativeBox = tuple[float, float, float, float]  # the same as shares of the image's width and height
 REGION_BOXES = "region-boxes"  # what an ImageView memoises the proposals under
 
-REGIONS_REVISION = 4  # raised whenever the rule changes what it proposes
+REGIONS_REVISION = 5  # raised whenever the rule changes what it proposes (5: collage gutters)
 ANALYSIS_SIDE = 256
 STEP = 20.0  # levels, in the channel that differs most, between the two pixels either side of a border
 GAP = 2  # a run of steps bridges gaps this long (where both sides of a border happen to agree)
@@ -75,11 +78,13 @@ def propose_regions(pixels: npt.NDArray[np.uint8]) -> list[Box]:
     for left, right in pairs.tolist():
         boxes += _boxes_between(along_x, along_y, left, right, min_side)
     inverse = 1.0 / scale
-    found = []
+    found = gutter_cells(image)  # a collage's cells, cut at its gutters, come first
     for left, top, right, bottom in _distinct(boxes, planes.mean(axis=0)):
         box = (round(left * inverse), round(top * inverse), round(right * inverse), round(bottom * inverse))
-        found.append(_refined(image, box, int(np.ceil(2 * inverse))))
-    return found
+        box = _refined(image, box, int(np.ceil(2 * inverse)))
+        if len(found) < MAX_REGIONS and all(_overlap(box, cell) <= SAME_PLACE for cell in found):
+            found.append(box)
+    return found[:MAX_REGIONS]
 
 
 def _refined(image: npt.NDArray[np.uint8], box: Box, reach: int) -> Box:
