@@ -16,7 +16,8 @@ from PIL import Image, ImageEnhance, ImageOps
 
 import lookalike
 from conftest import COMMITTED_PHOTOS, committed_rgb
-from lookalike.candidates.stage import judge_batch
+from lookalike.candidates.batch import QueryBatch
+from lookalike.candidates.stage import candidate_pairs, judge_batch
 from lookalike.dedupe import pairs as pair_search
 from lookalike.hash import Hash
 from lookalike.index import Index, open_index
@@ -221,3 +222,31 @@ def test_any_write_on_the_path_drops_the_hashes_held_in_memory(both: tuple[Index
     ch.hold_stored_hashes(HASH_RULE.algorithms)
     assert keys[1] not in set(ch.keys_by_id(np.array(list(ch.ids_by_key(keys).values()))).values())
     assert len(_pairs(ch, HASH_RULE, exact=False)) > 0
+
+
+def _nominated(index: Index, batch: QueryBatch, include_flagged: bool) -> tuple[np.ndarray, np.ndarray]:
+    return candidate_pairs(index, batch, HASH_RULE, include_flagged=include_flagged)
+
+
+def _keyed_candidates(
+    index: Index, batch: QueryBatch, rows: np.ndarray, ids: np.ndarray
+) -> set[tuple[str, str]]:
+    """(query key, candidate key) of nominated (row, entry id) pairs."""
+    assert batch.ids is not None
+    keys = index.keys_by_id(np.concatenate([batch.ids, ids]))
+    return {(keys[int(batch.ids[r])], keys[int(i)]) for r, i in zip(rows.tolist(), ids.tolist(), strict=True)}
+
+
+def test_every_algorithm_of_a_family_fills_its_key_table_on_chdb(
+    both: tuple[Index, ClickHouseIndex],
+) -> None:
+    """The first add registers a family's algorithms one after the other; each used to drop the
+    key-table views the earlier ones had made, and the keys nominated fewer candidates than
+    SQLite's (which hold every member's hashes)."""
+    sqlite, ch = both
+    found = {}
+    for index in (sqlite, ch):
+        batch = next(index.stored_batches(HASH_RULE.algorithms, 10_000))
+        found[index.url] = _keyed_candidates(index, batch, *_nominated(index, batch, False))
+    assert found[ch.url] == found[sqlite.url]
+    assert len(found[ch.url]) > len(PHOTOS) * 15

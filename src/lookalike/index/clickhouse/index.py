@@ -328,14 +328,18 @@ class ClickHouseIndex(Index):
     def _drop_other_layouts(self, family: str, layout: KeyLayout, existing: set[str]) -> None:
         """Drop a family's key tables and views of another layout (an index made by an older
         lookalike): views first, so no write feeds a table being dropped. The current layout's
-        tables were filled from the h_ tables just before."""
+        tables were filled from the h_ tables just before. Every view of the current layout
+        stays, listed in the algorithms table or not: algorithms first stored by one add are
+        registered one after the other and listed together afterwards, and each registration
+        used to drop the views the earlier ones had just made (the key table then held only the
+        last one's keys)."""
         tables = self._tables
-        current = {
-            _bare_name(tables.family(family, layout, True)),
-            _bare_name(tables.family(family, layout)),
-            *(_bare_name(tables.family_view(family, layout, m)) for m in self._algorithms()),
-        }
-        stale = [name for name in tables.family_objects(family, existing) if name not in current]
+        current = {_bare_name(tables.family(family, layout, True)), _bare_name(tables.family(family, layout))}
+        stale = [
+            name
+            for name in tables.family_objects(family, existing)
+            if name not in current and not tables.is_family_view(name, family, layout)
+        ]
         # views, then Distributed tables, then the shard-local tables they read
         ordered = sorted(stale, key=lambda name: (not name.startswith("kv"), name.endswith("_local"), name))
         if ordered:
