@@ -127,7 +127,9 @@ def test_a_dark_photo_in_a_chat_is_proposed_and_its_text_bubbles_are_not() -> No
 
 @pytest.fixture(params=["sqlite", "chdb"])
 def index_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'index.db'}" if request.param == "sqlite" else f"chdb://{tmp_path / 'chdb'}"
+    return (
+        f"sqlite:///{tmp_path / 'index.db'}" if request.param == "sqlite" else f"chdb://{tmp_path / 'chdb'}"
+    )
 
 
 def test_an_original_finds_the_stored_composites_that_show_it(tmp_path: Path, index_url: str) -> None:

@@ -36,7 +36,9 @@ def test_nearest_variants_match_brute_force() -> None:
     limit = 56
     expected = _brute_force(query, owners, words, limit)
     rows, ids, distances = stored.nearest(query, limit, exact=True)
-    assert dict(zip(zip(rows.tolist(), ids.tolist(), strict=True), distances.tolist(), strict=True)) == expected
+    assert (
+        dict(zip(zip(rows.tolist(), ids.tolist(), strict=True), distances.tolist(), strict=True)) == expected
+    )
     rows, ids, distances = stored.nearest(query, limit)
     keyed = dict(zip(zip(rows.tolist(), ids.tolist(), strict=True), distances.tolist(), strict=True))
     assert keyed.items() <= expected.items()
