@@ -1,14 +1,16 @@
 """The candidate stage on every backend, on real photos and their edited copies: the keys find what
 the exact plan finds (the recall bound), the exact path is the rule applied to every pair, bulk
 adds are idempotent, an interrupted duplicate search resumes, a partial copy is retrieved by its
-keypoints with the place it was cut from, and chDB's hashes held in memory for a duplicate search
-judge as its reads do and are dropped by any write."""
+keypoints with the place it was cut from, and chDB's hashes and key tables held in memory for a
+duplicate search judge and nominate as its reads and SQLite do, are dropped by any write, and are
+not built past the memory ceiling."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,12 +18,15 @@ from PIL import Image, ImageEnhance, ImageOps
 
 import lookalike
 from conftest import COMMITTED_PHOTOS, committed_rgb
-from lookalike.candidates.stage import judge_batch
+from lookalike.candidates.batch import QueryBatch
+from lookalike.candidates.plan import family_of
+from lookalike.candidates.stage import candidate_pairs, judge_batch
 from lookalike.dedupe import pairs as pair_search
 from lookalike.hash import Hash
 from lookalike.index import Index, open_index
 from lookalike.index.base import Pairs
-from lookalike.index.clickhouse import ClickHouseIndex, snapshot
+from lookalike.index.clickhouse import ClickHouseIndex, held_keys, snapshot
+from lookalike.index.clickhouse import candidates as candidate_sql
 from lookalike.index.clickhouse.connection import ChdbConnection
 from lookalike.matcher import PRESETS, Matcher, default_index_hashes
 
@@ -185,7 +190,7 @@ def test_hashes_held_in_memory_judge_as_clickhouse_reads_and_sqlite_do(
     read = judge_batch(ch, batch, HASH_RULE)
     assert not _held(ch)
     ch.hold_stored_hashes(HASH_RULE.algorithms)
-    assert _held(ch) == set(HASH_RULE.algorithms)
+    assert _held(ch) == {*HASH_RULE.algorithms, "phash_eq_regions"}  # its family's keys need it
     held = judge_batch(ch, batch, HASH_RULE)
     assert np.array_equal(held.rows, read.rows) and np.array_equal(held.ids, read.ids)
     assert np.array_equal(held.evaluation.score, read.evaluation.score)
@@ -221,3 +226,123 @@ def test_any_write_on_the_path_drops_the_hashes_held_in_memory(both: tuple[Index
     ch.hold_stored_hashes(HASH_RULE.algorithms)
     assert keys[1] not in set(ch.keys_by_id(np.array(list(ch.ids_by_key(keys).values()))).values())
     assert len(_pairs(ch, HASH_RULE, exact=False)) > 0
+
+
+def _nominated(index: Index, batch: QueryBatch, include_flagged: bool) -> tuple[np.ndarray, np.ndarray]:
+    return candidate_pairs(index, batch, HASH_RULE, include_flagged=include_flagged)
+
+
+def _keyed_candidates(
+    index: Index, batch: QueryBatch, rows: np.ndarray, ids: np.ndarray
+) -> set[tuple[str, str]]:
+    """(query key, candidate key) of nominated (row, entry id) pairs."""
+    assert batch.ids is not None
+    keys = index.keys_by_id(np.concatenate([batch.ids, ids]))
+    return {(keys[int(batch.ids[r])], keys[int(i)]) for r, i in zip(rows.tolist(), ids.tolist(), strict=True)}
+
+
+def test_every_algorithm_of_a_family_fills_its_key_table_on_chdb(
+    both: tuple[Index, ClickHouseIndex],
+) -> None:
+    """The first add registers a family's algorithms one after the other; each used to drop the
+    key-table views the earlier ones had made, and the keys nominated fewer candidates than
+    SQLite's (which hold every member's hashes)."""
+    sqlite, ch = both
+    found = {}
+    for index in (sqlite, ch):
+        batch = next(index.stored_batches(HASH_RULE.algorithms, 10_000))
+        found[index.url] = _keyed_candidates(index, batch, *_nominated(index, batch, False))
+    assert found[ch.url] == found[sqlite.url]
+    assert len(found[ch.url]) > len(PHOTOS) * 15
+
+
+def _held_keys(index: ClickHouseIndex) -> set[str]:
+    assert isinstance(index.connection, ChdbConnection)
+    return set(snapshot.snapshots(index.connection).keys)
+
+
+def _scored(found: Pairs) -> set[tuple[frozenset[str], int]]:
+    pairs = zip(found.first.tolist(), found.second.tolist(), found.distances.tolist(), strict=True)
+    return {(frozenset((found.entries[a].key, found.entries[b].key)), d) for a, b, d in pairs}
+
+
+def _no_sql_probes(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("probed ClickHouse's key tables while they were held")
+
+    monkeypatch.setattr(candidate_sql, "nominate", refuse)
+
+
+def test_key_tables_held_in_memory_nominate_as_clickhouse_and_sqlite_do(
+    both: tuple[Index, ClickHouseIndex], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sqlite, ch = both
+    batch = next(ch.stored_batches(HASH_RULE.algorithms, 10_000))
+    by_sql = {flagged: _nominated(ch, batch, flagged) for flagged in (False, True)}
+    judged_by_sql = judge_batch(ch, batch, HASH_RULE)
+    with monkeypatch.context() as patch:
+        patch.setattr(held_keys, "hold", lambda *args, **kwargs: None)  # the job holds its hashes alone
+        by_sql_pairs = _scored(pair_search.rule_pairs(ch, HASH_RULE))
+    assert _held(ch) and not _held_keys(ch)
+    ch.hold_stored_hashes(HASH_RULE.algorithms)
+    assert _held_keys(ch) == {"phash_eq", "phash:16"}
+    _no_sql_probes(monkeypatch)
+    for flagged, (rows, ids) in by_sql.items():
+        held_rows, held_ids = _nominated(ch, batch, flagged)
+        assert len(rows) > len(batch)
+        assert np.array_equal(held_rows, rows) and np.array_equal(held_ids, ids)
+    judged = judge_batch(ch, batch, HASH_RULE)
+    assert np.array_equal(judged.rows, judged_by_sql.rows) and np.array_equal(judged.ids, judged_by_sql.ids)
+    for algorithm in HASH_RULE.algorithms:
+        assert np.array_equal(judged.distances[algorithm], judged_by_sql.distances[algorithm])
+    held_pairs = _scored(pair_search.rule_pairs(ch, HASH_RULE))
+    assert held_pairs == by_sql_pairs == _scored(pair_search.rule_pairs(sqlite, HASH_RULE))
+    assert len(held_pairs) >= len(PHOTOS) * 5
+
+
+def test_a_write_between_batches_drops_the_key_tables_held_in_memory(
+    both: tuple[Index, ClickHouseIndex],
+) -> None:
+    _, ch = both
+    keys = sorted(entry.key for entry in ch.entries())
+    moved, target = keys[0], next(k for k in keys if _photo(k) != _photo(keys[0]))
+    ch.hold_stored_hashes(HASH_RULE.algorithms)
+    assert _held_keys(ch)
+    family = family_of("phash_eq")
+    assert family is not None
+    target_words = ch.stored_hashes("phash_eq", np.array([ch.ids_by_key([target])[target]])).words
+    ch.add_words([moved], "phash_eq", target_words, 256)  # `moved` now looks like `target`
+    assert not _held_keys(ch)
+    now = ch.ids_by_key([moved])[moved]
+    _, found = ch.nominate("phash_eq", family[1], target_words, False)
+    assert now in found.tolist()  # ClickHouse answers, with the new version
+    ch.hold_stored_hashes(HASH_RULE.algorithms)
+    assert _held_keys(ch) == {"phash_eq", "phash:16"}
+    _, held = ch.nominate("phash_eq", family[1], target_words, False)
+    assert np.array_equal(np.unique(held), np.unique(found))  # ClickHouse repeats one per table
+    with open_index(ch.url) as other:  # a write from another handle on the path
+        other.remove([target])
+    assert not _held_keys(ch)
+
+
+def test_key_tables_past_the_memory_ceiling_are_left_to_clickhouse(
+    both: tuple[Index, ClickHouseIndex], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sqlite, ch = both
+    ch.hold_stored_hashes(HASH_RULE.algorithms)
+    assert isinstance(ch.connection, ChdbConnection)
+    hashes_bytes = sum(table.nbytes for table in snapshot.snapshots(ch.connection).tables.values())
+    snapshot.drop(ch.connection)
+    monkeypatch.setattr(snapshot, "MEMORY_CEILING", hashes_bytes + 1024)  # the hashes fit, the keys not
+    calls: list[int] = []
+    probe = candidate_sql.nominate
+
+    def counted(*args: Any, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
+        calls.append(1)
+        return probe(*args, **kwargs)
+
+    monkeypatch.setattr(candidate_sql, "nominate", counted)
+    found = _scored(pair_search.rule_pairs(ch, HASH_RULE))
+    assert _held(ch) >= set(HASH_RULE.algorithms) and not _held_keys(ch)
+    assert calls  # every batch probed ClickHouse
+    assert found == _scored(pair_search.rule_pairs(sqlite, HASH_RULE))

@@ -42,7 +42,7 @@ from lookalike.index.base import (
     checked_item,
 )
 from lookalike.index.clickhouse import candidates as candidate_sql
-from lookalike.index.clickhouse import snapshot
+from lookalike.index.clickhouse import held_keys, snapshot
 from lookalike.index.clickhouse.binding import Binder
 from lookalike.index.clickhouse.compaction import compact_site
 from lookalike.index.clickhouse.connection import (
@@ -300,11 +300,7 @@ class ClickHouseIndex(Index):
         widths = dict(self._algorithms(refresh=True))
         if also is not None:  # an algorithm being registered now
             widths[also] = layout.nbits
-        members = [
-            name
-            for name, nbits in widths.items()
-            if (found := family_of(name)) is not None and found[0] == family and nbits == layout.nbits
-        ]
+        members = _family_members(widths, family, layout)
         existing = self._table_names()
         statements = [family_ddl(tables, family, layout, self._dialect.tuned_storage)]
         fresh = [m for m in members if _bare_name(tables.family_view(family, layout, m)) not in existing]
@@ -328,14 +324,18 @@ class ClickHouseIndex(Index):
     def _drop_other_layouts(self, family: str, layout: KeyLayout, existing: set[str]) -> None:
         """Drop a family's key tables and views of another layout (an index made by an older
         lookalike): views first, so no write feeds a table being dropped. The current layout's
-        tables were filled from the h_ tables just before."""
+        tables were filled from the h_ tables just before. Every view of the current layout
+        stays, listed in the algorithms table or not: algorithms first stored by one add are
+        registered one after the other and listed together afterwards, and each registration
+        used to drop the views the earlier ones had just made (the key table then held only the
+        last one's keys)."""
         tables = self._tables
-        current = {
-            _bare_name(tables.family(family, layout, True)),
-            _bare_name(tables.family(family, layout)),
-            *(_bare_name(tables.family_view(family, layout, m)) for m in self._algorithms()),
-        }
-        stale = [name for name in tables.family_objects(family, existing) if name not in current]
+        current = {_bare_name(tables.family(family, layout, True)), _bare_name(tables.family(family, layout))}
+        stale = [
+            name
+            for name in tables.family_objects(family, existing)
+            if name not in current and not tables.is_family_view(name, family, layout)
+        ]
         # views, then Distributed tables, then the shard-local tables they read
         ordered = sorted(stale, key=lambda name: (not name.startswith("kv"), name.endswith("_local"), name))
         if ordered:
@@ -1330,9 +1330,13 @@ class ClickHouseIndex(Index):
         include_flagged: bool,
         owners: npt.NDArray[np.int64] | None = None,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        self._version_keys.clear()
+        if isinstance(self._connection, ChdbConnection):
+            held = held_keys.held(self._connection, family, layout)
+            if held is not None:  # a whole-index job holds them (`hold_stored_hashes`)
+                return held.probe(words, include_flagged, owners)
         # `owners` is not needed: distinct keys travel once, and ClickHouse sends each back once
         self._ensure_family(family, layout)
-        self._version_keys.clear()
         with self._reading() as stale:
             return candidate_sql.nominate(
                 self._connection, self._read, self._tables, family, layout, words, include_flagged, stale
@@ -1414,14 +1418,23 @@ class ClickHouseIndex(Index):
         )
 
     def hold_stored_hashes(self, algorithms: Sequence[str]) -> None:
-        """On chDB, read the `h_*` tables of `algorithms` into memory (`snapshot.py`): judging then
-        looks candidates up there until this process writes the index. Nothing on a server."""
-        if isinstance(self._connection, ChdbConnection):
-            names = dict.fromkeys(canonical_algorithm(a) for a in algorithms)
-            widths = {name: nbits for name in names if (nbits := self._nbits_of(name)) is not None}
-            snapshot.hold(
-                self._connection, self._tables, widths, lambda: candidate_sql.live_versions(self._read)
-            )
+        """On chDB, read the `h_*` tables of `algorithms` and of the other members of their
+        candidate families into memory (`snapshot.py`), and build the families' key tables from
+        them (`held_keys.py`): judging and probing then happen there until this process writes
+        the index. Nothing on a server (other processes write it)."""
+        if not isinstance(self._connection, ChdbConnection):
+            return
+        stored = self._algorithms()
+        families: dict[str, tuple[KeyLayout, list[str]]] = {}
+        for name in dict.fromkeys(canonical_algorithm(a) for a in algorithms):
+            found = family_of(name)
+            if found is not None and name in stored and found[0] not in families:
+                families[found[0]] = (found[1], _family_members(stored, *found))
+        names = dict.fromkeys(canonical_algorithm(a) for a in algorithms)
+        names.update(dict.fromkeys(m for _, members in families.values() for m in members))
+        widths = {name: nbits for name in names if (nbits := self._nbits_of(name)) is not None}
+        snapshot.hold(self._connection, self._tables, widths, lambda: candidate_sql.live_versions(self._read))
+        held_keys.hold(self._connection, families)
 
     def keys_by_id(self, ids: npt.NDArray[np.int64]) -> dict[int, str]:
         wanted = np.asarray(ids, dtype=np.int64)
@@ -1572,6 +1585,15 @@ def _hash_columns(
     for i in range(width):
         columns[f"w{i}"] = np.ascontiguousarray(words[:, i])
     return columns
+
+
+def _family_members(widths: Mapping[str, int], family: str, layout: KeyLayout) -> list[str]:
+    """The stored algorithms (name -> bits) whose hashes fill `family`'s key table."""
+    return [
+        name
+        for name, nbits in widths.items()
+        if (found := family_of(name)) is not None and found[0] == family and nbits == layout.nbits
+    ]
 
 
 def _bare_name(qualified: str) -> str:

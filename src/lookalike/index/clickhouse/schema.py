@@ -117,6 +117,10 @@ class Tables:
         tag = layout_tag(layout)
         return self._name(f"kv{tag}_{algorithm_suffix(family)}_{algorithm_suffix(algorithm)}", True)
 
+    def is_family_view(self, name: str, family: str, layout: KeyLayout) -> bool:
+        """Whether the bare `name` is a view feeding this layout's key table of `family`."""
+        return name.startswith(f"kv{layout_tag(layout)}_{algorithm_suffix(family)}_")
+
     def family_objects(self, family: str, names: Iterable[str]) -> list[str]:
         """The bare names among `names` of any layout's key tables and views of `family` (the
         local and the Distributed table on a cluster)."""

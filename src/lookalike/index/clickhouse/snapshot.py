@@ -10,6 +10,7 @@ hashes cost about 45 bytes an image, ~225 MB at a million images (with the keys 
 Only this process writes a chDB path (`ChdbSession.facts`), so the tables stay valid until it
 writes: every write on the path drops them (`drop`), and a snapshot read while a write ran is
 not kept (`Snapshots.writes` counts the writes). A server has other writers: never held there.
+The candidate key tables built from these hashes (`held_keys.py`) are held and dropped with them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -25,10 +26,14 @@ import numpy.typing as npt
 from lookalike.index.clickhouse.connection import ChdbConnection
 from lookalike.index.clickhouse.schema import Tables, word_count
 
+if TYPE_CHECKING:
+    from lookalike.index.clickhouse.held_keys import HeldKeys
+
 Ids = npt.NDArray[np.int64]
 Found = tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint64], npt.NDArray[np.float32], npt.NDArray[np.bool_]]
 _FACT = "stored-hash-snapshots"
-# what one process may hold: 10M images of five 256-bit hashes fit (about 2.2 GB)
+# what one process may hold: 10M images of five 256-bit hashes fit (about 2.2 GB); with the key
+# tables built from them (`held_keys.py`, counted at their build's peak), about 1.5M images
 MEMORY_CEILING = 4 * 2**30
 ROW_BYTES = 8 + 4 + 1  # version, quality, flagged, beside the words
 
@@ -93,6 +98,7 @@ class Snapshots:
     """The tables held for one chDB path, and how many writes the path has seen."""
 
     tables: dict[str, HashTable] = field(default_factory=dict)
+    keys: dict[str, HeldKeys] = field(default_factory=dict)  # candidate family -> its key tables
     writes: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)  # one reader of tables at a time
 
@@ -112,6 +118,7 @@ def drop(connection: ChdbConnection) -> None:
     with connection.shared.facts_lock:
         held.writes += 1
         held.tables = {}
+        held.keys = {}
 
 
 def held(connection: ChdbConnection, algorithms: Sequence[str]) -> dict[str, HashTable]:
@@ -133,9 +140,8 @@ def hold(
         if not wanted:
             return held(connection, list(widths))
         rows = {name: _row_count(connection, tables, name) for name in wanted}
-        held_bytes = sum(table.nbytes for table in state.tables.values())
         needed = sum(rows[name] * (ROW_BYTES + 8 * word_count(widths[name])) for name in wanted)
-        if held_bytes + needed > MEMORY_CEILING:
+        if held_bytes(state) + needed > MEMORY_CEILING:
             return held(connection, list(widths))
         writes = state.writes
         versions = live()
@@ -147,6 +153,13 @@ def hold(
                     break
                 state.tables = {**state.tables, name: table}
     return held(connection, list(widths))
+
+
+def held_bytes(state: Snapshots) -> int:
+    """What the hashes and key tables held take."""
+    return sum(table.nbytes for table in state.tables.values()) + sum(
+        keys.nbytes for keys in state.keys.values()
+    )
 
 
 def _row_count(connection: ChdbConnection, tables: Tables, algorithm: str) -> int:
