@@ -219,3 +219,34 @@ def test_one_index_can_be_shared_between_threads(tmp_path: Path) -> None:
             thread.join()
         assert not errors, errors[0]
         assert len(index) == 2000
+
+
+def _hash_rows(path: Path) -> list[tuple[object, ...]]:
+    with sqlite3.connect(path) as db:
+        return db.execute(
+            "SELECT e.key, h.algorithm, h.value, h.words, h.quality, typeof(h.quality), h.flagged"
+            " FROM hashes AS h JOIN entries AS e ON e.id = h.entry_id ORDER BY e.key, h.algorithm"
+        ).fetchall()
+
+
+@pytest.mark.parametrize("nbits", [64, 256])
+def test_bulk_add_writes_the_rows_add_writes(tmp_path: Path, nbits: int) -> None:
+    """`add_words` builds its rows in SQL from packed arrays (`sqlite_bulk`); `add` binds each
+    value: the stored rows are the same, byte for byte, for qualities that pack and that do not."""
+    keys = [f"k{i:03d}" for i in range(300)]
+    hashes = random_hashes(300, nbits, seed=nbits)
+    quality = [None if i % 5 == 0 else (i * 7919) % 1000 for i in range(300)]
+    quality[200], quality[201] = -4, 1 << 20  # outside what packs: the second half binds each value
+    words = np.array([h.words() for h in hashes], np.uint64)
+    bulk, single = tmp_path / "bulk.db", tmp_path / "single.db"
+    with open_index(f"sqlite:///{bulk}") as index:
+        for algorithm in ("pdq", "pdq2"):  # new entries, then keys already stored
+            index.add_words(keys[:150], algorithm, words[:150], nbits, quality[:150])
+            index.add_words(keys[150:], algorithm, words[150:], nbits, quality[150:])
+    with open_index(f"sqlite:///{single}") as index:
+        index.add(
+            (k, {"pdq": h.with_quality(q), "pdq2": h.with_quality(q)})
+            for k, h, q in zip(keys, hashes, quality, strict=True)
+        )
+    assert _hash_rows(bulk) == _hash_rows(single)
+    assert len(_hash_rows(bulk)) == 600
