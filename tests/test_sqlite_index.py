@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from hash_sets import random_hashes
-from lookalike.errors import IndexStoreError
+from lookalike.errors import IndexStoreError, InvalidHashError
 from lookalike.index import open_index
 from lookalike.index.sqlite import SCHEMA_VERSION, SQLiteIndex, sqlite_path
 
@@ -250,3 +250,19 @@ def test_bulk_add_writes_the_rows_add_writes(tmp_path: Path, nbits: int) -> None
         )
     assert _hash_rows(bulk) == _hash_rows(single)
     assert len(_hash_rows(bulk)) == 600
+
+
+def test_bulk_add_checkpoints_the_wal_itself_and_restores_the_setting(tmp_path: Path) -> None:
+    """`add_words` turns automatic checkpoints off while it writes and copies the WAL into the
+    database itself; afterwards (also after a refused batch) the connection checkpoints as before."""
+    index = SQLiteIndex(str(tmp_path / "index.db"))
+    words = np.arange(1, 5001, dtype=np.uint64).reshape(-1, 1)
+    index.add_words([f"k{i}" for i in range(5000)], "phash", words, 64)
+    assert index._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    busy, frames, copied = index._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert (busy, copied) == (0, frames)  # every frame already copied
+    with pytest.raises(InvalidHashError):
+        index.add_words(["k1"], "phash", np.zeros((1, 4), dtype=np.uint64), 256)
+    assert index._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    assert len(index) == 5000
+    index.close()
