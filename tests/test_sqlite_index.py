@@ -266,3 +266,35 @@ def test_bulk_add_checkpoints_the_wal_itself_and_restores_the_setting(tmp_path: 
     assert index._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
     assert len(index) == 5000
     index.close()
+
+
+def test_bulk_add_trusts_the_keys_it_wrote_only_until_another_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next hash of a bulk load skips looking its keys up (`RecentKeyIds`); a write by any
+    other handle in between (here a removal) makes it look them up again, so no hash row is
+    written for an entry that is gone."""
+    import lookalike.index.sqlite_bulk as bulk
+
+    path = tmp_path / "index.db"
+    keys = [f"k{i:03d}" for i in range(100)]
+    words = np.arange(1, 101, dtype=np.uint64).reshape(-1, 1)
+    writer = SQLiteIndex(str(path))
+    writer.add_words(keys, "phash", words, 64)
+    lookups = []
+    looked_up = bulk.ids_of_keys
+    monkeypatch.setattr(
+        bulk, "ids_of_keys", lambda db, keys: lookups.append(len(keys)) or looked_up(db, keys)
+    )
+    assert writer.add_words(keys, "ahash", words, 64).updated == 100
+    assert lookups == []  # the keys the last transaction wrote
+    other = SQLiteIndex(str(path))
+    assert other.remove(["k005"]) == 1
+    other.close()
+    report = writer.add_words(keys, "colorhash", words, 64)
+    assert lookups == [100] and (report.added, report.updated) == (1, 99)
+    entry = writer.get("k005")
+    assert entry is not None and set(entry.hashes) == {"colorhash"}
+    orphans = "SELECT count(*) FROM hashes WHERE entry_id NOT IN (SELECT id FROM entries)"
+    assert writer._db.execute(orphans).fetchone()[0] == 0
+    writer.close()

@@ -62,7 +62,7 @@ from lookalike.index.queries import (
     expand_dihedral,
     new_algorithm_widths,
 )
-from lookalike.index.sqlite_bulk import ids_of_keys, insert_entries, insert_hash_rows
+from lookalike.index.sqlite_bulk import RecentKeyIds, insert_entries, insert_hash_rows
 from lookalike.index.sqlite_candidates import CandidateCache, family_members
 from lookalike.search.bits import words_of
 from lookalike.search.store import HashStore
@@ -208,6 +208,7 @@ class SQLiteIndex(Index):
         self._uuid = str(self._meta("uuid"))
         snapshot_folder = Path(f"{self.path}.search") if self._snapshots else None
         self._candidates = CandidateCache(snapshot_folder, self._uuid)
+        self._recent_ids = RecentKeyIds()
 
     @classmethod
     def open(cls, url: str | os.PathLike[str] | None = None, **options: Any) -> SQLiteIndex:
@@ -386,7 +387,8 @@ class SQLiteIndex(Index):
             known = self._algorithm_nbits(algorithm)
             if known is not None and known != nbits:
                 raise InvalidHashError(f"{algorithm} hashes in {self.path} have {known} bits, not {nbits}")
-            ids, had_origin = ids_of_keys(self._db, keys)
+            seen = int(self._meta("generation"))
+            ids, had_origin = self._recent_ids.lookup(self._db, keys, seen)
             stored = ids >= 0
             count = len(keys) - int(stored.sum())
             write = ~stored
@@ -404,8 +406,9 @@ class SQLiteIndex(Index):
                 write[stored] = ~same
                 replaced[stored] = present & ~same
             cleared = stored & had_origin  # a write replaces where the key came from (FROM_FILE...)
+            after = seen
             if write.any() or cleared.any():
-                generation = int(self._meta("generation")) + 1
+                generation = seen + 1
                 scores = None if quality is None else quality[write]
                 flags = flagged_words(words[write], nbits, scores, algorithm)
                 insert_hash_rows(
@@ -425,7 +428,8 @@ class SQLiteIndex(Index):
                 if known is None:
                     self._db.execute("INSERT INTO algorithms (name, nbits) VALUES (?, ?)", (algorithm, nbits))
                     self._nbits[algorithm] = nbits
-                self._bump_generation()
+                after = self._bump_generation()
+        self._recent_ids.remember(keys, ids, after)
         updated = int((stored & (write | cleared)).sum())
         return AddReport(added=count, updated=updated, unchanged=int(stored.sum()) - updated)
 

@@ -63,6 +63,41 @@ def ids_of_keys(
     return ids, had_origin
 
 
+class RecentKeyIds:
+    """The entry ids of the keys that recent `add_words` transactions wrote, trusted while the
+    index's generation is the one they left (no write since, from any process; every write
+    bumps it): a bulk load's next hash for the same keys then skips the key lookup. After such
+    a transaction every one of its keys is stored and records no origin."""
+
+    def __init__(self, limit: int = 1_000_000) -> None:
+        self.limit = limit  # keys held at most (the oldest batches go first)
+        self._generation: int | None = None
+        self._batches: dict[tuple[str, str, int], tuple[list[str], npt.NDArray[np.int64]]] = {}
+
+    def lookup(
+        self, db: sqlite3.Connection, keys: list[str], generation: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """`ids_of_keys` for a batch, from memory when the same keys were written last at
+        `generation` (the index's generation now, read inside the transaction)."""
+        if generation != self._generation:
+            self._batches.clear()
+        held = self._batches.get((keys[0], keys[-1], len(keys))) if keys else None
+        if held is not None and held[0] == keys:
+            return held[1].copy(), np.zeros(len(keys), dtype=bool)
+        return ids_of_keys(db, keys)
+
+    def remember(self, keys: list[str], ids: npt.NDArray[np.int64], generation: int) -> None:
+        """After a committed transaction that left the index at `generation`: `keys` are stored
+        under `ids`, and batches remembered before are still true (it only added entries and
+        cleared origins)."""
+        self._generation = generation
+        if not keys or len(keys) > self.limit:
+            return
+        self._batches[(keys[0], keys[-1], len(keys))] = (keys, ids.copy())
+        while sum(len(held[0]) for held in self._batches.values()) > self.limit:
+            del self._batches[next(iter(self._batches))]
+
+
 def insert_entries(db: sqlite3.Connection, first_id: int, keys: Sequence[str], added_at: float) -> None:
     """New entries `first_id`, `first_id + 1`, ... for `keys` (not stored), facts left empty."""
     text = _keys_json(keys)
