@@ -630,6 +630,34 @@ def test_bulk_add_twice_changes_nothing_and_matches_add(index: Index, tmp_path: 
     reference.close()
 
 
+# keys that JSON escapes or SQLite's JSON functions must decode (the SQLite bulk path passes a
+# batch's keys as one JSON array); qualities at the ends of their range and none
+AWKWARD_KEYS = ["plain", "caf\u00e9 \U0001f600.jpg", 'quote"back\\slash', "tab\tnew\nline", "\u2028sep"]
+AWKWARD_QUALITY = [None, 0, 1, 99, 100]
+
+
+@pytest.mark.parametrize("nbits", [64, 128, 256])
+def test_bulk_add_stores_what_add_stores_for_awkward_keys(index: Index, tmp_path: Path, nbits: int) -> None:
+    quality = AWKWARD_QUALITY
+    hashes = random_hashes(len(AWKWARD_KEYS), nbits, seed=nbits)
+    hashes[1] = Hash((1 << nbits) - 1, nbits)  # all ones: flagged
+    report = index.add_words(AWKWARD_KEYS, "pdq", _word_rows(hashes), nbits, quality)
+    assert report.added == len(AWKWARD_KEYS)
+    reference = open_index(f"sqlite:///{tmp_path / 'reference.db'}")
+    reference.add(
+        (key, {"pdq": h.with_quality(q)}) for key, h, q in zip(AWKWARD_KEYS, hashes, quality, strict=True)
+    )
+    assert _stored(index, AWKWARD_KEYS) == _stored(reference, AWKWARD_KEYS)
+    assert {k: e.flagged for k, e in index.get_many(AWKWARD_KEYS).items()} == {
+        k: e.flagged for k, e in reference.get_many(AWKWARD_KEYS).items()
+    }
+    queries = {"pdq": hashes}
+    assert _range_answers(index, queries, nbits // 4) == _range_answers(reference, queries, nbits // 4)
+    again = index.add_words(AWKWARD_KEYS, "pdq", _word_rows(hashes), nbits, quality)
+    assert (again.added, again.updated, again.unchanged) == (0, 0, len(AWKWARD_KEYS))
+    reference.close()
+
+
 def test_bulk_add_updates_changed_hashes_and_adds_new_keys_in_one_batch(index: Index) -> None:
     old = random_hashes(50, 256, seed=5)
     index.add_words([f"k{i}" for i in range(50)], "pdq", _word_rows(old), 256)

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from hash_sets import random_hashes
-from lookalike.errors import IndexStoreError
+from lookalike.errors import IndexStoreError, InvalidHashError
 from lookalike.index import open_index
 from lookalike.index.sqlite import SCHEMA_VERSION, SQLiteIndex, sqlite_path
 
@@ -219,3 +219,82 @@ def test_one_index_can_be_shared_between_threads(tmp_path: Path) -> None:
             thread.join()
         assert not errors, errors[0]
         assert len(index) == 2000
+
+
+def _hash_rows(path: Path) -> list[tuple[object, ...]]:
+    with sqlite3.connect(path) as db:
+        return db.execute(
+            "SELECT e.key, h.algorithm, h.value, h.words, h.quality, typeof(h.quality), h.flagged"
+            " FROM hashes AS h JOIN entries AS e ON e.id = h.entry_id ORDER BY e.key, h.algorithm"
+        ).fetchall()
+
+
+@pytest.mark.parametrize("nbits", [64, 256])
+def test_bulk_add_writes_the_rows_add_writes(tmp_path: Path, nbits: int) -> None:
+    """`add_words` builds its rows in SQL from packed arrays (`sqlite_bulk`); `add` binds each
+    value: the stored rows are the same, byte for byte, for qualities that pack and that do not."""
+    keys = [f"k{i:03d}" for i in range(300)]
+    hashes = random_hashes(300, nbits, seed=nbits)
+    quality = [None if i % 5 == 0 else (i * 7919) % 1000 for i in range(300)]
+    quality[200], quality[201] = -4, 1 << 20  # outside what packs: the second half binds each value
+    words = np.array([h.words() for h in hashes], np.uint64)
+    bulk, single = tmp_path / "bulk.db", tmp_path / "single.db"
+    with open_index(f"sqlite:///{bulk}") as index:
+        for algorithm in ("pdq", "pdq2"):  # new entries, then keys already stored
+            index.add_words(keys[:150], algorithm, words[:150], nbits, quality[:150])
+            index.add_words(keys[150:], algorithm, words[150:], nbits, quality[150:])
+    with open_index(f"sqlite:///{single}") as index:
+        index.add(
+            (k, {"pdq": h.with_quality(q), "pdq2": h.with_quality(q)})
+            for k, h, q in zip(keys, hashes, quality, strict=True)
+        )
+    assert _hash_rows(bulk) == _hash_rows(single)
+    assert len(_hash_rows(bulk)) == 600
+
+
+def test_bulk_add_checkpoints_the_wal_itself_and_restores_the_setting(tmp_path: Path) -> None:
+    """`add_words` turns automatic checkpoints off while it writes and copies the WAL into the
+    database itself; afterwards (also after a refused batch) the connection checkpoints as before."""
+    index = SQLiteIndex(str(tmp_path / "index.db"))
+    words = np.arange(1, 5001, dtype=np.uint64).reshape(-1, 1)
+    index.add_words([f"k{i}" for i in range(5000)], "phash", words, 64)
+    assert index._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    busy, frames, copied = index._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert (busy, copied) == (0, frames)  # every frame already copied
+    with pytest.raises(InvalidHashError):
+        index.add_words(["k1"], "phash", np.zeros((1, 4), dtype=np.uint64), 256)
+    assert index._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    assert len(index) == 5000
+    index.close()
+
+
+def test_bulk_add_trusts_the_keys_it_wrote_only_until_another_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next hash of a bulk load skips looking its keys up (`RecentKeyIds`); a write by any
+    other handle in between (here a removal) makes it look them up again, so no hash row is
+    written for an entry that is gone."""
+    import lookalike.index.sqlite_bulk as bulk
+
+    path = tmp_path / "index.db"
+    keys = [f"k{i:03d}" for i in range(100)]
+    words = np.arange(1, 101, dtype=np.uint64).reshape(-1, 1)
+    writer = SQLiteIndex(str(path))
+    writer.add_words(keys, "phash", words, 64)
+    lookups = []
+    looked_up = bulk.ids_of_keys
+    monkeypatch.setattr(
+        bulk, "ids_of_keys", lambda db, keys: lookups.append(len(keys)) or looked_up(db, keys)
+    )
+    assert writer.add_words(keys, "ahash", words, 64).updated == 100
+    assert lookups == []  # the keys the last transaction wrote
+    other = SQLiteIndex(str(path))
+    assert other.remove(["k005"]) == 1
+    other.close()
+    report = writer.add_words(keys, "colorhash", words, 64)
+    assert lookups == [100] and (report.added, report.updated) == (1, 99)
+    entry = writer.get("k005")
+    assert entry is not None and set(entry.hashes) == {"colorhash"}
+    orphans = "SELECT count(*) FROM hashes WHERE entry_id NOT IN (SELECT id FROM entries)"
+    assert writer._db.execute(orphans).fetchone()[0] == 0
+    writer.close()

@@ -88,7 +88,11 @@ def checked_keys(keys: Sequence[str], where: str) -> list[str]:
     from lookalike.errors import IndexStoreError
 
     listed = list(keys)
-    if not all(isinstance(key, str) and key for key in listed):
+    try:  # str.__len__ refuses a non-string: a check in C (the bulk path checks 100,000s)
+        valid = all(map(str.__len__, listed))
+    except TypeError:
+        valid = False
+    if not valid:
         position, key = next((i, k) for i, k in enumerate(listed) if not (isinstance(k, str) and k))
         raise IndexStoreError(
             f"{where}: an index key must be a non-empty string, got {key!r} (item {position})"

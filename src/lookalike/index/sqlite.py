@@ -62,6 +62,7 @@ from lookalike.index.queries import (
     expand_dihedral,
     new_algorithm_widths,
 )
+from lookalike.index.sqlite_bulk import RecentKeyIds, insert_entries, insert_hash_rows
 from lookalike.index.sqlite_candidates import CandidateCache, family_members
 from lookalike.search.bits import words_of
 from lookalike.search.store import HashStore
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 3
 WRITE_BATCH = 5000
 BULK_WRITE_BATCH = 20_000  # keys per transaction of add_words
+BULK_CHECKPOINT_KEYS = 100_000  # keys add_words writes between two copies of the WAL into the database
 SQL_CHUNK = 500  # values per IN (...) list
 SNAPSHOT_MIN_CHANGES = 20_000  # rows synced since the last snapshot before close() writes a new one
 
@@ -206,6 +208,7 @@ class SQLiteIndex(Index):
         self._uuid = str(self._meta("uuid"))
         snapshot_folder = Path(f"{self.path}.search") if self._snapshots else None
         self._candidates = CandidateCache(snapshot_folder, self._uuid)
+        self._recent_ids = RecentKeyIds()
 
     @classmethod
     def open(cls, url: str | os.PathLike[str] | None = None, **options: Any) -> SQLiteIndex:
@@ -317,8 +320,9 @@ class SQLiteIndex(Index):
         objects: the fast path for hash lists of millions. A new key gets an entry; a stored key
         gains the hash or has it replaced and keeps everything else, as with `add`; a repeated
         key keeps its last hash. Each batch is a few statements over whole arrays (keys and ids
-        joined through `json_each`, stored hashes compared in NumPy), so adding a second
-        algorithm to stored keys costs about what adding the first did."""
+        joined through `json_each`, rows inserted from one JSON array and one BLOB: see
+        `sqlite_bulk`, stored hashes compared in NumPy), so adding a second algorithm to stored
+        keys costs about what adding the first did."""
         rows = np.asarray(words, dtype=np.uint64).reshape(len(keys), -1)
         if rows.shape[1] != (nbits + 63) // 64:
             raise InvalidHashError(f"{nbits}-bit hashes take {(nbits + 63) // 64} words, got {rows.shape[1]}")
@@ -326,22 +330,46 @@ class SQLiteIndex(Index):
             raise InvalidHashError(f"some hashes have bits set above bit {nbits}")
         listed = checked_keys(keys, self.path)
         algorithm = canonical_algorithm(algorithm)
-        scores = None if quality is None else np.array([np.nan if q is None else q for q in quality], float)
+        scores = None if quality is None else np.array(quality, dtype=float)  # None reads as NaN
         if scores is not None:  # stored as an integer: compare and flag what is stored
             scores = np.trunc(scores)
-        last = {key: position for position, key in enumerate(listed)}
-        if len(last) < len(listed):  # the last write of a key wins
+        last = {} if len(set(listed)) == len(listed) else dict(zip(listed, range(len(listed)), strict=True))
+        if last:  # a repeated key: its last write wins
             keep = np.fromiter(last.values(), dtype=np.int64, count=len(last))
             listed, rows = list(last), rows[keep]
             scores = None if scores is None else scores[keep]
         report = AddReport()
-        for start in range(0, len(listed), BULK_WRITE_BATCH):
-            stop = min(start + BULK_WRITE_BATCH, len(listed))
-            part = None if scores is None else scores[start:stop]
-            report = report.merge(
-                self._write_words(listed[start:stop], algorithm, rows[start:stop], nbits, part)
-            )
+        with self._checkpoints_every(BULK_CHECKPOINT_KEYS // BULK_WRITE_BATCH) as written:
+            for start in range(0, len(listed), BULK_WRITE_BATCH):
+                stop = min(start + BULK_WRITE_BATCH, len(listed))
+                part = None if scores is None else scores[start:stop]
+                report = report.merge(
+                    self._write_words(listed[start:stop], algorithm, rows[start:stop], nbits, part)
+                )
+                written()
         return report
+
+    @contextmanager
+    def _checkpoints_every(self, transactions: int) -> Iterator[Callable[[], None]]:
+        """Copy the WAL into the database after every `transactions` commits (call the yielded
+        function after each) and at the end, not whenever it passes 1,000 pages: in a bulk add
+        that copied and synced the same pages over and over (a fifth of its time)."""
+        count = itertools.count(1)
+
+        def written() -> None:
+            if next(count) % transactions == 0:
+                with self._lock:
+                    self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+        with self._lock:
+            pages = int(self._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+            self._db.execute("PRAGMA wal_autocheckpoint = 0")
+        try:
+            yield written
+        finally:
+            with self._lock:
+                self._db.execute(f"PRAGMA wal_autocheckpoint = {pages}")
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     @_serialised
     def _write_words(
@@ -359,20 +387,16 @@ class SQLiteIndex(Index):
             known = self._algorithm_nbits(algorithm)
             if known is not None and known != nbits:
                 raise InvalidHashError(f"{algorithm} hashes in {self.path} have {known} bits, not {nbits}")
-            ids, had_origin = self._ids_of_keys(keys)
+            seen = int(self._meta("generation"))
+            ids, had_origin = self._recent_ids.lookup(self._db, keys, seen)
             stored = ids >= 0
             count = len(keys) - int(stored.sum())
             write = ~stored
             if count:
                 first_id = self._next_entry_id()
                 ids[write] = np.arange(first_id, first_id + count)
-                self._db.executemany(
-                    "INSERT INTO entries (id, key, added_at) VALUES (?, ?, ?)",
-                    zip(
-                        ids[write].tolist(),
-                        itertools.compress(keys, write.tolist()),
-                        itertools.repeat(time.time()),
-                    ),
+                insert_entries(
+                    self._db, first_id, list(itertools.compress(keys, write.tolist())), time.time()
                 )
             replaced = np.zeros(len(keys), dtype=bool)
             if stored.any():
@@ -382,9 +406,14 @@ class SQLiteIndex(Index):
                 write[stored] = ~same
                 replaced[stored] = present & ~same
             cleared = stored & had_origin  # a write replaces where the key came from (FROM_FILE...)
+            after = seen
             if write.any() or cleared.any():
-                generation = int(self._meta("generation")) + 1
-                self._insert_hash_rows(algorithm, ids[write], words[write], nbits, quality, write, generation)
+                generation = seen + 1
+                scores = None if quality is None else quality[write]
+                flags = flagged_words(words[write], nbits, scores, algorithm)
+                insert_hash_rows(
+                    self._db, algorithm, ids[write], words[write], nbits, scores, flags, generation
+                )
                 if replaced.any():  # a replaced hash given without variants drops its stored ones
                     self._db.execute(
                         "DELETE FROM variants WHERE algorithm = ?"
@@ -399,28 +428,10 @@ class SQLiteIndex(Index):
                 if known is None:
                     self._db.execute("INSERT INTO algorithms (name, nbits) VALUES (?, ?)", (algorithm, nbits))
                     self._nbits[algorithm] = nbits
-                self._bump_generation()
+                after = self._bump_generation()
+        self._recent_ids.remember(keys, ids, after)
         updated = int((stored & (write | cleared)).sum())
         return AddReport(added=count, updated=updated, unchanged=int(stored.sum()) - updated)
-
-    def _ids_of_keys(self, keys: list[str]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
-        """Entry id of each key (-1 if not stored) and whether its entry records an origin: one
-        join of the keys (a JSON array) against the key index."""
-        found = np.fromiter(
-            itertools.chain.from_iterable(
-                self._db.execute(
-                    "SELECT j.key, e.id, e.origin IS NOT NULL FROM json_each(?) AS j"
-                    " CROSS JOIN entries AS e ON e.key = j.value",
-                    (json.dumps(keys),),
-                )
-            ),
-            dtype=np.int64,
-        ).reshape(-1, 3)
-        ids = np.full(len(keys), -1, dtype=np.int64)
-        ids[found[:, 0]] = found[:, 1]
-        had_origin = np.zeros(len(keys), dtype=bool)
-        had_origin[found[:, 0]] = found[:, 2].astype(bool)
-        return ids, had_origin
 
     def _compare_stored(
         self,
@@ -433,6 +444,11 @@ class SQLiteIndex(Index):
     ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
         """For stored entries `ids` given `words` (and `quality[rows]`): whether each has a hash
         of `algorithm`, and whether it is the same hash with the same quality."""
+        present = np.zeros(len(ids), dtype=bool)
+        same = np.zeros(len(ids), dtype=bool)
+        probe = "SELECT EXISTS (SELECT 1 FROM hashes WHERE algorithm = ? AND entry_id BETWEEN ? AND ?)"
+        if not self._db.execute(probe, (algorithm, int(ids.min()), int(ids.max()))).fetchone()[0]:
+            return present, same  # a new algorithm for these entries (a bulk load's next hash)
         found = self._db.execute(
             # CROSS JOIN keeps json_each outside: else the planner may scan every hash of the
             # algorithm once per given id
@@ -440,8 +456,6 @@ class SQLiteIndex(Index):
             " CROSS JOIN hashes AS h ON h.algorithm = ? AND h.entry_id = j.value",
             (json.dumps(ids.tolist()), algorithm),
         ).fetchall()
-        present = np.zeros(len(ids), dtype=bool)
-        same = np.zeros(len(ids), dtype=bool)
         if not found:
             return present, same
         positions = np.array([row[0] for row in found], dtype=np.int64)
@@ -459,44 +473,6 @@ class SQLiteIndex(Index):
         present[positions] = True
         same[positions] = equal
         return present, same
-
-    def _insert_hash_rows(
-        self,
-        algorithm: str,
-        ids: npt.NDArray[np.int64],
-        words: npt.NDArray[np.uint64],
-        nbits: int,
-        quality: npt.NDArray[np.float64] | None,
-        rows: npt.NDArray[np.bool_],
-        generation: int,
-    ) -> None:
-        """Write (or replace) one algorithm's hash rows from arrays (`quality[rows]` is theirs)."""
-        count = len(ids)
-        if nbits <= 64:
-            values: list[Any] = words[:, 0].view(np.int64).tolist()
-            blobs: list[Any] = [None] * count
-        else:
-            packed = words.astype(">u8").tobytes()
-            size = words.shape[1] * 8
-            values, blobs = [None] * count, [packed[i * size : (i + 1) * size] for i in range(count)]
-        scores = None if quality is None else quality[rows]
-        flags = flagged_words(words, nbits, scores, algorithm).astype(int).tolist()
-        stored_quality = (
-            [None] * count if scores is None else [None if np.isnan(s) else int(s) for s in scores.tolist()]
-        )
-        self._db.executemany(
-            "INSERT OR REPLACE INTO hashes (algorithm, entry_id, value, words, quality, flagged, rev)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            zip(
-                itertools.repeat(algorithm),
-                ids.tolist(),
-                values,
-                blobs,
-                stored_quality,
-                flags,
-                itertools.repeat(generation),
-            ),
-        )
 
     def _normalise_item(self, item: IndexItem | tuple[str, Mapping[str, Hash]]) -> IndexItem:
         return checked_item(item, self.path)

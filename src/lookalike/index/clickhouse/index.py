@@ -546,12 +546,11 @@ class ClickHouseIndex(Index):
                 quality = None if quality is None else quality[positions]
         report = AddReport()
         if self._any_stored_between(*keys.bounds(ordered)):
-            live = self._live_states(keys)
-            if live:
-                old = keys.isin(set(live))
+            old, versions, known = self._live_states(keys)
+            if old.any():
                 part = None if quality is None else quality[old]
                 report = self._add_to_stored(
-                    keys.filter(old).to_list(), algorithm, rows[old], nbits, part, live
+                    keys.filter(old), algorithm, rows[old], nbits, part, versions[old], known[old]
                 )
                 keys = keys.filter(~old)
                 rows = rows[~old]
@@ -588,19 +587,20 @@ class ClickHouseIndex(Index):
 
     def _add_to_stored(
         self,
-        keys: list[str],
+        keys: KeyColumn,
         algorithm: str,
         rows: npt.NDArray[np.uint64],
         nbits: int,
         quality: npt.NDArray[np.int16] | None,
-        live: Mapping[str, tuple[int, bool]],
+        versions: npt.NDArray[np.uint64],
+        known: npt.NDArray[np.bool_],
     ) -> AddReport:
-        """`add_words` for stored keys, over whole columns: a hash the live version lacks is
-        appended under that version (no new entry version, nothing superseded; readers look for
-        a version's hashes in every h_ table); the same hash again changes nothing; a changed
-        hash, or an entry that records an origin (a write replaces it), takes `add`."""
-        versions = np.array([live[key][0] for key in keys], dtype=np.uint64)
-        general = np.array([live[key][1] for key in keys], dtype=bool)
+        """`add_words` for stored keys (their live `versions`, and whether each records an
+        origin: `known`), over whole columns: a hash the live version lacks is appended under
+        that version (no new entry version, nothing superseded; readers look for a version's
+        hashes in every h_ table); the same hash again changes nothing; a changed hash, or an
+        entry that records an origin (a write replaces it), takes `add`."""
+        general = known.copy()
         quality_column = quality if quality is not None else np.full(len(keys), -1, dtype=np.int16)
         append = ~general
         same = np.zeros(len(keys), dtype=bool)
@@ -618,22 +618,23 @@ class ClickHouseIndex(Index):
         report = AddReport(unchanged=int((same & ~general).sum()))
         chosen = np.flatnonzero(general)
         if len(chosen):
+            chosen_keys = keys.take(chosen).to_list()
             report = report.merge(
                 self.add(
                     (
-                        keys[i],
+                        key,
                         {
                             algorithm: Hash.from_words(rows[i], nbits).with_quality(
                                 None if quality_column[i] < 0 else int(quality_column[i])
                             )
                         },
                     )
-                    for i in chosen.tolist()
+                    for key, i in zip(chosen_keys, chosen.tolist(), strict=True)
                 )
             )
         if append.any():
             columns: dict[str, Any] = {
-                "key": [key for key, chosen in zip(keys, append.tolist(), strict=True) if chosen],
+                "key": keys.filter(append).values,
                 "version": versions[append],
                 "quality": quality_column[append],
                 "flagged": _flags(rows[append], nbits, quality_column[append]).astype(np.uint8),
@@ -643,8 +644,10 @@ class ClickHouseIndex(Index):
             self._insert(self._tables.hashes(algorithm), columns, hash_types(nbits))
         return report.merge(AddReport(updated=int(append.sum())))
 
-    def _live_states(self, keys: KeyColumn) -> dict[str, tuple[int, bool]]:
-        """(live version, whether it records an origin) of each stored key among `keys`."""
+    def _live_states(
+        self, keys: KeyColumn
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
+        """Per key: whether it is stored, its live version and whether that records an origin."""
 
         def sql(table: str, site: Tables) -> str:
             return (
@@ -656,7 +659,16 @@ class ClickHouseIndex(Index):
         result = candidate_sql.query_with_table(
             self._connection, self._read, self._tables, "keys", {"key": ("String", keys.values)}, sql
         )
-        return {str(k): (int(v), bool(o)) for k, v, o in result.rows()}
+        stored = np.zeros(len(keys), dtype=bool)
+        versions = np.zeros(len(keys), dtype=np.uint64)
+        known = np.zeros(len(keys), dtype=bool)
+        if not len(result):
+            return stored, versions, known
+        positions = keys.positions_in(result.column("key"))
+        stored = positions >= 0
+        versions[stored] = result.array("latest", np.uint64)[positions[stored]]
+        known[stored] = result.array("known", bool)[positions[stored]]
+        return stored, versions, known
 
     def _write_batch(self, items: list[IndexItem]) -> AddReport:
         by_key: dict[str, IndexItem] = {}

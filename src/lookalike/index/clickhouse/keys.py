@@ -97,15 +97,19 @@ class KeyColumn:
         low, high = pc.min_max(self.values).values()
         return str(low.as_py()), str(high.as_py())
 
-    def isin(self, keys: set[str]) -> npt.NDArray[np.bool_]:
-        """Per key, whether it is in `keys`."""
+    def positions_in(self, found: Any) -> npt.NDArray[np.int64]:
+        """Per key, its position in `found` (distinct keys: a list or an Arrow string array),
+        -1 where absent: one hash join in Arrow, not a dict of Python strings."""
         if isinstance(self.values, list):
-            return np.fromiter((key in keys for key in self.values), dtype=bool, count=len(self.values))
+            listed = found.to_pylist() if hasattr(found, "to_pylist") else found
+            where = {key: position for position, key in enumerate(listed)}
+            return np.fromiter((where.get(key, -1) for key in self.values), np.int64, count=len(self.values))
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        found = pc.is_in(self.values, value_set=pa.array(sorted(keys), type=self.values.type))
-        return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+        value_set = found if isinstance(found, pa.Array) else pa.array(list(found), type=pa.string())
+        positions = pc.index_in(self.values, value_set=value_set.cast(self.values.type))
+        return np.asarray(positions.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def _check_python(keys: Sequence[Any], url: str) -> None:
