@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from PIL import Image
@@ -20,6 +21,9 @@ from PIL import Image
 from conftest import COMMITTED_PHOTOS
 from lookalike.server import ServerConfig, create_app
 from tests_support import serving
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator, Page
 
 KEY = "browser-test-key-0123456789"
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
@@ -124,6 +128,40 @@ def test_page_adds_photos_by_name_and_separates_matches_from_the_nearest(server:
     assert Image.open(io.BytesIO(screenshot.read_bytes())).size[0] == 1200
 
 
+def _add_then_search_partial(page: Page, server: str, stored: Path, query: Path) -> None:
+    """On the page: add `stored`, then search `query` with the partial-copy rule and wait for it."""
+    page.goto(server + "/")
+    page.fill("#api-key", KEY)
+    page.dispatch_event("#api-key", "change")
+    page.click("nav button[data-tab=add]")
+    page.set_input_files("#add-files", [str(stored)])
+    page.click("#add-form button[type=submit]")
+    page.wait_for_function(
+        "() => document.querySelector('#add-status').textContent.startsWith('1/1')", timeout=60_000
+    )
+    page.click("nav button[data-tab=search]")
+    page.select_option("#search-preset", "partial-copy")
+    page.set_input_files("#search-file", str(query))
+    page.wait_for_function(
+        "() => document.querySelector('#search-status').textContent.includes('partial-copy')",
+        timeout=30_000,
+    )
+
+
+def _screenshot_card(page: Page, card: Locator, name: str) -> None:
+    """Save the card under test-output/ once its pictures have loaded."""
+    loaded = "[...document.querySelectorAll('.card.match img')].every(i => i.complete && i.naturalWidth)"
+    page.wait_for_function(f"() => {loaded}", timeout=15_000)
+    OUTPUT.mkdir(exist_ok=True)
+    card.screenshot(path=str(OUTPUT / name))
+
+
+def _corners(points: str) -> tuple[list[float], list[float]]:
+    """The x and the y of an SVG polygon's points ("x,y x,y ...")."""
+    corners = [tuple(float(v) for v in pair.split(",")) for pair in points.split()]
+    return [x for x, _ in corners], [y for _, y in corners]
+
+
 @pytest.mark.slow
 def test_page_draws_where_a_partial_copy_was_found(server: str, tmp_path: Path) -> None:
     """An uneven crop of a stored photo, searched with the partial-copy rule, is found by its local
@@ -141,36 +179,15 @@ def test_page_draws_where_a_partial_copy_was_found(server: str, tmp_path: Path) 
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 700})
-            page.goto(server + "/")
-            page.fill("#api-key", KEY)
-            page.dispatch_event("#api-key", "change")
-            page.click("nav button[data-tab=add]")
-            page.set_input_files("#add-files", [str(original)])
-            page.click("#add-form button[type=submit]")
-            page.wait_for_function(
-                "() => document.querySelector('#add-status').textContent.startsWith('1/1')", timeout=60_000
-            )
-            page.click("nav button[data-tab=search]")
-            page.select_option("#search-preset", "partial-copy")
-            page.set_input_files("#search-file", str(crop))
-            page.wait_for_function(
-                "() => document.querySelector('#search-status').textContent.includes('partial-copy')",
-                timeout=30_000,
-            )
+            _add_then_search_partial(page, server, original, crop)
             card = page.locator(".card.match", has_text=original.name)
             assert card.count() == 1
             assert "local features" in card.locator(".agreement").inner_text()
             points = card.locator("svg.region polygon").get_attribute("points") or ""
-            corners = [tuple(float(v) for v in pair.split(",")) for pair in points.split()]
-            xs, ys = [x for x, _ in corners], [y for _, y in corners]
+            xs, ys = _corners(points)
             assert abs(min(xs) - 0.22) < 0.02 and abs(max(xs) - 0.95) < 0.02
             assert abs(min(ys) - 0.06) < 0.02 and abs(max(ys) - 0.78) < 0.02
-            loaded = (
-                "[...document.querySelectorAll('.card.match img')].every(i => i.complete && i.naturalWidth)"
-            )
-            page.wait_for_function(f"() => {loaded}", timeout=15_000)
-            OUTPUT.mkdir(exist_ok=True)
-            card.screenshot(path=str(OUTPUT / "web-partial-copy.png"))
+            _screenshot_card(page, card, "web-partial-copy.png")
         finally:
             browser.close()
 
@@ -197,36 +214,15 @@ def test_page_draws_where_in_a_collage_the_stored_photo_lies(server: str, tmp_pa
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 700})
-            page.goto(server + "/")
-            page.fill("#api-key", KEY)
-            page.dispatch_event("#api-key", "change")
-            page.click("nav button[data-tab=add]")
-            page.set_input_files("#add-files", [str(photo)])
-            page.click("#add-form button[type=submit]")
-            page.wait_for_function(
-                "() => document.querySelector('#add-status').textContent.startsWith('1/1')", timeout=60_000
-            )
-            page.click("nav button[data-tab=search]")
-            page.select_option("#search-preset", "partial-copy")
-            page.set_input_files("#search-file", str(query))
-            page.wait_for_function(
-                "() => document.querySelector('#search-status').textContent.includes('partial-copy')",
-                timeout=30_000,
-            )
+            _add_then_search_partial(page, server, photo, query)
             card = page.locator(".card.match", has_text=photo.name)
             assert card.count() == 1
             assert "in your image" in card.inner_text()
             points = card.locator(".framed svg.region polygon").last.get_attribute("points") or ""
-            corners = [tuple(float(v) for v in pair.split(",")) for pair in points.split()]
-            xs, ys = [x for x, _ in corners], [y for _, y in corners]
+            xs, ys = _corners(points)
             assert abs(min(xs) - left / width) < 0.03 and abs(max(xs) - right / width) < 0.03
             assert abs(min(ys) - top / height) < 0.03 and abs(max(ys) - bottom / height) < 0.03
-            loaded = (
-                "[...document.querySelectorAll('.card.match img')].every(i => i.complete && i.naturalWidth)"
-            )
-            page.wait_for_function(f"() => {loaded}", timeout=15_000)
-            OUTPUT.mkdir(exist_ok=True)
-            card.screenshot(path=str(OUTPUT / "web-collage-region.png"))
+            _screenshot_card(page, card, "web-collage-region.png")
         finally:
             browser.close()
 
