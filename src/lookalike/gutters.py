@@ -148,6 +148,10 @@ def _background_share(work: npt.NDArray[np.int16], frame: Box, cells: list[Box],
 def _flat(work: npt.NDArray[np.int16], box: Box) -> bool:
     """Whether most of the box's pixels sit at one grey level: a panel or a text box."""
     left, top, right, bottom = box
-    grey = work[top:bottom, left:right]
-    counts = np.bincount(np.clip(grey, 0, 255).astype(np.int64).ravel() // 6, minlength=43)
-    return float(counts.max()) / max(grey.size, 1) > FLAT_SHARE
+    return flat_share(work[top:bottom, left:right]) > FLAT_SHARE
+
+
+def flat_share(pixels: npt.NDArray[np.generic]) -> float:
+    """The share of grey pixels within a few levels of the most common level."""
+    counts = np.bincount(np.clip(pixels, 0, 255).astype(np.int64).ravel() // 6, minlength=43)
+    return float(counts.max()) / max(pixels.size, 1)

@@ -243,19 +243,13 @@ def where_region(
     left, top, right, bottom = region
     query_quad = [[left, top], [right, top], [right, bottom], [left, bottom]]
     whole = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
-    stored_size = (
-        None if entry is None or not entry.width or not entry.height else (entry.width, entry.height)
-    )
-
-    def pixels(quad: list[list[float]], size: tuple[int, int] | None) -> list[list[float]]:
-        return quad if size is None else [[round(x * size[0], 2), round(y * size[1], 2)] for x, y in quad]
-
+    stored_size = _stored_size(entry)
     scale = None
     if stored_size is not None and query_size is not None and right > left:
         scale = round(stored_size[0] / ((right - left) * query_size[0]), 4)
     return {
-        "stored_region": pixels(whole, stored_size),
-        "query_region": pixels(query_quad, query_size),
+        "stored_region": _scaled(whole, stored_size),
+        "query_region": _scaled(query_quad, query_size),
         "pixels": stored_size is not None,
         "query_pixels": query_size is not None,
         "stored_relative": whole,
@@ -322,6 +316,17 @@ def describe_where(where: Mapping[str, object]) -> str:
     return f"found at {box}; {', '.join(how)}; {where['inliers']} matching keypoints"
 
 
+def _scaled(quad: Any, size: tuple[int, int] | None) -> list[list[float]]:
+    """A relative quad (0..1) in the pixels of an image of `size`, or relative when unknown."""
+    factor = (1.0, 1.0) if size is None else (float(size[0]), float(size[1]))
+    digits = 2 if size is not None else 4
+    return [[round(float(x) * factor[0], digits), round(float(y) * factor[1], digits)] for x, y in quad]
+
+
+def _stored_size(entry: Entry | None) -> tuple[int, int] | None:
+    return None if entry is None or not entry.width or not entry.height else (entry.width, entry.height)
+
+
 def where_found(
     alignment: Alignment | None, entry: Entry | None, query_size: tuple[int, int] | None
 ) -> dict[str, object] | None:
@@ -330,22 +335,14 @@ def where_found(
     the stored frame drawn on the query, and the transform (scale, rotation, mirrored)."""
     if alignment is None:
         return None
-
-    def scaled(quad: Any, size: tuple[int, int] | None) -> list[list[float]]:
-        factor = (1.0, 1.0) if size is None else (float(size[0]), float(size[1]))
-        digits = 2 if size is not None else 4
-        return [[round(float(x) * factor[0], digits), round(float(y) * factor[1], digits)] for x, y in quad]
-
-    stored_size = (
-        None if entry is None or not entry.width or not entry.height else (entry.width, entry.height)
-    )
+    stored_size = _stored_size(entry)
     return {
-        "stored_region": scaled(alignment.stored_region, stored_size),
-        "query_region": scaled(alignment.query_region, query_size),
+        "stored_region": _scaled(alignment.stored_region, stored_size),
+        "query_region": _scaled(alignment.query_region, query_size),
         "pixels": stored_size is not None,
         "query_pixels": query_size is not None,
-        "stored_relative": scaled(alignment.stored_region, None),  # 0..1, to draw on a thumbnail
-        "query_relative": scaled(alignment.query_region, None),
+        "stored_relative": _scaled(alignment.stored_region, None),  # 0..1, to draw on a thumbnail
+        "query_relative": _scaled(alignment.query_region, None),
         "scale": round(alignment.scale, 4),
         "rotation": round(alignment.rotation, 2),
         "mirrored": alignment.mirrored,

@@ -25,9 +25,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from lookalike.gutters import gutter_cells
+from lookalike.gutters import Box, flat_share, gutter_cells
 
-Box = tuple[int, int, int, int]  # left, top, right, bottom (right and bottom exclusive), as PIL
 RelativeBox = tuple[float, float, float, float]  # the same as shares of the image's width and height
 REGION_BOXES = "region-boxes"  # what an ImageView memoises the proposals under
 
@@ -214,7 +213,7 @@ def _distinct(boxes: list[tuple[bool, Box]], thumb: npt.NDArray[np.float32]) -> 
             continue  # a band cut off by one line (a horizon) is not a picture
         if any(_overlap(box, other) > SAME_PLACE for other in kept):
             continue
-        if _flat_share(thumb[top:bottom, left:right]) > MAX_FLAT:
+        if flat_share(thumb[top:bottom, left:right]) > MAX_FLAT:
             continue
         kept.append(box)
         if len(kept) == MAX_REGIONS:
@@ -232,12 +231,6 @@ def _steps(planes: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
     stepped[:-1] |= spread & (near[:-1] >= near[1:])
     stepped[1:] |= spread & (near[1:] > near[:-1])
     return stepped
-
-
-def _flat_share(pixels: npt.NDArray[np.float32]) -> float:
-    """The share of pixels within a few levels of the most common level."""
-    counts = np.bincount(np.clip(pixels, 0, 255).astype(np.int64).ravel() // 6, minlength=43)
-    return float(counts.max()) / max(pixels.size, 1)
 
 
 def _overlap(a: Box, b: Box) -> float:
