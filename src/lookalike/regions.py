@@ -69,13 +69,8 @@ def propose_regions(pixels: npt.NDArray[np.uint8]) -> list[Box]:
     along_y = np.zeros((th + 1, tw + 1), dtype=np.int32)
     along_y[1:] = np.cumsum(column_steps, axis=0)
     segments = _runs(column_steps.T, min_side)
-    boxes: list[tuple[bool, Box]] = []
     pairs = np.array(sorted(_side_pairs(segments, min_side)), dtype=np.int64).reshape(-1, 2)
-    if len(pairs):  # a rectangle needs at least one real border row across its width
-        inner = along_x[1:-1][:, pairs[:, 1]] - along_x[1:-1][:, pairs[:, 0]]
-        pairs = pairs[(inner >= MIN_SUPPORT * (pairs[:, 1] - pairs[:, 0])).any(axis=0)]
-    for left, right in pairs.tolist():
-        boxes += _boxes_between(along_x, along_y, left, right, min_side)
+    boxes = _closed_boxes(along_x, along_y, pairs, min_side)
     inverse = 1.0 / scale
     found = gutter_cells(image)  # a collage's cells, cut at its gutters, come first
     for left, top, right, bottom in _distinct(boxes, planes.mean(axis=0)):
@@ -95,10 +90,10 @@ def _refined(image: npt.NDArray[np.uint8], box: Box, reach: int) -> Box:
         min(max(v, 0), limit) for v, limit in zip(box, (width, height, width, height), strict=True)
     )
 
-    def best(at: int, limit: int, step_at: Callable[[int], float], inward: int) -> int:
+    def best(at: int, limit: int, steps_over: Callable[[int, int], dict[int, float]], inward: int) -> int:
         """The border near `at`: a strong step with no other strong step just inside it (a
         gutter's far edge is a step too, with the gutter's near edge right behind it)."""
-        steps = {p: step_at(p) for p in range(max(1, at - 2 * reach), min(limit - 1, at + 2 * reach) + 1)}
+        steps = steps_over(max(1, at - 2 * reach), min(limit - 1, at + 2 * reach))
         if at in (0, limit):  # the frame's own edge, unless a border lies just inside it (a gutter)
             steps[at] = STEP
 
@@ -108,16 +103,20 @@ def _refined(image: npt.NDArray[np.uint8], box: Box, reach: int) -> Box:
 
         return max((p for p in steps if abs(p - at) <= reach), key=score)
 
-    def column_step(x: int) -> float:
-        strip = image[top:bottom, x - 1 : x + 1].astype(np.int16)
-        return float(np.abs(strip[:, 1] - strip[:, 0]).max(axis=1).mean())
+    def column_steps(first: int, last: int) -> dict[int, float]:
+        """Mean step (channel maximum) between columns x - 1 and x over the box's rows, x = first..last."""
+        strip = image[top:bottom, first - 1 : last + 1].astype(np.int16)
+        means = np.abs(np.diff(strip, axis=1)).max(axis=2).mean(axis=0)
+        return dict(zip(range(first, last + 1), means.tolist(), strict=True))
 
-    def row_step(y: int) -> float:
-        strip = image[y - 1 : y + 1, left:right].astype(np.int16)
-        return float(np.abs(strip[1] - strip[0]).max(axis=1).mean())
+    def row_steps(first: int, last: int) -> dict[int, float]:
+        """Mean step (channel maximum) between rows y - 1 and y over the box's columns, y = first..last."""
+        strip = image[first - 1 : last + 1, left:right].astype(np.int16)
+        means = np.abs(np.diff(strip, axis=0)).max(axis=2).mean(axis=1)
+        return dict(zip(range(first, last + 1), means.tolist(), strict=True))
 
-    left, right = best(left, width, column_step, 1), best(right, width, column_step, -1)
-    top, bottom = best(top, height, row_step, 1), best(bottom, height, row_step, -1)
+    left, right = best(left, width, column_steps, 1), best(right, width, column_steps, -1)
+    top, bottom = best(top, height, row_steps, 1), best(bottom, height, row_steps, -1)
     return left, top, right, bottom
 
 
@@ -157,21 +156,46 @@ def _side_pairs(segments: npt.NDArray[np.int64], min_side: int) -> set[tuple[int
     return set(zip(x[first].tolist(), x[second].tolist(), strict=True))
 
 
-def _boxes_between(
-    along_x: npt.NDArray[np.int32], along_y: npt.NDArray[np.int32], left: int, right: int, min_side: int
+def _closed_boxes(
+    along_x: npt.NDArray[np.int32],
+    along_y: npt.NDArray[np.int32],
+    pairs: npt.NDArray[np.int64],
+    min_side: int,
 ) -> list[tuple[bool, Box]]:
-    """Rectangles spanning columns [left, right), closed by rows stepping along that width and by
-    columns `left` and `right` stepping between those rows: (whether no line divides it, box)."""
-    row_share = (along_x[:, right] - along_x[:, left]) / (right - left)
-    row_share[[0, -1]] = MIN_SUPPORT  # the frame's edges qualify, but a real border beside them wins
-    rows = np.flatnonzero(row_share >= MIN_SUPPORT)
-    if len(rows) < 2:
+    """The rectangles between every pair of candidate sides (left, right): (whether no line
+    divides it, box). The rows stepping along each pair's width are found for all pairs at once."""
+    if not len(pairs):
         return []
-    starts = np.flatnonzero(np.diff(rows, prepend=-10) > SNAP)  # neighbouring rows: one border
-    ends = [*starts[1:].tolist(), len(rows)]
-    borders = [
-        int(rows[a:b][np.argmax(row_share[rows[a:b]])]) for a, b in zip(starts.tolist(), ends, strict=True)
-    ]
+    shares = (along_x[:, pairs[:, 1]] - along_x[:, pairs[:, 0]]) / (pairs[:, 1] - pairs[:, 0])
+    shares[[0, -1]] = MIN_SUPPORT  # the frame's edges qualify, but a real border beside them wins
+    closing = shares >= MIN_SUPPORT
+    crossed = closing[1:-1].any(axis=0)  # a rectangle needs at least one real border row across
+    pairs, shares = pairs[crossed], shares[:, crossed].T
+    if not len(pairs):
+        return []
+    which, rows = np.nonzero(shares >= MIN_SUPPORT)  # by pair, then by row
+    cuts = np.flatnonzero(np.diff(which)) + 1
+    found: list[tuple[bool, Box]] = []
+    for (left, right), pair_rows, pair_shares in zip(
+        pairs.tolist(), np.split(rows, cuts), np.split(shares[which, rows], cuts), strict=True
+    ):
+        found += _boxes_between(along_y, left, right, pair_rows.tolist(), pair_shares.tolist(), min_side)
+    return found
+
+
+def _boxes_between(
+    along_y: npt.NDArray[np.int32], left: int, right: int, rows: list[int], shares: list[float], min_side: int
+) -> list[tuple[bool, Box]]:
+    """Rectangles spanning columns [left, right), closed by `rows` (those stepping along that width,
+    with their `shares` of it) and by columns `left` and `right` stepping between those rows."""
+    borders: list[int] = []  # neighbouring rows are one border, at its strongest row
+    strongest = -1.0
+    for index, (row, share) in enumerate(zip(rows, shares, strict=True)):
+        if index == 0 or row - rows[index - 1] > SNAP:
+            borders.append(row)
+            strongest = share
+        elif share > strongest:
+            borders[-1], strongest = row, share
     found: list[tuple[bool, Box]] = []
     left_steps, right_steps = along_y[:, left].tolist(), along_y[:, right].tolist()
     for i, top in enumerate(borders):
