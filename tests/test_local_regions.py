@@ -103,6 +103,21 @@ def test_pictures_pasted_into_photos_are_proposed_at_their_place() -> None:
     assert found >= 12
 
 
+@pytest.mark.parametrize(
+    ("background", "picture"), [("camera", "astronaut"), ("camera", "chelsea"), ("gravel", "astronaut")]
+)
+def test_a_picture_whose_border_fades_into_its_surroundings_for_a_stretch_is_proposed(
+    background: str, picture: str
+) -> None:
+    """Along part of a side the pasted picture has the colours of what lies beside it, so that
+    side steps in two runs rather than one; each side still steps along most of its length."""
+    from skimage import data
+
+    canvas = Image.fromarray(getattr(data, background)()).convert("RGB").resize((600, 400))
+    canvas.paste(Image.fromarray(getattr(data, picture)()).convert("RGB").resize((240, 200)), (150, 100))
+    assert any(_iou(box, (150, 100, 390, 300)) >= 0.9 for box in propose_regions(np.asarray(canvas)))
+
+
 def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     width = max(0, min(a[2], b[2]) - max(a[0], b[0]))
     height = max(0, min(a[3], b[3]) - max(a[1], b[1]))

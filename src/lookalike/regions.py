@@ -30,7 +30,7 @@ from lookalike.gutters import Box, flat_share, gutter_cells
 RelativeBox = tuple[float, float, float, float]  # the same as shares of the image's width and height
 REGION_BOXES = "region-boxes"  # what an ImageView memoises the proposals under
 
-REGIONS_REVISION = 5  # raised whenever the rule changes what it proposes (5: collage gutters)
+REGIONS_REVISION = 6  # raised whenever the rule changes what it proposes (6: sides in broken runs)
 ANALYSIS_SIDE = 256
 STEP = 20.0  # levels, in the channel that differs most, between the two pixels either side of a border
 GAP = 2  # a run of steps bridges gaps this long (where both sides of a border happen to agree)
@@ -69,7 +69,7 @@ def propose_regions(pixels: npt.NDArray[np.uint8]) -> list[Box]:
     along_y = np.zeros((th + 1, tw + 1), dtype=np.int32)
     along_y[1:] = np.cumsum(column_steps, axis=0)
     segments = _runs(column_steps.T, min_side)
-    pairs = np.array(sorted(_side_pairs(segments, min_side)), dtype=np.int64).reshape(-1, 2)
+    pairs = np.array(sorted(_side_pairs(segments, min_side, tw)), dtype=np.int64).reshape(-1, 2)
     boxes = _closed_boxes(along_x, along_y, pairs, min_side)
     inverse = 1.0 / scale
     found = gutter_cells(image)  # a collage's cells, cut at its gutters, come first
@@ -140,19 +140,25 @@ def _runs(lines: npt.NDArray[np.bool_], min_length: int) -> npt.NDArray[np.int64
     return np.column_stack([starts[keep, 0], starts[keep, 1], stops[keep, 1]]).astype(np.int64)
 
 
-def _side_pairs(segments: npt.NDArray[np.int64], min_side: int) -> set[tuple[int, int]]:
+def _side_pairs(segments: npt.NDArray[np.int64], min_side: int, width: int) -> set[tuple[int, int]]:
     """(left, right) columns of vertical runs that could be a rectangle's two sides: far enough
-    apart, spanning about the same rows."""
+    apart, sharing at least `min_side` rows. A side whose picture matches what lies beside it for
+    a stretch steps in two runs, so the runs need not span the same rows; whether each side steps
+    along the rectangle is `_boxes_between`'s to judge. The frame's edges (columns 0 and `width`)
+    step on every row, so a run pairs with one only when it spans about the same rows itself."""
     if len(segments) < 2:
         return set()
     x, y0, y1 = segments[:, 0], segments[:, 1], segments[:, 2]
+    apart = (x[None, :] - x[:, None]) >= min_side
+    shared = np.minimum(y1[:, None], y1[None, :]) - np.maximum(y0[:, None], y0[None, :])
     length = y1 - y0
     tolerance = np.maximum(3, 0.25 * np.minimum(length[:, None], length[None, :]))
-    apart = (x[None, :] - x[:, None]) >= min_side
     alike = (np.abs(y0[:, None] - y0[None, :]) <= tolerance) & (
         np.abs(y1[:, None] - y1[None, :]) <= tolerance
     )
-    first, second = np.nonzero(apart & alike)
+    edge = (x == 0) | (x == width)
+    loose = ~edge[:, None] & ~edge[None, :]
+    first, second = np.nonzero(apart & np.where(loose, shared >= min_side, alike))
     return set(zip(x[first].tolist(), x[second].tolist(), strict=True))
 
 
