@@ -118,6 +118,23 @@ def test_a_picture_whose_border_fades_into_its_surroundings_for_a_stretch_is_pro
     assert any(_iou(box, (150, 100, 390, 300)) >= 0.9 for box in propose_regions(np.asarray(canvas)))
 
 
+def test_a_picture_mostly_of_one_dark_level_on_a_page_of_text_is_proposed() -> None:
+    """A planet on a night sky is 80% black, as flat as a panel of text by its levels; but what
+    stands out of its black is one object, where a panel's text is many small marks."""
+    from PIL import ImageDraw
+    from skimage import data
+
+    photo = Image.new("RGB", (300, 220), (0, 0, 0))
+    photo.paste(Image.fromarray(data.retina()).resize((130, 130)), (90, 45))
+    page = Image.new("RGB", (1280, 800), (255, 255, 255))
+    draw = ImageDraw.Draw(page)
+    for y in range(120, 760, 24):
+        draw.text((60, y), "a day by the water, see you there when the sun goes down", fill=(40, 40, 40))
+        draw.text((820, y), "we are here and there and that is great", fill=(40, 40, 40))
+    page.paste(photo, (500, 300))
+    assert propose_regions(np.asarray(page)) == [(500, 300, 800, 520)]
+
+
 def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     width = max(0, min(a[2], b[2]) - max(a[0], b[0]))
     height = max(0, min(a[3], b[3]) - max(a[1], b[1]))

@@ -24,20 +24,24 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
+from scipy import ndimage
 
 from lookalike.gutters import Box, flat_share, gutter_cells
 
 RelativeBox = tuple[float, float, float, float]  # the same as shares of the image's width and height
 REGION_BOXES = "region-boxes"  # what an ImageView memoises the proposals under
 
-REGIONS_REVISION = 6  # raised whenever the rule changes what it proposes (6: sides in broken runs)
+REGIONS_REVISION = 7  # raised whenever the rule changes what it proposes (7: one object on one level)
 ANALYSIS_SIDE = 256
 STEP = 20.0  # levels, in the channel that differs most, between the two pixels either side of a border
 GAP = 2  # a run of steps bridges gaps this long (where both sides of a border happen to agree)
 MIN_SIDE_SHARE = 0.12  # a region's sides are at least this share of the image's shorter side
 MIN_AREA, MAX_AREA = 0.03, 0.80  # share of the image's area
 MIN_SUPPORT = 0.80  # share of each side's length that steps
-MAX_FLAT = 0.65  # share of the region's pixels at its most common level (a panel, not a picture)
+MAX_FLAT = 0.65  # share of the region's pixels at its most common level (a panel, not a picture) ...
+OBJECT_CONTRAST = 9.0  # ... unless what differs from that level by this much (grey levels) ...
+OBJECT_SHARE = 0.6  # ... is mostly one piece ...
+OBJECT_SPAN = 0.4  # ... spanning this share of the box's width and height (one object, not text)
 MAX_ASPECT = 4.0
 MAX_REGIONS = 6
 MAX_FRAME_SIDES = 2  # sides of a region that may be the frame's own edges
@@ -243,7 +247,9 @@ def _distinct(boxes: list[tuple[bool, Box]], thumb: npt.NDArray[np.float32]) -> 
             continue  # a band cut off by one line (a horizon) is not a picture
         if any(_overlap(box, other) > SAME_PLACE for other in kept):
             continue
-        if flat_share(thumb[top:bottom, left:right]) > MAX_FLAT:
+        if flat_share(thumb[top:bottom, left:right]) > MAX_FLAT and not one_object(
+            thumb[top:bottom, left:right]
+        ):
             continue
         kept.append(box)
         if len(kept) == MAX_REGIONS:
@@ -261,6 +267,28 @@ def _steps(planes: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
     stepped[:-1] |= spread & (near[:-1] >= near[1:])
     stepped[1:] |= spread & (near[1:] > near[:-1])
     return stepped
+
+
+def one_object(pixels: npt.NDArray[np.float32]) -> bool:
+    """Whether what stands out from the most common level of `pixels` (grey) is mostly one piece
+    spread over the box: a product shot on white, a nebula on a night sky, a picture after all.
+    A panel's text is many small marks, each letter or line a piece of its own."""
+    levels = np.clip(pixels, 0, 255).astype(np.int64) // 6
+    common = int(np.bincount(levels.ravel(), minlength=43).argmax())
+    marks = np.abs(pixels - (6 * common + 3)) > OBJECT_CONTRAST
+    labels, count = ndimage.label(marks)
+    if count == 0:
+        return False
+    sizes = np.bincount(labels.ravel())[1:]
+    largest = int(sizes.argmax()) + 1
+    if sizes[largest - 1] < OBJECT_SHARE * int(marks.sum()):
+        return False
+    rows, columns = np.nonzero(labels == largest)
+    height, width = pixels.shape
+    return bool(
+        rows.max() - rows.min() + 1 >= OBJECT_SPAN * height
+        and columns.max() - columns.min() + 1 >= OBJECT_SPAN * width
+    )
 
 
 def _overlap(a: Box, b: Box) -> float:
