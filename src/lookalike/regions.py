@@ -14,7 +14,10 @@ that step along the whole width. A rectangle is kept when each of its four sides
 `MIN_SUPPORT` of its length, it is neither tiny nor most of the frame, and it holds a picture
 rather than a flat panel (a chat bubble, a text box: `MAX_FLAT`). Rectangles no stepping line
 divides come first: a collage's cells before two cells together. Before them all come the cells
-of a collage cut at its gutters (`lookalike.gutters`), which need no step along a cell's sides.
+of a collage cut at its gutters (`lookalike.gutters`) and the solid pieces standing out of a
+page's one colour (`lookalike.pages`: a photo on a web page or in a chat), which need no step
+along their sides. A flat box is still a picture when what stands out of its one level is one
+object spread over it (a product shot on white, a nebula on black: `one_object`).
 """
 
 from __future__ import annotations
@@ -27,11 +30,12 @@ from PIL import Image
 from scipy import ndimage
 
 from lookalike.gutters import Box, flat_share, gutter_cells
+from lookalike.pages import page_pieces
 
 RelativeBox = tuple[float, float, float, float]  # the same as shares of the image's width and height
 REGION_BOXES = "region-boxes"  # what an ImageView memoises the proposals under
 
-REGIONS_REVISION = 7  # raised whenever the rule changes what it proposes (7: one object on one level)
+REGIONS_REVISION = 8  # raised whenever the rule changes what it proposes (8: pieces standing out of a page)
 ANALYSIS_SIDE = 256
 STEP = 20.0  # levels, in the channel that differs most, between the two pixels either side of a border
 GAP = 2  # a run of steps bridges gaps this long (where both sides of a border happen to agree)
@@ -74,7 +78,8 @@ def propose_regions(pixels: npt.NDArray[np.uint8]) -> list[Box]:
     along_y[1:] = np.cumsum(column_steps, axis=0)
     segments = _runs(column_steps.T, min_side)
     pairs = np.array(sorted(_side_pairs(segments, min_side, tw)), dtype=np.int64).reshape(-1, 2)
-    boxes = _closed_boxes(along_x, along_y, pairs, min_side)
+    # pieces standing out from a page's one colour first: their sides need not step
+    boxes = [(0, box) for box in page_pieces(planes)] + _closed_boxes(along_x, along_y, pairs, min_side)
     inverse = 1.0 / scale
     found = gutter_cells(image)  # a collage's cells, cut at its gutters, come first
     for left, top, right, bottom in _distinct(boxes, planes.mean(axis=0)):
@@ -171,9 +176,10 @@ def _closed_boxes(
     along_y: npt.NDArray[np.int32],
     pairs: npt.NDArray[np.int64],
     min_side: int,
-) -> list[tuple[bool, Box]]:
-    """The rectangles between every pair of candidate sides (left, right): (whether no line
-    divides it, box). The rows stepping along each pair's width are found for all pairs at once."""
+) -> list[tuple[int, Box]]:
+    """The rectangles between every pair of candidate sides (left, right): (1 when no line
+    divides it, else 2; box). The rows stepping along each pair's width are found for all pairs
+    at once."""
     if not len(pairs):
         return []
     shares = (along_x[:, pairs[:, 1]] - along_x[:, pairs[:, 0]]) / (pairs[:, 1] - pairs[:, 0])
@@ -185,7 +191,7 @@ def _closed_boxes(
         return []
     which, rows = np.nonzero(shares >= MIN_SUPPORT)  # by pair, then by row
     cuts = np.flatnonzero(np.diff(which)) + 1
-    found: list[tuple[bool, Box]] = []
+    found: list[tuple[int, Box]] = []
     for (left, right), pair_rows, pair_shares in zip(
         pairs.tolist(), np.split(rows, cuts), np.split(shares[which, rows], cuts), strict=True
     ):
@@ -195,7 +201,7 @@ def _closed_boxes(
 
 def _boxes_between(
     along_y: npt.NDArray[np.int32], left: int, right: int, rows: list[int], shares: list[float], min_side: int
-) -> list[tuple[bool, Box]]:
+) -> list[tuple[int, Box]]:
     """Rectangles spanning columns [left, right), closed by `rows` (those stepping along that width,
     with their `shares` of it) and by columns `left` and `right` stepping between those rows."""
     borders: list[int] = []  # neighbouring rows are one border, at its strongest row
@@ -206,7 +212,7 @@ def _boxes_between(
             strongest = share
         elif share > strongest:
             borders[-1], strongest = row, share
-    found: list[tuple[bool, Box]] = []
+    found: list[tuple[int, Box]] = []
     left_steps, right_steps = along_y[:, left].tolist(), along_y[:, right].tolist()
     for i, top in enumerate(borders):
         for bottom in borders[i + 1 :]:
@@ -222,20 +228,21 @@ def _boxes_between(
             )
             divided = bool(len(inner) and inner.max() / height >= MIN_SUPPORT)
             divided |= any(top + SNAP < other < bottom - SNAP for other in borders)
-            found.append((not divided, (left, top, right, bottom)))
+            found.append((1 + divided, (left, top, right, bottom)))
     return found
 
 
-def _distinct(boxes: list[tuple[bool, Box]], thumb: npt.NDArray[np.float32]) -> list[Box]:
-    """Plausible pictures among the rectangles, one per place: undivided first, then the larger."""
+def _distinct(boxes: list[tuple[int, Box]], thumb: npt.NDArray[np.float32]) -> list[Box]:
+    """Plausible pictures among the rectangles (doubt, box), one per place: the least doubtful
+    first (0: a piece standing out of a page, 1: undivided, 2: divided), then the larger."""
     height, width = thumb.shape
     area = float(height * width)
     kept: list[Box] = []
 
-    def rank(found: tuple[bool, Box]) -> tuple[bool, int, int, Box]:
-        undivided, (left, top, right, bottom) = found
+    def rank(found: tuple[int, Box]) -> tuple[int, int, int, Box]:
+        doubt, (left, top, right, bottom) = found
         frame_sides = (left == 0) + (top == 0) + (right == width) + (bottom == height)
-        return not undivided, frame_sides, -(right - left) * (bottom - top), found[1]
+        return doubt, frame_sides, -(right - left) * (bottom - top), found[1]
 
     ranked = sorted(set(boxes), key=rank)
     for _, box in ranked:
