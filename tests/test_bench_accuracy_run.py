@@ -77,7 +77,7 @@ def test_bench_accuracy_index_path_runs_each_preset_through_an_index(tmp_path: P
     by_rule = {r["name"]: r for r in index["results"]}
     assert set(by_rule) == {
         "exact-duplicate", "near-duplicate", "similar", "partial-copy", "near-duplicate (hashes only)",
-        "phash_eq <= 20",
+        "phash_eq <= 20", "near-duplicate, verified",
     }  # fmt: skip
     default = by_rule["near-duplicate (hashes only)"]["scores"]
     assert default["family_recall"]["jpeg"] == 1.0 and default["positives"] == data["test_photos"] * 3
@@ -85,6 +85,9 @@ def test_bench_accuracy_index_path_runs_each_preset_through_an_index(tmp_path: P
     with_local = by_rule["near-duplicate"]["scores"]
     assert with_local["found"] >= default["found"]  # a local clause only adds verified pairs
     assert with_local["grouped_recall"] >= with_local["recall"]
+    verified = by_rule["near-duplicate, verified"]["scores"]  # the same pairs, those keypoints reject dropped
+    assert verified["found"] <= with_local["found"] and verified["false_pairs"] <= with_local["false_pairs"]
+    assert verified["family_recall"]["jpeg"] == 1.0  # a re-encoded photo's keypoints agree with its own
     subjects = {pair["subject"] for pair in data["hard_negatives"]}
     assert subjects == {"one basketball court, two views", "the full Moon"}
     assert "the full Moon" in data["index_hard_negatives"]["near-duplicate"]  # the re-encoded "moon"
@@ -126,3 +129,26 @@ def test_duplicate_search_links_are_scored_as_found_pairs_false_pairs_and_groups
     assert scores.grouped_recall == 1.0
     # 10 pairs in the group, 4 within a photo, 2 showing photo 1 together (2-3, 2-4): 4 false
     assert scores.grouped_false_pairs == 4
+
+
+def test_verified_links_keep_a_copy_and_drop_a_look_alike_the_keypoints_reject(tmp_path: Path) -> None:
+    """The verified default preset: of the pairs a search made, those whose keypoints agree stay
+    (a re-encoded photo and its original); two different photos paired by the hashes go, and
+    their group splits."""
+    from lookalike import open_index
+    from lookalike.benchmarks.index_eval import Links, verified_links
+    from lookalike.discover import file_key
+    from lookalike.matcher import default_index_hashes
+
+    paths = []
+    for name, source, quality in (("a", 0, 95), ("a-copy", 0, 60), ("b", 3, 95)):
+        with Image.open(COMMITTED_PHOTOS[source]) as image:
+            image.convert("RGB").save(tmp_path / f"{name}.jpg", quality=quality)
+        paths.append(str(tmp_path / f"{name}.jpg"))
+    with open_index(str(tmp_path / "index.db")) as index:
+        index.add_files(paths, default_index_hashes(), local=True, workers=1)
+        keys = [file_key(path) for path in paths]
+        links = Links(frozenset({(0, 1), (0, 2)}), np.zeros(3, dtype=np.int64))
+        kept = verified_links(index, links, keys)
+    assert kept.edges == {(0, 1)}
+    assert kept.group_of[0] == kept.group_of[1] and kept.group_of[2] == -1

@@ -237,11 +237,13 @@ def evaluate_half(
     *,
     workers: int | None = None,
     cache: Path | None = None,
+    verify: bool = True,
     log: Callable[[str], None] = print,
 ) -> IndexRun:
     """Index `paths` (the pair set's images, row by row) in a new SQLite index under `folder`,
-    run each rule's duplicate search, and score it on `pairs`. `cache`: a hash cache file, so a
-    second run hashes nothing again."""
+    run each rule's duplicate search, and score it on `pairs`; with `verify`, the default
+    preset's pairs again after keypoint verification ("<preset>, verified"). `cache`: a hash
+    cache file, so a second run hashes nothing again."""
     database = folder / f"index-{half}.db"
     with temporary_index(paths, rules, database, workers=workers, cache=cache) as (index, indexed):
         log(f"  index path, {half} half: {len(paths)} images indexed in {indexed.seconds:.0f} s")
@@ -255,7 +257,51 @@ def evaluate_half(
                 RuleResult(name, str(rule), seconds, score_links(links, pairs, family_of, indexed.keys))
             )
             log(f"  index path, {half} half: {name}: {seconds:.0f} s")
+            if name == DEFAULT_PRESET and verify:
+                started = time.perf_counter()
+                kept = verified_links(index, links, indexed.keys)
+                seconds += time.perf_counter() - started
+                scores = score_links(kept, pairs, family_of, indexed.keys)
+                results.append(RuleResult(f"{name}, verified", str(rule), seconds, scores))
+                log(f"  index path, {half} half: {name}, verified: {seconds:.0f} s")
     return IndexRun(half, len(paths), pairs.negative_count, indexed.seconds, indexed.failed, results)
+
+
+def verified_links(index: Index, links: Links, keys: Sequence[str]) -> Links:
+    """The pairs of `links` that keypoints verify, as `lookalike search` labels a match of the
+    hashes (`verified`: either image as the query, its stored local features against the
+    other's), and their groups; a pair is kept when either image has no stored features (there
+    is nothing to judge), and dropped when the geometry rejects it ("similar, not verified")."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from lookalike.local.verify import MIN_INLIERS, verify
+
+    rows = sorted({row for edge in links.edges for row in edge})
+    ids = index.ids_by_key([keys[row] for row in rows])
+    stored = index.stored_local(np.array(sorted(ids.values()), dtype=np.int64))
+    features = {row: stored.get(ids.get(keys[row], -1)) for row in rows}
+
+    def holds(first: int, second: int) -> bool:
+        a, b = features[first], features[second]
+        if a is None or b is None:
+            return True
+        return (
+            verify(a[0], b[0], a[1], min_inliers=MIN_INLIERS) is not None
+            or verify(b[0], a[0], b[1], min_inliers=MIN_INLIERS) is not None
+        )
+
+    kept = frozenset(edge for edge in links.edges if holds(*edge))
+    group_of = np.full(len(links.group_of), -1, dtype=np.int64)
+    if kept:
+        first, second = np.array(sorted(kept), dtype=np.int64).T
+        size = len(group_of)
+        graph = coo_matrix((np.ones(len(first)), (first, second)), shape=(size, size))
+        _, labels = connected_components(graph, directed=False)
+        paired = np.zeros(size, dtype=bool)
+        paired[first] = paired[second] = True
+        group_of[paired] = labels[paired]
+    return Links(kept, group_of)
 
 
 Wanted = TypeVar("Wanted")

@@ -94,7 +94,7 @@ def run(
         cells = [f"{100 * scores.family_recall.get(f, float('nan')):.1f}" for f in families]
         print(
             f"| {outcome.name} | {' | '.join(cells)} | {100 * scores.recall:.1f} | {scores.false_pairs} "
-            f"| {len(found[outcome.name])} | {outcome.seconds:.0f} |"
+            f"| {len(found[outcome.name]) if outcome.name in found else '-'} | {outcome.seconds:.0f} |"
         )
     for outcome in result.results:
         if outcome.scores.false_kinds:
