@@ -190,12 +190,11 @@ def _closed_boxes(
     if not len(pairs):
         return []
     which, rows = np.nonzero(shares >= MIN_SUPPORT)  # by pair, then by row
-    cuts = np.flatnonzero(np.diff(which)) + 1
+    bounds = [0, *(np.flatnonzero(np.diff(which)) + 1).tolist(), len(rows)]
+    all_rows, all_shares = rows.tolist(), shares[which, rows].tolist()
     found: list[tuple[int, Box]] = []
-    for (left, right), pair_rows, pair_shares in zip(
-        pairs.tolist(), np.split(rows, cuts), np.split(shares[which, rows], cuts), strict=True
-    ):
-        found += _boxes_between(along_y, left, right, pair_rows.tolist(), pair_shares.tolist(), min_side)
+    for (left, right), start, stop in zip(pairs.tolist(), bounds[:-1], bounds[1:], strict=True):
+        found += _boxes_between(along_y, left, right, all_rows[start:stop], all_shares[start:stop], min_side)
     return found
 
 
