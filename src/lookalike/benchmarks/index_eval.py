@@ -31,6 +31,7 @@ from lookalike.dedupe.grouping import Group
 from lookalike.discover import file_key
 from lookalike.hash_cache import HashCache
 from lookalike.index import Index, open_index
+from lookalike.local.features import LocalFeatures
 from lookalike.matcher import DEFAULT_PRESET, PRESETS, Matcher, default_index_hashes
 
 LOCAL_INLIERS = 12  # the issue's example clause: `near-duplicate or local >= 12`
@@ -269,27 +270,42 @@ def evaluate_half(
 
 def verified_links(index: Index, links: Links, keys: Sequence[str]) -> Links:
     """The pairs of `links` that keypoints verify, as `lookalike search` labels a match of the
-    hashes (`verified`: either image as the query, its stored local features against the
-    other's), and their groups; a pair is kept when either image has no stored features (there
-    is nothing to judge), and dropped when the geometry rejects it ("similar, not verified")."""
+    hashes (`verified`): either image searched for, its own keypoints (hashed afresh from its
+    file, as a query is) against the other's stored ones; and their groups. A pair is kept when
+    either image has no stored features (there is nothing to judge), and dropped when the
+    geometry rejects it both ways ("similar, not verified as a copy")."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
+    from lookalike.discover import key_path
     from lookalike.local.verify import MIN_INLIERS, verify
+    from lookalike.pipeline import hash_file
 
     rows = sorted({row for edge in links.edges for row in edge})
     ids = index.ids_by_key([keys[row] for row in rows])
     stored = index.stored_local(np.array(sorted(ids.values()), dtype=np.int64))
-    features = {row: stored.get(ids.get(keys[row], -1)) for row in rows}
+    stored_of = {row: stored.get(ids.get(keys[row], -1)) for row in rows}
+    asked: dict[int, tuple[LocalFeatures | None, LocalFeatures | None]] = {}
+
+    def query(row: int) -> tuple[LocalFeatures | None, LocalFeatures | None]:
+        if row not in asked:
+            result = hash_file(key_path(keys[row]), ["phash"], dihedral=True, local=True)
+            asked[row] = (result.local, result.local_mirrored)
+        return asked[row]
+
+    def found_in(first: int, second: int) -> bool:
+        features, mirrored = query(first)
+        target = stored_of[second]
+        return (
+            features is not None
+            and target is not None
+            and (verify(features, target[0], mirrored, min_inliers=MIN_INLIERS) is not None)
+        )
 
     def holds(first: int, second: int) -> bool:
-        a, b = features[first], features[second]
-        if a is None or b is None:
+        if stored_of[first] is None or stored_of[second] is None:
             return True
-        return (
-            verify(a[0], b[0], a[1], min_inliers=MIN_INLIERS) is not None
-            or verify(b[0], a[0], b[1], min_inliers=MIN_INLIERS) is not None
-        )
+        return found_in(first, second) or found_in(second, first)
 
     kept = frozenset(edge for edge in links.edges if holds(*edge))
     group_of = np.full(len(links.group_of), -1, dtype=np.int64)
