@@ -196,37 +196,35 @@ def _closed_boxes(
     which, rows = np.nonzero(shares >= MIN_SUPPORT)  # by pair, then by row
     bounds = [0, *(np.flatnonzero(np.diff(which)) + 1).tolist(), len(rows)]
     all_rows, all_shares = rows.tolist(), shares[which, rows].tolist()
-    ends: dict[int, set[int]] = {}  # column -> rows where its runs of steps start or end
+    ends: dict[int, list[int]] = {}  # column -> rows where its runs of steps start or end
     for x, y0, y1 in segments.tolist():
-        ends.setdefault(x, set()).update((y0, y1))
-    steps_of: dict[int, list[int]] = {}  # column -> its steps before each row (prefix sums)
+        ends.setdefault(x, []).extend((y0, y1))
     found: list[tuple[int, Box]] = []
     for index, ((left, right), start, stop) in enumerate(
         zip(pairs.tolist(), bounds[:-1], bounds[1:], strict=True)
     ):
         strong = all_rows[start:stop]
         closers = dict(zip(strong, all_shares[start:stop], strict=True))
-        for row in _shared_ends(ends.get(left, set()), ends.get(right, set()), len(shares[index]) - 1):
+        for row in _shared_ends(ends.get(left, []), ends.get(right, []), len(shares[index]) - 1):
             if shares[index, row] >= RUN_END_SUPPORT and all(abs(row - other) > SNAP for other in strong):
                 closers[row] = float(shares[index, row])
         rows_in_order = sorted(closers)
         in_order = [closers[row] for row in rows_in_order]
-        for side in (left, right):
-            if side not in steps_of:
-                steps_of[side] = along_y[:, side].tolist()
-        sides = (steps_of[left], steps_of[right])
-        found += _boxes_between(along_y, left, right, rows_in_order, in_order, min_side, strong, sides)
+        found += _boxes_between(along_y, left, right, rows_in_order, in_order, min_side, strong)
     return found
 
 
-def _shared_ends(left_ends: set[int], right_ends: set[int], last_row: int) -> list[int]:
+def _shared_ends(left_ends: list[int], right_ends: list[int], last_row: int) -> list[int]:
     """Rows inside the frame where a run of steps of the left side and one of the right side
     both start or end (within `SNAP`): where a picture's two sides stop, its border is, even
     when that border steps along less of its width than `MIN_SUPPORT` (a picture whose lower
     edge has the colours of what lies below it; a horizon inside it steps along more)."""
-    near = range(-SNAP, SNAP + 1)
     return sorted(
-        row for row in left_ends if 0 < row < last_row and any(row + offset in right_ends for offset in near)
+        {
+            row
+            for row in left_ends
+            if 0 < row < last_row and any(abs(row - other) <= SNAP for other in right_ends)
+        }
     )
 
 
@@ -238,7 +236,6 @@ def _boxes_between(
     shares: list[float],
     min_side: int,
     strong: list[int],
-    sides: tuple[list[int], list[int]],
 ) -> list[tuple[int, Box]]:
     """Rectangles spanning columns [left, right), closed by `rows` (those stepping along that width,
     or where both sides' runs stop, with their `shares` of it) and by columns `left` and `right`
@@ -252,7 +249,7 @@ def _boxes_between(
         elif share > strongest:
             borders[-1], strongest = row, share
     found: list[tuple[int, Box]] = []
-    left_steps, right_steps = sides  # steps before each row along the two sides (prefix sums)
+    left_steps, right_steps = along_y[:, left].tolist(), along_y[:, right].tolist()
     for i, top in enumerate(borders):
         for bottom in borders[i + 1 :]:
             height = bottom - top
