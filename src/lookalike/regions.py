@@ -35,14 +35,13 @@ from lookalike.pages import page_pieces
 RelativeBox = tuple[float, float, float, float]  # the same as shares of the image's width and height
 REGION_BOXES = "region-boxes"  # what an ImageView memoises the proposals under
 
-REGIONS_REVISION = 9  # raised whenever the rule changes what it proposes (9: rows where both sides stop)
+REGIONS_REVISION = 8  # raised whenever the rule changes what it proposes (8: pieces standing out of a page)
 ANALYSIS_SIDE = 256
 STEP = 20.0  # levels, in the channel that differs most, between the two pixels either side of a border
 GAP = 2  # a run of steps bridges gaps this long (where both sides of a border happen to agree)
 MIN_SIDE_SHARE = 0.12  # a region's sides are at least this share of the image's shorter side
 MIN_AREA, MAX_AREA = 0.03, 0.80  # share of the image's area
 MIN_SUPPORT = 0.80  # share of each side's length that steps
-RUN_END_SUPPORT = 0.6  # a row where both sides' runs end closes them if it steps along this share
 MAX_FLAT = 0.65  # share of the region's pixels at its most common level (a panel, not a picture) ...
 OBJECT_CONTRAST = 9.0  # ... unless what differs from that level by this much (grey levels) ...
 OBJECT_SHARE = 0.6  # ... is mostly one piece ...
@@ -80,9 +79,7 @@ def propose_regions(pixels: npt.NDArray[np.uint8]) -> list[Box]:
     segments = _runs(column_steps.T, min_side)
     pairs = np.array(sorted(_side_pairs(segments, min_side, tw)), dtype=np.int64).reshape(-1, 2)
     # pieces standing out from a page's one colour first: their sides need not step
-    boxes = [(0, box) for box in page_pieces(planes)] + _closed_boxes(
-        along_x, along_y, pairs, min_side, segments
-    )
+    boxes = [(0, box) for box in page_pieces(planes)] + _closed_boxes(along_x, along_y, pairs, min_side)
     inverse = 1.0 / scale
     found = gutter_cells(image)  # a collage's cells, cut at its gutters, come first
     for left, top, right, bottom in _distinct(boxes, planes.mean(axis=0)):
@@ -179,11 +176,10 @@ def _closed_boxes(
     along_y: npt.NDArray[np.int32],
     pairs: npt.NDArray[np.int64],
     min_side: int,
-    segments: npt.NDArray[np.int64],
 ) -> list[tuple[int, Box]]:
     """The rectangles between every pair of candidate sides (left, right): (1 when no line
     divides it, else 2; box). The rows stepping along each pair's width are found for all pairs
-    at once; a row where both sides' runs of steps stop (`segments`) closes them too."""
+    at once."""
     if not len(pairs):
         return []
     shares = (along_x[:, pairs[:, 1]] - along_x[:, pairs[:, 0]]) / (pairs[:, 1] - pairs[:, 0])
@@ -196,50 +192,17 @@ def _closed_boxes(
     which, rows = np.nonzero(shares >= MIN_SUPPORT)  # by pair, then by row
     bounds = [0, *(np.flatnonzero(np.diff(which)) + 1).tolist(), len(rows)]
     all_rows, all_shares = rows.tolist(), shares[which, rows].tolist()
-    ends: dict[int, list[int]] = {}  # column -> rows where its runs of steps start or end
-    for x, y0, y1 in segments.tolist():
-        ends.setdefault(x, []).extend((y0, y1))
     found: list[tuple[int, Box]] = []
-    for index, ((left, right), start, stop) in enumerate(
-        zip(pairs.tolist(), bounds[:-1], bounds[1:], strict=True)
-    ):
-        strong = all_rows[start:stop]
-        closers = dict(zip(strong, all_shares[start:stop], strict=True))
-        for row in _shared_ends(ends.get(left, []), ends.get(right, []), len(shares[index]) - 1):
-            if shares[index, row] >= RUN_END_SUPPORT and all(abs(row - other) > SNAP for other in strong):
-                closers[row] = float(shares[index, row])
-        rows_in_order = sorted(closers)
-        in_order = [closers[row] for row in rows_in_order]
-        found += _boxes_between(along_y, left, right, rows_in_order, in_order, min_side, strong)
+    for (left, right), start, stop in zip(pairs.tolist(), bounds[:-1], bounds[1:], strict=True):
+        found += _boxes_between(along_y, left, right, all_rows[start:stop], all_shares[start:stop], min_side)
     return found
 
 
-def _shared_ends(left_ends: list[int], right_ends: list[int], last_row: int) -> list[int]:
-    """Rows inside the frame where a run of steps of the left side and one of the right side
-    both start or end (within `SNAP`): where a picture's two sides stop, its border is, even
-    when that border steps along less of its width than `MIN_SUPPORT` (a picture whose lower
-    edge has the colours of what lies below it; a horizon inside it steps along more)."""
-    return sorted(
-        {
-            row
-            for row in left_ends
-            if 0 < row < last_row and any(abs(row - other) <= SNAP for other in right_ends)
-        }
-    )
-
-
 def _boxes_between(
-    along_y: npt.NDArray[np.int32],
-    left: int,
-    right: int,
-    rows: list[int],
-    shares: list[float],
-    min_side: int,
-    strong: list[int],
+    along_y: npt.NDArray[np.int32], left: int, right: int, rows: list[int], shares: list[float], min_side: int
 ) -> list[tuple[int, Box]]:
     """Rectangles spanning columns [left, right), closed by `rows` (those stepping along that width,
-    or where both sides' runs stop, with their `shares` of it) and by columns `left` and `right`
-    stepping between those rows; only `strong` rows (stepping along `MIN_SUPPORT`) divide one."""
+    with their `shares` of it) and by columns `left` and `right` stepping between those rows."""
     borders: list[int] = []  # neighbouring rows are one border, at its strongest row
     strongest = -1.0
     for index, (row, share) in enumerate(zip(rows, shares, strict=True)):
@@ -263,7 +226,7 @@ def _boxes_between(
                 along_y[bottom, left + SNAP + 1 : right - SNAP] - along_y[top, left + SNAP + 1 : right - SNAP]
             )
             divided = bool(len(inner) and inner.max() / height >= MIN_SUPPORT)
-            divided |= any(top + SNAP < other < bottom - SNAP for other in strong)
+            divided |= any(top + SNAP < other < bottom - SNAP for other in borders)
             found.append((1 + divided, (left, top, right, bottom)))
     return found
 
