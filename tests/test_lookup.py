@@ -61,7 +61,35 @@ def test_matches_the_hashes_accept_are_verified_by_keypoints(tmp_path: Path) -> 
         (query,) = parse_queries([str(copy)], names, dihedral=True, workers=1)
         (found,) = search_queries(index, [query], names, 10, None, loose, True)
     verdicts = {Path(item.key).name: item.verified for item in found}
-    assert verdicts == {"original.jpg": True, "other0.jpg": False, "other1.jpg": False, "other2.jpg": False}
+    # other2 (photo08) is nearly flat, 10 keypoints: too few for keypoints to judge it either way
+    assert verdicts == {"original.jpg": True, "other0.jpg": False, "other1.jpg": False, "other2.jpg": None}
     where = next(item.where for item in found if item.key.endswith("original.jpg"))
     assert where is not None and where["pixels"]
     assert max(x for x, _ in where["stored_region"]) < 0.9 * original.width  # the right 15% was cut
+
+
+def test_a_picture_too_flat_for_keypoints_is_neither_verified_nor_rejected(tmp_path: Path) -> None:
+    """A storm sky or a blank slate has fewer keypoints than a verdict needs inliers: the
+    keypoints cannot judge its match, so it is not called "similar, not verified" (None), while
+    a textured photo the same loose rule accepts still is (False)."""
+    pytest.importorskip("cv2")
+    import numpy as np
+    from PIL import Image
+
+    from lookalike.local.features import extract
+    from lookalike.local.verify import MIN_INLIERS
+
+    rows = np.linspace(90, 150, 360)[:, None, None]  # a smooth grey sky, darker at the top
+    sky = Image.fromarray(np.broadcast_to(rows, (360, 480, 3)).astype(np.uint8))
+    assert len(extract(np.asarray(sky.convert("L")))) < MIN_INLIERS
+    stored = [tmp_path / "sky.jpg", tmp_path / "photo.jpg"]
+    sky.save(stored[0], quality=90)
+    committed_rgb(COMMITTED_PHOTOS[6], 480).save(stored[1], quality=90)
+    query = tmp_path / "query.jpg"
+    committed_rgb(COMMITTED_PHOTOS[4], 480).save(query, quality=90)
+    with open_index(tmp_path / "index.db") as index:
+        index.add_files(stored, workers=1)
+        names = list(default_index_hashes())
+        (parsed,) = parse_queries([str(query)], names, dihedral=True, workers=1)
+        (found,) = search_queries(index, [parsed], names, 10, None, "ahash <= 64", True)
+    assert {Path(item.key).name: item.verified for item in found} == {"sky.jpg": None, "photo.jpg": False}

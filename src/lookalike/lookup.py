@@ -276,12 +276,13 @@ def _part_of(alignment: Alignment | None) -> Alignment | None:
 
 
 def _verify_accepted(index: Index, query: Query, answer: list[Verdict]) -> dict[str, Alignment | None]:
-    """Geometric verification of the matches the hashes accepted, where both sides have local
-    features: key -> its alignment, or None when the keypoints do not verify a copy. A look-alike
-    (another photo of one place, a wallpaper of one style) passes hashes but not geometry."""
+    """Geometric verification of the matches the hashes accepted, where both sides have enough
+    local features to judge (`can_judge`): key -> its alignment, or None when the keypoints do
+    not verify a copy. A look-alike (another photo of one place, a wallpaper of one style)
+    passes hashes but not geometry."""
     if query.local is None or query.local[0] is None:
         return {}
-    from lookalike.local.verify import MIN_INLIERS, verify
+    from lookalike.local.verify import MIN_INLIERS, can_judge, verify
 
     unverified = [v.key for v in answer if v.alignment is None]
     if not unverified:
@@ -291,7 +292,7 @@ def _verify_accepted(index: Index, query: Query, answer: list[Verdict]) -> dict[
     checked: dict[str, Alignment | None] = {}
     for key, entry_id in ids.items():
         features = stored.get(entry_id)
-        if features is not None:
+        if features is not None and can_judge(query.local[0], features[0]):
             checked[key] = verify(query.local[0], features[0], query.local[1], min_inliers=MIN_INLIERS)
     return checked
 

@@ -272,13 +272,14 @@ def verified_links(index: Index, links: Links, keys: Sequence[str]) -> Links:
     """The pairs of `links` that keypoints verify, as `lookalike search` labels a match of the
     hashes (`verified`): either image searched for, its own keypoints (hashed afresh from its
     file, as a query is) against the other's stored ones; and their groups. A pair is kept when
-    either image has no stored features (there is nothing to judge), and dropped when the
-    geometry rejects it both ways ("similar, not verified as a copy")."""
+    keypoints cannot judge it either way (no stored features, or fewer keypoints than a verdict
+    needs inliers: `can_judge`), and dropped when the geometry rejects it ("similar, not
+    verified as a copy")."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     from lookalike.discover import key_path
-    from lookalike.local.verify import MIN_INLIERS, verify
+    from lookalike.local.verify import MIN_INLIERS, can_judge, verify
     from lookalike.pipeline import hash_file
 
     rows = sorted({row for edge in links.edges for row in edge})
@@ -302,9 +303,13 @@ def verified_links(index: Index, links: Links, keys: Sequence[str]) -> Links:
             and (verify(features, target[0], mirrored, min_inliers=MIN_INLIERS) is not None)
         )
 
+    def judged(first: int, second: int) -> bool:
+        features, target = query(first)[0], stored_of[second]
+        return features is not None and target is not None and can_judge(features, target[0])
+
     def holds(first: int, second: int) -> bool:
-        if stored_of[first] is None or stored_of[second] is None:
-            return True
+        if not (judged(first, second) or judged(second, first)):
+            return True  # nothing to judge: no stored features, or too few keypoints either way
         return found_in(first, second) or found_in(second, first)
 
     kept = frozenset(edge for edge in links.edges if holds(*edge))

@@ -66,6 +66,13 @@ class Alignment:
     places: int  # distinct places among the inliers (a corner found at several scales is one)
 
 
+def can_judge(query: LocalFeatures, stored: LocalFeatures, min_inliers: int = MIN_INLIERS) -> bool:
+    """Whether keypoints can tell a copy from another picture at all: each side needs as many
+    keypoints as the inliers a verdict needs. A nearly flat picture (a storm sky, a blank slate)
+    has a handful; failing to verify it says nothing, so it is neither verified nor rejected."""
+    return len(query) >= min_inliers and len(stored) >= min_inliers
+
+
 def verify(
     query: LocalFeatures,
     stored: LocalFeatures,
