@@ -9,7 +9,7 @@ working size) and global hashes see the whole; cut out, the sub-picture hashes l
 The rule works on a colour thumbnail (`ANALYSIS_SIDE` on its longer side): sharp steps between
 neighbouring columns (in any channel: a pasted photo and what surrounds it often have the same
 brightness along part of a side, but seldom the same colour), long vertical runs of them as
-candidate sides, pairs of such sides spanning the same rows, closed above and below by rows
+candidate sides, pairs of such sides sharing rows, closed above and below by rows
 that step along the whole width. A rectangle is kept when each of its four sides steps along
 `MIN_SUPPORT` of its length, it is neither tiny nor most of the frame, and it holds a picture
 rather than a flat panel (a chat bubble, a text box: `MAX_FLAT`). Rectangles no stepping line
