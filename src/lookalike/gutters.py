@@ -153,5 +153,12 @@ def _flat(work: npt.NDArray[np.int16], box: Box) -> bool:
 
 def flat_share(pixels: npt.NDArray[np.generic]) -> float:
     """The share of grey pixels within a few levels of the most common level."""
+    return common_level(pixels)[1]
+
+
+def common_level(pixels: npt.NDArray[np.generic]) -> tuple[float, float]:
+    """The most common grey level, in bins of 6 levels (the middle of its bin), and the share of
+    the pixels in that bin."""
     counts = np.bincount(np.clip(pixels, 0, 255).astype(np.int64).ravel() // 6, minlength=43)
-    return float(counts.max()) / max(pixels.size, 1)
+    level = int(counts.argmax())
+    return 6 * level + 3.0, float(counts[level]) / max(pixels.size, 1)

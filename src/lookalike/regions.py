@@ -29,7 +29,7 @@ import numpy.typing as npt
 from PIL import Image
 from scipy import ndimage
 
-from lookalike.gutters import Box, flat_share, gutter_cells
+from lookalike.gutters import Box, common_level, gutter_cells
 from lookalike.pages import page_pieces
 
 RelativeBox = tuple[float, float, float, float]  # the same as shares of the image's width and height
@@ -253,9 +253,9 @@ def _distinct(boxes: list[tuple[int, Box]], thumb: npt.NDArray[np.float32]) -> l
             continue  # a band cut off by one line (a horizon) is not a picture
         if any(_overlap(box, other) > SAME_PLACE for other in kept):
             continue
-        if flat_share(thumb[top:bottom, left:right]) > MAX_FLAT and not one_object(
-            thumb[top:bottom, left:right]
-        ):
+        patch = thumb[top:bottom, left:right]
+        level, share = common_level(patch)
+        if share > MAX_FLAT and not one_object(patch, level):
             continue
         kept.append(box)
         if len(kept) == MAX_REGIONS:
@@ -275,13 +275,11 @@ def _steps(planes: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
     return stepped
 
 
-def one_object(pixels: npt.NDArray[np.float32]) -> bool:
-    """Whether what stands out from the most common level of `pixels` (grey) is mostly one piece
-    spread over the box: a product shot on white, a nebula on a night sky, a picture after all.
-    A panel's text is many small marks, each letter or line a piece of its own."""
-    levels = np.clip(pixels, 0, 255).astype(np.int64) // 6
-    common = int(np.bincount(levels.ravel(), minlength=43).argmax())
-    marks = np.abs(pixels - (6 * common + 3)) > OBJECT_CONTRAST
+def one_object(pixels: npt.NDArray[np.float32], level: float) -> bool:
+    """Whether what stands out from `level` (the most common grey level of `pixels`) is mostly
+    one piece spread over the box: a product shot on white, a nebula on a night sky, a picture
+    after all. A panel's text is many small marks, each letter or line a piece of its own."""
+    marks = np.abs(pixels - level) > OBJECT_CONTRAST
     labels, count = ndimage.label(marks)
     if count == 0:
         return False

@@ -295,17 +295,21 @@ def verified_links(index: Index, links: Links, keys: Sequence[str]) -> Links:
         return asked[row]
 
     def found_in(first: int, second: int) -> bool:
-        features, mirrored = query(first)
         target = stored_of[second]
+        if target is None:
+            return False
+        features, mirrored = query(first)
         return (
             features is not None
-            and target is not None
-            and (verify(features, target[0], mirrored, min_inliers=MIN_INLIERS) is not None)
+            and verify(features, target[0], mirrored, min_inliers=MIN_INLIERS) is not None
         )
 
     def judged(first: int, second: int) -> bool:
-        features, target = query(first)[0], stored_of[second]
-        return features is not None and target is not None and can_judge(features, target[0])
+        target = stored_of[second]  # the file is hashed only when there is something to judge
+        if target is None:
+            return False
+        features = query(first)[0]
+        return features is not None and can_judge(features, target[0])
 
     def holds(first: int, second: int) -> bool:
         if not (judged(first, second) or judged(second, first)):
