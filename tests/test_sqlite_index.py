@@ -18,7 +18,7 @@ from PIL import Image
 
 from hash_sets import random_hashes
 from lookalike.errors import IndexStoreError, InvalidHashError
-from lookalike.index import open_index
+from lookalike.index import IndexItem, open_index
 from lookalike.index.sqlite import SCHEMA_VERSION, SQLiteIndex, sqlite_path
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -70,7 +70,7 @@ def test_database_is_in_wal_mode_with_a_schema_version(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "w.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     version = db.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
-    assert version == SCHEMA_VERSION == 3  # 2: entries.origin; 3: variants
+    assert version == SCHEMA_VERSION == 4  # 2: entries.origin; 3: variants; 4: variants.rev
 
 
 def test_snapshot_makes_reopening_skip_the_catalog_scan(tmp_path: Path) -> None:
@@ -298,3 +298,40 @@ def test_bulk_add_trusts_the_keys_it_wrote_only_until_another_write(
     orphans = "SELECT count(*) FROM hashes WHERE entry_id NOT IN (SELECT id FROM entries)"
     assert writer._db.execute(orphans).fetchone()[0] == 0
     writer.close()
+
+
+def test_remove_takes_an_entrys_stored_variants_with_it(tmp_path: Path) -> None:
+    hashes = random_hashes(6, 64, seed=21)
+    with open_index(tmp_path / "v.db") as index:
+        index.add(
+            [
+                IndexItem(f"k{i}", {"phash": h.with_variants([h, hashes[(i + 1) % 6]])})
+                for i, h in enumerate(hashes)
+            ]
+        )
+        gone = index.ids_by_key(["k2"])["k2"]
+        assert index.remove(["k2"]) == 1
+    db = sqlite3.connect(tmp_path / "v.db")
+    left = [row[0] for row in db.execute("SELECT entry_id FROM variants")]
+    assert len(left) == 5 and gone not in left
+
+
+def test_an_index_of_schema_3_gains_variant_revisions_and_loses_orphans(tmp_path: Path) -> None:
+    hashes = random_hashes(4, 64, seed=22)
+    with open_index(tmp_path / "old.db") as index:
+        index.add(
+            [IndexItem(f"k{i}", {"phash": h.with_variants([h, hashes[3 - i]])}) for i, h in enumerate(hashes)]
+        )
+    with sqlite3.connect(tmp_path / "old.db") as db:  # as schema 3 stored it, with `remove`'s leftovers
+        db.execute("DROP INDEX variants_by_rev")
+        db.execute("ALTER TABLE variants DROP COLUMN rev")
+        db.execute("INSERT INTO variants (entry_id, algorithm, words) VALUES (999, 'phash', x'00')")
+        db.execute("UPDATE meta SET value = 3 WHERE name = 'schema_version'")
+    with open_index(tmp_path / "old.db") as index:
+        assert len(index) == 4
+        batch = next(index.stored_batches(["phash"], 10))
+        assert batch.hashes["phash"].words.shape[1] == 2  # the stored variants survive
+    db = sqlite3.connect(tmp_path / "old.db")
+    assert db.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0] == SCHEMA_VERSION
+    assert sorted(row[0] for row in db.execute("SELECT DISTINCT rev FROM variants")) == [0]
+    assert db.execute("SELECT count(*) FROM variants WHERE entry_id = 999").fetchone()[0] == 0

@@ -580,11 +580,16 @@ class Index(ABC):
         found = family_of(name)
         if not searched or found is None or name not in self.algorithm_bits():
             return None
-        state = self.fingerprint()
+        state = self.fingerprint()  # read first: a write after it is read again next time
         cache: dict[str, tuple[str, StoredVariants]] = self.__dict__.setdefault("_stored_variants_made", {})
         made = cache.get(name)
         if made is None or made[0] != state:
-            made = (state, StoredVariants.from_blobs(found[1], self.variant_rows(name)))
+            changes = None if made is None else self.variant_changes(name, made[0])
+            if made is None or changes is None:
+                stored = StoredVariants.from_blobs(found[1], self.variant_rows(name))
+            else:
+                stored = made[1].update(*changes)
+            made = (state, stored)
             cache[name] = made
         return made[1] if len(made[1]) else None
 
@@ -592,6 +597,15 @@ class Index(ABC):
         """(entry id, its stored variant words of `algorithm` after the hash itself) of every
         entry that stores some; backends without stored variants have none."""
         return []
+
+    def variant_changes(
+        self, algorithm: str, since: str
+    ) -> tuple[npt.NDArray[np.int64], list[tuple[int, bytes]]] | None:
+        """(entries whose stored variants of `algorithm` may have changed since the index's state
+        was `since`, a `fingerprint`; their `variant_rows` now), so `stored_variants` updates
+        what it holds instead of reading every entry's; None where the backend cannot tell (the
+        variants are then read anew)."""
+        return None
 
     def ids_by_key(self, keys: Sequence[str]) -> dict[str, int]:
         """Entry ids of these keys (unknown keys are left out)."""

@@ -63,7 +63,7 @@ from lookalike.index.queries import (
     new_algorithm_widths,
 )
 from lookalike.index.sqlite_bulk import RecentKeyIds, insert_entries, insert_hash_rows
-from lookalike.index.sqlite_candidates import CandidateCache, family_members
+from lookalike.index.sqlite_candidates import CandidateCache, changed_entries, family_members
 from lookalike.search.bits import words_of
 from lookalike.search.store import HashStore
 
@@ -76,7 +76,8 @@ if TYPE_CHECKING:
 # 2: entries.origin (where the key came from; NULL in older indexes)
 # 3: variants (each hash's query variants, so a duplicate search needs neither files nor a cache)
 #    and local_features (compact keypoints, for geometric verification)
-SCHEMA_VERSION = 3
+# 4: variants.rev (the generation that wrote a variants row, so stored variants catch up by it)
+SCHEMA_VERSION = 4
 WRITE_BATCH = 5000
 BULK_WRITE_BATCH = 20_000  # keys per transaction of add_words
 BULK_CHECKPOINT_KEYS = 100_000  # keys add_words writes between two copies of the WAL into the database
@@ -116,6 +117,7 @@ CREATE TABLE IF NOT EXISTS variants (
     algorithm TEXT NOT NULL,
     words BLOB,                 -- the hash's variants after the first (itself): big-endian words
     same_as TEXT,               -- or: the same variants as this algorithm's (a twin hash)
+    rev INTEGER NOT NULL DEFAULT 0, -- the generation that wrote this row (0: before schema 4)
     PRIMARY KEY (entry_id, algorithm)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS local_features (
@@ -233,6 +235,7 @@ class SQLiteIndex(Index):
                 )
             elif int(version) < SCHEMA_VERSION:
                 self._migrate()
+            self._db.execute("CREATE INDEX IF NOT EXISTS variants_by_rev ON variants(rev)")
             for name in _searched_variant_algorithms():
                 # only the entries that store such variants (a scan of every hash's variants,
                 # crops' included, would read about 1 KB an image)
@@ -244,10 +247,17 @@ class SQLiteIndex(Index):
     def _migrate(self) -> None:
         """Bring an older index up to date: entries gain `origin`, NULL (unknown) for those stored
         before, so none of them may be acted on until `index add` hashes it again; the variants
-        table starts empty (the next `index add` stores them, through the hash cache)."""
+        table starts empty (the next `index add` stores them, through the hash cache); variants
+        stored before gain `rev` 0 (written before any structure in memory was made), and the
+        variants and local features of entries removed before are dropped."""
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(entries)")}
         if "origin" not in columns:
             self._db.execute("ALTER TABLE entries ADD COLUMN origin TEXT")
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(variants)")}
+        if "rev" not in columns:
+            self._db.execute("ALTER TABLE variants ADD COLUMN rev INTEGER NOT NULL DEFAULT 0")
+        for table in ("variants", "local_features"):  # `remove` before schema 4 left them behind
+            self._db.execute(f"DELETE FROM {table} WHERE entry_id NOT IN (SELECT id FROM entries)")
         self._db.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", (SCHEMA_VERSION,))
 
     def _meta(self, name: str) -> Any:
@@ -601,8 +611,9 @@ class SQLiteIndex(Index):
             [(*row, generation) for row in writes.local_rows],
         )
         db.executemany(
-            "INSERT OR REPLACE INTO variants (entry_id, algorithm, words, same_as) VALUES (?, ?, ?, ?)",
-            [row for row in writes.variant_rows if row[2] is not None or row[3] is not None],
+            "INSERT OR REPLACE INTO variants (entry_id, algorithm, words, same_as, rev)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(*row, generation) for row in writes.variant_rows if row[2] is not None or row[3] is not None],
         )
         db.executemany(
             "INSERT OR REPLACE INTO hashes (algorithm, entry_id, value, words, quality, flagged, rev)"
@@ -661,7 +672,8 @@ class SQLiteIndex(Index):
                 self._db.executemany(
                     "INSERT INTO tombstones (entry_id, rev) VALUES (?, ?)", [(i, generation) for i in ids]
                 )
-                self._db.executemany("DELETE FROM hashes WHERE entry_id = ?", [(i,) for i in ids])
+                for table in ("hashes", "variants", "local_features"):
+                    self._db.executemany(f"DELETE FROM {table} WHERE entry_id = ?", [(i,) for i in ids])
                 self._db.executemany("DELETE FROM entries WHERE id = ?", [(i,) for i in ids])
         return len(ids)
 
@@ -1023,6 +1035,29 @@ class SQLiteIndex(Index):
                 f" WHERE v.algorithm = '{name}'"  # a literal, so the partial index serves it
             ).fetchall()
         return [(int(entry), bytes(blob)) for entry, blob in rows if blob]
+
+    @_serialised
+    def variant_changes(
+        self, algorithm: str, since: str
+    ) -> tuple[npt.NDArray[np.int64], list[tuple[int, bytes]]] | None:
+        name = canonical_algorithm(algorithm)
+        uuid_part, _, generation = since.rpartition(":")
+        if (
+            uuid_part != self._uuid
+            or not generation.isdigit()
+            or not name.replace(":", "").replace("_", "").isalnum()
+        ):
+            return None
+        with self._transaction(write=False):
+            changed = changed_entries(self._db, int(generation))
+            rows = self._db.execute(
+                "SELECT v.entry_id, coalesce(v.words, t.words) FROM variants v"
+                " LEFT JOIN variants t ON t.entry_id = v.entry_id AND t.algorithm = v.same_as"
+                f" WHERE v.algorithm = '{name}'"
+                " AND v.entry_id IN (SELECT value FROM json_each(?))",
+                (json.dumps(changed.tolist()),),
+            ).fetchall()
+        return changed, [(int(entry), bytes(blob)) for entry, blob in rows if blob]
 
     @_serialised
     def fingerprint(self) -> str:

@@ -262,6 +262,22 @@ def _tombstones(db: sqlite3.Connection, after: int) -> Ids:
     return np.array([row[0] for row in rows], dtype=np.int64)
 
 
+def changed_entries(db: sqlite3.Connection, after: int) -> Ids:
+    """Every entry written or removed after generation `after`: any hash or variants row of it
+    stamped later, or a tombstone (sorted, each once)."""
+    algorithms = [row[0] for row in db.execute("SELECT name FROM algorithms")]
+    variants = db.execute("SELECT entry_id FROM variants WHERE rev > ?", (after,)).fetchall()
+    return sorted_unique(
+        np.concatenate(
+            [
+                _tombstones(db, after),
+                _changed_ids(db, algorithms, after),
+                np.array([row[0] for row in variants], dtype=np.int64),
+            ]
+        )
+    )
+
+
 def _changed_ids(db: sqlite3.Connection, algorithms: Sequence[str], after: int) -> Ids:
     found: list[int] = []
     for algorithm in algorithms:
