@@ -12,6 +12,7 @@ from PIL import Image
 
 import lookalike
 from lookalike import Hash
+from lookalike.candidates.stored_variants import StoredVariants
 
 
 def random_hashes(count: int, nbits: int, seed: int, planted: int = 0, max_flips: int = 0) -> list[Hash]:
@@ -57,3 +58,20 @@ def photo_hashes(algorithm: str, paths: tuple[Path, ...]) -> tuple[Hash, ...]:
             assert isinstance(value, Hash)
             found.append(value)
     return tuple(found)
+
+
+def flipped(words: np.ndarray, rng: np.random.Generator, flips: int) -> np.ndarray:
+    """Copies of (n, words) uint64 hashes with `flips` random bits of each flipped."""
+    near = words.copy()
+    for row in range(len(near)):
+        for bit in rng.choice(256, size=flips, replace=False).tolist():
+            near[row, bit // 64] ^= np.uint64(1 << (63 - bit % 64))
+    return near
+
+
+def variant_answers(stored: StoredVariants | None, query: np.ndarray, *, exact: bool) -> dict:
+    """(query row, entry id) -> distance of the stored variants within the default radius."""
+    if stored is None:
+        return {}
+    rows, ids, distances = stored.nearest(query, 56, exact=exact)
+    return dict(zip(zip(rows.tolist(), ids.tolist(), strict=True), distances.tolist(), strict=True))

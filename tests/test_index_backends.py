@@ -16,8 +16,9 @@ import pytest
 from PIL import Image
 
 import lookalike
-from hash_sets import photo_hashes, random_hashes
+from hash_sets import flipped, photo_hashes, random_hashes, variant_answers
 from lookalike import Hash
+from lookalike.candidates.stored_variants import StoredVariants
 from lookalike.errors import IndexStoreError, InvalidHashError, MissingVariantsError
 from lookalike.index import Index, IndexItem, Match, open_index
 from lookalike.index.base import FROM_API, FROM_FILE
@@ -725,3 +726,47 @@ def test_bulk_add_rejects_an_empty_key_and_keeps_what_is_stored(index: Index) ->
         index.add_words(["c", "", "a"], "phash", _word_rows(hashes), 64)
     assert sorted(index.get_many(["a", "b", "c"])) == ["a", "b"]
     assert index.get("a").hashes["phash"] == hashes[0]  # type: ignore[union-attr]
+
+
+# ----- stored variants (the pictures inside stored composites) -------------------------------------
+REGIONS = "phash_eq_regions"
+
+
+def _regions_item(key: str, own: Hash, regions: list[Hash]) -> IndexItem:
+    return IndexItem(key, {REGIONS: own.with_variants([own, *regions])})
+
+
+def test_stored_variants_follow_adds_replacements_and_removals(index: Index) -> None:
+    rng = np.random.default_rng(3)
+    owns = random_hashes(40, 256, seed=4)
+    pool = random_hashes(120, 256, seed=5)
+    regions = {f"k{i}": pool[3 * i : 3 * i + int(rng.integers(0, 4))] for i in range(30)}
+    index.add([_regions_item(key, owns[i], regions[key]) for i, key in enumerate(regions)])
+    before = index.stored_variants(REGIONS)
+    assert before is not None and len(before) == sum(len(r) for r in regions.values())
+    # new regions for two entries, none for one, two removed, and two new entries
+    regions["k1"], regions["k2"], regions["k3"] = pool[90:92], pool[92:93], []
+    regions["n1"], regions["n2"] = pool[93:95], pool[95:96]
+    index.add(
+        [
+            _regions_item(key, owns[30 + i], regions[key])
+            for i, key in enumerate(["k1", "k2", "k3", "n1", "n2"])
+        ]
+    )
+    index.remove(["k4", "k5"])
+    del regions["k4"], regions["k5"]
+    after = index.stored_variants(REGIONS)
+    ids = index.ids_by_key(list(regions))
+    listed = [(ids[key], region) for key, held in regions.items() for region in held]
+    anew = StoredVariants(
+        before.layout,
+        np.array([entry for entry, _ in listed], dtype=np.int64),
+        np.array([region.words() for _, region in listed], dtype=np.uint64),
+    )
+    query = flipped(np.array([region.words() for region in pool], dtype=np.uint64), rng, 5)
+    assert after is not None and len(after) == len(anew)
+    for exact in (True, False):
+        assert variant_answers(after, query, exact=exact) == variant_answers(anew, query, exact=exact)
+    gone = {ids.get("k4"), ids.get("k5")}
+    assert not {owner for _, owner in variant_answers(after, query, exact=True)} & gone
+    assert after is before  # brought up to date in place: only the changed entries were read

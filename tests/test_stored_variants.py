@@ -5,18 +5,11 @@ as if made anew, and SQLite brings them up to date in place."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pytest
 
-from hash_sets import random_hashes
-from lookalike import Hash
+from hash_sets import flipped, variant_answers
 from lookalike.candidates.keys import dct_layout
 from lookalike.candidates.stored_variants import StoredVariants
-from lookalike.index import IndexItem, open_index
-
-REGIONS = "phash_eq_regions"
 
 
 def _brute_force(query: np.ndarray, owners: np.ndarray, words: np.ndarray, limit: int) -> dict:
@@ -63,21 +56,6 @@ def test_no_variants_find_nothing() -> None:
     assert len(rows) == 0
 
 
-def _flipped(words: np.ndarray, rng: np.random.Generator, flips: int) -> np.ndarray:
-    near = words.copy()
-    for row in range(len(near)):
-        for bit in rng.choice(256, size=flips, replace=False).tolist():
-            near[row, bit // 64] ^= np.uint64(1 << (63 - bit % 64))
-    return near
-
-
-def _answers(stored: StoredVariants | None, query: np.ndarray, *, exact: bool) -> dict:
-    if stored is None:
-        return {}
-    rows, ids, distances = stored.nearest(query, 56, exact=exact)
-    return dict(zip(zip(rows.tolist(), ids.tolist(), strict=True), distances.tolist(), strict=True))
-
-
 def test_an_update_answers_as_the_store_made_anew() -> None:
     rng = np.random.default_rng(11)
     layout = dct_layout(16)
@@ -96,57 +74,13 @@ def test_an_update_answers_as_the_store_made_anew() -> None:
         layout, np.concatenate([owners[keep], new_owners]), np.concatenate([words[keep], new_words])
     )
     assert updated is stored and len(updated) == len(anew) == 160 + 15
-    query = np.concatenate([_flipped(words, rng, 6), _flipped(new_words, rng, 6)])
+    query = np.concatenate([flipped(words, rng, 6), flipped(new_words, rng, 6)])
     for exact in (True, False):
-        assert _answers(updated, query, exact=exact) == _answers(anew, query, exact=exact)
-    found = _answers(updated, query, exact=True)
+        assert variant_answers(updated, query, exact=exact) == variant_answers(anew, query, exact=exact)
+    found = variant_answers(updated, query, exact=True)
     old_copies = {(row, owner) for row, owner in found if row < len(words)}
     assert old_copies and not any(owner < 20 for _, owner in old_copies)  # replaced variants forgotten
     assert {(len(words) + i, int(o)) for i, o in enumerate(new_owners.tolist())} <= set(found)
     # once most rows belong to changed entries the store is made again from the living ones
     remade = updated.update(np.arange(30, 100, dtype=np.int64), [])
     assert remade is not updated and len(remade) == len(remade.owners) == 20 + 15
-
-
-def _regions_item(key: str, own: Hash, regions: list[Hash]) -> IndexItem:
-    return IndexItem(key, {REGIONS: own.with_variants([own, *regions])})
-
-
-@pytest.mark.parametrize("backend", ["sqlite", "chdb"])
-def test_stored_variants_follow_adds_replacements_and_removals(backend: str, tmp_path: Path) -> None:
-    rng = np.random.default_rng(3)
-    owns = random_hashes(40, 256, seed=4)
-    pool = random_hashes(120, 256, seed=5)
-    regions = {f"k{i}": pool[3 * i : 3 * i + int(rng.integers(0, 4))] for i in range(30)}
-    url = f"sqlite:///{tmp_path / 'r.db'}" if backend == "sqlite" else f"chdb://{tmp_path / 'chdb'}"
-    with open_index(url) as index:
-        index.add([_regions_item(key, owns[i], regions[key]) for i, key in enumerate(regions)])
-        before = index.stored_variants(REGIONS)
-        assert before is not None and len(before) == sum(len(r) for r in regions.values())
-        # new regions for two entries, none for one, two removed, and two new entries
-        regions["k1"], regions["k2"], regions["k3"] = pool[90:92], pool[92:93], []
-        regions["n1"], regions["n2"] = pool[93:95], pool[95:96]
-        index.add(
-            [
-                _regions_item(key, owns[30 + i], regions[key])
-                for i, key in enumerate(["k1", "k2", "k3", "n1", "n2"])
-            ]
-        )
-        index.remove(["k4", "k5"])
-        del regions["k4"], regions["k5"]
-        after = index.stored_variants(REGIONS)
-        ids = index.ids_by_key(list(regions))
-    listed = [(ids[key], region) for key, held in regions.items() for region in held]
-    anew = StoredVariants(
-        before.layout,
-        np.array([entry for entry, _ in listed], dtype=np.int64),
-        np.array([region.words() for _, region in listed], dtype=np.uint64),
-    )
-    query = _flipped(np.array([region.words() for region in pool], dtype=np.uint64), rng, 5)
-    assert after is not None and len(after) == len(anew)
-    for exact in (True, False):
-        assert _answers(after, query, exact=exact) == _answers(anew, query, exact=exact)
-    gone = {ids.get("k4"), ids.get("k5")}
-    assert not {owner for _, owner in _answers(after, query, exact=True)} & gone
-    if backend == "sqlite":  # brought up to date in place: only the changed entries were read
-        assert after is before

@@ -383,23 +383,31 @@ def stored_variants(
     return found
 
 
-def variant_rows(read: Read, algorithm: str) -> list[tuple[int, bytes]]:
+def variant_rows(read: Read, algorithm: str, live: Ids, among: Ids | None = None) -> list[tuple[int, bytes]]:
     """(live row version, stored variant words) of every entry storing variants of `algorithm`
-    (a twin's words where it names one)."""
-    result = read(
-        lambda binder, site: (
+    (a twin's words where it names one), of the versions in `among` if given; `live`: the live
+    versions (`live_versions`)."""
+
+    def query(binder: Any, site: Any) -> str:
+        chosen = (
+            "" if among is None else f" AND v.version IN {binder.in_set('among', 'UInt64', among.tolist())}"
+        )
+        return (
             "SELECT v.version AS version, if(v.same_as = '', v.words, t.words) AS words"
             f" FROM {site.variants()} AS v LEFT JOIN {site.variants()} AS t"
             " ON t.version = v.version AND t.algorithm = v.same_as"
-            f" WHERE v.algorithm = {binder.scalar('algorithm', 'String', algorithm)}{SETTINGS}"
+            f" WHERE v.algorithm = {binder.scalar('algorithm', 'String', algorithm)}{chosen}{SETTINGS}"
         )
-    )
+
+    if among is not None and not len(among):
+        return []
+    result = read(query)
     versions = result.array("version", np.uint64).view(np.int64)
-    live = np.isin(versions, live_versions(read)).tolist()
+    alive = np.isin(versions, live).tolist()
     return [
         (version, blob)
-        for version, words, alive in zip(versions.tolist(), result.values("words"), live, strict=True)
-        if alive and (blob := _as_bytes(words))
+        for version, words, kept in zip(versions.tolist(), result.values("words"), alive, strict=True)
+        if kept and (blob := _as_bytes(words))
     ]
 
 

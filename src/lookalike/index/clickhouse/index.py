@@ -186,6 +186,9 @@ class ClickHouseIndex(Index):
         # keys of the row versions the candidate stage read hashes of since its last nomination
         # (`keys_by_id` answers from it; superseding writes and new nominations clear it)
         self._version_keys: dict[int, str] = {}
+        # per algorithm, the live versions its stored variants were last read at (variant_rows,
+        # variant_changes: `Index.stored_variants` calls them, one after the other)
+        self._variant_versions: dict[str, npt.NDArray[np.int64]] = {}
         self._closed = False
         self._create_base_tables()
         self._migrate_key_tables()
@@ -1420,7 +1423,25 @@ class ClickHouseIndex(Index):
             return candidate_sql.nominate_local(self._connection, self._read, self._tables, words, stale)
 
     def variant_rows(self, algorithm: str) -> list[tuple[int, bytes]]:
-        return candidate_sql.variant_rows(self._read, canonical_algorithm(algorithm))
+        name = canonical_algorithm(algorithm)
+        live = candidate_sql.live_versions(self._read)
+        self._variant_versions[name] = live
+        return candidate_sql.variant_rows(self._read, name, live)
+
+    def variant_changes(
+        self, algorithm: str, since: str
+    ) -> tuple[npt.NDArray[np.int64], list[tuple[int, bytes]]] | None:
+        """A version's variants never change (a write makes a new version), so what changed since
+        the last read are the versions that stopped or started being live."""
+        name = canonical_algorithm(algorithm)
+        before = self._variant_versions.get(name)
+        if before is None:
+            return None
+        live = candidate_sql.live_versions(self._read)
+        self._variant_versions[name] = live
+        gone = np.setdiff1d(before, live, assume_unique=True)
+        new = np.setdiff1d(live, before, assume_unique=True)
+        return np.concatenate([gone, new]), candidate_sql.variant_rows(self._read, name, live, new)
 
     def stored_local(
         self, ids: npt.NDArray[np.int64]
