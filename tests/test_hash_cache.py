@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 import lookalike
 import lookalike.pipeline
@@ -258,3 +259,26 @@ def test_a_duplicate_search_after_index_add_decodes_nothing(
             stored = index.get(path)
             assert stored is not None and queries[path]["phash_eq"] == stored.hashes["phash_eq"]
             assert queries[path]["phash_eq_crops"].variants
+
+
+def test_the_pictures_found_inside_an_image_survive_the_cache(tmp_path: Path) -> None:
+    """A stored composite says where an original lies in it from the boxes of its pictures, so a
+    cached result must carry them as a fresh one does; a record made before they were kept is a
+    miss for `phash_eq_regions`."""
+    from lookalike.benchmarks.partial import collage
+    from lookalike.hash_cache import decode_result, encode_result
+
+    photos = [Image.open(path).convert("RGB").resize((480, 360)) for path in COMMITTED_PHOTOS[:4]]
+    folder = tmp_path / "composites"
+    folder.mkdir()
+    collage(photos[0], 3, photos[1:]).save(folder / "collage.png")
+    with HashCache(tmp_path / "cache.sqlite") as cache:
+        fresh = run(folder, cache, hashes=["phash_eq_regions"], dihedral=True)
+    with HashCache(tmp_path / "cache.sqlite") as cache:
+        cached = run(folder, cache, hashes=["phash_eq_regions"], dihedral=True)
+    (path, result), before = next(iter(cached.items())), next(iter(fresh.values()))
+    assert isinstance(result, HashResult) and isinstance(before, HashResult) and result.cached
+    assert len(before.regions) >= 4 and result.regions == before.regions
+    options = HashOptions.build(["phash_eq_regions"], dihedral=True)
+    text = encode_result(before, options).replace('"regions":', '"older":')
+    assert decode_result(text, path, options) is None

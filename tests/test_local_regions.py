@@ -244,3 +244,38 @@ def test_search_says_where_in_the_composite_the_stored_photo_lies(
     tolerance = 0.03 * max(composite.size)
     assert all(abs(a - b) <= tolerance for a, b in zip(found, place, strict=True)), (found, place)
     assert matches[0].get("verified") is not False  # not called "similar, not a copy"
+
+
+@pytest.mark.parametrize("make", [_collage_with_photo01, _inset_of_photo01], ids=["collage", "inset"])
+def test_an_original_is_shown_where_it_lies_in_a_stored_composite(
+    tmp_path: Path, index_url: str, make: Callable[[], tuple[Image.Image, tuple[int, int, int, int]]]
+) -> None:
+    """The theft check: `lookalike search original --partial --json` over stored composites
+    answers the composite with the place the original occupies in it (`where.stored_region`,
+    in the composite's pixels), from the boxes stored with its pictures: the composites here
+    have no stored keypoints to place it by."""
+    from typer.testing import CliRunner
+
+    from lookalike.cli.app import app
+
+    composite, place = make()
+    composite.save(tmp_path / "composite.png")
+    _photo(9).save(tmp_path / "plain.png")
+    _photo(1).save(tmp_path / "original.png")
+    stored = [str(tmp_path / "composite.png"), str(tmp_path / "plain.png")]
+    with open_index(index_url) as index:
+        index.add_files(stored, list(default_index_hashes()), dihedral=True, local=False, workers=1)
+    result = CliRunner().invoke(
+        app, ["search", str(tmp_path / "original.png"), "--index", index_url, "--partial", "--json"]
+    )
+    matches = json.loads(result.stdout.splitlines()[0])["matches"]
+    assert [Path(m["key"]).stem for m in matches] == ["composite"]
+    where = matches[0]["where"]
+    assert where is not None and where["by"] == "region" and where["pixels"]
+    xs = [x for x, _ in where["stored_region"]]
+    ys = [y for _, y in where["stored_region"]]
+    found = (min(xs), min(ys), max(xs), max(ys))
+    tolerance = 0.03 * max(composite.size)
+    assert all(abs(a - b) <= tolerance for a, b in zip(found, place, strict=True)), (found, place)
+    assert where["query_relative"] == [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+    assert matches[0].get("verified") is not False  # not called "similar, not a copy"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lookalike.algorithms import HashValue
+from lookalike.algorithms.equalized import PHASH_EQ_REGIONS
 from lookalike.cache_dir import default_cache_dir
 from lookalike.discover import file_key
 from lookalike.errors import LookalikeError
@@ -112,6 +113,7 @@ def encode_result(result: HashResult, options: HashOptions) -> str:
             "sha256": result.sha256,
             "bytes": result.byte_size,
             "content": list(result.content) if result.content else None,
+            "regions": [list(box) for box in result.regions],
             # local features as an index stores them (compact), base64
             **_encode_local(result),
         },
@@ -138,6 +140,8 @@ def decode_result(text: str, path: str, options: HashOptions) -> HashResult | No
     stored = record["hashes"]
     if any(spec.key not in stored for spec in options.specs):
         return None
+    if "regions" not in record and any(spec.key == PHASH_EQ_REGIONS.name for spec in options.specs):
+        return None  # stored before regions were kept: hashed again, so a match can say where
     named = zip(options.names, options.specs, strict=True)
     hashes = {name: _decode_hash(stored[spec.key]) for name, spec in named}
     return HashResult(
@@ -153,6 +157,7 @@ def decode_result(text: str, path: str, options: HashOptions) -> HashResult | No
         content=(int(record["content"][0]), int(record["content"][1])) if record.get("content") else None,
         local=_decode_local(record, "local"),
         local_mirrored=_decode_local(record, "local_mirrored"),
+        regions=tuple((float(a), float(b), float(c), float(d)) for a, b, c, d in record.get("regions", ())),
     )
 
 

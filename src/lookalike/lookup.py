@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from lookalike.algorithms import parse_spec
 from lookalike.algorithms.equalized import PHASH_EQ_REGIONS
@@ -26,6 +27,7 @@ from lookalike.local.features import LocalFeatures, local_features_available
 from lookalike.matcher import Matcher, Verdict, default_index_hashes
 from lookalike.pipeline import hash_files
 from lookalike.regions import RelativeBox
+from lookalike.search.bits import popcount
 
 if TYPE_CHECKING:
     from lookalike.local.verify import Alignment
@@ -203,6 +205,7 @@ def _rule_matches(index: Index, queries: list[Query], rule: Matcher, dihedral: b
     local = [queries[p].local or (None, None) for p in asked]
     verdicts = index.match_many(usable, rule, dihedral=with_variants, local=local)
     entries = index.get_many(v.key for answer in verdicts for v in answer)
+    stored_regions = _stored_regions(index, verdicts, rule)
     for position, answer in zip(asked, verdicts, strict=True):
         query = queries[position]
         checked = _verify_accepted(index, query, answer)
@@ -213,11 +216,32 @@ def _rule_matches(index: Index, queries: list[Query], rule: Matcher, dihedral: b
             found = _found(v.key, entry, v.distances, query.hashes, rule)
             where = where_found(v.alignment or _part_of(checked.get(v.key)), entry, query.size)
             region = None if where is not None else matched_region(v, query.regions, rule)
-            if region is not None:
-                where = where_region(region, entry, query.size)
+            inside = None
+            if where is None and region is None:
+                inside = stored_region_matched(v, query.hashes, stored_regions.get(v.key), rule)
+            if region is not None or inside is not None:
+                chosen = region if region is not None else inside
+                assert chosen is not None
+                where = where_region(chosen, entry, query.size, in_stored=region is None)
                 verified = None if verified is False else verified
             results[position].append(replace(found, where=where, verified=verified))
     return results
+
+
+def _stored_regions(
+    index: Index, verdicts: list[list[Verdict]], rule: Matcher
+) -> dict[str, tuple[npt.NDArray[np.uint64], list[RelativeBox]]]:
+    """Per key, the stored pictures-inside of the accepted entries that a region condition may
+    have matched (`Index.stored_regions`), read once for the batch."""
+    name = PHASH_EQ_REGIONS.name
+    if not any(c.algorithms == (name,) for c in rule.conditions):
+        return {}
+    wanted = {
+        v.key for answer in verdicts for v in answer if v.alignment is None and v.distances.get(name, -1) >= 0
+    }
+    ids = index.ids_by_key(sorted(wanted)) if wanted else {}
+    found = index.stored_regions(sorted(ids.values())) if ids else {}
+    return {key: found[entry] for key, entry in ids.items() if entry in found}
 
 
 def matched_region(verdict: Verdict, regions: Sequence[RelativeBox], rule: Matcher) -> RelativeBox | None:
@@ -233,26 +257,54 @@ def matched_region(verdict: Verdict, regions: Sequence[RelativeBox], rule: Match
     return regions[variant - 1] if held else None
 
 
+def stored_region_matched(
+    verdict: Verdict,
+    query_hashes: Mapping[str, Hash],
+    stored: tuple[npt.NDArray[np.uint64], list[RelativeBox]] | None,
+    rule: Matcher,
+) -> RelativeBox | None:
+    """The picture inside the stored image through which the rule accepted it (the query found in
+    a stored collage or screenshot): the stored region whose hash lies at the verdict's distance
+    from the query's own `phash_eq_regions` hash, within a condition on that hash alone; None when
+    the match came another way."""
+    name = PHASH_EQ_REGIONS.name
+    distance = verdict.distances.get(name)
+    own = query_hashes.get(name)
+    if stored is None or own is None or distance is None or distance < 0:
+        return None
+    if not any(c.algorithms == (name,) and distance <= c.max_distance for c in rule.conditions):
+        return None
+    words, boxes = stored
+    if words.shape[1] * 64 != own.nbits:
+        return None
+    distances = popcount(words ^ own.words()[None, :]).sum(axis=1)
+    nearest = int(np.argmin(distances))
+    return boxes[nearest] if int(distances[nearest]) == distance else None
+
+
 def where_region(
-    region: RelativeBox, entry: Entry | None, query_size: tuple[int, int] | None
+    region: RelativeBox, entry: Entry | None, query_size: tuple[int, int] | None, *, in_stored: bool = False
 ) -> dict[str, object]:
     """`where_found`'s answer for a stored image found as a picture inside the query (a collage's
     cell, a screenshot's photo): all of it lies at `region` of the query, upright and unmirrored
-    (region hashes have no turned variants); scale is stored pixels per query pixel, when both
-    sizes are known."""
+    (region hashes have no turned variants); with `in_stored` the other way round, the whole
+    query lies at `region` of the stored image (the query found in a stored collage). Scale is
+    stored pixels per query pixel, when both sizes are known."""
     left, top, right, bottom = region
-    query_quad = [[left, top], [right, top], [right, bottom], [left, bottom]]
+    quad = [[left, top], [right, top], [right, bottom], [left, bottom]]
     whole = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+    query_quad, stored_quad = (whole, quad) if in_stored else (quad, whole)
     stored_size = _stored_size(entry)
     scale = None
     if stored_size is not None and query_size is not None and right > left:
-        scale = round(stored_size[0] / ((right - left) * query_size[0]), 4)
+        share = (right - left) * (stored_size[0] if in_stored else query_size[0])
+        scale = round((share if in_stored else stored_size[0]) / (query_size[0] if in_stored else share), 4)
     return {
-        "stored_region": _scaled(whole, stored_size),
+        "stored_region": _scaled(stored_quad, stored_size),
         "query_region": _scaled(query_quad, query_size),
         "pixels": stored_size is not None,
         "query_pixels": query_size is not None,
-        "stored_relative": whole,
+        "stored_relative": stored_quad,
         "query_relative": query_quad,
         "scale": scale,
         "rotation": 0.0,

@@ -136,3 +136,40 @@ def variant_blobs(hashes: Mapping[str, Hash]) -> list[tuple[str, bytes, str]]:
             seen[signature] = algorithm
             rows.append((algorithm, blob, ""))
     return rows
+
+
+REGION_ALGORITHM = "phash_eq_regions"  # the hash whose variants after the first are pictures inside
+
+
+def region_boxes(algorithm: str, value: Hash, regions: Sequence[tuple[float, ...]]) -> bytes | None:
+    """What an index stores beside `phash_eq_regions`' variants: where each variant's picture lies
+    in the image (relative left, top, right, bottom as little-endian float32), so a query found
+    as one of them is shown there; None for other hashes, or boxes that do not pair with the
+    variants one to one."""
+    variants = value.variants or ()
+    if algorithm != REGION_ALGORITHM or not regions or len(regions) != len(variants) - 1:
+        return None
+    return np.asarray(regions, dtype="<f4").reshape(-1, 4).tobytes()
+
+
+def boxes_of(blob: bytes | None) -> list[tuple[float, float, float, float]]:
+    """The relative boxes `region_boxes` stored (none for None)."""
+    if not blob:
+        return []
+    rows = np.frombuffer(blob, dtype="<f4").reshape(-1, 4).astype(np.float64).tolist()
+    return [(a, b, c, d) for a, b, c, d in rows]
+
+
+def regions_of_rows(
+    rows: Sequence[tuple[int, bytes | None, bytes | None]],
+) -> dict[int, tuple[npt.NDArray[np.uint64], list[tuple[float, float, float, float]]]]:
+    """`Index.stored_regions` from (entry id, region variant words big-endian, `region_boxes`)
+    rows: entries whose words and boxes pair one to one."""
+    found: dict[int, tuple[npt.NDArray[np.uint64], list[tuple[float, float, float, float]]]] = {}
+    for entry, blob, boxes_blob in rows:
+        boxes = boxes_of(boxes_blob)
+        if not blob or not boxes or len(blob) % (8 * len(boxes)):
+            continue
+        words = np.frombuffer(blob, dtype=">u8").reshape(len(boxes), -1).astype(np.uint64)
+        found[int(entry)] = (words, boxes)
+    return found

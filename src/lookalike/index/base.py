@@ -62,6 +62,9 @@ class IndexItem:
     origin: str | None = None  # FROM_FILE, FROM_API or None (see above)
     local: LocalFeatures | None = None  # keypoints to store (compact) for local verification
     local_mirrored: LocalFeatures | None = None
+    # the pictures inside the image (`HashResult.regions`: relative boxes, in the order of its
+    # `phash_eq_regions` variants after the first), so a query found in one is shown there
+    regions: tuple[tuple[float, float, float, float], ...] = ()
 
 
 def checked_item(item: IndexItem | tuple[str, Mapping[str, Hash]], where: str) -> IndexItem:
@@ -597,6 +600,14 @@ class Index(ABC):
         """(entry id, its stored variant words of `algorithm` after the hash itself) of every
         entry that stores some; backends without stored variants have none."""
         return []
+
+    def stored_regions(
+        self, ids: Iterable[int]
+    ) -> dict[int, tuple[npt.NDArray[np.uint64], list[tuple[float, float, float, float]]]]:
+        """Per entry id, the pictures found inside it: their `phash_eq_regions` hashes ((k,
+        words) uint64) and where each lies (relative boxes), for entries stored with both;
+        backends without stored regions have none."""
+        return {}
 
     def variant_changes(
         self, algorithm: str, since: str

@@ -130,6 +130,7 @@ def add_files(
                     origin=FROM_FILE,
                     local=outcome.local,
                     local_mirrored=outcome.local_mirrored,
+                    regions=outcome.regions,
                     metadata={
                         "format": outcome.format,
                         "mode": mode,

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import numpy as np
 import numpy.typing as npt
 
-from lookalike.candidates.batch import variant_blobs
+from lookalike.candidates.batch import REGION_ALGORITHM, region_boxes, regions_of_rows, variant_blobs
 from lookalike.errors import IndexStoreError, InvalidHashError
 from lookalike.hash import Hash
 from lookalike.index.base import (
@@ -72,11 +72,13 @@ if TYPE_CHECKING:
     from lookalike.candidates.judge import StoredHashes
     from lookalike.candidates.keys import KeyLayout
     from lookalike.local.features import LocalFeatures
+    from lookalike.regions import RelativeBox
 
 # 2: entries.origin (where the key came from; NULL in older indexes)
 # 3: variants (each hash's query variants, so a duplicate search needs neither files nor a cache)
 #    and local_features (compact keypoints, for geometric verification)
 # 4: variants.rev (the generation that wrote a variants row, so stored variants catch up by it)
+#    and variants.boxes (where each region variant's picture lies, so a reverse match says where)
 SCHEMA_VERSION = 4
 WRITE_BATCH = 5000
 BULK_WRITE_BATCH = 20_000  # keys per transaction of add_words
@@ -118,6 +120,7 @@ CREATE TABLE IF NOT EXISTS variants (
     words BLOB,                 -- the hash's variants after the first (itself): big-endian words
     same_as TEXT,               -- or: the same variants as this algorithm's (a twin hash)
     rev INTEGER NOT NULL DEFAULT 0, -- the generation that wrote this row (0: before schema 4)
+    boxes BLOB,                 -- phash_eq_regions: each variant's picture, 4 float32 (region_boxes)
     PRIMARY KEY (entry_id, algorithm)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS local_features (
@@ -256,6 +259,8 @@ class SQLiteIndex(Index):
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(variants)")}
         if "rev" not in columns:
             self._db.execute("ALTER TABLE variants ADD COLUMN rev INTEGER NOT NULL DEFAULT 0")
+        if "boxes" not in columns:
+            self._db.execute("ALTER TABLE variants ADD COLUMN boxes BLOB")
         for table in ("variants", "local_features"):  # `remove` before schema 4 left them behind
             self._db.execute(f"DELETE FROM {table} WHERE entry_id NOT IN (SELECT id FROM entries)")
         self._db.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", (SCHEMA_VERSION,))
@@ -521,7 +526,7 @@ class SQLiteIndex(Index):
                         (next_id, item.key, item.sha256, *_facts(item), item.origin, now)
                     )
                     writes.hash_rows.extend(_hash_rows(next_id, item.hashes, generation))
-                    writes.variant_rows.extend(_variant_rows(next_id, item.hashes))
+                    writes.variant_rows.extend(_variant_rows(next_id, item.hashes, item.regions))
                     writes.local_rows.extend(_local_rows(next_id, item))
                     if item.sha256:
                         owners[item.sha256] = (next_id, item.key)
@@ -561,7 +566,7 @@ class SQLiteIndex(Index):
             writes.rehashed.append(current.id)
             writes.fact_updates.append((item.sha256, *facts, item.origin, current.id))
             writes.hash_rows.extend(_hash_rows(current.id, item.hashes, generation))
-            writes.variant_rows.extend(_variant_rows(current.id, item.hashes))
+            writes.variant_rows.extend(_variant_rows(current.id, item.hashes, item.regions))
             writes.local_rows.extend(_local_rows(current.id, item))
             return True
         rows = [
@@ -576,7 +581,7 @@ class SQLiteIndex(Index):
         writes.hash_rows.extend(rows)
         written = {row[0] for row in rows}
         carried = {a: v for a, v in item.hashes.items() if a in written or v.variants}
-        writes.variant_rows.extend(_variant_rows(current.id, carried))
+        writes.variant_rows.extend(_variant_rows(current.id, carried, item.regions))
         writes.local_rows.extend(_local_rows(current.id, item))
         return facts_changed or bool(rows)
 
@@ -611,8 +616,8 @@ class SQLiteIndex(Index):
             [(*row, generation) for row in writes.local_rows],
         )
         db.executemany(
-            "INSERT OR REPLACE INTO variants (entry_id, algorithm, words, same_as, rev)"
-            " VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO variants (entry_id, algorithm, words, same_as, boxes, rev)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
             [(*row, generation) for row in writes.variant_rows if row[2] is not None or row[3] is not None],
         )
         db.executemany(
@@ -1037,6 +1042,23 @@ class SQLiteIndex(Index):
         return [(int(entry), bytes(blob)) for entry, blob in rows if blob]
 
     @_serialised
+    def stored_regions(
+        self, ids: Iterable[int]
+    ) -> dict[int, tuple[npt.NDArray[np.uint64], list[tuple[float, float, float, float]]]]:
+        listed = [int(i) for i in ids]
+        if not listed:
+            return {}
+        with self._transaction(write=False):
+            rows = self._db.execute(
+                "SELECT v.entry_id, coalesce(v.words, t.words), v.boxes FROM variants v"
+                " LEFT JOIN variants t ON t.entry_id = v.entry_id AND t.algorithm = v.same_as"
+                f" WHERE v.algorithm = '{REGION_ALGORITHM}' AND v.boxes IS NOT NULL"
+                " AND v.entry_id IN (SELECT value FROM json_each(?))",
+                (json.dumps(listed),),
+            ).fetchall()
+        return regions_of_rows(rows)
+
+    @_serialised
     def variant_changes(
         self, algorithm: str, since: str
     ) -> tuple[npt.NDArray[np.int64], list[tuple[int, bytes]]] | None:
@@ -1177,11 +1199,17 @@ def _searched_variant_algorithms() -> list[str]:
     return [name for name in algorithm_names() if get_algorithm(name).stored_variants_searched]
 
 
-def _variant_rows(entry_id: int, hashes: Mapping[str, Hash]) -> list[tuple[Any, ...]]:
-    """(entry id, algorithm, variant words, twin) per hash (`candidates.batch.variant_blobs`);
-    a hash without variants gets (id, algorithm, None, None): any stored before are dropped."""
+def _variant_rows(
+    entry_id: int, hashes: Mapping[str, Hash], regions: Sequence[RelativeBox] = ()
+) -> list[tuple[Any, ...]]:
+    """(entry id, algorithm, variant words, twin, region boxes) per hash
+    (`candidates.batch.variant_blobs`, `region_boxes`); a hash without variants gets (id,
+    algorithm, None, None, None): any stored before are dropped."""
     carried = {algorithm: (blob or None, twin or None) for algorithm, blob, twin in variant_blobs(hashes)}
-    return [(entry_id, algorithm, *carried.get(algorithm, (None, None))) for algorithm in hashes]
+    return [
+        (entry_id, algorithm, *carried.get(algorithm, (None, None)), region_boxes(algorithm, value, regions))
+        for algorithm, value in hashes.items()
+    ]
 
 
 def _hash_rows(entry_id: int, hashes: Mapping[str, Hash], generation: int) -> list[tuple[Any, ...]]:

@@ -119,6 +119,7 @@ async def add_image(request: Request) -> JSONResponse:
         origin=FROM_API,  # an id from a client names no file: `dupes --action` leaves it alone
         local=upload.result.local,
         local_mirrored=upload.result.local_mirrored,
+        regions=upload.result.regions,
     )
     with state.locked_index() as index:
         report = index.add([item])

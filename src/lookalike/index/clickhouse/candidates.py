@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lookalike.candidates.batch import REGION_ALGORITHM, regions_of_rows
 from lookalike.candidates.keys import KeyLayout
 from lookalike.index.clickhouse.binding import Binder
 from lookalike.index.clickhouse.connection import ChdbConnection, Connection, Result
@@ -390,7 +391,7 @@ def variant_rows(read: Read, algorithm: str, live: Ids, among: Ids | None = None
 
     def query(binder: Any, site: Any) -> str:
         chosen = (
-            "" if among is None else f" AND v.version IN {binder.in_set('among', 'UInt64', among.tolist())}"
+            "" if among is None else f" AND v.version IN {binder.in_set('among', 'UInt64', _unsigned(among))}"
         )
         return (
             "SELECT v.version AS version, if(v.same_as = '', v.words, t.words) AS words"
@@ -409,6 +410,32 @@ def variant_rows(read: Read, algorithm: str, live: Ids, among: Ids | None = None
         for version, words, kept in zip(versions.tolist(), result.values("words"), alive, strict=True)
         if kept and (blob := _as_bytes(words))
     ]
+
+
+def stored_regions(
+    read: Read, ids: Ids
+) -> dict[int, tuple[npt.NDArray[np.uint64], list[tuple[float, float, float, float]]]]:
+    """`Index.stored_regions` of these row versions: their `phash_eq_regions` variants and boxes."""
+    if not len(ids):
+        return {}
+    result = read(
+        lambda binder, site: (
+            "SELECT v.version AS version, if(v.same_as = '', v.words, t.words) AS words, v.boxes AS boxes"
+            f" FROM {site.variants()} AS v LEFT JOIN {site.variants()} AS t"
+            " ON t.version = v.version AND t.algorithm = v.same_as"
+            f" WHERE v.algorithm = '{REGION_ALGORITHM}' AND v.boxes != ''"
+            f" AND v.version IN {binder.in_set('ids', 'UInt64', _unsigned(ids))}{SETTINGS}"
+        )
+    )
+    versions = result.array("version", np.uint64).view(np.int64).tolist()
+    words = [_as_bytes(value) for value in result.values("words")]
+    boxes = [_as_bytes(value) for value in result.values("boxes")]
+    return regions_of_rows(list(zip(versions, words, boxes, strict=True)))
+
+
+def _unsigned(versions: Ids) -> list[int]:
+    """Row versions (held as int64 views) as the UInt64 values a query binds."""
+    return np.asarray(versions, dtype=np.int64).view(np.uint64).tolist()  # type: ignore[no-any-return]
 
 
 def _as_bytes(value: Any) -> bytes:

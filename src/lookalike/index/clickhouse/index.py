@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from lookalike.candidates.batch import variant_blobs
+from lookalike.candidates.batch import region_boxes, variant_blobs
 from lookalike.candidates.keys import KeyLayout
 from lookalike.candidates.plan import family_of
 from lookalike.errors import IndexStoreError, InvalidHashError
@@ -72,6 +72,7 @@ from lookalike.index.clickhouse.schema import (
     family_view_ddl,
     hash_types,
     origin_ddl,
+    variant_boxes_ddl,
     word_count,
 )
 from lookalike.index.clickhouse.sql import (
@@ -267,17 +268,20 @@ class ClickHouseIndex(Index):
                     distributed_ddl(tables, tables.local_keys(True), tables.local_keys(), "version"),
                 ]
             )
-        if not self._has_origin_column():
+        if not self._has_column(tables.entries(), "origin"):
             self._run_ddl(origin_ddl(tables))
+        if not self._has_column(tables.variants(), "boxes"):
+            self._run_ddl(variant_boxes_ddl(tables))
 
-    def _has_origin_column(self) -> bool:
-        """Whether `entries` (as this server sees it) has the column later versions added."""
+    def _has_column(self, table_name: str, column: str) -> bool:
+        """Whether the table (as this server sees it) has a column later versions added."""
         binder = self._connection.binder()
         database = binder.scalar("db", "String", self._tables.database)
-        table = binder.scalar("table", "String", self._tables.entries().split(".")[1].strip("`"))
+        table = binder.scalar("table", "String", table_name.split(".")[1].strip("`"))
+        name = binder.scalar("column", "String", column)
         found = self._connection.query(
             f"SELECT name FROM system.columns WHERE database = {database} AND table = {table}"
-            " AND name = 'origin'",
+            f" AND name = {name}",
             binder,
         )
         return bool(found.values("name"))
@@ -760,7 +764,15 @@ class ClickHouseIndex(Index):
         variant_columns: dict[str, list[Any]] = {name: [] for name in VARIANT_TYPES}
         for (item, _), version in zip(writes, versions, strict=True):
             for algorithm, blob, twin in variant_blobs(item.hashes):
-                stored = (item.key, version, algorithm, blob.hex(), twin)  # hex: text every driver takes
+                boxes = region_boxes(algorithm, item.hashes[algorithm], item.regions) or b""
+                stored = (
+                    item.key,
+                    version,
+                    algorithm,
+                    blob.hex(),
+                    twin,
+                    boxes.hex(),
+                )  # hex: text every driver takes
                 for name, value in zip(VARIANT_TYPES, stored, strict=True):
                     variant_columns[name].append(value)
         if variant_columns["key"]:
@@ -1427,6 +1439,11 @@ class ClickHouseIndex(Index):
         live = candidate_sql.live_versions(self._read)
         self._variant_versions[name] = live
         return candidate_sql.variant_rows(self._read, name, live)
+
+    def stored_regions(
+        self, ids: Iterable[int]
+    ) -> dict[int, tuple[npt.NDArray[np.uint64], list[tuple[float, float, float, float]]]]:
+        return candidate_sql.stored_regions(self._read, np.asarray(list(ids), dtype=np.int64))
 
     def variant_changes(
         self, algorithm: str, since: str

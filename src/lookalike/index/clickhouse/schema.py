@@ -163,6 +163,7 @@ VARIANT_TYPES = {
     "algorithm": "String",
     "words": "String",
     "same_as": "String",
+    "boxes": "String",  # phash_eq_regions: where each variant's picture lies (region_boxes), hex
 }
 ALGORITHM_TYPES = {"name": "String", "nbits": "UInt32"}
 # Compact keypoints (lookalike.local.features.LocalFeatures.to_bytes), hex; and of the mirror image
@@ -177,6 +178,13 @@ def origin_ddl(tables: Tables) -> list[str]:
     (No `IF NOT EXISTS`: 18.16 does not know it; the caller looks first.)"""
     names = [tables.entries(True), *([tables.entries()] if tables.cluster else [])]
     return [f"ALTER TABLE {name} ADD COLUMN `origin` {ENTRY_TYPES['origin']}" for name in names]
+
+
+def variant_boxes_ddl(tables: Tables) -> list[str]:
+    """ALTER statements that give an index made before region boxes were stored its `boxes`
+    column ('' in every existing row), as `origin_ddl` does for origins."""
+    names = [tables.variants(True), *([tables.variants()] if tables.cluster else [])]
+    return [f"ALTER TABLE {name} ADD COLUMN `boxes` {VARIANT_TYPES['boxes']}" for name in names]
 
 
 def hash_types(nbits: int) -> dict[str, str]:
