@@ -278,4 +278,9 @@ def test_an_original_is_shown_where_it_lies_in_a_stored_composite(
     tolerance = 0.03 * max(composite.size)
     assert all(abs(a - b) <= tolerance for a, b in zip(found, place, strict=True)), (found, place)
     assert where["query_relative"] == [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+    assert where["picture_in"] == "stored"
     assert matches[0].get("verified") is not False  # not called "similar, not a copy"
+    text = CliRunner().invoke(
+        app, ["search", str(tmp_path / "original.png"), "--index", index_url, "--partial"]
+    )
+    assert "the query is the picture at x" in text.stdout

@@ -311,6 +311,7 @@ def where_region(
         "mirrored": False,
         "inliers": 0,
         "by": "region",
+        "picture_in": "stored" if in_stored else "query",  # which image holds the picture
     }
 
 
@@ -352,15 +353,17 @@ def _verify_accepted(index: Index, query: Query, answer: list[Verdict]) -> dict[
 def describe_where(where: Mapping[str, object]) -> str:
     """One line for people: where the query lies in the stored image, and how it was turned."""
     by_region = where.get("by") == "region"
-    region = where["query_region" if by_region else "stored_region"]
+    in_query = by_region and where.get("picture_in", "query") == "query"
+    region = where["query_region" if in_query else "stored_region"]
     assert isinstance(region, list)
     xs = [point[0] for point in region]
     ys = [point[1] for point in region]
-    unit = "" if where.get("pixels" if not by_region else "query_pixels") else " (relative)"
+    unit = "" if where.get("query_pixels" if in_query else "pixels") else " (relative)"
     box = f"x {min(xs):g}-{max(xs):g}, y {min(ys):g}-{max(ys):g}{unit}"
     if by_region:
         scale = "" if where["scale"] is None else f"; scale {where['scale']:g}"
-        return f"the picture at {box} of the query{scale}; found by that picture's hash"
+        place = "the picture at {box} of the query" if in_query else "the query is the picture at {box} of it"
+        return f"{place.format(box=box)}{scale}; found by that picture's hash"
     how = [f"scale {where['scale']:g}"]
     if abs(float(str(where["rotation"]))) >= 1:
         how.append(f"rotated {where['rotation']:g} degrees")

@@ -119,7 +119,9 @@ function matchCard(match, rank, matching) {
   const where = match.where;
   const agreed = match.agreed.length ? `agreed: ${match.agreed.join(", ")}` : "no hash agreed";
   const byRegion = where && where.by === "region";
+  const inMatch = byRegion && where.picture_in === "stored";  // your image is a picture inside it
   const local = !where ? ""
+    : inMatch ? "; your image is the framed picture inside it (that picture's hash)"
     : byRegion ? "; it is the framed picture inside yours (that picture's hash)"
     : `; local features: ${where.inliers} keypoints${where.mirrored ? ", mirrored" : ""}`;
   const caution = match.verified === false ? "; similar, not verified as a copy (the keypoints do not agree)" : "";
@@ -129,7 +131,7 @@ function matchCard(match, rank, matching) {
     ? [el("div", { className: "in-yours", textContent: "in your image:" }), framedPicture(searchedUrl, "your image", where.query_relative)]
     : [];
   return el("div", { className: "card " + (matching ? "match" : "nearest") }, [
-    framedPicture(match.thumbnail, shownName(match), where && !byRegion && where.stored_relative),
+    framedPicture(match.thumbnail, shownName(match), where && (!byRegion || inMatch) && where.stored_relative),
     ...inYours,
     el("div", { className: "id", textContent: `${rank + 1}. ${shownName(match)}`, title: `id: ${match.id}` }),
     el("div", { className: "agreement", textContent: agreement }),
