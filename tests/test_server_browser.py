@@ -228,6 +228,41 @@ def test_page_draws_where_in_a_collage_the_stored_photo_lies(server: str, tmp_pa
 
 
 @pytest.mark.slow
+def test_page_draws_where_a_photo_lies_in_a_stored_collage(server: str, tmp_path: Path) -> None:
+    """The theft check on the page: a stored 2x2 collage is found by searching one of its photos
+    (partial-copy), and its card frames the cell that photo fills on the collage's thumbnail."""
+    from playwright.sync_api import sync_playwright
+
+    from conftest import committed_rgb
+    from lookalike.benchmarks.partial import collage, collage_cells, collage_place
+
+    executable = chromium_path()
+    photo = COMMITTED_PHOTOS[4]
+    others = [committed_rgb(COMMITTED_PHOTOS[i], 480) for i in (12, 15, 20)]
+    composite = collage(committed_rgb(photo, 480), 6, others)
+    cells, _ = collage_cells(composite.size)
+    left, top, right, bottom = cells[collage_place(6)]
+    stored = tmp_path / "stored-collage.png"
+    composite.save(stored)
+    width, height = composite.size
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 700})
+            _add_then_search_partial(page, server, stored, photo)
+            card = page.locator(".card.match", has_text=stored.name)
+            assert card.count() == 1
+            assert "similar, not verified" not in card.inner_text()
+            points = card.locator("svg.region polygon").first.get_attribute("points") or ""
+            xs, ys = _corners(points)
+            assert abs(min(xs) - left / width) < 0.03 and abs(max(xs) - right / width) < 0.03
+            assert abs(min(ys) - top / height) < 0.03 and abs(max(ys) - bottom / height) < 0.03
+            _screenshot_card(page, card, "web-collage-reverse.png")
+        finally:
+            browser.close()
+
+
+@pytest.mark.slow
 def test_api_docs_render_offline_under_the_security_policy(server: str) -> None:
     """/docs with every request that is not to the service itself blocked: Swagger UI still shows
     the operations, and the browser reports no violation of the Content-Security-Policy."""
