@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -192,74 +193,73 @@ def test_page_draws_where_a_partial_copy_was_found(server: str, tmp_path: Path) 
             browser.close()
 
 
+@contextmanager
+def _page() -> Iterator[Page]:
+    """A page of headless Chromium (installed if needed), closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page(viewport={"width": 1200, "height": 700})
+        finally:
+            browser.close()
+
+
+def _collage_file(path: Path, photo: Path, others: tuple[int, ...], seed: int) -> tuple[float, ...]:
+    """Save a 2x2 collage of `photo` and three other committed photos at `path`; the relative box
+    (left, top, right, bottom) of the cell `photo` fills."""
+    from conftest import committed_rgb
+    from lookalike.benchmarks.partial import collage, collage_cells, collage_place
+
+    composite = collage(
+        committed_rgb(photo, 480), seed, [committed_rgb(COMMITTED_PHOTOS[i], 480) for i in others]
+    )
+    composite.save(path)
+    cells, _ = collage_cells(composite.size)
+    left, top, right, bottom = cells[collage_place(seed)]
+    width, height = composite.size
+    return left / width, top / height, right / width, bottom / height
+
+
+def _framed_at(card: Locator, polygon: str, box: tuple[float, ...]) -> bool:
+    """Whether the card's region polygon (`polygon` picks one) frames `box`, within 3%."""
+    xs, ys = _corners(card.locator(polygon).get_attribute("points") or "")
+    found = (min(xs), min(ys), max(xs), max(ys))
+    return all(abs(a - b) < 0.03 for a, b in zip(found, box, strict=True))
+
+
 @pytest.mark.slow
 def test_page_draws_where_in_a_collage_the_stored_photo_lies(server: str, tmp_path: Path) -> None:
     """A 2x2 collage searched with the partial-copy rule finds the stored photo in one cell (the
     cell's own hash); its card shows the collage beside it, framed at that cell."""
-    from playwright.sync_api import sync_playwright
-
-    from conftest import committed_rgb
-    from lookalike.benchmarks.partial import collage, collage_cells, collage_place
-
-    executable = chromium_path()
     photo = COMMITTED_PHOTOS[1]
-    others = [committed_rgb(COMMITTED_PHOTOS[i], 480) for i in (11, 14, 21)]
-    composite = collage(committed_rgb(photo, 480), 3, others)
-    cells, _ = collage_cells(composite.size)
-    left, top, right, bottom = cells[collage_place(3)]
     query = tmp_path / "collage.png"
-    composite.save(query)
-    width, height = composite.size
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 700})
-            _add_then_search_partial(page, server, photo, query)
-            card = page.locator(".card.match", has_text=photo.name)
-            assert card.count() == 1
-            assert "in your image" in card.inner_text()
-            points = card.locator(".framed svg.region polygon").last.get_attribute("points") or ""
-            xs, ys = _corners(points)
-            assert abs(min(xs) - left / width) < 0.03 and abs(max(xs) - right / width) < 0.03
-            assert abs(min(ys) - top / height) < 0.03 and abs(max(ys) - bottom / height) < 0.03
-            _screenshot_card(page, card, "web-collage-region.png")
-        finally:
-            browser.close()
+    cell = _collage_file(query, photo, (11, 14, 21), 3)
+    with _page() as page:
+        _add_then_search_partial(page, server, photo, query)
+        card = page.locator(".card.match", has_text=photo.name)
+        assert card.count() == 1
+        assert "in your image" in card.inner_text()
+        assert _framed_at(card, ".framed svg.region polygon >> nth=-1", cell)
+        _screenshot_card(page, card, "web-collage-region.png")
 
 
 @pytest.mark.slow
 def test_page_draws_where_a_photo_lies_in_a_stored_collage(server: str, tmp_path: Path) -> None:
     """The theft check on the page: a stored 2x2 collage is found by searching one of its photos
     (partial-copy), and its card frames the cell that photo fills on the collage's thumbnail."""
-    from playwright.sync_api import sync_playwright
-
-    from conftest import committed_rgb
-    from lookalike.benchmarks.partial import collage, collage_cells, collage_place
-
-    executable = chromium_path()
     photo = COMMITTED_PHOTOS[4]
-    others = [committed_rgb(COMMITTED_PHOTOS[i], 480) for i in (12, 15, 20)]
-    composite = collage(committed_rgb(photo, 480), 6, others)
-    cells, _ = collage_cells(composite.size)
-    left, top, right, bottom = cells[collage_place(6)]
     stored = tmp_path / "stored-collage.png"
-    composite.save(stored)
-    width, height = composite.size
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 700})
-            _add_then_search_partial(page, server, stored, photo)
-            card = page.locator(".card.match", has_text=stored.name)
-            assert card.count() == 1
-            assert "similar, not verified" not in card.inner_text()
-            points = card.locator("svg.region polygon").first.get_attribute("points") or ""
-            xs, ys = _corners(points)
-            assert abs(min(xs) - left / width) < 0.03 and abs(max(xs) - right / width) < 0.03
-            assert abs(min(ys) - top / height) < 0.03 and abs(max(ys) - bottom / height) < 0.03
-            _screenshot_card(page, card, "web-collage-reverse.png")
-        finally:
-            browser.close()
+    cell = _collage_file(stored, photo, (12, 15, 20), 6)
+    with _page() as page:
+        _add_then_search_partial(page, server, stored, photo)
+        card = page.locator(".card.match", has_text=stored.name)
+        assert card.count() == 1
+        assert "similar, not verified" not in card.inner_text()
+        assert _framed_at(card, "svg.region polygon >> nth=0", cell)
+        _screenshot_card(page, card, "web-collage-reverse.png")
 
 
 @pytest.mark.slow

@@ -26,7 +26,7 @@ def perceptual_dct(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
     return np.asarray(scipy.fftpack.dct(scipy.fftpack.dct(pixels, axis=0), axis=1))
 
 
-def median(values: npt.NDArray[np.float64]) -> np.float64:
+def median(values: npt.NDArray[np.float64]) -> float:
     """`np.median` of a small array, bit for bit (the middle value, or the two middle values
     added and halved as its mean does), from one sort: a hash's 64-256 coefficients sort in a
     few microseconds, where `np.median`'s generic path costs far more per call, and an image's
@@ -34,8 +34,8 @@ def median(values: npt.NDArray[np.float64]) -> np.float64:
     ordered = np.sort(values, axis=None)
     half = ordered.size // 2
     if ordered.size % 2:
-        return np.float64(ordered[half])
-    return np.float64((ordered[half - 1] + ordered[half]) / 2)
+        return float(ordered[half])
+    return float((ordered[half - 1] + ordered[half]) / 2)
 
 
 def above_median(block: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
