@@ -230,6 +230,14 @@ def _framed_at(card: Locator, polygon: str, box: tuple[float, ...]) -> bool:
     return all(abs(a - b) < 0.03 for a, b in zip(found, box, strict=True))
 
 
+def _only_match(page: Page, server: str, stored: Path, query: Path, name: str) -> Locator:
+    """Add `stored`, search `query` with partial-copy: the one match card naming `name`."""
+    _add_then_search_partial(page, server, stored, query)
+    card = page.locator(".card.match", has_text=name)
+    assert card.count() == 1
+    return card
+
+
 @pytest.mark.slow
 def test_page_draws_where_in_a_collage_the_stored_photo_lies(server: str, tmp_path: Path) -> None:
     """A 2x2 collage searched with the partial-copy rule finds the stored photo in one cell (the
@@ -238,9 +246,7 @@ def test_page_draws_where_in_a_collage_the_stored_photo_lies(server: str, tmp_pa
     query = tmp_path / "collage.png"
     cell = _collage_file(query, photo, (11, 14, 21), 3)
     with _page() as page:
-        _add_then_search_partial(page, server, photo, query)
-        card = page.locator(".card.match", has_text=photo.name)
-        assert card.count() == 1
+        card = _only_match(page, server, photo, query, photo.name)
         assert "in your image" in card.inner_text()
         assert _framed_at(card, ".framed svg.region polygon >> nth=-1", cell)
         _screenshot_card(page, card, "web-collage-region.png")
@@ -254,9 +260,7 @@ def test_page_draws_where_a_photo_lies_in_a_stored_collage(server: str, tmp_path
     stored = tmp_path / "stored-collage.png"
     cell = _collage_file(stored, photo, (12, 15, 20), 6)
     with _page() as page:
-        _add_then_search_partial(page, server, stored, photo)
-        card = page.locator(".card.match", has_text=stored.name)
-        assert card.count() == 1
+        card = _only_match(page, server, stored, photo, stored.name)
         assert "similar, not verified" not in card.inner_text()
         assert _framed_at(card, "svg.region polygon >> nth=0", cell)
         _screenshot_card(page, card, "web-collage-reverse.png")

@@ -1031,14 +1031,10 @@ class SQLiteIndex(Index):
     @_serialised
     def variant_rows(self, algorithm: str) -> list[tuple[int, bytes]]:
         name = canonical_algorithm(algorithm)
-        if not name.replace(":", "").replace("_", "").isalnum():
+        if not _plain_name(name):
             return super().variant_rows(name)
         with self._transaction(write=False):
-            rows = self._db.execute(
-                "SELECT v.entry_id, coalesce(v.words, t.words) FROM variants v"
-                " LEFT JOIN variants t ON t.entry_id = v.entry_id AND t.algorithm = v.same_as"
-                f" WHERE v.algorithm = '{name}'"  # a literal, so the partial index serves it
-            ).fetchall()
+            rows = self._db.execute(_variant_words_sql(name)).fetchall()
         return [(int(entry), bytes(blob)) for entry, blob in rows if blob]
 
     @_serialised
@@ -1049,13 +1045,8 @@ class SQLiteIndex(Index):
         if not listed:
             return {}
         with self._transaction(write=False):
-            rows = self._db.execute(
-                "SELECT v.entry_id, coalesce(v.words, t.words), v.boxes FROM variants v"
-                " LEFT JOIN variants t ON t.entry_id = v.entry_id AND t.algorithm = v.same_as"
-                f" WHERE v.algorithm = '{REGION_ALGORITHM}' AND v.boxes IS NOT NULL"
-                " AND v.entry_id IN (SELECT value FROM json_each(?))",
-                (json.dumps(listed),),
-            ).fetchall()
+            sql = _variant_words_sql(REGION_ALGORITHM, boxes=True, among=True)
+            rows = self._db.execute(sql, (json.dumps(listed),)).fetchall()
         return regions_of_rows(rows)
 
     @_serialised
@@ -1064,21 +1055,12 @@ class SQLiteIndex(Index):
     ) -> tuple[npt.NDArray[np.int64], list[tuple[int, bytes]]] | None:
         name = canonical_algorithm(algorithm)
         uuid_part, _, generation = since.rpartition(":")
-        if (
-            uuid_part != self._uuid
-            or not generation.isdigit()
-            or not name.replace(":", "").replace("_", "").isalnum()
-        ):
+        if uuid_part != self._uuid or not generation.isdigit() or not _plain_name(name):
             return None
         with self._transaction(write=False):
             changed = changed_entries(self._db, int(generation))
-            rows = self._db.execute(
-                "SELECT v.entry_id, coalesce(v.words, t.words) FROM variants v"
-                " LEFT JOIN variants t ON t.entry_id = v.entry_id AND t.algorithm = v.same_as"
-                f" WHERE v.algorithm = '{name}'"
-                " AND v.entry_id IN (SELECT value FROM json_each(?))",
-                (json.dumps(changed.tolist()),),
-            ).fetchall()
+            sql = _variant_words_sql(name, among=True)
+            rows = self._db.execute(sql, (json.dumps(changed.tolist()),)).fetchall()
         return changed, [(int(entry), bytes(blob)) for entry, blob in rows if blob]
 
     @_serialised
@@ -1197,6 +1179,23 @@ def _searched_variant_algorithms() -> list[str]:
     from lookalike.algorithms.registry import algorithm_names, get_algorithm
 
     return [name for name in algorithm_names() if get_algorithm(name).stored_variants_searched]
+
+
+def _plain_name(name: str) -> bool:
+    """Whether an algorithm name may go into SQL as a literal (letters, digits, ':' and '_')."""
+    return name.replace(":", "").replace("_", "").isalnum()
+
+
+def _variant_words_sql(algorithm: str, *, boxes: bool = False, among: bool = False) -> str:
+    """SELECT (entry id, variant words of `algorithm`, a twin's where the row names one[, region
+    boxes]); the name goes in as a literal (`_plain_name`), so the partial index serves it; with
+    `among`, only the entries in a JSON list parameter."""
+    return (
+        f"SELECT v.entry_id, coalesce(v.words, t.words){', v.boxes' if boxes else ''} FROM variants v"
+        " LEFT JOIN variants t ON t.entry_id = v.entry_id AND t.algorithm = v.same_as"
+        f" WHERE v.algorithm = '{algorithm}'"
+        + (" AND v.entry_id IN (SELECT value FROM json_each(?))" if among else "")
+    )
 
 
 def _variant_rows(

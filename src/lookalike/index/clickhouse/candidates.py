@@ -389,20 +389,9 @@ def variant_rows(read: Read, algorithm: str, live: Ids, among: Ids | None = None
     (a twin's words where it names one), of the versions in `among` if given; `live`: the live
     versions (`live_versions`)."""
 
-    def query(binder: Any, site: Any) -> str:
-        chosen = (
-            "" if among is None else f" AND v.version IN {binder.in_set('among', 'UInt64', _unsigned(among))}"
-        )
-        return (
-            "SELECT v.version AS version, if(v.same_as = '', v.words, t.words) AS words"
-            f" FROM {site.variants()} AS v LEFT JOIN {site.variants()} AS t"
-            " ON t.version = v.version AND t.algorithm = v.same_as"
-            f" WHERE v.algorithm = {binder.scalar('algorithm', 'String', algorithm)}{chosen}{SETTINGS}"
-        )
-
     if among is not None and not len(among):
         return []
-    result = read(query)
+    result = read(lambda binder, site: _variant_words_sql(binder, site, algorithm, among))
     versions = result.array("version", np.uint64).view(np.int64)
     alive = np.isin(versions, live).tolist()
     return [
@@ -418,19 +407,28 @@ def stored_regions(
     """`Index.stored_regions` of these row versions: their `phash_eq_regions` variants and boxes."""
     if not len(ids):
         return {}
-    result = read(
-        lambda binder, site: (
-            "SELECT v.version AS version, if(v.same_as = '', v.words, t.words) AS words, v.boxes AS boxes"
-            f" FROM {site.variants()} AS v LEFT JOIN {site.variants()} AS t"
-            " ON t.version = v.version AND t.algorithm = v.same_as"
-            f" WHERE v.algorithm = '{REGION_ALGORITHM}' AND v.boxes != ''"
-            f" AND v.version IN {binder.in_set('ids', 'UInt64', _unsigned(ids))}{SETTINGS}"
-        )
-    )
+    result = read(lambda binder, site: _variant_words_sql(binder, site, REGION_ALGORITHM, ids, boxes=True))
     versions = result.array("version", np.uint64).view(np.int64).tolist()
     words = [_as_bytes(value) for value in result.values("words")]
     boxes = [_as_bytes(value) for value in result.values("boxes")]
     return regions_of_rows(list(zip(versions, words, boxes, strict=True)))
+
+
+def _variant_words_sql(
+    binder: Any, site: Any, algorithm: str, among: Ids | None, *, boxes: bool = False
+) -> str:
+    """SELECT version, words (a twin's where the row names one)[, boxes] of `algorithm`'s stored
+    variants, of the versions in `among` if given."""
+    chosen = (
+        "" if among is None else f" AND v.version IN {binder.in_set('among', 'UInt64', _unsigned(among))}"
+    )
+    extra = ", v.boxes AS boxes" if boxes else ""
+    return (
+        f"SELECT v.version AS version, if(v.same_as = '', v.words, t.words) AS words{extra}"
+        f" FROM {site.variants()} AS v LEFT JOIN {site.variants()} AS t"
+        " ON t.version = v.version AND t.algorithm = v.same_as"
+        f" WHERE v.algorithm = {binder.scalar('algorithm', 'String', algorithm)}{chosen}{SETTINGS}"
+    )
 
 
 def _unsigned(versions: Ids) -> list[int]:
