@@ -282,3 +282,32 @@ def test_the_pictures_found_inside_an_image_survive_the_cache(tmp_path: Path) ->
     options = HashOptions.build(["phash_eq_regions"], dihedral=True)
     text = encode_result(before, options).replace('"regions":', '"older":')
     assert decode_result(text, path, options) is None
+
+
+def test_a_searchs_keypoints_survive_the_cache_whole_and_an_index_gets_its_compact_set(
+    folder: Path, tmp_path: Path, decodes: list[str]
+) -> None:
+    """`local="query"` results keep all their keypoints and the finer set; `local=True` (what an
+    index stores) keeps the compact 96; neither answers for the other."""
+    import numpy as np
+
+    from lookalike.local.features import STORED_KEYPOINTS
+
+    with HashCache(tmp_path / "cache.sqlite") as cache:
+        fresh = run(folder, cache, hashes=["phash"], local="query")
+        run(folder, cache, hashes=["phash"], local=True)
+        assert len(decodes) == 12  # the two settings do not share entries
+        decodes.clear()
+        cached = run(folder, cache, hashes=["phash"], local="query")
+        stored = run(folder, cache, hashes=["phash"], local=True)
+        assert decodes == []
+    for path, result in cached.items():
+        before, compact = fresh[path], stored[path]
+        assert isinstance(result, HashResult) and isinstance(before, HashResult) and result.cached
+        assert isinstance(compact, HashResult) and compact.local is not None and compact.local.finer is None
+        assert len(compact.local) <= STORED_KEYPOINTS
+        assert result.local is not None and before.local is not None and before.local.finer is not None
+        assert np.array_equal(result.local.descriptors, before.local.descriptors)
+        assert result.local.finer is not None
+        assert np.array_equal(result.local.finer.descriptors, before.local.finer.descriptors)
+        assert len(result.local.finer) > len(result.local) > STORED_KEYPOINTS

@@ -1,7 +1,11 @@
 """Local features on committed photos: a crop, a mirrored crop and a picture inside a frame are
-verified with the region they came from; a different photo is not."""
+verified with the region they came from; a different photo is not; a small inset is verified by
+a search's finer keypoints where the standard ones fail."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -9,7 +13,7 @@ import pytest
 from PIL import Image
 
 from conftest import COMMITTED_PHOTOS
-from lookalike.local.features import STORED_KEYPOINTS, LocalFeatures, extract, mirrored
+from lookalike.local.features import FINER_KEYPOINTS, STORED_KEYPOINTS, LocalFeatures, extract, mirrored
 from lookalike.local.verify import verify
 
 
@@ -62,3 +66,81 @@ def test_stored_features_fit_in_4_kb_and_round_trip() -> None:
     back = LocalFeatures.from_bytes(data)
     assert np.array_equal(back.descriptors, stored.descriptors)
     assert np.abs(back.points - stored.points).max() <= 1 / 16
+
+
+def small_inset(photo: int, background: int) -> tuple[Image.Image, tuple[float, float, float, float]]:
+    """Committed photo `photo` pasted at 30% of the width of `background` brought to 1,200 pixels
+    wide (an inset about 150 pixels wide at the 512-pixel working size), and its relative box."""
+    inset = Image.open(COMMITTED_PHOTOS[photo]).convert("RGB")
+    canvas = Image.open(COMMITTED_PHOTOS[background]).convert("RGB")
+    canvas = canvas.resize((1200, round(1200 * canvas.height / canvas.width)), Image.Resampling.BICUBIC)
+    width = 360
+    height = round(width * inset.height / inset.width)
+    left, top = 660, (canvas.height - height) // 2
+    canvas.paste(inset.resize((width, height), Image.Resampling.LANCZOS), (left, top))
+    box = (
+        left / canvas.width,
+        top / canvas.height,
+        (left + width) / canvas.width,
+        (top + height) / canvas.height,
+    )
+    return canvas, box
+
+
+@pytest.mark.parametrize(("photo", "background"), [(30, 0), (5, 0), (7, 5)])
+def test_a_small_inset_is_verified_by_a_searchs_finer_keypoints(photo: int, background: int) -> None:
+    """ORB's pyramid at the working size does not reach down to where the inset's original was
+    stored; the finer set (upscaled levels) does, and places the inset where it was pasted."""
+    canvas, box = small_inset(photo, background)
+    gray = np.asarray(canvas.convert("L"))
+    stored = extract(_gray(photo)).compact()
+    query = extract(gray, finer=True)
+    assert query.finer is not None and len(query.finer) > len(query)
+    assert len(query.finer) <= len(query) + FINER_KEYPOINTS
+    assert verify(extract(gray), stored) is None  # the standard keypoints alone fail
+    found = verify(query, stored)
+    assert found is not None and not found.mirrored
+    corners = np.array([found.query_region.min(axis=0), found.query_region.max(axis=0)]).ravel()
+    assert np.abs(corners - np.array(box)).max() < 0.02
+
+
+@pytest.mark.parametrize("other", [2, 9, 24])
+def test_the_finer_keypoints_verify_no_photo_the_inset_does_not_show(other: int) -> None:
+    canvas, _ = small_inset(30, 0)
+    gray = np.asarray(canvas.convert("L"))
+    assert (
+        verify(
+            extract(gray, finer=True), extract(_gray(other)).compact(), extract(mirrored(gray), finer=True)
+        )
+        is None
+    )
+
+
+def test_a_search_finds_the_small_inset_only_its_finer_keypoints_verify(tmp_path: Path) -> None:
+    """What a user sees: `lookalike search composite --partial --json` answers the inset's
+    original, verified by keypoints, at the place it was pasted."""
+    from typer.testing import CliRunner
+
+    from lookalike.cli.app import app
+
+    canvas, box = small_inset(30, 0)
+    canvas.save(tmp_path / "composite.jpg", quality=90)
+    stored = [COMMITTED_PHOTOS[i] for i in (1, 2, 9, 30)]
+    url = f"sqlite:///{tmp_path / 'index.db'}"
+    runner = CliRunner()
+    assert (
+        runner.invoke(app, ["index", "add", *map(str, stored), "--index", url, "--workers", "1"]).exit_code
+        == 0
+    )
+    result = runner.invoke(
+        app, ["search", str(tmp_path / "composite.jpg"), "--index", url, "--partial", "--json"]
+    )
+    matches = json.loads(result.stdout.splitlines()[0])["matches"]
+    assert [Path(m["key"]).name for m in matches] == [COMMITTED_PHOTOS[30].name]
+    assert matches[0]["verified"] is True and matches[0]["where"]["by"] == "keypoints"
+    xs = [x for x, _ in matches[0]["where"]["query_region"]]
+    ys = [y for _, y in matches[0]["where"]["query_region"]]
+    found = np.array(
+        [min(xs) / canvas.width, min(ys) / canvas.height, max(xs) / canvas.width, max(ys) / canvas.height]
+    )
+    assert np.abs(found - np.array(box)).max() < 0.02

@@ -13,7 +13,7 @@ import base64
 import json
 import os
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ def settings_fingerprint(options: HashOptions) -> str:
     return (
         f"v{CACHE_FORMAT}|lookalike {__version__}|{options.mode}|orientation={int(options.orientation)}"
         f"|dihedral={int(options.dihedral)}{f'|trim{TRIM_REVISION}' if options.trim else ''}"
-        f"{f'|local{LOCAL_REVISION}' if options.local else ''}"
+        f"{f'|local{LOCAL_REVISION}' if options.local else ''}{'-query' if options.local == 'query' else ''}"
         f"|{','.join(algorithms)}"
     )
 
@@ -114,24 +114,39 @@ def encode_result(result: HashResult, options: HashOptions) -> str:
             "bytes": result.byte_size,
             "content": list(result.content) if result.content else None,
             "regions": [list(box) for box in result.regions],
-            # local features as an index stores them (compact), base64
-            **_encode_local(result),
+            # local features as an index stores them (compact), base64; a search's in full
+            **_encode_local(result, whole=options.local == "query"),
         },
         separators=(",", ":"),
     )
 
 
-def _encode_local(result: HashResult) -> dict[str, str]:
+def _encode_local(result: HashResult, whole: bool) -> dict[str, str]:
+    """Local features as base64: compact (what an index stores), or `whole` with the finer set
+    (a search's own picture)."""
     encoded = {}
     for field, value in (("local", result.local), ("local_mirrored", result.local_mirrored)):
-        if value is not None:
-            encoded[field] = base64.b64encode(value.compact().to_bytes()).decode()
+        if value is None:
+            continue
+        encoded[field] = _base64((value if whole else value.compact()).to_bytes())
+        if whole and value.finer is not None:
+            encoded[f"{field}_finer"] = _base64(value.finer.to_bytes())
     return encoded
+
+
+def _base64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
 def _decode_local(record: dict[str, Any], field: str) -> LocalFeatures | None:
     text = record.get(field)
-    return None if text is None else LocalFeatures.from_bytes(base64.b64decode(text))
+    if text is None:
+        return None
+    features = LocalFeatures.from_bytes(base64.b64decode(text))
+    finer = record.get(f"{field}_finer")
+    if finer is None:
+        return features
+    return replace(features, finer=LocalFeatures.from_bytes(base64.b64decode(finer)))
 
 
 def decode_result(text: str, path: str, options: HashOptions) -> HashResult | None:

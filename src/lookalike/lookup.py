@@ -23,7 +23,7 @@ from lookalike.algorithms.equalized import PHASH_EQ_REGIONS
 from lookalike.errors import ImageError, LookalikeError
 from lookalike.hash import Hash
 from lookalike.index.base import Entry, Index
-from lookalike.local.features import LocalFeatures, local_features_available
+from lookalike.local.features import LocalFeatures, LocalWanted, local_features_available
 from lookalike.matcher import Matcher, Verdict, default_index_hashes
 from lookalike.pipeline import hash_files
 from lookalike.regions import RelativeBox
@@ -136,7 +136,7 @@ def parse_queries(
             query.error = str(exc)
     if images:
         algorithms = list(hash_with or names)
-        local = local_features_available()
+        local: LocalWanted = "query" if local_features_available() else False  # a search's keypoints
         found_files = hash_files(list(images), algorithms, workers=workers, dihedral=dihedral, local=local)
         for path, result in found_files:
             if isinstance(result, ImageError):

@@ -32,7 +32,7 @@ from lookalike.workers import Failed, Finished, WorkerPool, can_start_workers
 
 if TYPE_CHECKING:
     from lookalike.hash_cache import HashCache
-    from lookalike.local.features import LocalFeatures
+    from lookalike.local.features import LocalFeatures, LocalWanted
 
 # Local features read the image at this shorter side (the keypoint detector then brings it to
 # its own working size): a 12-megapixel JPEG still decodes at 1/8 scale.
@@ -126,7 +126,9 @@ class HashOptions:
     limits: DecodeLimits = DEFAULT_LIMITS
     dihedral: bool = False
     trim: bool = False  # hash the image without its uniform borders (lookalike.trim)
-    local: bool = False  # local features too (lookalike.local; mirrored ones with `dihedral`)
+    # local features too (lookalike.local; mirrored ones with `dihedral`); "query": with the
+    # finer set a search's own picture carries for its fallback verification
+    local: LocalWanted = False
 
     @classmethod
     def build(
@@ -137,7 +139,7 @@ class HashOptions:
         limits: DecodeLimits = DEFAULT_LIMITS,
         dihedral: bool = False,
         trim: bool = False,
-        local: bool = False,
+        local: LocalWanted = False,
     ) -> HashOptions:
         if mode not in ("fast", "exact"):
             raise LookalikeError(f"mode must be 'fast' or 'exact', not {mode!r}")
@@ -232,8 +234,9 @@ def _local_features(
 
     try:
         gray = np.asarray(view.for_side(LOCAL_WORKING_SIDE).gray_image())
-        features = extract(gray)
-        return features, extract(mirrored(gray)) if options.dihedral else None
+        finer = options.local == "query"
+        features = extract(gray, finer=finer)
+        return features, extract(mirrored(gray), finer=finer) if options.dihedral else None
     except LookalikeError:
         raise
     except Exception as exc:
@@ -261,7 +264,7 @@ def hash_image(
     limits: DecodeLimits = DEFAULT_LIMITS,
     dihedral: bool = False,
     trim: bool = False,
-    local: bool = False,
+    local: LocalWanted = False,
 ) -> HashResult:
     """Hash a Pillow image, bytes, a file object or a path: `{name: Hash}` for each name asked.
 
@@ -282,11 +285,12 @@ def hash_file(
     limits: DecodeLimits = DEFAULT_LIMITS,
     dihedral: bool = False,
     trim: bool = False,
-    local: bool = False,
+    local: LocalWanted = False,
 ) -> HashResult:
     """Hash one file; the result also carries its sha256, byte size, width, height and format;
     with `local`, its local features (`result.local`, and `result.local_mirrored` with
-    `dihedral`)."""
+    `dihedral`): `local=True` for what an index stores, `local="query"` for a picture to search
+    with (the same keypoints and a finer set that verifies small insets)."""
     options = HashOptions.build(hashes, mode, orientation, limits, dihedral, trim, local)
     return _hash_path(os.fspath(path), options)
 
@@ -332,7 +336,7 @@ def hash_files(
     dihedral: bool = False,
     trim: bool = False,
     cache: HashCache | ResultStore | None = None,
-    local: bool = False,
+    local: LocalWanted = False,
 ) -> Iterator[tuple[str, HashResult | ImageError]]:
     """Hash many files on all cores, yielding `(path, result or ImageError)` as each finishes.
 

@@ -290,7 +290,7 @@ def verified_links(index: Index, links: Links, keys: Sequence[str]) -> Links:
 
     def query(row: int) -> tuple[LocalFeatures | None, LocalFeatures | None]:
         if row not in asked:
-            result = hash_file(key_path(keys[row]), ["phash"], dihedral=True, local=True)
+            result = hash_file(key_path(keys[row]), ["phash"], dihedral=True, local="query")
             asked[row] = (result.local, result.local_mirrored)
         return asked[row]
 

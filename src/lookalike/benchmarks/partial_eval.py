@@ -143,9 +143,9 @@ def search(
             stored_paths = [str(i.path) for i in copies] if reverse else list(originals)
             query_paths = list(originals) if reverse else [str(i.path) for i in copies]
             index.add_files(stored_paths, hashes, local=True, dihedral=True, workers=workers, cache=cache)
-            # queries hashed afresh, as `lookalike search` hashes them: a cached result carries
-            # the compact keypoints an index stores (96), not a query's 1,000
-            results = dict(hash_files(query_paths, hashes, dihedral=True, local=True, workers=workers))
+            # queries hashed afresh, as `lookalike search` hashes them: a search's 1,000 keypoints
+            # and the finer set, where a cached result would carry the 96 an index stores
+            results = dict(hash_files(query_paths, hashes, dihedral=True, local="query", workers=workers))
             queries = [results[path] for path in query_paths]
             print(f"{len(stored_paths)} images indexed, {len(queries)} queries")
             copy_of_key = {file_key(str(i.path)): i for i in copies}

@@ -462,7 +462,7 @@ class Index(ABC):
         decides on every hash it names. The query's variants (rotations, flips, crops;
         `hash_file(..., dihedral=True)`) are searched unless `dihedral=False`.
 
-        >>> upload = lookalike.hash_file("upload.jpg", default_index_hashes(), dihedral=True, local=True)
+        >>> upload = lookalike.hash_file("upload.jpg", default_index_hashes(), dihedral=True, local="query")
         >>> index.match(upload, "near-duplicate")
         [Verdict(key='/photos/cat.jpg', distances={'phash_eq': 2, ...}, score=..., variant=0)]
         """
@@ -486,7 +486,7 @@ class Index(ABC):
         local: Sequence[tuple[LocalFeatures | None, LocalFeatures | None]] | None = None,
     ) -> list[list[Verdict]]:
         """`match` for many queries in one batch (one candidate search for all of them). Local
-        features come from each query (a `HashResult` of `hash_file(..., local=True)`), or `local`
+        features come from each query (a `HashResult` of `hash_file(..., local="query")`), or `local`
         gives them (features, mirrored features) per query."""
         from lookalike.candidates.batch import QueryBatch
         from lookalike.candidates.stage import match_batch

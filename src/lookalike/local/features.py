@@ -10,13 +10,20 @@ detection, so a copy resized by any factor yields keypoints at the same scales a
 What an index stores is a compact set (`STORED_KEYPOINTS`, under 4 KB with their positions),
 chosen by strength but spread over a 4 x 4 grid so that any large part of the picture keeps some;
 a query may use more (`QUERY_KEYPOINTS`).
+
+A search's own picture may also carry a finer set (`extract(..., finer=True)`): its keypoints
+plus `FINER_KEYPOINTS` found on `FINER_LEVELS` upscaled pyramid levels of the same working image.
+A small inset (a photo at a third of a composite) is about 170 pixels wide at the working size,
+and ORB's pyramid does not reach the scale its original was stored at; the finer set does.
+Verification tries it only when the standard keypoints fail (`lookalike.local.verify`): used
+everywhere, its extra keypoints bring extra wrong matches and cost heavy crops.
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -27,12 +34,19 @@ LOCAL_REVISION = 1  # raised whenever extraction changes, so caches never serve 
 WORKING_SIDE = 512
 DETECTED_KEYPOINTS = 1000
 QUERY_KEYPOINTS = 1000
+FINER_KEYPOINTS = 1000  # added to a search's own keypoints for its fallback verification
+FINER_LEVELS = 4  # pyramid levels above the working size (scales 1.2 ** 1 .. 1.2 ** 4)
 STORED_KEYPOINTS = 96
 GRID = 4
 FAST_THRESHOLD = 10
 MIN_SIDE = 24  # smaller images have no room for ORB's 31-pixel patches
 _FORMAT = 1
 _HEADER = struct.Struct("<BHHH")  # format, working width, working height, keypoint count
+
+
+# Which local features to compute: none, those an index stores (True), or a search's (`"query"`:
+# the same plus the finer fallback set)
+LocalWanted = bool | Literal["query"]
 
 
 class LocalFeaturesUnavailable(LookalikeError):
@@ -42,11 +56,13 @@ class LocalFeaturesUnavailable(LookalikeError):
 @dataclass(frozen=True)
 class LocalFeatures:
     """Keypoints of one image: positions in working-size pixels (x, y), descriptors (n, 32) uint8,
-    and the working size (width, height) the positions refer to."""
+    and the working size (width, height) the positions refer to. A search's own picture may carry
+    `finer`: the same keypoints plus finer ones, for a second verification (never stored)."""
 
     points: npt.NDArray[np.float32]
     descriptors: npt.NDArray[np.uint8]
     size: tuple[int, int]
+    finer: LocalFeatures | None = field(default=None, compare=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.points)
@@ -87,22 +103,46 @@ def working_gray(gray: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     return resized
 
 
-def extract(gray: npt.NDArray[np.uint8], keep: int = QUERY_KEYPOINTS) -> LocalFeatures:
+def extract(
+    gray: npt.NDArray[np.uint8], keep: int = QUERY_KEYPOINTS, *, finer: bool = False
+) -> LocalFeatures:
     """ORB keypoints of an 8-bit grayscale image (any size), ordered so that any prefix is spread
-    over the picture: rank within its grid cell first, strength second."""
+    over the picture: rank within its grid cell first, strength second. With `finer`, the result
+    carries the finer set for a search's fallback verification (see the module's docstring)."""
     cv2 = _opencv()
     if min(gray.shape) < MIN_SIDE:
         return _empty(gray.shape)
     image = np.ascontiguousarray(working_gray(gray))
     orb = cv2.ORB_create(nfeatures=DETECTED_KEYPOINTS, fastThreshold=FAST_THRESHOLD)
-    keypoints, descriptors = orb.detectAndCompute(image, None)
-    if descriptors is None or not keypoints:
-        return _empty(image.shape)
-    points = np.array([k.pt for k in keypoints], dtype=np.float32)
-    strength = np.array([k.response for k in keypoints], dtype=np.float32)
+    points, strength, descriptors = _detect(orb, image)
     order = spread_order(points, strength, image.shape)[:keep]
     height, width = image.shape
-    return LocalFeatures(points[order], np.ascontiguousarray(descriptors[order]), (width, height))
+    features = LocalFeatures(points[order], np.ascontiguousarray(descriptors[order]), (width, height))
+    if not finer:
+        return features
+    upscaled = cv2.ORB_create(
+        nfeatures=FINER_KEYPOINTS, fastThreshold=FAST_THRESHOLD, nlevels=FINER_LEVELS, firstLevel=FINER_LEVELS
+    )
+    more_points, more_strength, more_descriptors = _detect(upscaled, image)
+    all_points = np.concatenate([points[order], more_points])
+    all_descriptors = np.concatenate([features.descriptors, more_descriptors])
+    combined = spread_order(all_points, np.concatenate([strength[order], more_strength]), image.shape)
+    finer_features = LocalFeatures(
+        all_points[combined], np.ascontiguousarray(all_descriptors[combined]), (width, height)
+    )
+    return LocalFeatures(features.points, features.descriptors, features.size, finer=finer_features)
+
+
+def _detect(
+    orb: Any, image: npt.NDArray[np.uint8]
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.uint8]]:
+    """Positions, strengths and descriptors of one ORB detector's keypoints (empty arrays if none)."""
+    keypoints, descriptors = orb.detectAndCompute(image, None)
+    if descriptors is None or not keypoints:
+        return np.zeros((0, 2), np.float32), np.zeros(0, np.float32), np.zeros((0, 32), np.uint8)
+    points = np.array([k.pt for k in keypoints], dtype=np.float32)
+    strength = np.array([k.response for k in keypoints], dtype=np.float32)
+    return points, strength, descriptors
 
 
 def spread_order(

@@ -83,7 +83,23 @@ def verify(
 ) -> Alignment | None:
     """The alignment of `query` on `stored` if their keypoints verify, else None; with
     `query_mirrored` (features of the query flipped left to right) a mirrored copy verifies too,
-    and the better of the two alignments wins."""
+    and the better of the two alignments wins. A query carrying finer keypoints
+    (`extract(..., finer=True)`, a search's own picture) is tried again with them if its standard
+    keypoints fail: a small inset's original was stored at a scale only they reach."""
+    best = _better(query, stored, query_mirrored, min_inliers, min_agreement)
+    if best is None and query.finer is not None:
+        finer_mirrored = None if query_mirrored is None else query_mirrored.finer
+        best = _better(query.finer, stored, finer_mirrored, min_inliers, min_agreement)
+    return best
+
+
+def _better(
+    query: LocalFeatures,
+    stored: LocalFeatures,
+    query_mirrored: LocalFeatures | None,
+    min_inliers: int,
+    min_agreement: float,
+) -> Alignment | None:
     best = _align(query, stored, False, min_inliers, min_agreement)
     if query_mirrored is not None:
         flipped = _align(query_mirrored, stored, True, min_inliers, min_agreement)

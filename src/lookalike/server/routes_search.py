@@ -13,6 +13,7 @@ from lookalike.algorithms import parse_spec
 from lookalike.dedupe.describe import describe_groups
 from lookalike.errors import LookalikeError
 from lookalike.hash import Hash
+from lookalike.local.features import LocalWanted
 from lookalike.lookup import (
     Found,
     Query,
@@ -94,7 +95,8 @@ async def search(request: Request) -> dict[str, object]:
         # Presets are tuned with the upload's variants (rotations, flips, crops) in play.
         dihedral = form.dihedral or form.preset is not None
         algorithms = state.query_algorithms(form.hashes)
-        with_local = form.preset is not None  # rules verify partial copies by their local features
+        # rules verify partial copies by their local features (a search's, with the finer set)
+        with_local: LocalWanted = "query" if form.preset is not None else False
         processed = await run_in_threadpool(
             lambda: state.hash_upload(data, algorithms, dihedral=dihedral, local=with_local)
         )

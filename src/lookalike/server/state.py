@@ -14,7 +14,7 @@ from lookalike.errors import LookalikeError
 from lookalike.hash import Hash
 from lookalike.index import Index, open_index
 from lookalike.index.sqlite import sqlite_path
-from lookalike.local.features import local_features_available
+from lookalike.local.features import LocalWanted, local_features_available
 from lookalike.lookup import query_algorithms, search_algorithms
 from lookalike.matcher import default_index_hashes
 from lookalike.pipeline import HashResult, hash_image
@@ -93,15 +93,17 @@ class ServiceState:
         *,
         dihedral: bool = True,
         thumbnail: bool = False,
-        local: bool = False,
+        local: LocalWanted = False,
     ) -> Upload:
-        """Hash uploaded bytes after checking their type from the bytes themselves."""
+        """Hash uploaded bytes after checking their type from the bytes themselves; `local` as in
+        `hash_image` (True for an image to store, "query" for one to search with), when OpenCV is
+        installed."""
         kind = sniff_image_type(data[:32])
         if kind is None or kind not in ACCEPTED_FORMATS:
             raise ApiError(
                 415, "unsupported_media_type", "not a JPEG, PNG, GIF, WebP, BMP, TIFF, HEIF or AVIF image"
             )
-        local = local and local_features_available()
+        local = local if local_features_available() else False
         algorithms = names or self.upload_algorithms()
         result = hash_image(data, algorithms, limits=self.limits, dihedral=dihedral, local=local)
         preview = _thumbnail(data, self.limits) if thumbnail else None
