@@ -14,7 +14,7 @@ from PIL import Image
 
 from conftest import COMMITTED_PHOTOS
 from lookalike.local.features import FINER_KEYPOINTS, STORED_KEYPOINTS, LocalFeatures, extract, mirrored
-from lookalike.local.verify import verify
+from lookalike.local.verify import MIN_COVERAGE, SMALL_COPY_COVERAGE, SMALL_COPY_SCALE, verify
 
 
 def _gray(index: int) -> npt.NDArray[np.uint8]:
@@ -68,13 +68,16 @@ def test_stored_features_fit_in_4_kb_and_round_trip() -> None:
     assert np.abs(back.points - stored.points).max() <= 1 / 16
 
 
-def small_inset(photo: int, background: int) -> tuple[Image.Image, tuple[float, float, float, float]]:
-    """Committed photo `photo` pasted at 30% of the width of `background` brought to 1,200 pixels
-    wide (an inset about 150 pixels wide at the 512-pixel working size), and its relative box."""
+def small_inset(
+    photo: int, background: int, share: float = 0.3
+) -> tuple[Image.Image, tuple[float, float, float, float]]:
+    """Committed photo `photo` pasted at `share` of the width of `background` brought to 1,200
+    pixels wide (at 30%, an inset about 150 pixels wide at the 512-pixel working size), and its
+    relative box."""
     inset = Image.open(COMMITTED_PHOTOS[photo]).convert("RGB")
     canvas = Image.open(COMMITTED_PHOTOS[background]).convert("RGB")
     canvas = canvas.resize((1200, round(1200 * canvas.height / canvas.width)), Image.Resampling.BICUBIC)
-    width = 360
+    width = round(1200 * share)
     height = round(width * inset.height / inset.width)
     left, top = 660, (canvas.height - height) // 2
     canvas.paste(inset.resize((width, height), Image.Resampling.LANCZOS), (left, top))
@@ -144,3 +147,16 @@ def test_a_search_finds_the_small_inset_only_its_finer_keypoints_verify(tmp_path
         [min(xs) / canvas.width, min(ys) / canvas.height, max(xs) / canvas.width, max(ys) / canvas.height]
     )
     assert np.abs(found - np.array(box)).max() < 0.02
+
+
+@pytest.mark.parametrize(("photo", "background", "share"), [(29, 5, 0.35), (33, 5, 0.3)])
+def test_a_picture_shown_small_needs_less_agreement(photo: int, background: int, share: float) -> None:
+    """An inset at a third of the composite has lost the finest scales its original's stored
+    keypoints were found at: half its cells agree, and that is enough where the stored picture
+    is shown at half its size or less."""
+    canvas, box = small_inset(photo, background, share)
+    found = verify(extract(np.asarray(canvas.convert("L")), finer=True), extract(_gray(photo)).compact())
+    assert found is not None and found.scale >= SMALL_COPY_SCALE
+    assert SMALL_COPY_COVERAGE <= found.agreement < MIN_COVERAGE
+    corners = np.array([found.query_region.min(axis=0), found.query_region.max(axis=0)]).ravel()
+    assert np.abs(corners - np.array(box)).max() < 0.02

@@ -30,6 +30,10 @@ MAX_ANISOTROPY = 3.0  # ratio of the transform's two singular values (aspect squ
 MIN_SPREAD = 0.02  # inliers' convex hull, as a share of the overlap, on the smaller side
 GRID = 4  # agreement: the covered part of the stored image cut into GRID x GRID cells
 MIN_COVERAGE = 0.55  # of the cells inside the overlap that hold stored keypoints, the share with inliers
+# A stored picture shown at half its working size or less in the query (an inset, a collage's
+# cell) has lost the finest scales its stored keypoints were found at: fewer cells can agree
+SMALL_COPY_SCALE = 2.0  # stored pixels per query pixel
+SMALL_COPY_COVERAGE = 0.4
 PLACE_PIXELS = 8.0  # inliers this close in both images are one place (a corner at several scales)
 MIN_PLACES_SHARE = 0.5  # distinct inlier places needed, as a share of the inliers needed
 # distinct places, all but one, within this distance of one line (relative to the side of the
@@ -141,7 +145,7 @@ def _align(
     if min(spread_query, spread_stored) < MIN_SPREAD:
         return None
     agreement = _agreement(stored, target[inliers], inverse, query_size)
-    if agreement < min_agreement:
+    if agreement < _agreement_needed(transform, min_agreement):
         return None
     places = _places(source[inliers], target[inliers])
     if len(places) < MIN_PLACES_SHARE * min_inliers:
@@ -170,6 +174,14 @@ def _align(
         agreement,
         len(places),
     )
+
+
+def _agreement_needed(transform: npt.NDArray[np.float64], min_agreement: float) -> float:
+    """The agreement a pair needs: less where the stored picture is small in the query."""
+    scale = math.sqrt(abs(float(np.linalg.det(transform[:, :2]))))
+    if scale >= SMALL_COPY_SCALE:
+        return min_agreement * SMALL_COPY_COVERAGE / MIN_COVERAGE
+    return min_agreement
 
 
 def _places(source: npt.NDArray[np.float32], target: npt.NDArray[np.float32]) -> npt.NDArray[np.int64]:
