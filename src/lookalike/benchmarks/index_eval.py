@@ -29,6 +29,7 @@ import numpy.typing as npt
 from lookalike.benchmarks.scoring import PairSet, pair_kinds
 from lookalike.dedupe.grouping import Group
 from lookalike.discover import file_key
+from lookalike.errors import ImageError
 from lookalike.hash_cache import HashCache
 from lookalike.index import Index, open_index
 from lookalike.local.features import LocalFeatures
@@ -260,7 +261,7 @@ def evaluate_half(
             log(f"  index path, {half} half: {name}: {seconds:.0f} s")
             if name == DEFAULT_PRESET and verify:
                 started = time.perf_counter()
-                kept = verified_links(index, links, indexed.keys)
+                kept = verified_links(index, links, indexed.keys, workers=workers)
                 seconds += time.perf_counter() - started
                 scores = score_links(kept, pairs, family_of, indexed.keys)
                 results.append(RuleResult(f"{name}, verified", str(rule), seconds, scores))
@@ -268,31 +269,38 @@ def evaluate_half(
     return IndexRun(half, len(paths), pairs.negative_count, indexed.seconds, indexed.failed, results)
 
 
-def verified_links(index: Index, links: Links, keys: Sequence[str]) -> Links:
+def verified_links(index: Index, links: Links, keys: Sequence[str], workers: int | None = None) -> Links:
     """The pairs of `links` that keypoints verify, as `lookalike search` labels a match of the
     hashes (`verified`): either image searched for, its own keypoints (hashed afresh from its
     file, as a query is) against the other's stored ones; and their groups. A pair is kept when
     keypoints cannot judge it either way (no stored features, or fewer keypoints than a verdict
     needs inliers: `can_judge`), and dropped when the geometry rejects it ("similar, not
-    verified as a copy")."""
+    verified as a copy"). The files with something to judge are hashed first, on `workers`."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     from lookalike.discover import key_path
     from lookalike.local.verify import MIN_INLIERS, can_judge, verify
-    from lookalike.pipeline import hash_file
+    from lookalike.pipeline import hash_files
 
     rows = sorted({row for edge in links.edges for row in edge})
     ids = index.ids_by_key([keys[row] for row in rows])
     stored = index.stored_local(np.array(sorted(ids.values()), dtype=np.int64))
     stored_of = {row: stored.get(ids.get(keys[row], -1)) for row in rows}
+    # a file is hashed only when there is something to judge: its partner has stored features
+    wanted = sorted(
+        {first for first, second in links.edges if stored_of[second] is not None}
+        | {second for first, second in links.edges if stored_of[first] is not None}
+    )
+    row_of_path = {key_path(keys[row]): row for row in wanted}
     asked: dict[int, tuple[LocalFeatures | None, LocalFeatures | None]] = {}
+    hashed = hash_files(list(row_of_path), ["phash"], dihedral=True, local="query", workers=workers)
+    for path, result in hashed:
+        if not isinstance(result, ImageError):
+            asked[row_of_path[path]] = (result.local, result.local_mirrored)
 
     def query(row: int) -> tuple[LocalFeatures | None, LocalFeatures | None]:
-        if row not in asked:
-            result = hash_file(key_path(keys[row]), ["phash"], dihedral=True, local="query")
-            asked[row] = (result.local, result.local_mirrored)
-        return asked[row]
+        return asked.get(row, (None, None))
 
     def found_in(first: int, second: int) -> bool:
         target = stored_of[second]
