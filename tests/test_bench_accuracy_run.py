@@ -150,5 +150,10 @@ def test_verified_links_keep_a_copy_and_drop_a_look_alike_the_keypoints_reject(t
         keys = [file_key(path) for path in paths]
         links = Links(frozenset({(0, 1), (0, 2)}), np.zeros(3, dtype=np.int64))
         kept = verified_links(index, links, keys)
-    assert kept.edges == {(0, 1)}
-    assert kept.group_of[0] == kept.group_of[1] and kept.group_of[2] == -1
+        assert kept.edges == {(0, 1)}
+        assert kept.group_of[0] == kept.group_of[1] and kept.group_of[2] == -1
+        # a file gone since it was indexed cannot be searched for: its pairs are judged from the
+        # other side only, and the run goes on
+        (tmp_path / "a.jpg").unlink()
+        again = verified_links(index, links, keys, workers=2)
+    assert again.edges == {(0, 1)}  # the copy, searched for, still verifies on a's stored keypoints
