@@ -22,7 +22,7 @@ everywhere, its extra keypoints bring extra wrong matches and cost heavy crops.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -124,13 +124,13 @@ def extract(
         nfeatures=FINER_KEYPOINTS, fastThreshold=FAST_THRESHOLD, nlevels=FINER_LEVELS, firstLevel=FINER_LEVELS
     )
     more_points, more_strength, more_descriptors = _detect(upscaled, image)
-    all_points = np.concatenate([points[order], more_points])
+    all_points = np.concatenate([features.points, more_points])
     all_descriptors = np.concatenate([features.descriptors, more_descriptors])
     combined = spread_order(all_points, np.concatenate([strength[order], more_strength]), image.shape)
-    finer_features = LocalFeatures(
-        all_points[combined], np.ascontiguousarray(all_descriptors[combined]), (width, height)
+    finer_set = LocalFeatures(
+        all_points[combined], np.ascontiguousarray(all_descriptors[combined]), features.size
     )
-    return LocalFeatures(features.points, features.descriptors, features.size, finer=finer_features)
+    return replace(features, finer=finer_set)
 
 
 def _detect(

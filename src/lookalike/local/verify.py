@@ -144,8 +144,10 @@ def _align(
     spread_stored = _hull_share(target[inliers], stored_size) / max(stored_coverage, 1e-6)
     if min(spread_query, spread_stored) < MIN_SPREAD:
         return None
+    linear = transform[:, :2]
+    scale = math.sqrt(abs(float(np.linalg.det(linear))))
     agreement = _agreement(stored, target[inliers], inverse, query_size)
-    if agreement < _agreement_needed(transform, min_agreement):
+    if agreement < _agreement_needed(scale, min_agreement):
         return None
     places = _places(source[inliers], target[inliers])
     if len(places) < MIN_PLACES_SHARE * min_inliers:
@@ -157,8 +159,6 @@ def _align(
     if mirrored:  # express the query's side in its own (unflipped) coordinates
         query_region = query_region.copy()
         query_region[:, 0] = 1.0 - query_region[:, 0]
-    linear = transform[:, :2]
-    scale = math.sqrt(abs(float(np.linalg.det(linear))))
     rotation = math.degrees(math.atan2(float(linear[1, 0]), float(linear[0, 0])))
     return Alignment(
         count,
@@ -176,9 +176,9 @@ def _align(
     )
 
 
-def _agreement_needed(transform: npt.NDArray[np.float64], min_agreement: float) -> float:
-    """The agreement a pair needs: less where the stored picture is small in the query."""
-    scale = math.sqrt(abs(float(np.linalg.det(transform[:, :2]))))
+def _agreement_needed(scale: float, min_agreement: float) -> float:
+    """The agreement a pair needs: less where the stored picture is small in the query (`scale`:
+    stored pixels per query pixel)."""
     if scale >= SMALL_COPY_SCALE:
         return min_agreement * SMALL_COPY_COVERAGE / MIN_COVERAGE
     return min_agreement
