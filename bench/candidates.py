@@ -28,6 +28,7 @@ from lookalike.benchmarks.candidate_recall import (
     measure,
     offline_found,
     probes_per_hash,
+    second_hop_found,
     undirected,
 )
 from lookalike.benchmarks.corpus import CorpusLayout
@@ -104,6 +105,11 @@ def offline(args: argparse.Namespace) -> None:
             counts[at] += int(either.sum())
             counts[at + 1] += grouped(first, second, either)
             counts[at + 2] += len(either)
+            joined, extra = second_hop_found(first, second, either)
+            share = 100 * joined / max(len(either), 1)
+            print(
+                f"    with the second hop: {joined:,d} of {len(either):,d} ({share:.3f}%), {extra:,d} judged"
+            )
         shares = [100 * counts[i] / max(counts[2 if i < 3 else 5], 1) for i in (0, 1, 3, 4)]
         print(
             f"{reach:3d} {probes_per_hash(layout):4d}  corpus {counts[0]:,d} ({shares[0]:.3f}%),"

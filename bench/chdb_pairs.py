@@ -58,7 +58,14 @@ def progress(done: int, total: int) -> None:
 
 
 batches = collection.batches(bench_scale.QUERY_BATCH, True, ids)
-pairs = rule_pairs(index, rule, queries=batches, total=args.size, progress=progress)
+pairs = rule_pairs(
+    index,
+    rule,
+    queries=batches,
+    total=args.size,
+    progress=progress,
+    queries_by_id=collection.queries_by_id(ids),
+)
 seconds = time.perf_counter() - began
 row_of = {int(v): i for i, v in enumerate(ids.tolist())}
 found = sorted(

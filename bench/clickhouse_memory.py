@@ -62,7 +62,12 @@ def pairs_at_batch(args: argparse.Namespace, backend: str, batch: int) -> dict[s
         found = index.ids_by_key(keys)
         ids = np.array([found[k] for k in keys], dtype=np.int64)
         began = time.perf_counter()
-        pairs = rule_pairs(index, rule, queries=collection.batches(batch, True, ids))
+        pairs = rule_pairs(
+            index,
+            rule,
+            queries=collection.batches(batch, True, ids),
+            queries_by_id=collection.queries_by_id(ids),
+        )
         seconds = time.perf_counter() - began
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {

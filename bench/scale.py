@@ -114,7 +114,12 @@ def run_one(args: argparse.Namespace, backend: str, size: int) -> dict[str, Any]
         ids = np.array([found_ids[k] for k in keys], dtype=np.int64)
         if not args.match_only:
             began = time.perf_counter()
-            pairs = rule_pairs(index, rule, queries=collection.batches(QUERY_BATCH, True, ids))
+            pairs = rule_pairs(
+                index,
+                rule,
+                queries=collection.batches(QUERY_BATCH, True, ids),
+                queries_by_id=collection.queries_by_id(ids),
+            )
             result["dedupe_seconds"] = time.perf_counter() - began
             row_of = {int(v): i for i, v in enumerate(ids.tolist())}
             found = {

@@ -56,7 +56,7 @@ prof = cProfile.Profile() if a.profile else None
 t = time.perf_counter()
 if prof:
     prof.enable()
-pairs = rule_pairs(idx, rule, queries=coll.batches(a.batch, True, ids))
+pairs = rule_pairs(idx, rule, queries=coll.batches(a.batch, True, ids), queries_by_id=coll.queries_by_id(ids))
 if prof:
     prof.disable()
 secs = time.perf_counter() - t

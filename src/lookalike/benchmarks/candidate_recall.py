@@ -205,20 +205,26 @@ def _batches(
 ) -> Iterator[QueryBatch]:
     """The images of `rows` as queries with their variants, in batches."""
     for start in range(0, len(rows), BATCH):
-        chosen = rows[start : start + BATCH]
-        hashes = {}
-        for algorithm in rule.algorithms:
-            table = tables[algorithm]
-            assert table.words is not None
-            words = table.variants[chosen] if table.variants is not None else table.words[chosen][:, None]
-            quality = (
-                np.full(len(chosen), np.nan, np.float32)
-                if table.quality is None
-                else table.quality[chosen].astype(np.float32)
-            )
-            present = np.ones(len(chosen), dtype=bool)
-            hashes[algorithm] = QueryHashes(words.shape[2] * 64, words, quality, present)
-        yield QueryBatch(len(chosen), hashes, entry_ids[start : start + BATCH])
+        yield _batch(rule, tables, rows[start : start + BATCH], entry_ids[start : start + BATCH])
+
+
+def _batch(
+    rule: Matcher, tables: dict[str, HashTable], rows: npt.NDArray[np.intp], entry_ids: npt.NDArray[np.int64]
+) -> QueryBatch:
+    """The images of `rows` (entry ids `entry_ids`) as one batch of queries with their variants."""
+    hashes = {}
+    for algorithm in rule.algorithms:
+        table = tables[algorithm]
+        assert table.words is not None
+        words = table.variants[rows] if table.variants is not None else table.words[rows][:, None]
+        quality = (
+            np.full(len(rows), np.nan, np.float32)
+            if table.quality is None
+            else table.quality[rows].astype(np.float32)
+        )
+        present = np.ones(len(rows), dtype=bool)
+        hashes[algorithm] = QueryHashes(words.shape[2] * 64, words, quality, present)
+    return QueryBatch(len(rows), hashes, entry_ids)
 
 
 def _percent(result: HalfResult) -> str:
@@ -245,8 +251,13 @@ def _measure_half(
     started = time.perf_counter()
     exact = rule_pairs(index, rule, queries=batches(), exact=True)
     exact_seconds = time.perf_counter() - started
+
+    def queries_by_id(wanted: npt.NDArray[np.int64]) -> QueryBatch:
+        chosen = np.array([row_of_id[int(i)] for i in wanted], dtype=np.intp)
+        return _batch(rule, tables, chosen, wanted)
+
     started = time.perf_counter()
-    found = rule_pairs(index, rule, queries=batches())
+    found = rule_pairs(index, rule, queries=batches(), queries_by_id=queries_by_id)
     keys_seconds = time.perf_counter() - started
     probes, candidates = _probe_cost(index, rule, batches())
     exact_set = set(zip(exact.first.tolist(), exact.second.tolist(), strict=True))
@@ -382,3 +393,17 @@ def grouped(first: npt.NDArray[np.intp], second: npt.NDArray[np.intp], found: np
     graph = coo_matrix((np.ones(int(found.sum())), (first[found], second[found])), shape=(size, size))
     _, labels = connected_components(graph, directed=False)
     return int((labels[first] == labels[second]).sum())
+
+
+def second_hop_found(
+    first: npt.NDArray[np.intp], second: npt.NDArray[np.intp], found: npt.NDArray[np.bool_]
+) -> tuple[int, int]:
+    """How many of the exact-plan pairs (first[i] < second[i]) a duplicate search finds when the
+    found pairs' second hops (`candidates.expansion.second_hop_pairs`) are judged too (the rule
+    accepts every exact-plan pair), and how many second-hop pairs it judges."""
+    from lookalike.candidates.expansion import second_hop_pairs
+
+    more_a, more_b = second_hop_pairs(first[found].astype(np.int64), second[found].astype(np.int64))
+    packed = first.astype(np.int64) << 32 | second
+    joined = found | np.isin(packed, more_a << 32 | more_b)
+    return int(joined.sum()), len(more_a)

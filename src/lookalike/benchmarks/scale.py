@@ -12,7 +12,7 @@ variants, and single `match` queries; time, peak memory and the planted pairs fo
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,7 +109,12 @@ class Collection:
     ) -> dict[str, tuple[npt.NDArray[np.uint64], npt.NDArray[np.float32]]]:
         """(words, quality) per algorithm for images start..stop: words (n, words), or with
         `variants` (n, variants, words)."""
-        rows = np.arange(start, stop)
+        return self.hashes_of(np.arange(start, stop), variants)
+
+    def hashes_of(
+        self, rows: npt.NDArray[np.int64], variants: bool
+    ) -> dict[str, tuple[npt.NDArray[np.uint64], npt.NDArray[np.float32]]]:
+        """`hashes` of the images `rows`, in that order."""
         planted = rows < self.planted
         real_rows = np.where(planted, self.planted_rows[np.minimum(rows, self.planted - 1)], 0)
         synthetic = ~planted
@@ -149,14 +154,28 @@ class Collection:
     ) -> Iterator[QueryBatch]:
         """The collection as query batches (entry ids from `ids`, row order)."""
         for start in range(0, self.size, size):
-            stop = min(self.size, start + size)
-            hashes = {}
-            for algorithm, (words, quality) in self.hashes(start, stop, True).items():
-                chosen = words if variants else words[:, :1]
-                hashes[algorithm] = QueryHashes(
-                    chosen.shape[2] * 64, chosen, quality, np.ones(stop - start, bool)
-                )
-            yield QueryBatch(stop - start, hashes, None if ids is None else ids[start:stop])
+            rows = np.arange(start, min(self.size, start + size))
+            yield self._batch(rows, variants, None if ids is None else ids[rows])
+
+    def queries_by_id(self, ids: npt.NDArray[np.int64]) -> Callable[[npt.NDArray[np.int64]], QueryBatch]:
+        """Given each row's entry id (`ids[row]`), the images of chosen entry ids as one batch
+        with their variants: what `rule_pairs` asks for its second hop."""
+        order = np.argsort(ids, kind="stable")
+
+        def batch(wanted: npt.NDArray[np.int64]) -> QueryBatch:
+            rows = order[np.searchsorted(ids, wanted, sorter=order)].astype(np.int64)
+            return self._batch(rows, True, ids[rows])
+
+        return batch
+
+    def _batch(
+        self, rows: npt.NDArray[np.int64], variants: bool, ids: npt.NDArray[np.int64] | None
+    ) -> QueryBatch:
+        hashes = {}
+        for algorithm, (words, quality) in self.hashes_of(rows, True).items():
+            chosen = words if variants else words[:, :1]
+            hashes[algorithm] = QueryHashes(chosen.shape[2] * 64, chosen, quality, np.ones(len(rows), bool))
+        return QueryBatch(len(rows), hashes, ids)
 
     def planted_pairs(self) -> set[tuple[int, int]]:
         """Row pairs (a < b) of planted images of one photo: what a duplicate search should find."""

@@ -168,6 +168,28 @@ def judge_batch(
     floors: dict[str, Ids] = {}
     if batch.ids is None:  # queries from the index itself meet stored variants as queries
         rows, ids, floors = with_stored_variants(source, batch, rule, rows, ids, exact=exact)
+    nominated = None
+    if rule.local_inliers is not None and batch.local is not None:
+        nominated = local_candidates(source, batch, rows, ids, rule.local_breadth)
+    return judge_candidates(
+        source, batch, rows, ids, rule, include_flagged=include_flagged, floors=floors, nominated=nominated
+    )
+
+
+def judge_candidates(
+    source: CandidateSource,
+    batch: QueryBatch,
+    rows: Ids,
+    ids: Ids,
+    rule: Matcher,
+    *,
+    include_flagged: bool = False,
+    floors: dict[str, Ids] | None = None,
+    nominated: tuple[Ids, Ids] | None = None,
+) -> Judged:
+    """The candidates (query row, entry id) that `rule` accepts, sorted by entry id: by their
+    hashes, or for a rule with a local clause, near misses (and the `nominated` pairs local
+    features retrieved, whatever their hashes) that local features verify."""
     judged = judge(
         batch,
         rows,
@@ -180,19 +202,17 @@ def judge_batch(
     )
     if rule.local_inliers is None:
         return judged
-    if batch.local is not None:
-        local_rows, local_ids = local_candidates(source, batch, rows, ids, rule.local_breadth)
-        if len(local_rows):
-            nominated = judge(
-                batch,
-                local_rows,
-                local_ids,
-                rule,
-                source.stored_hashes_many,
-                include_flagged=include_flagged,
-                keep_all=True,
-            )
-            judged = concat_judged([judged, nominated])
+    if nominated is not None and len(nominated[0]):
+        retrieved = judge(
+            batch,
+            nominated[0],
+            nominated[1],
+            rule,
+            source.stored_hashes_many,
+            include_flagged=include_flagged,
+            keep_all=True,
+        )
+        judged = concat_judged([judged, retrieved])
     return verify_near_misses(source, batch, judged, rule)
 
 

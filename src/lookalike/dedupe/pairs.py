@@ -5,6 +5,10 @@ their hashes with variants from `queries`), taken a batch at a time through the 
 (`lookalike.candidates.stage`), so memory stays bounded whatever the collection's size. With a
 `checkpoint` file the job records each finished batch, and a run interrupted (Ctrl-C, a crash)
 resumes where it stopped when started again on the same index with the same rule.
+
+When every batch is done, the pairs found nominate the pairs the candidate keys missed
+(`lookalike.candidates.expansion`): two images that each pair with a third are judged against
+each other, both ways, by the same rule.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import numpy as np
 import numpy.typing as npt
 
 from lookalike.candidates.batch import QueryBatch
-from lookalike.candidates.stage import judge_batch
+from lookalike.candidates.expansion import both_ways, second_hop_pairs
+from lookalike.candidates.stage import judge_batch, judge_candidates, unique_pairs
 from lookalike.hash import Hash
 from lookalike.index.base import Pairs
 
@@ -31,6 +36,7 @@ if TYPE_CHECKING:
 Ids = npt.NDArray[np.int64]
 BATCH = 2000  # queries per batch: a few tens of MB of variants and candidates
 Progress = Callable[[int, int], None]  # (queries done, queries in all)
+QueriesById = Callable[[Ids], QueryBatch]  # the queries of these entry ids, in that order
 
 
 def rule_pairs(
@@ -43,6 +49,7 @@ def rule_pairs(
     include_flagged: bool = False,
     progress: Progress | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
+    queries_by_id: QueriesById | None = None,
 ) -> Pairs:
     """Every pair of stored entries `matcher` accepts, with the distance of the clause that
     accepted it most clearly (`Matcher.closest`).
@@ -50,6 +57,9 @@ def rule_pairs(
     `queries`: None searches every stored image with its stored hashes; a mapping (stored key ->
     that image's hashes with variants, `hash_file(..., dihedral=True)`) or a stream of
     `QueryBatch`es with `ids` searches with variants, so rotated, flipped and cropped copies pair.
+    The pairs the candidate keys missed between two partners of one image are judged at the end
+    (not with `exact`, which misses none); a stream needs `queries_by_id` for that, the same
+    queries for chosen entry ids.
     """
     from lookalike.matcher import Matcher
 
@@ -60,9 +70,11 @@ def rule_pairs(
             rule.algorithms, BATCH, include_flagged, local=local
         )
         total = len(index) if total is None else total
+        queries_by_id = _stored_queries(index, rule, include_flagged)
     elif isinstance(queries, Mapping):
         batches = _mapping_batches(index, queries)
         total = len(queries)
+        queries_by_id = _mapping_queries(index, queries)
     else:
         batches = queries
     index.hold_stored_hashes(rule.algorithms)  # every stored hash is judged some time
@@ -97,10 +109,66 @@ def rule_pairs(
         if progress is not None:
             progress(done, total if total is not None else done)
     found = _unique_pairs(first, second, scores)
+    if not exact and queries_by_id is not None:
+        more = second_hop_judged(index, rule, found[0], found[1], queries_by_id, include_flagged)
+        found = _unique_pairs([found[0], more[0]], [found[1], more[1]], [found[2], more[2]])
     entries = index.entries_by_id(np.union1d(found[0], found[1]))
     if journal is not None:
         journal.finish()
     return Pairs(found[0], found[1], found[2], entries)
+
+
+def second_hop_judged(
+    index: Index,
+    rule: Matcher,
+    first: Ids,
+    second: Ids,
+    queries_by_id: QueriesById,
+    include_flagged: bool = False,
+) -> tuple[Ids, Ids, Ids]:
+    """The pairs (a < b, distance) `rule` accepts among the second-hop pairs of the found pairs
+    (`second_hop_pairs`), each judged both ways, `BATCH` queries at a time."""
+    query_ids, stored_ids = both_ways(*second_hop_pairs(first, second))
+    found_a: list[Ids] = [np.zeros(0, dtype=np.int64)]
+    found_b: list[Ids] = [np.zeros(0, dtype=np.int64)]
+    scores: list[Ids] = [np.zeros(0, dtype=np.int64)]
+    chosen = np.unique(query_ids)
+    for start in range(0, len(chosen), BATCH):
+        ids = chosen[start : start + BATCH]
+        batch = queries_by_id(ids)
+        if batch.ids is None or not len(batch.ids):
+            continue
+        wanted = np.isin(query_ids, batch.ids)
+        order = np.argsort(batch.ids, kind="stable")
+        rows = order[np.searchsorted(batch.ids, query_ids[wanted], sorter=order)]
+        rows, candidates = unique_pairs(rows.astype(np.int64), stored_ids[wanted])
+        judged = judge_candidates(index, batch, rows, candidates, rule, include_flagged=include_flagged)
+        a = batch.ids[judged.rows]
+        found_a.append(np.minimum(a, judged.ids))
+        found_b.append(np.maximum(a, judged.ids))
+        scores.append(judged.evaluation.closest)
+    return np.concatenate(found_a), np.concatenate(found_b), np.concatenate(scores)
+
+
+def _stored_queries(index: Index, rule: Matcher, include_flagged: bool) -> QueriesById:
+    """Stored entries as queries, as the duplicate search over the index itself makes them."""
+    local = rule.local_inliers is not None
+
+    def queries(ids: Ids) -> QueryBatch:
+        return index.stored_batch(ids, rule.algorithms, include_flagged, local=local)
+
+    return queries
+
+
+def _mapping_queries(index: Index, queries: Mapping[str, Mapping[str, Hash]]) -> QueriesById:
+    """The given hashes of chosen entries (entries whose key the mapping lacks are left out)."""
+
+    def by_id(ids: Ids) -> QueryBatch:
+        keys = index.keys_by_id(ids)
+        known = [int(i) for i in ids if keys.get(int(i)) in queries]
+        return QueryBatch.from_hashes([queries[keys[i]] for i in known], ids=known)
+
+    return by_id
 
 
 def _mapping_batches(index: Index, queries: Mapping[str, Mapping[str, Hash]]) -> Iterator[QueryBatch]:

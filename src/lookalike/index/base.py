@@ -635,11 +635,50 @@ class Index(ABC):
         variants: bool = True,
         local: bool = False,
     ) -> Iterator[QueryBatch]:
-        """Every stored entry as a query: its stored hashes of `algorithms` with their stored
-        variants (unless `variants=False`), flagged hashes left out unless asked, and with
-        `local` its stored local features; in batches of `size`, always in the same order (a
-        resumed duplicate search relies on it)."""
+        """Every stored entry as a query (`stored_batch`), in batches of `size`, always in the
+        same order (a resumed duplicate search relies on it)."""
+        ids = self.stored_ids()
+        for start in range(0, len(ids), size):
+            yield self.stored_batch(ids[start : start + size], algorithms, include_flagged, variants, local)
+
+    def stored_ids(self) -> npt.NDArray[np.int64]:
+        """The ids of every stored entry, sorted."""
         raise NotImplementedError
+
+    def stored_batch(
+        self,
+        ids: npt.NDArray[np.int64],
+        algorithms: Sequence[str],
+        include_flagged: bool = False,
+        variants: bool = True,
+        local: bool = False,
+    ) -> QueryBatch:
+        """The entries `ids` as queries: their stored hashes of `algorithms` with their stored
+        variants (unless `variants=False`), flagged hashes left out unless asked, and with
+        `local` their stored local features."""
+        from lookalike.candidates.batch import QueryBatch, QueryHashes, stack_variants
+        from lookalike.index.queries import canonical_algorithm
+
+        widths = self.algorithm_bits()
+        names = [n for n in dict.fromkeys(canonical_algorithm(a) for a in algorithms) if n in widths]
+        stored = self.stored_variant_words(ids) if variants else {}
+        every = self.stored_hashes_many(names, ids)
+        hashes = {}
+        for name in names:
+            found = every[name]
+            present = found.present if include_flagged else found.present & ~found.flagged
+            blobs = [stored.get((int(i), name)) for i in ids]
+            words = stack_variants(found.words, blobs) if any(blobs) else found.words[:, None, :]
+            hashes[name] = QueryHashes(widths[name], words, found.quality, present)
+        features = None
+        if local:
+            stored_features = self.stored_local(ids)
+            features = [stored_features.get(int(i), (None, None)) for i in ids]
+        return QueryBatch(len(ids), hashes, ids, features)
+
+    def stored_variant_words(self, ids: npt.NDArray[np.int64]) -> dict[tuple[int, str], bytes]:
+        """(entry id, algorithm) -> the stored words of that hash's variants, for entries `ids`."""
+        return {}
 
     def fingerprint(self) -> str:
         """Changes whenever the stored hashes change (what a duplicate-search checkpoint checks)."""

@@ -68,7 +68,6 @@ from lookalike.search.bits import words_of
 from lookalike.search.store import HashStore
 
 if TYPE_CHECKING:
-    from lookalike.candidates.batch import QueryBatch
     from lookalike.candidates.judge import StoredHashes
     from lookalike.candidates.keys import KeyLayout
     from lookalike.local.features import LocalFeatures
@@ -952,38 +951,12 @@ class SQLiteIndex(Index):
     def ids_by_key(self, keys: Sequence[str]) -> dict[str, int]:
         return {key: found.id for key, found in self._existing_by_key(list(keys)).items()}
 
-    def stored_batches(
-        self,
-        algorithms: Sequence[str],
-        size: int,
-        include_flagged: bool = False,
-        variants: bool = True,
-        local: bool = False,
-    ) -> Iterator[QueryBatch]:
-        from lookalike.candidates.batch import QueryBatch, QueryHashes, stack_variants
+    @_serialised
+    def stored_ids(self) -> npt.NDArray[np.int64]:
+        return np.array([row[0] for row in self._db.execute("SELECT id FROM entries ORDER BY id")], np.int64)
 
-        with self._lock:
-            all_ids = np.array(
-                [row[0] for row in self._db.execute("SELECT id FROM entries ORDER BY id")], np.int64
-            )
-            widths = self._algorithm_widths()
-        names = [canonical_algorithm(a) for a in algorithms]
-        names = [name for name in dict.fromkeys(names) if name in widths]
-        for start in range(0, len(all_ids), size):
-            ids = all_ids[start : start + size]
-            stored = self._stored_variants(ids) if variants else {}
-            hashes = {}
-            for name in names:
-                found = self.stored_hashes(name, ids)
-                present = found.present if include_flagged else found.present & ~found.flagged
-                blobs = [stored.get((int(i), name)) for i in ids]
-                words = stack_variants(found.words, blobs) if any(blobs) else found.words[:, None, :]
-                hashes[name] = QueryHashes(widths[name], words, found.quality, present)
-            features = None
-            if local:
-                stored_features = self.stored_local(ids)
-                features = [stored_features.get(int(i), (None, None)) for i in ids]
-            yield QueryBatch(len(ids), hashes, ids, features)
+    def stored_variant_words(self, ids: npt.NDArray[np.int64]) -> dict[tuple[int, str], bytes]:
+        return self._stored_variants(ids)
 
     @_serialised
     def nominate_local(

@@ -110,7 +110,6 @@ DATABASE = "lookalike"
 
 
 if TYPE_CHECKING:
-    from lookalike.candidates.batch import QueryBatch
     from lookalike.candidates.judge import StoredHashes
     from lookalike.local.features import LocalFeatures
 
@@ -1507,39 +1506,11 @@ class ClickHouseIndex(Index):
         found = self.get_many(keys.values())
         return {version: found[key] for version, key in keys.items() if key in found}
 
-    def stored_batches(
-        self,
-        algorithms: Sequence[str],
-        size: int,
-        include_flagged: bool = False,
-        variants: bool = True,
-        local: bool = False,
-    ) -> Iterator[QueryBatch]:
-        from lookalike.candidates.batch import QueryBatch, QueryHashes, stack_variants
+    def stored_ids(self) -> npt.NDArray[np.int64]:
+        return candidate_sql.live_versions(self._read)
 
-        versions = candidate_sql.live_versions(self._read)
-        widths = self._algorithms(refresh=True)
-        names = [n for n in dict.fromkeys(canonical_algorithm(a) for a in algorithms) if n in widths]
-        for start in range(0, len(versions), size):
-            ids = versions[start : start + size]
-            stored = (
-                candidate_sql.stored_variants(self._connection, self._read, self._tables, ids)
-                if variants
-                else {}
-            )
-            hashes = {}
-            every = self.stored_hashes_many(names, ids)
-            for name in names:
-                found = every[name]
-                present = found.present if include_flagged else found.present & ~found.flagged
-                blobs = [stored.get((int(i), name)) for i in ids]
-                words = stack_variants(found.words, blobs) if any(blobs) else found.words[:, None, :]
-                hashes[name] = QueryHashes(widths[name], words, found.quality, present)
-            features = None
-            if local:
-                stored_features = self.stored_local(ids)
-                features = [stored_features.get(int(i), (None, None)) for i in ids]
-            yield QueryBatch(len(ids), hashes, ids, features)
+    def stored_variant_words(self, ids: npt.NDArray[np.int64]) -> dict[tuple[int, str], bytes]:
+        return candidate_sql.stored_variants(self._connection, self._read, self._tables, ids)
 
     def fingerprint(self) -> str:
         result = self._connection.query(
