@@ -149,3 +149,30 @@ def test_collection_words_of_gives_what_hashes_gives() -> None:
     assert np.array_equal(derived[:8], words[:8])  # planted rows are the real hashes
     flipped = np.bitwise_count(derived[8:] ^ words[collection.seed_rows]).sum(axis=1) / 256
     assert 0.3 < flipped.mean() < 0.4  # synthetic rows: about 35% of bits flipped
+
+
+def test_hashes_equal_in_the_seed_photo_stay_equal_in_its_synthetic_images() -> None:
+    rng = np.random.default_rng(6)
+    images = 40
+    whole = rng.integers(0, 2**64, (images, 4), dtype=np.uint64)
+    trimmed = whole.copy()
+    framed = np.arange(images) % 2 == 1  # half the photos have a border: their trimmed hash differs
+    trimmed[framed] = rng.integers(0, 2**64, (int(framed.sum()), 4), dtype=np.uint64)
+    names = ("phash_eq", "phash_eq_trimmed")
+    real = RealHashes(
+        names,
+        dict(zip(names, (whole, trimmed), strict=True)),
+        dict(zip(names, (whole[:, None], trimmed[:, None]), strict=True)),
+        {name: np.full(images, np.nan, np.float32) for name in names},
+        np.arange(images, dtype=np.int64),
+        np.ones(images, dtype=bool),
+    )
+    collection = Collection(601, np.zeros(1, dtype=np.int64), rng.choice(images, 600), real, 7)
+
+    made = {name: (words[1:], quality) for name, (words, quality) in collection.hashes(0, 601, False).items()}
+    equal = np.all(made["phash_eq"][0] == made["phash_eq_trimmed"][0], axis=1)
+    assert np.array_equal(equal, ~framed[collection.seed_rows])  # equal exactly where the seed's are
+    apart = np.bitwise_count(made["phash_eq"][0] ^ whole[collection.seed_rows]).sum(axis=1) / 256
+    assert 0.3 < apart.mean() < 0.4  # each still about 35% from its seed
+    trimmed_apart = np.bitwise_count(made["phash_eq_trimmed"][0] ^ trimmed[collection.seed_rows]).sum(axis=1)
+    assert 0.3 < trimmed_apart.mean() / 256 < 0.4
