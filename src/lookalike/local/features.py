@@ -30,13 +30,13 @@ import numpy.typing as npt
 
 from lookalike.errors import LookalikeError
 
-LOCAL_REVISION = 1  # raised whenever extraction changes, so caches never serve older keypoints
+LOCAL_REVISION = 2  # raised whenever extraction changes, so caches never serve older keypoints
 WORKING_SIDE = 512
 DETECTED_KEYPOINTS = 1000
 QUERY_KEYPOINTS = 1000
 FINER_KEYPOINTS = 1000  # added to a search's own keypoints for its fallback verification
 FINER_LEVELS = 4  # pyramid levels above the working size (scales 1.2 ** 1 .. 1.2 ** 4)
-STORED_KEYPOINTS = 96
+STORED_KEYPOINTS = 112  # 4,039 bytes with their positions: the most under 4 KB
 GRID = 4
 FAST_THRESHOLD = 10
 MIN_SIDE = 24  # smaller images have no room for ORB's 31-pixel patches
