@@ -138,10 +138,14 @@ def second_hop_judged(
         batch = queries_by_id(ids)
         if batch.ids is None or not len(batch.ids):
             continue
-        wanted = np.isin(query_ids, batch.ids)
+        # query_ids is sorted: this chunk's pairs are one slice of it
+        low = int(np.searchsorted(query_ids, ids[0], side="left"))
+        high = int(np.searchsorted(query_ids, ids[-1], side="right"))
+        queries, stored = query_ids[low:high], stored_ids[low:high]
+        wanted = np.isin(queries, batch.ids)  # a mapping may lack some entries
         order = np.argsort(batch.ids, kind="stable")
-        rows = order[np.searchsorted(batch.ids, query_ids[wanted], sorter=order)]
-        rows, candidates = unique_pairs(rows.astype(np.int64), stored_ids[wanted])
+        rows = order[np.searchsorted(batch.ids, queries[wanted], sorter=order)]
+        rows, candidates = unique_pairs(rows.astype(np.int64), stored[wanted])
         judged = judge_candidates(index, batch, rows, candidates, rule, include_flagged=include_flagged)
         a = batch.ids[judged.rows]
         found_a.append(np.minimum(a, judged.ids))

@@ -638,8 +638,9 @@ class Index(ABC):
         """Every stored entry as a query (`stored_batch`), in batches of `size`, always in the
         same order (a resumed duplicate search relies on it)."""
         ids = self.stored_ids()
+        widths = self._query_widths(algorithms)  # read once for the whole job
         for start in range(0, len(ids), size):
-            yield self.stored_batch(ids[start : start + size], algorithms, include_flagged, variants, local)
+            yield self._stored_batch(ids[start : start + size], widths, include_flagged, variants, local)
 
     def stored_ids(self) -> npt.NDArray[np.int64]:
         """The ids of every stored entry, sorted."""
@@ -656,20 +657,35 @@ class Index(ABC):
         """The entries `ids` as queries: their stored hashes of `algorithms` with their stored
         variants (unless `variants=False`), flagged hashes left out unless asked, and with
         `local` their stored local features."""
-        from lookalike.candidates.batch import QueryBatch, QueryHashes, stack_variants
+        return self._stored_batch(ids, self._query_widths(algorithms), include_flagged, variants, local)
+
+    def _query_widths(self, algorithms: Sequence[str]) -> dict[str, int]:
+        """The stored algorithms among `algorithms` (canonical names, in order) and their bits."""
         from lookalike.index.queries import canonical_algorithm
 
         widths = self.algorithm_bits()
-        names = [n for n in dict.fromkeys(canonical_algorithm(a) for a in algorithms) if n in widths]
+        names = dict.fromkeys(canonical_algorithm(a) for a in algorithms)
+        return {name: widths[name] for name in names if name in widths}
+
+    def _stored_batch(
+        self,
+        ids: npt.NDArray[np.int64],
+        widths: Mapping[str, int],
+        include_flagged: bool,
+        variants: bool,
+        local: bool,
+    ) -> QueryBatch:
+        from lookalike.candidates.batch import QueryBatch, QueryHashes, stack_variants
+
         stored = self.stored_variant_words(ids) if variants else {}
-        every = self.stored_hashes_many(names, ids)
+        every = self.stored_hashes_many(list(widths), ids)
         hashes = {}
-        for name in names:
+        for name, nbits in widths.items():
             found = every[name]
             present = found.present if include_flagged else found.present & ~found.flagged
             blobs = [stored.get((int(i), name)) for i in ids]
             words = stack_variants(found.words, blobs) if any(blobs) else found.words[:, None, :]
-            hashes[name] = QueryHashes(widths[name], words, found.quality, present)
+            hashes[name] = QueryHashes(nbits, words, found.quality, present)
         features = None
         if local:
             stored_features = self.stored_local(ids)
