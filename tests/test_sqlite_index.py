@@ -19,7 +19,7 @@ from PIL import Image
 from hash_sets import random_hashes
 from lookalike.errors import IndexStoreError, InvalidHashError
 from lookalike.index import IndexItem, open_index
-from lookalike.index.sqlite import SCHEMA_VERSION, SQLiteIndex, sqlite_path
+from lookalike.index.sqlite import _OF_ENTRY, SCHEMA_VERSION, SQLiteIndex, sqlite_path
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -335,3 +335,25 @@ def test_an_index_of_schema_3_gains_variant_revisions_and_loses_orphans(tmp_path
     assert db.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0] == SCHEMA_VERSION
     assert sorted(row[0] for row in db.execute("SELECT DISTINCT rev FROM variants")) == [0]
     assert db.execute("SELECT count(*) FROM variants WHERE entry_id = 999").fetchone()[0] == 0
+
+
+def test_an_index_with_the_old_entry_index_loses_it_and_reads_and_removes_by_key(tmp_path: Path) -> None:
+    hashes = random_hashes(6, 256, seed=23)
+    with open_index(tmp_path / "old.db") as index:
+        index.add([IndexItem(f"k{i}", {"pdq": h, "phash_eq": hashes[5 - i]}) for i, h in enumerate(hashes)])
+    with sqlite3.connect(tmp_path / "old.db") as db:  # as lookalike before 2026-12-07 made it
+        db.execute("CREATE INDEX hashes_by_entry ON hashes(entry_id)")
+    with open_index(tmp_path / "old.db") as index:
+        stored = index.get("k2")
+        assert stored is not None and stored.hashes["phash_eq"] == hashes[3]
+        assert index.file_states(["k1"])["k1"].algorithms == frozenset({"pdq", "phash_eq"})
+        assert index.remove(["k2"]) == 1
+        assert len(index) == 5 and index.get("k2") is None
+    db = sqlite3.connect(tmp_path / "old.db")
+    names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "hashes_by_entry" not in names
+    assert db.execute("SELECT count(*) FROM hashes").fetchone()[0] == 10  # k2's two rows went with it
+    plan = " ".join(
+        str(row) for row in db.execute(f"EXPLAIN QUERY PLAN SELECT value FROM hashes WHERE {_OF_ENTRY} = 3")
+    )
+    assert "PRIMARY KEY" in plan and "SCAN hashes" not in plan

@@ -84,6 +84,9 @@ BULK_WRITE_BATCH = 20_000  # keys per transaction of add_words
 BULK_CHECKPOINT_KEYS = 100_000  # keys add_words writes between two copies of the WAL into the database
 SQL_CHUNK = 500  # values per IN (...) list
 SNAPSHOT_MIN_CHANGES = 20_000  # rows synced since the last snapshot before close() writes a new one
+# hash rows of given entries, found through the primary key (one probe per stored algorithm):
+# an index on entry_id alone would be a third B-tree every hash row is written to
+_OF_ENTRY = "algorithm IN (SELECT name FROM algorithms) AND entry_id"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value);
@@ -112,7 +115,6 @@ CREATE TABLE IF NOT EXISTS hashes (
     PRIMARY KEY (algorithm, entry_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS hashes_by_rev ON hashes(algorithm, rev);
-CREATE INDEX IF NOT EXISTS hashes_by_entry ON hashes(entry_id);
 CREATE TABLE IF NOT EXISTS variants (
     entry_id INTEGER NOT NULL,
     algorithm TEXT NOT NULL,
@@ -238,6 +240,9 @@ class SQLiteIndex(Index):
             elif int(version) < SCHEMA_VERSION:
                 self._migrate()
             self._db.execute("CREATE INDEX IF NOT EXISTS variants_by_rev ON variants(rev)")
+            # indexes made before 2026-12-07 carry one more B-tree per hash row (see _OF_ENTRY);
+            # lookalike before then makes it again on open, so this needs no schema version
+            self._db.execute("DROP INDEX IF EXISTS hashes_by_entry")
             for name in _searched_variant_algorithms():
                 # only the entries that store such variants (a scan of every hash's variants,
                 # crops' included, would read about 1 KB an image)
@@ -592,7 +597,7 @@ class SQLiteIndex(Index):
             db.executemany(
                 "INSERT INTO tombstones (entry_id, rev) VALUES (?, ?)", [(i, generation) for i in gone]
             )
-            db.executemany("DELETE FROM hashes WHERE entry_id = ?", [(i,) for i in gone])
+            db.executemany(f"DELETE FROM hashes WHERE {_OF_ENTRY} = ?", [(i,) for i in gone])
             db.executemany("DELETE FROM variants WHERE entry_id = ?", [(i,) for i in gone])
             db.executemany("DELETE FROM local_features WHERE entry_id = ?", [(i,) for i in gone])
             db.executemany("DELETE FROM entries WHERE id = ?", [(i,) for i in writes.dropped])
@@ -659,7 +664,8 @@ class SQLiteIndex(Index):
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
             for entry_id, algorithm, value, words, quality in self._db.execute(
-                f"SELECT entry_id, algorithm, value, words, quality FROM hashes WHERE entry_id IN ({marks})",
+                "SELECT entry_id, algorithm, value, words, quality FROM hashes"
+                f" WHERE {_OF_ENTRY} IN ({marks})",
                 chunk,
             ):
                 found.setdefault(entry_id, {})[algorithm] = (value, words, quality)
@@ -676,8 +682,12 @@ class SQLiteIndex(Index):
                 self._db.executemany(
                     "INSERT INTO tombstones (entry_id, rev) VALUES (?, ?)", [(i, generation) for i in ids]
                 )
-                for table in ("hashes", "variants", "local_features"):
-                    self._db.executemany(f"DELETE FROM {table} WHERE entry_id = ?", [(i,) for i in ids])
+                for table, of_entry in (
+                    ("hashes", _OF_ENTRY),
+                    ("variants", "entry_id"),
+                    ("local_features", "entry_id"),
+                ):
+                    self._db.executemany(f"DELETE FROM {table} WHERE {of_entry} = ?", [(i,) for i in ids])
                 self._db.executemany("DELETE FROM entries WHERE id = ?", [(i,) for i in ids])
         return len(ids)
 
@@ -716,7 +726,8 @@ class SQLiteIndex(Index):
                 " EXISTS (SELECT 1 FROM variants v WHERE v.entry_id = e.id),"
                 " EXISTS (SELECT 1 FROM local_features f WHERE f.entry_id = e.id),"
                 " group_concat(h.algorithm, char(31)) FROM entries e"
-                f" LEFT JOIN hashes h ON h.entry_id = e.id WHERE e.key IN ({marks}) GROUP BY e.id",
+                " LEFT JOIN hashes h ON h.algorithm IN (SELECT name FROM algorithms) AND h.entry_id = e.id"
+                f" WHERE e.key IN ({marks}) GROUP BY e.id",
                 chunk,
             )
             for key, byte_size, mtime, mode, revisions, origin, variants, local, algorithms in rows:
@@ -760,7 +771,7 @@ class SQLiteIndex(Index):
             marks = ",".join("?" * len(chunk))
             for entry_id, algorithm, value, words, quality, flag in self._db.execute(
                 "SELECT entry_id, algorithm, value, words, quality, flagged FROM hashes"
-                f" WHERE entry_id IN ({marks})",
+                f" WHERE {_OF_ENTRY} IN ({marks})",
                 chunk,
             ):
                 nbits = self._nbits[algorithm]
