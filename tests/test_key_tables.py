@@ -135,3 +135,39 @@ def test_snapshot_of_compact_rows_and_of_whole_rows_open_with_the_same_pairs(tmp
     upgraded = KeyTables.load(old, LAYOUT)
     assert upgraded is not None and upgraded[1]["upgraded"] is True
     assert _probed(upgraded[0], query_keys) == expected
+
+
+def test_a_word_store_snapshot_opens_with_its_direct_table_and_answers_the_same(tmp_path: Path) -> None:
+    """The first lookup after opening a snapshot reads a few rows, not every id: the id -> row
+    table is saved with the words (at ten million images, building it read the whole id array)."""
+    from lookalike.candidates.tables import WordStore
+
+    rng = np.random.default_rng(7)
+    ids = np.sort(rng.choice(50_000, size=30_000, replace=False)).astype(np.int64)
+    words = rng.integers(0, 2**63, size=(len(ids), 4), dtype=np.uint64)
+    store = WordStore(256)
+    store.upsert(ids, words)
+    store.save(tmp_path / "words", {"rev": 1})
+    loaded = WordStore.load(tmp_path / "words", 256)
+    assert loaded is not None
+    opened = loaded[0]
+    assert opened._position is not None and isinstance(opened._position, np.ndarray)
+    wanted = np.concatenate(
+        [ids[::7], np.array([-3, 50_001, 10**9], dtype=np.int64), rng.integers(0, 50_000, 500)]
+    )
+    for mine, theirs in zip(opened.lookup(wanted), store.lookup(wanted), strict=True):
+        assert np.array_equal(mine, theirs, equal_nan=mine.dtype.kind == "f")
+    assert opened.lookup(ids[:5])[0].all() and np.array_equal(opened.lookup(ids[:5])[1], words[:5])
+
+
+def test_sparse_ids_have_no_direct_table_and_are_found_by_search(tmp_path: Path) -> None:
+    from lookalike.candidates.tables import WordStore
+
+    ids = np.array([5, 10**12, 10**15], dtype=np.int64)
+    store = WordStore(64)
+    store.upsert(ids, np.array([[1], [2], [3]], dtype=np.uint64))
+    store.save(tmp_path / "words", {"rev": 1})
+    loaded = WordStore.load(tmp_path / "words", 64)
+    assert loaded is not None and loaded[0]._position is None
+    present, found, _, _ = loaded[0].lookup(np.array([10**12, 6], dtype=np.int64))
+    assert present.tolist() == [True, False] and found[:, 0].tolist() == [2, 0]

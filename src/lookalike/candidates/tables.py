@@ -10,7 +10,9 @@ its tables whole.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import mmap
 import os
 import shutil
 from collections.abc import Iterator, Mapping
@@ -489,15 +491,24 @@ class WordStore:
         """Row of each id (any row where absent: the caller compares). Ids of a SQLite index are
         dense, so a direct table serves them; sparse ids fall back to a binary search."""
         top = int(self._ids[-1])
-        if self._position is None and 0 <= top < 4 * len(self._ids) + 1024:
-            position = np.zeros(top + 1, dtype=np.int32)
-            position[self._ids] = np.arange(len(self._ids), dtype=np.int32)
-            self._position = position
+        if self._position is None:
+            self._position = self._position_table()
         if self._position is not None:
             inside = (wanted >= 0) & (wanted <= top)
             found: Ids = np.where(inside, self._position[np.clip(wanted, 0, top)], 0).astype(np.int64)
             return found
         return np.minimum(np.searchsorted(self._ids, wanted), len(self._ids) - 1).astype(np.int64)
+
+    def _position_table(self) -> npt.NDArray[np.int32] | None:
+        """Row of each id from 0 to the greatest, when ids are dense enough for a direct table."""
+        if not len(self._ids):
+            return None
+        top = int(self._ids[-1])
+        if not 0 <= top < 4 * len(self._ids) + 1024:
+            return None
+        position = np.zeros(top + 1, dtype=np.int32)
+        position[self._ids] = np.arange(len(self._ids), dtype=np.int32)
+        return position
 
     def rows(self) -> tuple[Ids, Words, npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
         """Every stored (id, words, quality, flagged), by id."""
@@ -512,6 +523,12 @@ class WordStore:
             "quality": quality,
             "flagged": flagged,
         }
+        # the direct table too: made from every id, it would cost the first query after opening a
+        # snapshot a read of the whole id array (seconds at ten million images on a cold disk)
+        if self._position is None:
+            self._position = self._position_table()
+        if self._position is not None:
+            arrays["position"] = self._position
         _save_arrays(folder, arrays, {**meta, "nbits": self.nbits})
 
     @classmethod
@@ -528,6 +545,9 @@ class WordStore:
             store._quality, store._flagged = arrays["quality"], arrays["flagged"]
         except KeyError:
             return None
+        position = arrays.get("position")
+        if position is not None and len(store._ids) and len(position) == int(store._ids[-1]) + 1:
+            store._position = position.view(np.ndarray)
         return store, meta
 
 
@@ -557,8 +577,20 @@ def _load_arrays(folder: Path) -> tuple[dict[str, npt.NDArray[Any]], dict[str, A
         if meta.get("format") != SNAPSHOT_FORMAT:
             return None
         arrays = {
-            path.stem: np.load(path, mmap_mode="r", allow_pickle=False) for path in folder.glob("*.npy")
+            path.stem: _random_access(np.load(path, mmap_mode="r", allow_pickle=False))
+            for path in folder.glob("*.npy")
         }
     except (OSError, ValueError):
         return None
     return arrays, meta
+
+
+def _random_access(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """A memory-mapped snapshot array, its pages read one at a time: a query touches a few
+    scattered rows, and the kernel's read-ahead around each would read many times the pages it
+    needs from a cold disk."""
+    mapped = getattr(array, "_mmap", None)
+    if mapped is not None and hasattr(mmap, "MADV_RANDOM"):
+        with contextlib.suppress(OSError, ValueError):  # advice only
+            mapped.madvise(mmap.MADV_RANDOM)
+    return array
