@@ -255,6 +255,22 @@ def _content_size(view: ImageView, width: int, height: int) -> tuple[int, int] |
     return (round(width * (right - left) / gray_width), round(height * (bottom - top) / gray_height))
 
 
+def local_features_of_file(path: str, limits: DecodeLimits = DEFAULT_LIMITS) -> LocalFeatures | None:
+    """Every keypoint `index add` finds in the file at `path` (an index keeps a compact share),
+    from the same fast decode; None if the file cannot be read or decoded, or local features are
+    not installed."""
+    from lookalike.local.features import extract, local_features_available
+
+    if not local_features_available():
+        return None
+    try:
+        decoded = decode(path, draft_min_side=LOCAL_WORKING_SIDE, limits=limits)
+        view = ImageView(decoded, "fast", LOCAL_WORKING_SIDE)
+        return extract(np.asarray(view.for_side(LOCAL_WORKING_SIDE).gray_image()))
+    except Exception:  # any failure leaves the caller with what it had
+        return None
+
+
 def hash_image(
     image: ImageSource,
     hashes: HashNames = DEFAULT_HASHES,

@@ -557,6 +557,13 @@ class Index(ABC):
         """Stored local features (and mirrored ones) of these entry ids, where stored."""
         return {}
 
+    def local_at_hand(self, ids: npt.NDArray[np.int64]) -> dict[int, LocalFeatures]:
+        """Every keypoint of these entries whose indexed files are at hand and unchanged
+        (`lookalike.local.at_hand`): a search's second look at a pair that came close."""
+        from lookalike.local.at_hand import features_at_hand
+
+        return features_at_hand(self.entries_by_id(ids))
+
     def nominate_local(
         self, words: npt.NDArray[np.uint64]
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:

@@ -121,18 +121,9 @@ def _align(
     source, target = _matches(query, stored)
     if len(source) < min_inliers:
         return None
-    transform, inlier_mask = cv2.estimateAffine2D(
-        source,
-        target,
-        method=cv2.RANSAC,
-        ransacReprojThreshold=REPROJECTION_PIXELS,
-        maxIters=2000,
-        confidence=0.995,
-        refineIters=10,
-    )
+    transform, inliers = _fit(source, target)
     if transform is None:
         return None
-    inliers = inlier_mask.ravel().astype(bool)
     count = int(inliers.sum())
     if count < min_inliers or not _plausible(transform):
         return None
@@ -174,6 +165,46 @@ def _align(
         agreement,
         len(places),
     )
+
+
+def near_inliers(
+    query: LocalFeatures, stored: LocalFeatures, query_mirrored: LocalFeatures | None = None
+) -> int:
+    """The most matches of `query` (or `query_mirrored`) that one plausible affine transform
+    explains on `stored`, with none of verification's other checks: how close a pair that failed
+    came (two different pictures share a few chance matches; a copy that covers too few stored
+    keypoints, most of them)."""
+    best = 0
+    for side in (query, query_mirrored):
+        if side is None or len(side) < 3 or len(stored) < 3:
+            continue
+        source, target = _matches(side, stored)
+        if len(source) < 3:
+            continue
+        transform, inliers = _fit(source, target)
+        if transform is not None and _plausible(transform):
+            best = max(best, int(inliers.sum()))
+    return best
+
+
+def _fit(
+    source: npt.NDArray[np.float32], target: npt.NDArray[np.float32]
+) -> tuple[npt.NDArray[np.float64] | None, npt.NDArray[np.bool_]]:
+    """An affine transform from `source` to `target` points fitted with RANSAC, and which
+    points it explains (its inliers)."""
+    cv2 = _opencv()
+    transform, inlier_mask = cv2.estimateAffine2D(
+        source,
+        target,
+        method=cv2.RANSAC,
+        ransacReprojThreshold=REPROJECTION_PIXELS,
+        maxIters=2000,
+        confidence=0.995,
+        refineIters=10,
+    )
+    if transform is None:
+        return None, np.zeros(len(source), dtype=bool)
+    return transform, inlier_mask.ravel().astype(bool)
 
 
 def _agreement_needed(scale: float, min_agreement: float) -> float:
