@@ -299,6 +299,8 @@ def _matches(
 
 
 def _plausible(transform: npt.NDArray[np.float64]) -> bool:
+    if not np.isfinite(transform).all():  # RANSAC on nearly collinear points
+        return False
     singular = np.linalg.svd(transform[:, :2], compute_uv=False)
     if singular[1] <= 0 or np.linalg.det(transform[:, :2]) <= 0:  # a reflection is not a copy
         return False
