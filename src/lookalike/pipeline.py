@@ -259,14 +259,15 @@ def local_features_of_file(path: str, limits: DecodeLimits = DEFAULT_LIMITS) -> 
     """Every keypoint `index add` finds in the file at `path` (an index keeps a compact share),
     from the same fast decode; None if the file cannot be read or decoded, or local features are
     not installed."""
-    from lookalike.local.features import extract, local_features_available
+    from lookalike.local.features import local_features_available
 
     if not local_features_available():
         return None
+    options = HashOptions(specs=(), names=(), limits=limits, local=True)  # keypoints only, no hash
     try:
         decoded = decode(path, draft_min_side=LOCAL_WORKING_SIDE, limits=limits)
-        view = ImageView(decoded, "fast", LOCAL_WORKING_SIDE)
-        return extract(np.asarray(view.for_side(LOCAL_WORKING_SIDE).gray_image()))
+        features, _ = _local_features(ImageView(decoded, "fast", LOCAL_WORKING_SIDE), options, decoded.name)
+        return features
     except Exception:  # any failure leaves the caller with what it had
         return None
 

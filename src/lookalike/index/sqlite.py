@@ -84,9 +84,17 @@ BULK_WRITE_BATCH = 20_000  # keys per transaction of add_words
 BULK_CHECKPOINT_KEYS = 100_000  # keys add_words writes between two copies of the WAL into the database
 SQL_CHUNK = 500  # values per IN (...) list
 SNAPSHOT_MIN_CHANGES = 20_000  # rows synced since the last snapshot before close() writes a new one
-# hash rows of given entries, found through the primary key (one probe per stored algorithm):
-# an index on entry_id alone would be a third B-tree every hash row is written to
-_OF_ENTRY = "algorithm IN (SELECT name FROM algorithms) AND entry_id"
+
+
+def _of_entry(table: str = "") -> str:
+    """The start of a condition on the hash rows of given entries (`... = ?`, `... IN (...)`),
+    found through the primary key, one probe per stored algorithm: an index on entry_id alone
+    would be a third B-tree every hash row is written to. `table`: the hashes table's alias."""
+    prefix = f"{table}." if table else ""
+    return f"{prefix}algorithm IN (SELECT name FROM algorithms) AND {prefix}entry_id"
+
+
+_OF_ENTRY = _of_entry()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value);
@@ -726,7 +734,7 @@ class SQLiteIndex(Index):
                 " EXISTS (SELECT 1 FROM variants v WHERE v.entry_id = e.id),"
                 " EXISTS (SELECT 1 FROM local_features f WHERE f.entry_id = e.id),"
                 " group_concat(h.algorithm, char(31)) FROM entries e"
-                " LEFT JOIN hashes h ON h.algorithm IN (SELECT name FROM algorithms) AND h.entry_id = e.id"
+                f" LEFT JOIN hashes h ON {_of_entry('h')} = e.id"
                 f" WHERE e.key IN ({marks}) GROUP BY e.id",
                 chunk,
             )
