@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lookalike.candidates.keys import KeyLayout
+from lookalike.candidates.read_ahead import ReadAhead
 from lookalike.sorted_arrays import sorted_unique
 
 Ids = npt.NDArray[np.int64]
@@ -225,10 +226,12 @@ class KeyTables:
             if len(main.rows):
                 bucket = (column >> np.uint64(residual_bits)).astype(np.intp)
                 bucket |= table_of.astype(np.intp) << main.bucket_bits
+                main.starts_ahead.rows(np.concatenate([bucket, bucket + 1]))
                 start = main.starts[bucket].astype(np.intp)
                 length = main.starts[bucket + 1].astype(np.intp)
                 length -= start
                 positions, probes = _expand(start, length)
+                main.rows_ahead.rows(positions)
                 found = main.rows[positions]
                 residual = (column & residual_mask).astype(found.dtype)
                 same = (found >> main.id_bits) == residual[probes]  # the bucket holds neighbours too
@@ -287,6 +290,8 @@ class _CompactRows:
         self.starts = starts  # uint32, or int64 past 2**32 rows
         self.bucket_bits = bucket_bits
         self.id_bits = id_bits
+        self.starts_ahead = ReadAhead(starts)  # warm at once unless memory-mapped
+        self.rows_ahead = ReadAhead(rows)
 
     @classmethod
     def empty(cls) -> _CompactRows:
@@ -400,6 +405,7 @@ class WordStore:
         self._pending_rows = 0
         self._removed: list[Ids] = []
         self._position: npt.NDArray[np.int32] | None = None  # id -> row, when ids are dense
+        self._ahead: dict[str, ReadAhead] = {}  # of a snapshot's memory-mapped arrays
 
     def __len__(self) -> int:
         self._settle()
@@ -466,6 +472,7 @@ class WordStore:
         self._flagged = np.concatenate([p[3] for p in parts])[chosen]
         self._pending, self._pending_rows, self._removed = [], 0, []
         self._position = None
+        self._ahead = {}
 
     def lookup(
         self, ids: npt.ArrayLike
@@ -482,6 +489,9 @@ class WordStore:
                 np.zeros(count, dtype=bool),
             )
         positions = self._positions_of(wanted)
+        for name in ("ids", "words", "quality", "flagged"):  # their reads queued side by side
+            if name in self._ahead:
+                self._ahead[name].rows(positions)
         present = self._ids[positions] == wanted
         words = self._words[positions]
         words[~present] = 0
@@ -495,7 +505,10 @@ class WordStore:
             self._position = self._position_table()
         if self._position is not None:
             inside = (wanted >= 0) & (wanted <= top)
-            found: Ids = np.where(inside, self._position[np.clip(wanted, 0, top)], 0).astype(np.int64)
+            clipped = np.clip(wanted, 0, top)
+            if "position" in self._ahead:
+                self._ahead["position"].rows(clipped)
+            found: Ids = np.where(inside, self._position[clipped], 0).astype(np.int64)
             return found
         return np.minimum(np.searchsorted(self._ids, wanted), len(self._ids) - 1).astype(np.int64)
 
@@ -548,6 +561,9 @@ class WordStore:
         position = arrays.get("position")
         if position is not None and len(store._ids) and len(position) == int(store._ids[-1]) + 1:
             store._position = position.view(np.ndarray)
+            store._ahead["position"] = ReadAhead(position)
+        for name in ("ids", "words", "quality", "flagged"):
+            store._ahead[name] = ReadAhead(arrays[name])
         return store, meta
 
 
