@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from conftest import COMMITTED_PHOTOS
 from lookalike import pipeline
@@ -20,9 +20,9 @@ from lookalike.hash import Hash
 from lookalike.index import IndexItem, open_index
 from lookalike.index.base import FROM_API, FROM_FILE
 from lookalike.local.at_hand import indexed_file
-from lookalike.local.features import extract, mirrored
-from lookalike.local.second_look import NEAR_INLIERS
-from lookalike.local.verify import near_inliers, verify
+from lookalike.local.features import LocalFeatures, extract, mirrored
+from lookalike.local.second_look import NEAR_INLIERS, SecondLook, worth_a_look
+from lookalike.local.verify import NearMiss, verify, verify_near
 from lookalike.matcher import default_index_hashes
 from lookalike.pipeline import hash_file
 
@@ -74,7 +74,9 @@ def test_the_stored_keypoints_alone_miss_the_crop_but_come_close() -> None:
     query, query_mirrored = extract(crop, finer=True), extract(mirrored(crop), finer=True)
     whole = extract(gray)
     assert verify(query, whole.compact(), query_mirrored, min_inliers=10) is None
-    assert near_inliers(query, whole.compact(), query_mirrored) >= NEAR_INLIERS
+    assert (
+        verify_near(query, whole.compact(), query_mirrored, near_from=NEAR_INLIERS)[1].inliers >= NEAR_INLIERS
+    )
     assert verify(query, whole, query_mirrored, min_inliers=10) is not None
 
 
@@ -84,7 +86,35 @@ def test_a_different_photo_does_not_come_close(other: int) -> None:
         query = extract(np.asarray(image.convert("L")), finer=True)
     with Image.open(COMMITTED_PHOTOS[other]) as image:
         stored = extract(np.asarray(image.convert("L"))).compact()
-    assert near_inliers(query, stored) < NEAR_INLIERS
+    assert verify_near(query, stored, near_from=NEAR_INLIERS)[1].inliers < NEAR_INLIERS
+
+
+def _chat_screenshot(photo: int) -> np.ndarray:
+    """A phone screenshot of a chat: the app's bars and bubbles, and one committed photo."""
+    page = Image.new("RGB", (540, 1170), (245, 245, 245))
+    draw = ImageDraw.Draw(page)
+    draw.rectangle((0, 0, 540, 90), fill=(30, 60, 110))
+    draw.text((20, 30), "12:41   Messages   Alice Example", fill=(255, 255, 255))
+    for row, line in enumerate(("Look at this one!", "Taken yesterday, unedited", "What do you think?")):
+        top = 120 + row * 50
+        draw.rounded_rectangle((20, top, 400, top + 38), radius=12, fill=(220, 230, 250))
+        draw.text((32, top + 12), line, fill=(20, 20, 20))
+    with Image.open(COMMITTED_PHOTOS[photo]) as image:
+        page.paste(image.convert("RGB").resize((480, 360)), (30, 300))
+    draw.rectangle((0, 1080, 540, 1170), fill=(230, 230, 230))
+    draw.text((20, 1115), "Type a message", fill=(120, 120, 120))
+    return np.asarray(page.convert("L"))
+
+
+def test_two_screenshots_in_one_app_come_close_in_place_and_get_no_second_look() -> None:
+    """What two different photos' screenshots share is the app's bars and text, at the same
+    place in both: close, but not worth reading their files (a duplicate search read thousands
+    of such pairs and verified next to none)."""
+    shots = {photo: extract(_chat_screenshot(photo)).compact() for photo in (PHOTO, *OTHERS)}
+    for first, second in [(PHOTO, other) for other in OTHERS] + [(OTHERS[0], OTHERS[1])]:
+        alignment, near = verify_near(shots[first], shots[second], near_from=NEAR_INLIERS)
+        assert alignment is None and near.inliers >= NEAR_INLIERS
+        assert near.in_place and not worth_a_look(near)
 
 
 def test_a_search_verifies_the_crop_against_the_original_file_where_it_was_cut(
@@ -146,6 +176,55 @@ def test_only_entries_made_from_their_unchanged_files_are_opened(
         )
         index.add([item])
     opened: list[str] = []
-    monkeypatch.setattr(pipeline, "local_features_of_file", lambda path, limits=None: opened.append(path))
+    monkeypatch.setattr(pipeline, "local_features_of_file", lambda path, *_, **__: opened.append(path))
     assert _search(url, crop) == []
     assert opened == []
+
+
+def _dupes(*args: str) -> list[set[str]]:
+    """The groups `lookalike dupes --partial` prints, as sets of paths."""
+    from typer.testing import CliRunner
+
+    from lookalike.cli.app import app
+
+    result = CliRunner().invoke(app, ["dupes", *args, "--partial", "--json", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    groups = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return [{str(member["path"]) for member in group["members"]} for group in groups]
+
+
+def test_a_duplicate_search_finds_the_crop_from_both_files(library: tuple[str, Path, Path]) -> None:
+    """Both pictures stored: neither side's stored keypoints verify the pair, both files do; once
+    either file has changed on disk, the pair is not found."""
+    url, original, crop = library
+    with open_index(url) as index:
+        index.add_files([str(crop)], local=True, dihedral=True, workers=1)
+    assert _dupes("--index", url) == [{str(original), str(crop)}]
+    stat = crop.stat()
+    os.utime(crop, (stat.st_atime, stat.st_mtime + 10))
+    assert _dupes("--index", url) == []
+
+
+def test_a_folder_checked_without_an_index_finds_the_crop(library: tuple[str, Path, Path]) -> None:
+    _, original, crop = library
+    moved = Path(shutil.move(crop, original.parent / "crop.jpg"))
+    assert _dupes(str(original.parent)) == [{str(original), str(moved)}]
+
+
+def test_a_duplicate_searchs_batch_takes_no_more_looks_than_its_budget() -> None:
+    with Image.open(COMMITTED_PHOTOS[PHOTO]) as image:
+        full = extract(np.asarray(image.convert("L")))
+    read: list[int] = []
+
+    def at_hand(ids: np.ndarray, *, mirrored: bool = False) -> dict[int, tuple[LocalFeatures, None]]:
+        read.append(int(ids[0]))
+        return {int(ids[0]): (full, None)}
+
+    close = NearMiss(NEAR_INLIERS)
+    looks = SecondLook(at_hand, budget=1)
+    assert looks.verify_stored(0, 1, 2, close, 10) is not None  # both files read, the pair verified
+    assert looks.verify_stored(1, 3, 4, close, 10) is None  # over the batch's budget: nothing read
+    assert read == [1, 2]
+    assert SecondLook(at_hand).verify_stored(0, 5, 6, NearMiss(40, in_place=True), 10) is None
+    assert SecondLook(at_hand).verify_stored(0, 5, 6, NearMiss(NEAR_INLIERS - 1), 10) is None
+    assert read == [1, 2]

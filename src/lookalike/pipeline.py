@@ -255,21 +255,22 @@ def _content_size(view: ImageView, width: int, height: int) -> tuple[int, int] |
     return (round(width * (right - left) / gray_width), round(height * (bottom - top) / gray_height))
 
 
-def local_features_of_file(path: str, limits: DecodeLimits = DEFAULT_LIMITS) -> LocalFeatures | None:
+def local_features_of_file(
+    path: str, limits: DecodeLimits = DEFAULT_LIMITS, *, mirrored: bool = False
+) -> tuple[LocalFeatures | None, LocalFeatures | None]:
     """Every keypoint `index add` finds in the file at `path` (an index keeps a compact share),
-    from the same fast decode; None if the file cannot be read or decoded, or local features are
-    not installed."""
+    from the same fast decode, and with `mirrored` those of its mirror image; (None, None) if the
+    file cannot be read or decoded, or local features are not installed."""
     from lookalike.local.features import local_features_available
 
     if not local_features_available():
-        return None
-    options = HashOptions(specs=(), names=(), limits=limits, local=True)  # keypoints only, no hash
+        return None, None
+    options = HashOptions(specs=(), names=(), limits=limits, local=True, dihedral=mirrored)  # no hash
     try:
         decoded = decode(path, draft_min_side=LOCAL_WORKING_SIDE, limits=limits)
-        features, _ = _local_features(ImageView(decoded, "fast", LOCAL_WORKING_SIDE), options, decoded.name)
-        return features
+        return _local_features(ImageView(decoded, "fast", LOCAL_WORKING_SIDE), options, decoded.name)
     except Exception:  # any failure leaves the caller with what it had
-        return None
+        return None, None
 
 
 def hash_image(

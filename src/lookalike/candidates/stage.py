@@ -22,7 +22,7 @@ from lookalike.candidates.keys import KeyLayout
 from lookalike.candidates.plan import KeyProbe, RangeProbe, probes_for
 from lookalike.candidates.stored_variants import StoredVariants
 from lookalike.local.features import LocalFeatures
-from lookalike.local.second_look import SecondLook
+from lookalike.local.second_look import DUPLICATE_LOOKS_PER_QUERY, NEAR_INLIERS, SecondLook
 from lookalike.local.verify import Alignment
 from lookalike.matcher import NEAR_FACTOR, Matcher, Verdict
 from lookalike.sorted_arrays import sorted_unique
@@ -62,7 +62,9 @@ class CandidateSource(Protocol):
 
     def stored_local(self, ids: Ids) -> dict[int, tuple[LocalFeatures, LocalFeatures | None]]: ...
 
-    def local_at_hand(self, ids: Ids) -> dict[int, LocalFeatures]: ...
+    def local_at_hand(
+        self, ids: Ids, *, mirrored: bool = False
+    ) -> dict[int, tuple[LocalFeatures, LocalFeatures | None]]: ...
 
     def nominate_local(self, words: npt.NDArray[np.uint64]) -> tuple[Ids, Ids, Ids]:
         """(row of `words`, entry id, table) for every stored keypoint sharing a descriptor key."""
@@ -321,14 +323,15 @@ def frames_coincide(alignment: Alignment) -> bool:
 
 def verify_near_misses(source: CandidateSource, batch: QueryBatch, judged: Judged, rule: Matcher) -> Judged:
     """The accepted pairs of `judged`, plus those local features verify (query features, and the
-    mirrored query's, against the stored compact ones, and for a search's own picture every
-    keypoint of a stored file at hand when the compact ones came close: `SecondLook`): near
+    mirrored query's, against the stored compact ones, and when those came close every keypoint
+    of the files at hand, `SecondLook`: a search's own picture against the stored file, in a
+    duplicate search the query entry's file against the stored one's): near
     misses of the hashes, and pairs only local features nominated. Not when the two frames
     coincide (`frames_coincide`): an edited copy there is the hashes' to judge, and what two
     different pictures share frame for frame is an app's bars, a caption or a logo, not a
     picture. A light crop (each picture covering most of the other, `SAME_FRAME`) is the local
     features' to find: the hashes' crop variants have fixed shapes."""
-    from lookalike.local.verify import verify
+    from lookalike.local.verify import verify_near
 
     assert rule.local_inliers is not None
     accepted = judged.evaluation.accepted
@@ -337,17 +340,23 @@ def verify_near_misses(source: CandidateSource, batch: QueryBatch, judged: Judge
     pending = np.flatnonzero(~accepted)
     if len(pending) and batch.local is not None:
         stored = source.stored_local(np.unique(judged.ids[pending]))
-        second_look = SecondLook(source.local_at_hand)
+        query_entries = batch.ids  # a duplicate search's queries are stored entries
+        budget = None if query_entries is None else DUPLICATE_LOOKS_PER_QUERY * len(batch)
+        second_look = SecondLook(source.local_at_hand, budget)
         for position in pending.tolist():
             row, entry = int(judged.rows[position]), int(judged.ids[position])
             query, query_mirrored = batch.local[row]
             found = stored.get(entry)
             if query is None or found is None:
                 continue
-            alignment = verify(query, found[0], query_mirrored, min_inliers=rule.local_inliers)
+            alignment, near = verify_near(
+                query, found[0], query_mirrored, min_inliers=rule.local_inliers, near_from=NEAR_INLIERS
+            )
             if alignment is None and query.finer is not None:  # a search's own picture
-                alignment = second_look.verify(
-                    row, entry, query, found[0], query_mirrored, rule.local_inliers
+                alignment = second_look.verify(row, entry, query, query_mirrored, near, rule.local_inliers)
+            elif alignment is None and query_entries is not None:  # two stored pictures
+                alignment = second_look.verify_stored(
+                    row, int(query_entries[row]), entry, near, rule.local_inliers
                 )
             if alignment is None:
                 continue

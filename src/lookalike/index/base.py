@@ -557,12 +557,15 @@ class Index(ABC):
         """Stored local features (and mirrored ones) of these entry ids, where stored."""
         return {}
 
-    def local_at_hand(self, ids: npt.NDArray[np.int64]) -> dict[int, LocalFeatures]:
+    def local_at_hand(
+        self, ids: npt.NDArray[np.int64], *, mirrored: bool = False
+    ) -> dict[int, tuple[LocalFeatures, LocalFeatures | None]]:
         """Every keypoint of these entries whose indexed files are at hand and unchanged
-        (`lookalike.local.at_hand`): a search's second look at a pair that came close."""
+        (`lookalike.local.at_hand`), and with `mirrored` of their mirror images: a second look at a
+        pair that came close."""
         from lookalike.local.at_hand import features_at_hand
 
-        return features_at_hand(self.entries_by_id(ids))
+        return features_at_hand(self.entries_by_id(ids), mirrored=mirrored)
 
     def nominate_local(
         self, words: npt.NDArray[np.uint64]

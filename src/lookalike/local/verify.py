@@ -39,6 +39,10 @@ MIN_PLACES_SHARE = 0.5  # distinct inlier places needed, as a share of the inlie
 # distinct places, all but one, within this distance of one line (relative to the side of the
 # overlap, sqrt of its area): a line of text or a bar, and the transform across it is chance
 MIN_OFF_LINE = 0.01
+# matches this close to the same place in both frames (share of the side, median over the
+# inliers) are content left where it was: an app's bars and text in two screenshots, not a copy
+# that was cropped, scaled or turned
+IN_PLACE = 0.01
 
 
 Quad = npt.NDArray[np.float64]  # (4, 2) corners, relative coordinates (x / width, y / height)
@@ -90,11 +94,43 @@ def verify(
     and the better of the two alignments wins. A query carrying finer keypoints
     (`extract(..., finer=True)`, a search's own picture) is tried again with them if its standard
     keypoints fail: a small inset's original was stored at a scale only they reach."""
-    best = _better(query, stored, query_mirrored, min_inliers, min_agreement)
+    alignment, _ = verify_near(
+        query, stored, query_mirrored, min_inliers=min_inliers, min_agreement=min_agreement
+    )
+    return alignment
+
+
+@dataclass(frozen=True)
+class NearMiss:
+    """How close a pair came: the most matches of the query's standard keypoints (or its mirror
+    image's) that one plausible affine transform explains on the stored picture, with none of
+    verification's other checks (two different pictures share a few chance matches; a copy that
+    covers too few stored keypoints, most of them), and whether the content lies in place: most
+    of those matches at the same place in both frames (`IN_PLACE`)."""
+
+    inliers: int = 0
+    mirrored: bool = False
+    in_place: bool = False
+
+
+def verify_near(
+    query: LocalFeatures,
+    stored: LocalFeatures,
+    query_mirrored: LocalFeatures | None = None,
+    *,
+    min_inliers: int = MIN_INLIERS,
+    min_agreement: float = MIN_COVERAGE,
+    near_from: int | None = None,
+) -> tuple[Alignment | None, NearMiss]:
+    """`verify`, and how close the pair came (`NearMiss`) from the same matches. With
+    `near_from`, a transform is fitted from that many matches on even where verification needs
+    more, so that a pair can tell how close it came; without, only where it would verify."""
+    fit_from = min_inliers if near_from is None else min(min_inliers, near_from)
+    best, near = _better(query, stored, query_mirrored, min_inliers, min_agreement, fit_from)
     if best is None and query.finer is not None:
         finer_mirrored = None if query_mirrored is None else query_mirrored.finer
-        best = _better(query.finer, stored, finer_mirrored, min_inliers, min_agreement)
-    return best
+        best, _ = _better(query.finer, stored, finer_mirrored, min_inliers, min_agreement, min_inliers)
+    return best, near
 
 
 def _better(
@@ -103,30 +139,40 @@ def _better(
     query_mirrored: LocalFeatures | None,
     min_inliers: int,
     min_agreement: float,
-) -> Alignment | None:
-    best = _align(query, stored, False, min_inliers, min_agreement)
+    fit_from: int,
+) -> tuple[Alignment | None, NearMiss]:
+    best, near = _align(query, stored, False, min_inliers, min_agreement, fit_from)
     if query_mirrored is not None:
-        flipped = _align(query_mirrored, stored, True, min_inliers, min_agreement)
+        flipped, flipped_near = _align(query_mirrored, stored, True, min_inliers, min_agreement, fit_from)
         if flipped is not None and (best is None or flipped.inliers > best.inliers):
             best = flipped
-    return best
+        if flipped_near.inliers > near.inliers:
+            near = flipped_near
+    return best, near
 
 
 def _align(
-    query: LocalFeatures, stored: LocalFeatures, mirrored: bool, min_inliers: int, min_agreement: float
-) -> Alignment | None:
+    query: LocalFeatures,
+    stored: LocalFeatures,
+    mirrored: bool,
+    min_inliers: int,
+    min_agreement: float,
+    fit_from: int,
+) -> tuple[Alignment | None, NearMiss]:
     cv2 = _opencv()
-    if len(query) < min_inliers or len(stored) < min_inliers:
-        return None
+    if len(query) < fit_from or len(stored) < fit_from:
+        return None, NearMiss()
     source, target = _matches(query, stored)
-    if len(source) < min_inliers:
-        return None
+    if len(source) < fit_from:
+        return None, NearMiss()
     transform, inliers = _fit(source, target)
-    if transform is None:
-        return None
+    if transform is None or not _plausible(transform):
+        return None, NearMiss()
     count = int(inliers.sum())
-    if count < min_inliers or not _plausible(transform):
-        return None
+    shift = np.abs(source[inliers] / np.array(query.size) - target[inliers] / np.array(stored.size))
+    near = NearMiss(count, mirrored, bool(count) and float(np.median(shift.max(axis=1))) <= IN_PLACE)
+    if count < min_inliers or min(len(query), len(stored), len(source)) < min_inliers:
+        return None, near
     stored_size, query_size = stored.size, query.size
     stored_region, stored_coverage = _frame_on(transform, query_size, stored_size)
     inverse = cv2.invertAffineTransform(transform)
@@ -134,24 +180,24 @@ def _align(
     spread_query = _hull_share(source[inliers], query_size) / max(query_coverage, 1e-6)
     spread_stored = _hull_share(target[inliers], stored_size) / max(stored_coverage, 1e-6)
     if min(spread_query, spread_stored) < MIN_SPREAD:
-        return None
+        return None, near
     linear = transform[:, :2]
     scale = math.sqrt(abs(float(np.linalg.det(linear))))
     agreement = _agreement(stored, target[inliers], inverse, query_size)
     if agreement < _agreement_needed(scale, min_agreement):
-        return None
+        return None, near
     places = _places(source[inliers], target[inliers])
     if len(places) < MIN_PLACES_SHARE * min_inliers:
-        return None
+        return None, near
     if _off_line(source[inliers][places], query_size, query_coverage) < MIN_OFF_LINE:
-        return None
+        return None, near
     if _off_line(target[inliers][places], stored_size, stored_coverage) < MIN_OFF_LINE:
-        return None
+        return None, near
     if mirrored:  # express the query's side in its own (unflipped) coordinates
         query_region = query_region.copy()
         query_region[:, 0] = 1.0 - query_region[:, 0]
     rotation = math.degrees(math.atan2(float(linear[1, 0]), float(linear[0, 0])))
-    return Alignment(
+    alignment = Alignment(
         count,
         len(source),
         transform.astype(np.float64),
@@ -165,26 +211,7 @@ def _align(
         agreement,
         len(places),
     )
-
-
-def near_inliers(
-    query: LocalFeatures, stored: LocalFeatures, query_mirrored: LocalFeatures | None = None
-) -> int:
-    """The most matches of `query` (or `query_mirrored`) that one plausible affine transform
-    explains on `stored`, with none of verification's other checks: how close a pair that failed
-    came (two different pictures share a few chance matches; a copy that covers too few stored
-    keypoints, most of them)."""
-    best = 0
-    for side in (query, query_mirrored):
-        if side is None or len(side) < 3 or len(stored) < 3:
-            continue
-        source, target = _matches(side, stored)
-        if len(source) < 3:
-            continue
-        transform, inliers = _fit(source, target)
-        if transform is not None and _plausible(transform):
-            best = max(best, int(inliers.sum()))
-    return best
+    return alignment, near
 
 
 def _fit(
