@@ -228,3 +228,19 @@ def test_a_duplicate_searchs_batch_takes_no_more_looks_than_its_budget() -> None
     assert SecondLook(at_hand).verify_stored(0, 5, 6, NearMiss(40, in_place=True), 10) is None
     assert SecondLook(at_hand).verify_stored(0, 5, 6, NearMiss(NEAR_INLIERS - 1), 10) is None
     assert read == [1, 2]
+
+
+def test_a_verified_crop_has_moved_and_two_screenshots_verified_on_their_bars_lie_in_place() -> None:
+    """A verified alignment says whether its inliers lie in place: a crop's never do; two
+    screenshots of different photos in one app can verify on the app's bars, in place, and are
+    then not taken as partial copies (`stage.verify_near_misses`)."""
+    with Image.open(COMMITTED_PHOTOS[PHOTO]) as image:
+        gray = np.asarray(image.convert("L"))
+    height, width = gray.shape
+    crop = gray[
+        round(BOX[1] * height) : round(BOX[3] * height), round(BOX[0] * width) : round(BOX[2] * width)
+    ]
+    of_crop = verify(extract(np.ascontiguousarray(crop)), extract(gray), min_inliers=10)
+    assert of_crop is not None and not of_crop.in_place
+    of_bars = verify(extract(_chat_screenshot(9)), extract(_chat_screenshot(PHOTO)), min_inliers=10)
+    assert of_bars is not None and of_bars.in_place

@@ -325,12 +325,13 @@ def verify_near_misses(source: CandidateSource, batch: QueryBatch, judged: Judge
     """The accepted pairs of `judged`, plus those local features verify (query features, and the
     mirrored query's, against the stored compact ones, and when those came close every keypoint
     of the files at hand, `SecondLook`: a search's own picture against the stored file, in a
-    duplicate search the query entry's file against the stored one's): near
-    misses of the hashes, and pairs only local features nominated. Not when the two frames
-    coincide (`frames_coincide`): an edited copy there is the hashes' to judge, and what two
-    different pictures share frame for frame is an app's bars, a caption or a logo, not a
-    picture. A light crop (each picture covering most of the other, `SAME_FRAME`) is the local
-    features' to find: the hashes' crop variants have fixed shapes."""
+    duplicate search the query entry's file against the stored one's): near misses of the
+    hashes, and pairs only local features nominated. Not when the two frames coincide
+    (`frames_coincide`) or the inliers lie in place in both (`Alignment.in_place`): an edited
+    copy there is the hashes' to judge, and what two different pictures share frame for frame or
+    in place is an app's bars, a caption or a logo, not a picture. A light crop (each picture
+    covering most of the other, `SAME_FRAME`) is the local features' to find: the hashes' crop
+    variants have fixed shapes."""
     from lookalike.local.verify import verify_near
 
     assert rule.local_inliers is not None
@@ -360,7 +361,7 @@ def verify_near_misses(source: CandidateSource, batch: QueryBatch, judged: Judge
                 )
             if alignment is None:
                 continue
-            if frames_coincide(alignment):
+            if frames_coincide(alignment) or alignment.in_place:
                 continue
             inliers[position] = alignment.inliers
             alignments[position] = alignment

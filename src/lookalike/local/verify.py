@@ -72,6 +72,9 @@ class Alignment:
     # app's frame agree only there
     agreement: float
     places: int  # distinct places among the inliers (a corner found at several scales is one)
+    # most inliers at the same place in both frames (`NearMiss.in_place`): what two different
+    # pictures share in place is an app's bars and text, or a caption
+    in_place: bool = False
 
 
 def can_judge(query: LocalFeatures, stored: LocalFeatures, min_inliers: int = MIN_INLIERS) -> bool:
@@ -210,6 +213,7 @@ def _align(
         query_coverage,
         agreement,
         len(places),
+        near.in_place,
     )
     return alignment, near
 
