@@ -244,3 +244,19 @@ def test_a_verified_crop_has_moved_and_two_screenshots_verified_on_their_bars_li
     assert of_crop is not None and not of_crop.in_place
     of_bars = verify(extract(_chat_screenshot(9)), extract(_chat_screenshot(PHOTO)), min_inliers=10)
     assert of_bars is not None and of_bars.in_place
+
+
+def test_each_file_is_read_once_a_batch_and_not_when_the_other_is_missing() -> None:
+    with Image.open(COMMITTED_PHOTOS[PHOTO]) as image:
+        full = extract(np.asarray(image.convert("L")))
+    read: list[tuple[int, bool]] = []
+
+    def at_hand(ids: np.ndarray, *, mirrored: bool = False) -> dict[int, tuple[LocalFeatures, None]]:
+        read.append((int(ids[0]), mirrored))
+        return {} if int(ids[0]) == 9 else {int(ids[0]): (full, None)}
+
+    looks = SecondLook(at_hand)
+    assert looks.verify_stored(0, 1, 2, NearMiss(NEAR_INLIERS, mirrored=True), 10) is not None
+    assert looks.verify_stored(1, 2, 1, NearMiss(NEAR_INLIERS), 10) is not None  # both read already
+    assert looks.verify_stored(2, 9, 3, NearMiss(NEAR_INLIERS), 10) is None  # its own file is gone
+    assert read == [(1, True), (2, False), (9, False)]

@@ -91,7 +91,8 @@ class SecondLook:
         looks left and both files are at hand; else None."""
         if not self._may_look(row, near):
             return None
-        mine, theirs = self._file(query_entry, mirrored=near.mirrored), self._file(entry, mirrored=False)
+        mine = self._file(query_entry, mirrored=near.mirrored)
+        theirs = None if mine is None else self._file(entry, mirrored=False)
         if mine is None or theirs is None:
             return None
         self._took(row)
@@ -100,6 +101,8 @@ class SecondLook:
     def _file(self, entry: int, *, mirrored: bool) -> SidedFeatures | None:
         """Every keypoint of `entry`'s file (and of its mirror image, with `mirrored`), read at
         most once per batch."""
+        if not mirrored and (entry, True) in self._read:  # read with its mirror image already
+            return self._read[entry, True]
         if (entry, mirrored) not in self._read:
             if mirrored and (entry, False) in self._read and self._read[entry, False] is None:
                 return None  # not at hand
