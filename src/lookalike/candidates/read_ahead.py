@@ -59,9 +59,12 @@ def is_memory_mapped(array: npt.NDArray[Any]) -> bool:
 class ReadAhead:
     """Advice for gathers of rows from one memory-mapped array, until it is warm."""
 
-    def __init__(self, array: npt.NDArray[Any]) -> None:
+    def __init__(self, array: npt.NDArray[Any], span: int = 1) -> None:
+        """`span`: the rows a gather reads from each index on (2 for a directory's bucket starts,
+        read with the next one)."""
         self.address = int(array.ctypes.data)
         self.row_bytes = int(array.strides[0]) if array.ndim else int(array.itemsize)
+        self.read_bytes = span * self.row_bytes  # from each row's start
         self.size = int(array.nbytes)
         self.warm = _LIBC is None or self.size == 0 or not is_memory_mapped(array)
         self._clean = 0  # gathers in a row whose sampled pages were all in memory
@@ -70,7 +73,7 @@ class ReadAhead:
     def pages(self, rows: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.int64]:
         """The pages (addresses // PAGE) that gathering `array[rows]` touches, sorted."""
         starts = self.address + np.asarray(rows, dtype=np.int64) * self.row_bytes
-        return np.unique(np.concatenate([starts // PAGE, (starts + self.row_bytes - 1) // PAGE]))
+        return np.unique(np.concatenate([starts // PAGE, (starts + self.read_bytes - 1) // PAGE]))
 
     def rows(self, rows: npt.NDArray[np.integer[Any]]) -> None:
         """Before gathering `array[rows]`: queue the reads of every page it touches, unless the

@@ -350,8 +350,13 @@ def verify_near_misses(source: CandidateSource, batch: QueryBatch, judged: Judge
             found = stored.get(entry)
             if query is None or found is None:
                 continue
+            may_look = query.finer is not None or query_entries is not None
             alignment, near = verify_near(
-                query, found[0], query_mirrored, min_inliers=rule.local_inliers, near_from=NEAR_INLIERS
+                query,
+                found[0],
+                query_mirrored,
+                min_inliers=rule.local_inliers,
+                near_from=NEAR_INLIERS if may_look else None,  # how close: only where a look may follow
             )
             if alignment is None and query.finer is not None:  # a search's own picture
                 alignment = second_look.verify(row, entry, query, query_mirrored, near, rule.local_inliers)

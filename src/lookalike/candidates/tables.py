@@ -226,7 +226,7 @@ class KeyTables:
             if len(main.rows):
                 bucket = (column >> np.uint64(residual_bits)).astype(np.intp)
                 bucket |= table_of.astype(np.intp) << main.bucket_bits
-                main.starts_ahead.rows(np.concatenate([bucket, bucket + 1]))
+                main.starts_ahead.rows(bucket)
                 start = main.starts[bucket].astype(np.intp)
                 length = main.starts[bucket + 1].astype(np.intp)
                 length -= start
@@ -290,7 +290,7 @@ class _CompactRows:
         self.starts = starts  # uint32, or int64 past 2**32 rows
         self.bucket_bits = bucket_bits
         self.id_bits = id_bits
-        self.starts_ahead = ReadAhead(starts)  # warm at once unless memory-mapped
+        self.starts_ahead = ReadAhead(starts, span=2)  # a bucket's start and the next one
         self.rows_ahead = ReadAhead(rows)
 
     @classmethod
