@@ -260,3 +260,22 @@ def test_each_file_is_read_once_a_batch_and_not_when_the_other_is_missing() -> N
     assert looks.verify_stored(1, 2, 1, NearMiss(NEAR_INLIERS), 10) is not None  # both read already
     assert looks.verify_stored(2, 9, 3, NearMiss(NEAR_INLIERS), 10) is None  # its own file is gone
     assert read == [(1, True), (2, False), (9, False)]
+
+
+def test_the_services_duplicate_search_groups_the_crop_as_the_command_line_does(
+    library: tuple[str, Path, Path],
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from lookalike.server import ServerConfig, create_app
+
+    url, original, crop = library
+    with open_index(url) as index:
+        index.add_files([str(crop)], local=True, dihedral=True, workers=1)
+    folder = str(crop.parent / "server")
+    app = create_app(ServerConfig(index_url=url, api_keys=("test-key-0123456789abcdef",), banks_dir=folder))
+    with TestClient(base_url="http://localhost", app=app) as client:
+        response = client.get("/v1/duplicates", params={"preset": "partial-copy"})
+    assert response.status_code == 200, response.text
+    groups = [{str(member["id"]) for member in group["members"]} for group in response.json()["groups"]]
+    assert groups == _dupes("--index", url) == [{str(original), str(crop)}]
