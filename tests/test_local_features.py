@@ -1,6 +1,7 @@
 """Local features on committed photos: a crop, a mirrored crop and a picture inside a frame are
 verified with the region they came from; a different photo is not; a small inset is verified by
-a search's finer keypoints where the standard ones fail."""
+the coarse keypoints a compact set keeps, and by a search's finer keypoints where the standard
+ones fail."""
 
 from __future__ import annotations
 
@@ -13,7 +14,16 @@ import pytest
 from PIL import Image
 
 from conftest import COMMITTED_PHOTOS
-from lookalike.local.features import FINER_KEYPOINTS, STORED_KEYPOINTS, LocalFeatures, extract, mirrored
+from lookalike.local.features import (
+    FINER_KEYPOINTS,
+    SCALE_SHARE,
+    STORED_KEYPOINTS,
+    LocalFeatures,
+    extract,
+    level_rank,
+    mirrored,
+    scale_mixed_order,
+)
 from lookalike.local.verify import MIN_COVERAGE, SMALL_COPY_COVERAGE, SMALL_COPY_SCALE, verify
 
 
@@ -90,9 +100,13 @@ def small_inset(
     return canvas, box
 
 
+def _inset_corners(found_region: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    return np.array([found_region.min(axis=0), found_region.max(axis=0)]).ravel()
+
+
 @pytest.mark.parametrize(("photo", "background"), [(30, 0), (5, 0), (7, 5)])
 def test_a_small_inset_is_verified_by_a_searchs_finer_keypoints(photo: int, background: int) -> None:
-    """ORB's pyramid at the working size does not reach down to where the inset's original was
+    """ORB's pyramid at the working size barely reaches down to where the inset's original was
     stored; the finer set (upscaled levels) does, and places the inset where it was pasted."""
     canvas, box = small_inset(photo, background)
     gray = np.asarray(canvas.convert("L"))
@@ -100,11 +114,43 @@ def test_a_small_inset_is_verified_by_a_searchs_finer_keypoints(photo: int, back
     query = extract(gray, finer=True)
     assert query.finer is not None and len(query.finer) > len(query)
     assert len(query.finer) <= len(query) + FINER_KEYPOINTS
-    assert verify(extract(gray), stored) is None  # the standard keypoints alone fail
     found = verify(query, stored)
     assert found is not None and not found.mirrored
-    corners = np.array([found.query_region.min(axis=0), found.query_region.max(axis=0)]).ravel()
-    assert np.abs(corners - np.array(box)).max() < 0.02
+    assert np.abs(_inset_corners(found.query_region) - np.array(box)).max() < 0.02
+
+
+def test_the_finer_keypoints_verify_an_inset_the_standard_ones_miss() -> None:
+    canvas, _ = small_inset(7, 5)
+    gray = np.asarray(canvas.convert("L"))
+    stored = extract(_gray(7)).compact()
+    assert verify(extract(gray), stored) is None
+    assert verify(extract(gray, finer=True), stored) is not None
+
+
+@pytest.mark.parametrize(("photo", "background"), [(30, 0), (27, 0)])
+def test_a_small_inset_meets_the_coarse_keypoints_a_compact_set_keeps(photo: int, background: int) -> None:
+    """An inset at 30% of a composite holds its original's coarse scales only. A compact set
+    chosen by corner strength alone held almost none (ORB's response is larger at the fine
+    levels), so only the finer fallback verified these insets; a fifth chosen by strength within
+    each level lets the standard keypoints verify them, at their place."""
+    canvas, box = small_inset(photo, background)
+    found = verify(extract(np.asarray(canvas.convert("L"))), extract(_gray(photo)).compact())
+    assert found is not None and not found.mirrored
+    assert np.abs(_inset_corners(found.query_region) - np.array(box)).max() < 0.02
+
+
+def test_keypoints_are_ranked_within_their_level() -> None:
+    response = np.array([5.0, 1.0, 0.2, 0.1, 3.0, 0.3], dtype=np.float32)
+    level = np.array([0, 0, 1, 1, 0, 1])
+    assert level_rank(response, level).tolist() == pytest.approx([1.0, 1 / 3, 2 / 3, 1 / 3, 2 / 3, 1.0])
+
+
+def test_the_mixed_order_takes_its_share_from_the_levels_and_each_keypoint_once() -> None:
+    by_strength, by_level = np.arange(6), np.arange(6)[::-1]
+    assert scale_mixed_order(by_strength, by_level, 1 / 3).tolist() == [5, 0, 1, 4, 2, 3]
+    rng = np.random.default_rng(3)
+    merged = scale_mixed_order(rng.permutation(1000), rng.permutation(1000), SCALE_SHARE)
+    assert sorted(merged.tolist()) == list(range(1000))
 
 
 @pytest.mark.parametrize("other", [2, 9, 24])

@@ -8,7 +8,9 @@ the part a copy keeps still carries the same descriptors at the same relative pl
 Every image is brought to the same working size (its longer side `WORKING_SIDE` pixels) before
 detection, so a copy resized by any factor yields keypoints at the same scales as its original.
 What an index stores is a compact set (`STORED_KEYPOINTS`, under 4 KB with their positions),
-chosen by strength but spread over a 4 x 4 grid so that any large part of the picture keeps some;
+chosen by strength but spread over a 4 x 4 grid so that any large part of the picture keeps some,
+and a fifth of it chosen by strength within each pyramid level, so that a copy shown smaller than
+its original (a screenshot's photo, an inset, a collage's cell) still meets some of it;
 a query may use more (`QUERY_KEYPOINTS`).
 
 A search's own picture may also carry a finer set (`extract(..., finer=True)`): its keypoints
@@ -30,7 +32,7 @@ import numpy.typing as npt
 
 from lookalike.errors import LookalikeError
 
-LOCAL_REVISION = 2  # raised whenever extraction changes, so caches never serve older keypoints
+LOCAL_REVISION = 4  # raised whenever extraction changes, so caches never serve older keypoints
 WORKING_SIDE = 512
 DETECTED_KEYPOINTS = 1000
 QUERY_KEYPOINTS = 1000
@@ -38,6 +40,10 @@ FINER_KEYPOINTS = 1000  # added to a search's own keypoints for its fallback ver
 FINER_LEVELS = 4  # pyramid levels above the working size (scales 1.2 ** 1 .. 1.2 ** 4)
 STORED_KEYPOINTS = 112  # 4,039 bytes with their positions: the most under 4 KB
 GRID = 4
+# of a compact set, the share chosen by strength within each pyramid level rather than overall:
+# the coarse keypoints a copy shown smaller than its original still has (docs/local.md,
+# "Every scale in the stored keypoints")
+SCALE_SHARE = 0.2
 FAST_THRESHOLD = 10
 MIN_SIDE = 24  # smaller images have no room for ORB's 31-pixel patches
 _FORMAT = 1
@@ -107,15 +113,19 @@ def extract(
     gray: npt.NDArray[np.uint8], keep: int = QUERY_KEYPOINTS, *, finer: bool = False
 ) -> LocalFeatures:
     """ORB keypoints of an 8-bit grayscale image (any size), ordered so that any prefix is spread
-    over the picture: rank within its grid cell first, strength second. With `finer`, the result
+    over the picture (rank within its grid cell first, strength second) and over its scales (a
+    fifth of it by strength within each pyramid level). With `finer`, the result
     carries the finer set for a search's fallback verification (see the module's docstring)."""
     cv2 = _opencv()
     if min(gray.shape) < MIN_SIDE:
         return _empty(gray.shape)
     image = np.ascontiguousarray(working_gray(gray))
     orb = cv2.ORB_create(nfeatures=DETECTED_KEYPOINTS, fastThreshold=FAST_THRESHOLD)
-    points, strength, descriptors = _detect(orb, image)
-    order = spread_order(points, strength, image.shape)[:keep]
+    points, strength, descriptors, level = _detect(orb, image)
+    order = scale_mixed_order(
+        spread_order(points, strength, image.shape),
+        spread_order(points, level_rank(strength, level), image.shape),
+    )[:keep]
     height, width = image.shape
     features = LocalFeatures(points[order], np.ascontiguousarray(descriptors[order]), (width, height))
     if not finer:
@@ -123,7 +133,7 @@ def extract(
     upscaled = cv2.ORB_create(
         nfeatures=FINER_KEYPOINTS, fastThreshold=FAST_THRESHOLD, nlevels=FINER_LEVELS, firstLevel=FINER_LEVELS
     )
-    more_points, more_strength, more_descriptors = _detect(upscaled, image)
+    more_points, more_strength, more_descriptors, _ = _detect(upscaled, image)
     all_points = np.concatenate([features.points, more_points])
     all_descriptors = np.concatenate([features.descriptors, more_descriptors])
     combined = spread_order(all_points, np.concatenate([strength[order], more_strength]), image.shape)
@@ -135,14 +145,54 @@ def extract(
 
 def _detect(
     orb: Any, image: npt.NDArray[np.uint8]
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.uint8]]:
-    """Positions, strengths and descriptors of one ORB detector's keypoints (empty arrays if none)."""
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """Positions, strengths, descriptors and pyramid levels of one ORB detector's keypoints
+    (empty arrays if none)."""
     keypoints, descriptors = orb.detectAndCompute(image, None)
     if descriptors is None or not keypoints:
-        return np.zeros((0, 2), np.float32), np.zeros(0, np.float32), np.zeros((0, 32), np.uint8)
+        empty = np.zeros(0, np.int64)
+        return np.zeros((0, 2), np.float32), np.zeros(0, np.float32), np.zeros((0, 32), np.uint8), empty
     points = np.array([k.pt for k in keypoints], dtype=np.float32)
     strength = np.array([k.response for k in keypoints], dtype=np.float32)
-    return points, strength, descriptors
+    level = np.array([k.octave for k in keypoints], dtype=np.int64)
+    return points, strength, descriptors, level
+
+
+def level_rank(response: npt.NDArray[np.float32], level: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+    """Each keypoint's place among the keypoints of its own pyramid level (1 for the strongest,
+    down towards 0). ORB's corner response is larger at the finer levels: ranked overall, a
+    compact set was nearly all fine keypoints (97 of 112 at the finest level on a star field),
+    which a copy shown at half its original's size or less no longer has."""
+    strength = np.zeros(len(response), dtype=np.float32)
+    for value in np.unique(level).tolist():
+        members = np.flatnonzero(level == value)
+        order = members[np.argsort(-response[members], kind="stable")]
+        strength[order] = 1.0 - np.arange(len(order), dtype=np.float32) / len(order)
+    return strength
+
+
+def scale_mixed_order(
+    by_strength: npt.NDArray[np.int64], by_level: npt.NDArray[np.int64], share: float = SCALE_SHARE
+) -> npt.NDArray[np.int64]:
+    """Two orders of the same keypoints merged, each keypoint once: `share` of every prefix from
+    `by_level`, the rest from `by_strength`, so a compact set (a prefix) holds both."""
+    first, second = by_strength.tolist(), by_level.tolist()
+    taken = [False] * len(first)
+    merged: list[int] = []
+    from_level = i = j = 0
+    while len(merged) < len(first):  # ~1000 keypoints: a short loop over Python lists
+        if from_level < share * (len(merged) + 1):
+            while taken[second[j]]:
+                j += 1
+            chosen = second[j]
+            from_level += 1
+        else:
+            while taken[first[i]]:
+                i += 1
+            chosen = first[i]
+        taken[chosen] = True
+        merged.append(chosen)
+    return np.array(merged, dtype=np.int64)
 
 
 def spread_order(
@@ -154,13 +204,12 @@ def spread_order(
     cells = (np.minimum(points[:, 1] * GRID // height, GRID - 1) * GRID) + np.minimum(
         points[:, 0] * GRID // width, GRID - 1
     )
-    by_strength = np.argsort(-strength, kind="stable")
-    rank = np.empty(len(points), dtype=np.int64)
-    cell_of = cells[by_strength].astype(np.int64)
-    seen = np.zeros(GRID * GRID, dtype=np.int64)
-    for position, cell in enumerate(cell_of.tolist()):  # ~1000 keypoints: a short loop
-        rank[by_strength[position]] = seen[cell]
-        seen[cell] += 1
+    count = len(points)
+    by_cell = np.lexsort((np.arange(count), -strength, cells))  # each cell's, strongest first
+    sorted_cells = cells[by_cell]
+    first_of_cell = np.searchsorted(sorted_cells, sorted_cells, side="left")
+    rank = np.empty(count, dtype=np.int64)
+    rank[by_cell] = np.arange(count) - first_of_cell  # place within its cell
     order: npt.NDArray[np.int64] = np.lexsort((-strength, rank))
     return order
 
