@@ -7,8 +7,8 @@ pictures share a handful of chance matches) and the stored picture's file is at 
 verified again against every keypoint of that file (`lookalike.local.at_hand`), with the same
 checks. A search's query brings its own picture's keypoints; a duplicate search's query is a
 stored entry too, so its file is read as well. Reading and extracting a file costs about 20 ms,
-so a query gets a bounded number of second looks (and a duplicate search's batch about one a
-query, `DUPLICATE_LOOKS_PER_QUERY`), each file read once per batch, and a pair
+so a query gets a bounded number of second looks (and a duplicate search's batch two a query
+at most, `DUPLICATE_LOOKS_PER_QUERY`), each file read once per batch, and a pair
 whose near matches lie in place gets none (`NearMiss.in_place`, most of them at the same place in
 both frames): what two different pictures share in place is an app's bars and text (two
 screenshots in one app), while a copy the compact keypoints miss was cropped, scaled or turned.
@@ -30,8 +30,10 @@ from lookalike.local.verify import Alignment, NearMiss, verify
 NEAR_INLIERS = 6
 LOOKS_PER_QUERY = 4  # files read at most for one query
 # a duplicate search's looks in one batch, at most, per query of the batch: its time stays within a
-# bound of the batch's size whatever the collection holds (a burst of crops, many composites)
-DUPLICATE_LOOKS_PER_QUERY = 1.0
+# bound of the batch's size whatever the collection holds (a burst of crops, many composites).
+# One a query left heavy crops short where every photo has many copies (docs/local.md, "Two
+# looks a query"); a collection without copies takes next to none either way
+DUPLICATE_LOOKS_PER_QUERY = 2.0
 
 SidedFeatures = tuple[LocalFeatures, LocalFeatures | None]  # a picture's, and its mirror image's
 FeaturesAtHand = Callable[..., dict[int, SidedFeatures]]  # (entry ids, *, mirrored) -> features
