@@ -163,11 +163,9 @@ def level_rank(response: npt.NDArray[np.float32], level: npt.NDArray[np.int64]) 
     down towards 0). ORB's corner response is larger at the finer levels: ranked overall, a
     compact set was nearly all fine keypoints (97 of 112 at the finest level on a star field),
     which a copy shown at half its original's size or less no longer has."""
-    strength = np.zeros(len(response), dtype=np.float32)
-    for value in np.unique(level).tolist():
-        members = np.flatnonzero(level == value)
-        order = members[np.argsort(-response[members], kind="stable")]
-        strength[order] = 1.0 - np.arange(len(order), dtype=np.float32) / len(order)
+    _, which, sizes = np.unique(level, return_inverse=True, return_counts=True)
+    share = rank_within(level, response).astype(np.float32) / sizes[which].astype(np.float32)
+    strength: npt.NDArray[np.float32] = (1.0 - share).astype(np.float32)
     return strength
 
 
@@ -204,14 +202,18 @@ def spread_order(
     cells = (np.minimum(points[:, 1] * GRID // height, GRID - 1) * GRID) + np.minimum(
         points[:, 0] * GRID // width, GRID - 1
     )
-    count = len(points)
-    by_cell = np.lexsort((np.arange(count), -strength, cells))  # each cell's, strongest first
-    sorted_cells = cells[by_cell]
-    first_of_cell = np.searchsorted(sorted_cells, sorted_cells, side="left")
-    rank = np.empty(count, dtype=np.int64)
-    rank[by_cell] = np.arange(count) - first_of_cell  # place within its cell
-    order: npt.NDArray[np.int64] = np.lexsort((-strength, rank))
+    order: npt.NDArray[np.int64] = np.lexsort((-strength, rank_within(cells, strength)))
     return order
+
+
+def rank_within(groups: npt.NDArray[Any], strength: npt.NDArray[np.float32]) -> npt.NDArray[np.int64]:
+    """Each keypoint's place among those of its group (0 for the strongest; ties in index order)."""
+    count = len(groups)
+    by_group = np.lexsort((np.arange(count), -strength, groups))
+    sorted_groups = groups[by_group]
+    rank = np.empty(count, dtype=np.int64)
+    rank[by_group] = np.arange(count) - np.searchsorted(sorted_groups, sorted_groups, side="left")
+    return rank
 
 
 def mirrored(gray: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
