@@ -17,9 +17,10 @@ import pytest
 from PIL import Image
 
 from hash_sets import random_hashes
+from lookalike import Hash
 from lookalike.errors import IndexStoreError, InvalidHashError
 from lookalike.index import IndexItem, open_index
-from lookalike.index.sqlite import _OF_ENTRY, SCHEMA_VERSION, SQLiteIndex, sqlite_path
+from lookalike.index.sqlite import SCHEMA_VERSION, SQLiteIndex, sqlite_path
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -70,7 +71,7 @@ def test_database_is_in_wal_mode_with_a_schema_version(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "w.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     version = db.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
-    assert version == SCHEMA_VERSION == 4  # 2: entries.origin; 3: variants; 4: variants.rev
+    assert version == SCHEMA_VERSION == 5  # 2: origin; 3: variants; 4: variants.rev; 5: a table per hash
 
 
 def test_snapshot_makes_reopening_skip_the_catalog_scan(tmp_path: Path) -> None:
@@ -337,23 +338,95 @@ def test_an_index_of_schema_3_gains_variant_revisions_and_loses_orphans(tmp_path
     assert db.execute("SELECT count(*) FROM variants WHERE entry_id = 999").fetchone()[0] == 0
 
 
-def test_an_index_with_the_old_entry_index_loses_it_and_reads_and_removes_by_key(tmp_path: Path) -> None:
-    hashes = random_hashes(6, 256, seed=23)
-    with open_index(tmp_path / "old.db") as index:
-        index.add([IndexItem(f"k{i}", {"pdq": h, "phash_eq": hashes[5 - i]}) for i, h in enumerate(hashes)])
-    with sqlite3.connect(tmp_path / "old.db") as db:  # as lookalike before 2026-12-07 made it
+def _as_schema_4(path: Path) -> None:
+    """Rewrite an index as lookalike stored it before 2026-12-08: one `hashes` table keyed by
+    (algorithm, entry), indexed by (algorithm, rev) and by entry."""
+    with sqlite3.connect(path) as db:
+        tables = db.execute("SELECT name, hash_table FROM algorithms").fetchall()
+        db.execute(
+            "CREATE TABLE hashes_4 (algorithm TEXT NOT NULL, entry_id INTEGER NOT NULL, value INTEGER,"
+            " words BLOB, quality INTEGER, flagged INTEGER NOT NULL DEFAULT 0, rev INTEGER NOT NULL,"
+            " PRIMARY KEY (algorithm, entry_id)) WITHOUT ROWID"
+        )
+        db.execute(
+            "INSERT INTO hashes_4 SELECT algorithm, entry_id, value, words, quality, flagged, rev FROM hashes"
+        )
+        db.execute("DROP VIEW hashes")
+        for _, table in tables:
+            db.execute(f"DROP TABLE {table}")
+        db.execute("DROP TABLE hash_appends")
+        db.execute("ALTER TABLE hashes_4 RENAME TO hashes")
+        db.execute("CREATE INDEX hashes_by_rev ON hashes(algorithm, rev)")
         db.execute("CREATE INDEX hashes_by_entry ON hashes(entry_id)")
-    with open_index(tmp_path / "old.db") as index:
+        db.execute("ALTER TABLE algorithms DROP COLUMN hash_table")
+        db.execute("UPDATE meta SET value = 4 WHERE name = 'schema_version'")
+
+
+def test_an_index_of_schema_4_moves_its_hashes_into_a_table_per_algorithm(tmp_path: Path) -> None:
+    hashes = random_hashes(6, 256, seed=23)
+    path = tmp_path / "old.db"
+    with open_index(path) as index:
+        index.add([IndexItem(f"k{i}", {"pdq": h, "phash_eq": hashes[5 - i]}) for i, h in enumerate(hashes)])
+        assert index.range_search(hashes[0], "pdq", 0)[0].key == "k0"
+        index.persist_search(force=True)  # a snapshot made before the move must still catch up
+        before = _hash_rows(path)
+    _as_schema_4(path)
+    with open_index(path) as index:
+        assert _hash_rows(path) == before
         stored = index.get("k2")
         assert stored is not None and stored.hashes["phash_eq"] == hashes[3]
         assert index.file_states(["k1"])["k1"].algorithms == frozenset({"pdq", "phash_eq"})
         assert index.remove(["k2"]) == 1
         assert len(index) == 5 and index.get("k2") is None
-    db = sqlite3.connect(tmp_path / "old.db")
-    names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert "hashes_by_entry" not in names
-    assert db.execute("SELECT count(*) FROM hashes").fetchone()[0] == 10  # k2's two rows went with it
-    plan = " ".join(
-        str(row) for row in db.execute(f"EXPLAIN QUERY PLAN SELECT value FROM hashes WHERE {_OF_ENTRY} = 3")
-    )
-    assert "PRIMARY KEY" in plan and "SCAN hashes" not in plan
+        index.add([IndexItem("k9", {"pdq": hashes[2]})])
+        assert [m.key for m in index.range_search(hashes[2], "pdq", 0)] == ["k9"]
+    db = sqlite3.connect(path)
+    names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type IN ('index', 'table')")}
+    assert "hashes_by_entry" not in names and "hashes_by_rev" not in names
+    assert db.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0] == SCHEMA_VERSION
+    assert db.execute("SELECT count(*) FROM hashes").fetchone()[0] == 11  # k2's two rows went with it
+    tables = dict(db.execute("SELECT name, hash_table FROM algorithms").fetchall())
+    assert sorted(tables) == ["pdq", "phash_eq"] and len(set(tables.values())) == 2
+    for table in tables.values():
+        plan = " ".join(
+            str(row) for row in db.execute(f"EXPLAIN QUERY PLAN SELECT value FROM {table} WHERE entry_id = 3")
+        )
+        assert "PRIMARY KEY" in plan
+
+
+def _stored_pairs(index: SQLiteIndex, algorithm: str, queries: list[Hash]) -> list[list[str]]:
+    """What the search in memory finds at distance 0 for each query, keys sorted."""
+    return [sorted(m.key for m in index.range_search(q, algorithm, 0)) for q in queries]
+
+
+def test_a_store_in_memory_sees_every_bulk_append_replacement_and_removal(tmp_path: Path) -> None:
+    """Bulk appends are stamped but not indexed by generation (`sqlite_hash_tables`): a reader
+    that loaded its store before them, or a snapshot made before them, still finds exactly what
+    a fresh open finds, after appends, replacements of appended rows, removals of the table's
+    top entries and appends above them again."""
+    path = tmp_path / "s.db"
+    hashes = random_hashes(400, 64, seed=31)
+    words = np.array([h.words() for h in hashes], np.uint64)
+    writer, reader = SQLiteIndex(str(path)), SQLiteIndex(str(path))
+    writer.add_words([f"k{i:03d}" for i in range(100)], "phash", words[:100], 64)
+    queries = list(hashes)
+    assert _stored_pairs(reader, "phash", queries[:3]) == [["k000"], ["k001"], ["k002"]]
+    reader.persist_search(force=True)
+    writer.add_words([f"k{i:03d}" for i in range(100, 200)], "phash", words[100:200], 64)  # appended
+    table = writer._hash_table("phash")
+    unindexed = writer._db.execute(f"SELECT count(*) FROM {table} WHERE appended = 1").fetchone()[0]
+    assert unindexed == 200  # neither batch went into the index by generation
+    writer.add_words([f"k{i:03d}" for i in range(150, 160)], "phash", words[300:310], 64)  # replaced
+    writer.add([IndexItem("k010", {"phash": hashes[310]})])  # a small write of an appended row
+    assert writer.remove([f"k{i:03d}" for i in range(190, 200)]) == 10  # the table's top entries
+    writer.add_words([f"k{i:03d}" for i in range(200, 250)], "phash", words[200:250], 64)
+    writer.add_words(["k005"], "colorhash", words[:1], 64)  # another algorithm: its own table
+    fresh = SQLiteIndex(str(path), snapshots=False)
+    from_snapshot = SQLiteIndex(str(path))
+    expected = _stored_pairs(fresh, "phash", queries)
+    assert expected[150] == [] and expected[300] == ["k150"] and expected[310] == ["k010"]
+    assert expected[195] == [] and expected[249] == ["k249"] and expected[10] == []
+    assert _stored_pairs(reader, "phash", queries) == expected
+    assert _stored_pairs(from_snapshot, "phash", queries) == expected
+    for index in (writer, reader, fresh, from_snapshot):
+        index.close()

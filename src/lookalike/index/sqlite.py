@@ -1,14 +1,15 @@
 """The embedded default index: a SQLite catalog with hashes searched in memory.
 
 The catalog (one file, WAL mode: readers keep reading while one writer adds) holds one row per
-image and one row per (image, algorithm) hash. Hashes of up to 64 bits are one signed INTEGER
-(`Hash.to_int64()`), so they stay readable and comparable in SQL; longer ones are a BLOB of
-big-endian uint64 words (`Hash.words()`), which loads into NumPy with one `frombuffer` and fits
-any length (PDQ's 256 bits, `phash:16`, `phash:32`) without schema changes.
+image and, in a table per algorithm (`sqlite_hash_tables`), one row per hash of it. Hashes of up
+to 64 bits are one signed INTEGER (`Hash.to_int64()`), so they stay readable and comparable in
+SQL; longer ones are a BLOB of big-endian uint64 words (`Hash.words()`), which loads into NumPy
+with one `frombuffer` and fits any length (PDQ's 256 bits, `phash:16`, `phash:32`) without
+schema changes.
 
 Searches run on an in-memory `HashStore` per algorithm, built lazily on first use, kept up to date
 by reading only what changed since (every write bumps a generation counter and stamps its rows
-with it; removals leave tombstones), and snapshotted next to the database
+with it, bulk appends log their id range; removals leave tombstones), and snapshotted next to the database
 (`index.db.search/<algorithm>.npz`) so a large index opens in well under a second.
 
 >>> index = SQLiteIndex.open("sqlite:///photos.db")
@@ -39,6 +40,7 @@ import numpy.typing as npt
 from lookalike.candidates.batch import REGION_ALGORITHM, region_boxes, regions_of_rows, variant_blobs
 from lookalike.errors import IndexStoreError, InvalidHashError
 from lookalike.hash import Hash
+from lookalike.index import sqlite_hash_tables as hash_tables
 from lookalike.index.base import (
     FROM_FILE,
     AddReport,
@@ -78,7 +80,8 @@ if TYPE_CHECKING:
 #    and local_features (compact keypoints, for geometric verification)
 # 4: variants.rev (the generation that wrote a variants row, so stored variants catch up by it)
 #    and variants.boxes (where each region variant's picture lies, so a reverse match says where)
-SCHEMA_VERSION = 4
+# 5: a hash table per algorithm (`sqlite_hash_tables`; `hashes` is now a view over them)
+SCHEMA_VERSION = 5
 WRITE_BATCH = 5000
 BULK_WRITE_BATCH = 20_000  # keys per transaction of add_words
 BULK_CHECKPOINT_KEYS = 100_000  # keys add_words writes between two copies of the WAL into the database
@@ -86,17 +89,8 @@ SQL_CHUNK = 500  # values per IN (...) list
 SNAPSHOT_MIN_CHANGES = 20_000  # rows synced since the last snapshot before close() writes a new one
 
 
-def _of_entry(table: str = "") -> str:
-    """The start of a condition on the hash rows of given entries (`... = ?`, `... IN (...)`),
-    found through the primary key, one probe per stored algorithm: an index on entry_id alone
-    would be a third B-tree every hash row is written to. `table`: the hashes table's alias."""
-    prefix = f"{table}." if table else ""
-    return f"{prefix}algorithm IN (SELECT name FROM algorithms) AND {prefix}entry_id"
-
-
-_OF_ENTRY = _of_entry()
-
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value);
 CREATE TABLE IF NOT EXISTS entries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -111,18 +105,10 @@ CREATE TABLE IF NOT EXISTS entries (
     origin TEXT
 );
 CREATE INDEX IF NOT EXISTS entries_by_sha256 ON entries(sha256) WHERE sha256 IS NOT NULL;
-CREATE TABLE IF NOT EXISTS algorithms (name TEXT PRIMARY KEY, nbits INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS hashes (
-    algorithm TEXT NOT NULL,
-    entry_id INTEGER NOT NULL,
-    value INTEGER,              -- hashes of <= 64 bits: the signed int64 of the bits
-    words BLOB,                 -- longer hashes: big-endian uint64 words
-    quality INTEGER,
-    flagged INTEGER NOT NULL DEFAULT 0,
-    rev INTEGER NOT NULL,       -- the generation that wrote this row
-    PRIMARY KEY (algorithm, entry_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS hashes_by_rev ON hashes(algorithm, rev);
+-- each algorithm's hashes are in its table hashes_<n> (sqlite_hash_tables): entry_id, value
+-- (hashes of <= 64 bits: the signed int64 of the bits), words (longer hashes: big-endian
+-- uint64 words), quality, flagged, rev (the generation that wrote the row), appended
+CREATE TABLE IF NOT EXISTS algorithms (name TEXT PRIMARY KEY, nbits INTEGER NOT NULL, hash_table TEXT);
 CREATE TABLE IF NOT EXISTS variants (
     entry_id INTEGER NOT NULL,
     algorithm TEXT NOT NULL,
@@ -142,6 +128,8 @@ CREATE INDEX IF NOT EXISTS local_features_by_rev ON local_features(rev);
 CREATE TABLE IF NOT EXISTS tombstones (entry_id INTEGER NOT NULL, rev INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS tombstones_by_rev ON tombstones(rev);
 """
+    + hash_tables.SCHEMA
+)
 
 _ENTRY_COLUMNS = "id, key, sha256, byte_size, width, height, mtime, added_at, metadata, origin"
 
@@ -218,6 +206,7 @@ class SQLiteIndex(Index):
         except sqlite3.DatabaseError as exc:
             raise IndexStoreError(f"{path}: cannot open as a lookalike index: {exc}") from exc
         self._nbits: dict[str, int] = {}
+        self._tables: dict[str, str] = {}  # algorithm -> its hash table
         self._stores: dict[str, _LoadedStore] = {}
         self._uuid = str(self._meta("uuid"))
         snapshot_folder = Path(f"{self.path}.search") if self._snapshots else None
@@ -241,6 +230,7 @@ class SQLiteIndex(Index):
                     "INSERT INTO meta (name, value) VALUES (?, ?)",
                     [("schema_version", SCHEMA_VERSION), ("uuid", uuid.uuid4().hex), ("generation", 0)],
                 )
+                hash_tables.rebuild_view(self._db)
             elif int(version) > SCHEMA_VERSION:
                 raise IndexStoreError(
                     f"{self.path}: schema version {version} is newer than this lookalike ({SCHEMA_VERSION})"
@@ -248,9 +238,6 @@ class SQLiteIndex(Index):
             elif int(version) < SCHEMA_VERSION:
                 self._migrate()
             self._db.execute("CREATE INDEX IF NOT EXISTS variants_by_rev ON variants(rev)")
-            # indexes made before 2026-12-07 carry one more B-tree per hash row (see _OF_ENTRY);
-            # lookalike before then makes it again on open, so this needs no schema version
-            self._db.execute("DROP INDEX IF EXISTS hashes_by_entry")
             for name in _searched_variant_algorithms():
                 # only the entries that store such variants (a scan of every hash's variants,
                 # crops' included, would read about 1 KB an image)
@@ -263,8 +250,9 @@ class SQLiteIndex(Index):
         """Bring an older index up to date: entries gain `origin`, NULL (unknown) for those stored
         before, so none of them may be acted on until `index add` hashes it again; the variants
         table starts empty (the next `index add` stores them, through the hash cache); variants
-        stored before gain `rev` 0 (written before any structure in memory was made), and the
-        variants and local features of entries removed before are dropped."""
+        stored before gain `rev` 0 (written before any structure in memory was made), the
+        variants and local features of entries removed before are dropped, and the hashes move
+        into a table per algorithm (schema 5)."""
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(entries)")}
         if "origin" not in columns:
             self._db.execute("ALTER TABLE entries ADD COLUMN origin TEXT")
@@ -275,6 +263,7 @@ class SQLiteIndex(Index):
             self._db.execute("ALTER TABLE variants ADD COLUMN boxes BLOB")
         for table in ("variants", "local_features"):  # `remove` before schema 4 left them behind
             self._db.execute(f"DELETE FROM {table} WHERE entry_id NOT IN (SELECT id FROM entries)")
+        hash_tables.migrate_single_table(self._db)
         self._db.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", (SCHEMA_VERSION,))
 
     def _meta(self, name: str) -> Any:
@@ -315,9 +304,15 @@ class SQLiteIndex(Index):
 
     def _algorithm_nbits(self, algorithm: str) -> int | None:
         if algorithm not in self._nbits:
-            for name, nbits in self._db.execute("SELECT name, nbits FROM algorithms"):
+            for name, nbits, table in self._db.execute("SELECT name, nbits, hash_table FROM algorithms"):
                 self._nbits[name] = int(nbits)
+                self._tables[name] = table
         return self._nbits.get(algorithm)
+
+    def _hash_table(self, algorithm: str) -> str | None:
+        """The table of `algorithm`'s hash rows, None if none is stored."""
+        self._algorithm_nbits(algorithm)
+        return self._tables.get(algorithm)
 
     # ----- writing ---------------------------------------------------------------------------------
     @_serialised
@@ -438,8 +433,18 @@ class SQLiteIndex(Index):
                 generation = seen + 1
                 scores = None if quality is None else quality[write]
                 flags = flagged_words(words[write], nbits, scores, algorithm)
+                if known is None:
+                    self._tables[algorithm] = hash_tables.add_algorithm(self._db, algorithm, nbits)
+                    self._nbits[algorithm] = nbits
                 insert_hash_rows(
-                    self._db, algorithm, ids[write], words[write], nbits, scores, flags, generation
+                    self._db,
+                    self._tables[algorithm],
+                    ids[write],
+                    words[write],
+                    nbits,
+                    scores,
+                    flags,
+                    generation,
                 )
                 if replaced.any():  # a replaced hash given without variants drops its stored ones
                     self._db.execute(
@@ -452,9 +457,6 @@ class SQLiteIndex(Index):
                         "UPDATE entries SET origin = NULL WHERE id IN (SELECT value FROM json_each(?))",
                         (json.dumps(ids[cleared].tolist()),),
                     )
-                if known is None:
-                    self._db.execute("INSERT INTO algorithms (name, nbits) VALUES (?, ?)", (algorithm, nbits))
-                    self._nbits[algorithm] = nbits
                 after = self._bump_generation()
         self._recent_ids.remember(keys, ids, after)
         updated = int((stored & (write | cleared)).sum())
@@ -473,15 +475,16 @@ class SQLiteIndex(Index):
         of `algorithm`, and whether it is the same hash with the same quality."""
         present = np.zeros(len(ids), dtype=bool)
         same = np.zeros(len(ids), dtype=bool)
-        probe = "SELECT EXISTS (SELECT 1 FROM hashes WHERE algorithm = ? AND entry_id BETWEEN ? AND ?)"
-        if not self._db.execute(probe, (algorithm, int(ids.min()), int(ids.max()))).fetchone()[0]:
+        table = self._hash_table(algorithm)
+        probe = f"SELECT EXISTS (SELECT 1 FROM {table} WHERE entry_id BETWEEN ? AND ?)"
+        if table is None or not self._db.execute(probe, (int(ids.min()), int(ids.max()))).fetchone()[0]:
             return present, same  # a new algorithm for these entries (a bulk load's next hash)
         found = self._db.execute(
             # CROSS JOIN keeps json_each outside: else the planner may scan every hash of the
             # algorithm once per given id
             "SELECT j.key, h.value, h.words, h.quality FROM json_each(?) AS j"
-            " CROSS JOIN hashes AS h ON h.algorithm = ? AND h.entry_id = j.value",
-            (json.dumps(ids.tolist()), algorithm),
+            f" CROSS JOIN {table} AS h ON h.entry_id = j.value",
+            (json.dumps(ids.tolist()),),
         ).fetchall()
         if not found:
             return present, same
@@ -599,13 +602,14 @@ class SQLiteIndex(Index):
 
     def _apply(self, writes: _Writes, new_algorithms: Mapping[str, int], generation: int) -> None:
         db = self._db
-        db.executemany("INSERT INTO algorithms (name, nbits) VALUES (?, ?)", list(new_algorithms.items()))
+        for algorithm, nbits in new_algorithms.items():
+            self._tables[algorithm] = hash_tables.add_algorithm(db, algorithm, nbits)
         gone = writes.dropped + writes.rehashed
         if gone:
             db.executemany(
                 "INSERT INTO tombstones (entry_id, rev) VALUES (?, ?)", [(i, generation) for i in gone]
             )
-            db.executemany(f"DELETE FROM hashes WHERE {_OF_ENTRY} = ?", [(i,) for i in gone])
+            hash_tables.delete_entries(db, gone)
             db.executemany("DELETE FROM variants WHERE entry_id = ?", [(i,) for i in gone])
             db.executemany("DELETE FROM local_features WHERE entry_id = ?", [(i,) for i in gone])
             db.executemany("DELETE FROM entries WHERE id = ?", [(i,) for i in writes.dropped])
@@ -632,11 +636,14 @@ class SQLiteIndex(Index):
             " VALUES (?, ?, ?, ?, ?, ?)",
             [(*row, generation) for row in writes.variant_rows if row[2] is not None or row[3] is not None],
         )
-        db.executemany(
-            "INSERT OR REPLACE INTO hashes (algorithm, entry_id, value, words, quality, flagged, rev)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            writes.hash_rows,
-        )
+        for algorithm, rows in itertools.groupby(
+            sorted(writes.hash_rows, key=lambda r: r[0]), lambda r: r[0]
+        ):
+            db.executemany(
+                f"INSERT OR REPLACE INTO {self._hash_table(algorithm)} ({hash_tables.HASH_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [row[1:] for row in rows],
+            )
         self._bump_generation()
         self._nbits.update(new_algorithms)
 
@@ -672,8 +679,7 @@ class SQLiteIndex(Index):
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
             for entry_id, algorithm, value, words, quality in self._db.execute(
-                "SELECT entry_id, algorithm, value, words, quality FROM hashes"
-                f" WHERE {_OF_ENTRY} IN ({marks})",
+                f"SELECT entry_id, algorithm, value, words, quality FROM hashes WHERE entry_id IN ({marks})",
                 chunk,
             ):
                 found.setdefault(entry_id, {})[algorithm] = (value, words, quality)
@@ -690,12 +696,9 @@ class SQLiteIndex(Index):
                 self._db.executemany(
                     "INSERT INTO tombstones (entry_id, rev) VALUES (?, ?)", [(i, generation) for i in ids]
                 )
-                for table, of_entry in (
-                    ("hashes", _OF_ENTRY),
-                    ("variants", "entry_id"),
-                    ("local_features", "entry_id"),
-                ):
-                    self._db.executemany(f"DELETE FROM {table} WHERE {of_entry} = ?", [(i,) for i in ids])
+                hash_tables.delete_entries(self._db, ids)
+                for table in ("variants", "local_features"):
+                    self._db.executemany(f"DELETE FROM {table} WHERE entry_id = ?", [(i,) for i in ids])
                 self._db.executemany("DELETE FROM entries WHERE id = ?", [(i,) for i in ids])
         return len(ids)
 
@@ -728,22 +731,29 @@ class SQLiteIndex(Index):
         states: dict[str, FileState] = {}
         for chunk in _chunks(list(keys)):
             marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                "SELECT e.key, e.byte_size, e.mtime, json_extract(e.metadata, '$.mode'),"
-                " json_extract(e.metadata, '$.revisions'), e.origin,"
-                " EXISTS (SELECT 1 FROM variants v WHERE v.entry_id = e.id),"
-                " EXISTS (SELECT 1 FROM local_features f WHERE f.entry_id = e.id),"
-                " group_concat(h.algorithm, char(31)) FROM entries e"
-                f" LEFT JOIN hashes h ON {_of_entry('h')} = e.id"
-                f" WHERE e.key IN ({marks}) GROUP BY e.id",
-                chunk,
-            )
-            for key, byte_size, mtime, mode, revisions, origin, variants, local, algorithms in rows:
-                names = frozenset(algorithms.split("\x1f")) if algorithms else frozenset()
+            with self._transaction(write=False):
+                rows = self._db.execute(
+                    "SELECT e.id, e.key, e.byte_size, e.mtime, json_extract(e.metadata, '$.mode'),"
+                    " json_extract(e.metadata, '$.revisions'), e.origin,"
+                    " EXISTS (SELECT 1 FROM variants v WHERE v.entry_id = e.id),"
+                    " EXISTS (SELECT 1 FROM local_features f WHERE f.entry_id = e.id)"
+                    f" FROM entries e WHERE e.key IN ({marks})",
+                    chunk,
+                ).fetchall()
+                names: dict[int, set[str]] = {}
+                ids = [row[0] for row in rows]
+                found = self._db.execute(
+                    f"SELECT entry_id, algorithm FROM hashes WHERE entry_id IN ({','.join('?' * len(ids))})",
+                    ids,
+                )
+                for entry_id, algorithm in found:
+                    names.setdefault(entry_id, set()).add(algorithm)
+            for entry_id, key, byte_size, mtime, mode, revisions, origin, variants, local in rows:
                 recorded = hash_revisions({"revisions": json.loads(revisions)} if revisions else None)
                 hashed_in = mode if isinstance(mode, str) else None
+                algorithms = frozenset(names.get(entry_id, ()))
                 states[key] = FileState(
-                    byte_size, mtime, names, hashed_in, recorded, origin, bool(variants), bool(local)
+                    byte_size, mtime, algorithms, hashed_in, recorded, origin, bool(variants), bool(local)
                 )
         return states
 
@@ -779,7 +789,7 @@ class SQLiteIndex(Index):
             marks = ",".join("?" * len(chunk))
             for entry_id, algorithm, value, words, quality, flag in self._db.execute(
                 "SELECT entry_id, algorithm, value, words, quality, flagged FROM hashes"
-                f" WHERE {_OF_ENTRY} IN ({marks})",
+                f" WHERE entry_id IN ({marks})",
                 chunk,
             ):
                 nbits = self._nbits[algorithm]
@@ -1089,14 +1099,9 @@ class SQLiteIndex(Index):
             tombstones = self._db.execute("SELECT entry_id FROM tombstones WHERE rev > ?", (loaded.rev,))
             removed = [row[0] for row in tombstones]
             store.remove(removed)
-            rows = self._db.execute(
-                "SELECT entry_id, value, words, flagged FROM hashes WHERE algorithm = ? AND rev > ?",
-                (algorithm, loaded.rev),
-            )
-        else:
-            rows = self._db.execute(
-                "SELECT entry_id, value, words, flagged FROM hashes WHERE algorithm = ?", (algorithm,)
-            )
+        table = self._hash_table(algorithm)
+        assert table is not None  # the caller found its bit length
+        rows = hash_tables.rows_since(self._db, table, "entry_id, value, words, flagged", loaded.rev)
         ids, words, flags = _columns(rows, store.nbits)
         if len(ids):
             store.add(ids, words, flags)

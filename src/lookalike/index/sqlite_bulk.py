@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lookalike.index import sqlite_hash_tables as hash_tables
+
 # a hash row as one integer: entry id << 22 | has quality << 21 | quality << 1 | flagged
 _QUALITY_BITS = 20
 _ID_SHIFT = _QUALITY_BITS + 2
@@ -115,7 +117,7 @@ def insert_entries(db: sqlite3.Connection, first_id: int, keys: Sequence[str], a
 
 def insert_hash_rows(
     db: sqlite3.Connection,
-    algorithm: str,
+    table: str,
     ids: npt.NDArray[np.int64],
     words: npt.NDArray[np.uint64],
     nbits: int,
@@ -123,38 +125,47 @@ def insert_hash_rows(
     flags: npt.NDArray[np.bool_],
     generation: int,
 ) -> None:
-    """Write (or replace) one algorithm's hash rows: hashes of <= 64 bits as the signed integer
-    `value`, longer ones as the BLOB `words` of big-endian words; quality NaN is NULL."""
+    """Write (or replace) one algorithm's hash rows into its `table`: hashes of <= 64 bits as the
+    signed integer `value`, longer ones as the BLOB `words` of big-endian words; quality NaN is
+    NULL. Rows of entries above every id the table has held are appended and their id range
+    logged (`sqlite_hash_tables`); the others are indexed by generation."""
+    if not len(ids):
+        return
+    floor = hash_tables.append_floor(db, table)
+    appended = ids > floor
+    if appended.any():
+        hash_tables.log_append(db, table, generation, int(ids[appended].min()), int(ids[appended].max()))
     codes = _row_codes(ids, quality, flags)
-    columns = "INSERT OR REPLACE INTO hashes (algorithm, entry_id, value, words, quality, flagged, rev)"
+    columns = f"INSERT OR REPLACE INTO {table} ({hash_tables.HASH_COLUMNS}, appended)"
     if codes is None:
         values, blobs, scores = _bound_columns(words, nbits, quality)
         db.executemany(
             f"{columns} VALUES (?, ?, ?, ?, ?, ?, ?)",
             zip(
-                itertools.repeat(algorithm),
                 ids.tolist(),
                 values,
                 blobs,
                 scores,
                 flags.astype(int).tolist(),
                 itertools.repeat(generation),
+                appended.astype(int).tolist(),
             ),
         )
     elif nbits > 64:
         size = words.shape[1] * 8
         db.execute(
-            f"{columns} SELECT ?, c >> {_ID_SHIFT}, NULL, substr(?, i * {size} + 1, {size}), {_QUALITY_SQL},"
-            " c & 1, ? FROM (SELECT j.key AS i, j.value AS c FROM json_each(?) AS j)",
-            (algorithm, words.astype(">u8").tobytes(), generation, json.dumps(codes.tolist())),
+            f"{columns} SELECT c >> {_ID_SHIFT}, NULL, substr(?, i * {size} + 1, {size}), {_QUALITY_SQL},"
+            f" c & 1, ?, (c >> {_ID_SHIFT}) > ?"
+            " FROM (SELECT j.key AS i, j.value AS c FROM json_each(?) AS j)",
+            (words.astype(">u8").tobytes(), generation, floor, json.dumps(codes.tolist())),
         )
     else:
         pairs = np.stack([codes, words[:, 0].view(np.int64)], axis=1)
         db.execute(
-            f"{columns} SELECT ?, c >> {_ID_SHIFT}, v, NULL, {_QUALITY_SQL}, c & 1, ?"
+            f"{columns} SELECT c >> {_ID_SHIFT}, v, NULL, {_QUALITY_SQL}, c & 1, ?, (c >> {_ID_SHIFT}) > ?"
             " FROM (SELECT json_extract(j.value, '$[0]') AS c, json_extract(j.value, '$[1]') AS v"
             " FROM json_each(?) AS j)",
-            (algorithm, generation, json.dumps(pairs.tolist())),
+            (generation, floor, json.dumps(pairs.tolist())),
         )
 
 

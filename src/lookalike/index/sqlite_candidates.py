@@ -22,6 +22,7 @@ import numpy.typing as npt
 from lookalike.candidates.keys import KeyLayout
 from lookalike.candidates.plan import family_of
 from lookalike.candidates.tables import KeyTables, WordStore
+from lookalike.index import sqlite_hash_tables as hash_tables
 from lookalike.sorted_arrays import sorted_unique
 
 Ids = npt.NDArray[np.int64]
@@ -265,7 +266,7 @@ def _tombstones(db: sqlite3.Connection, after: int) -> Ids:
 def changed_entries(db: sqlite3.Connection, after: int) -> Ids:
     """Every entry written or removed after generation `after`: any hash or variants row of it
     stamped later, or a tombstone (sorted, each once)."""
-    algorithms = [row[0] for row in db.execute("SELECT name FROM algorithms")]
+    algorithms = list(hash_tables.hash_tables(db))
     variants = db.execute("SELECT entry_id FROM variants WHERE rev > ?", (after,)).fetchall()
     return sorted_unique(
         np.concatenate(
@@ -280,30 +281,24 @@ def changed_entries(db: sqlite3.Connection, after: int) -> Ids:
 
 def _changed_ids(db: sqlite3.Connection, algorithms: Sequence[str], after: int) -> Ids:
     found: list[int] = []
+    tables = hash_tables.hash_tables(db)
     for algorithm in algorithms:
-        found.extend(
-            row[0]
-            for row in db.execute(
-                "SELECT entry_id FROM hashes WHERE algorithm = ? AND rev > ?", (algorithm, after)
-            )
-        )
+        if algorithm in tables:
+            found.extend(row[0] for row in hash_tables.rows_since(db, tables[algorithm], "entry_id", after))
     return np.array(found, dtype=np.int64)
 
 
+_READ_COLUMNS = "entry_id, value, words, quality, flagged"
 HashColumns = tuple[Ids, npt.NDArray[np.uint64], npt.NDArray[np.float32], npt.NDArray[np.bool_]]
 
 
 def _hash_rows(db: sqlite3.Connection, algorithms: Sequence[str], nbits: int, after: int) -> HashColumns:
     """Every hash row of `algorithms` stamped after generation `after`."""
+    tables = hash_tables.hash_tables(db)
     parts = [
-        _columns(
-            db.execute(
-                "SELECT entry_id, value, words, quality, flagged FROM hashes WHERE algorithm = ? AND rev > ?",
-                (algorithm, after),
-            ),
-            nbits,
-        )
+        _columns(hash_tables.rows_since(db, tables[algorithm], _READ_COLUMNS, after), nbits)
         for algorithm in algorithms
+        if algorithm in tables
     ]
     return _concat(parts, nbits)
 
@@ -312,14 +307,13 @@ def _hash_rows_of(db: sqlite3.Connection, algorithms: Sequence[str], nbits: int,
     """Every hash row of `algorithms` for the given entries."""
     parts = []
     listed = ids.tolist()
-    for algorithm in algorithms:
+    tables = hash_tables.hash_tables(db)
+    for algorithm in (a for a in algorithms if a in tables):
         for start in range(0, len(listed), SQL_CHUNK):
             chunk = listed[start : start + SQL_CHUNK]
             marks = ",".join("?" * len(chunk))
             rows = db.execute(
-                "SELECT entry_id, value, words, quality, flagged FROM hashes"
-                f" WHERE algorithm = ? AND entry_id IN ({marks})",
-                [algorithm, *chunk],
+                f"SELECT {_READ_COLUMNS} FROM {tables[algorithm]} WHERE entry_id IN ({marks})", chunk
             )
             parts.append(_columns(rows, nbits))
     return _concat(parts, nbits)
