@@ -27,7 +27,8 @@ RATIO = 0.85
 REPROJECTION_PIXELS = 4.0  # at the working size (512 pixels on the longer side)
 MIN_SCALE, MAX_SCALE = 1 / 8, 8.0
 MAX_ANISOTROPY = 3.0  # ratio of the transform's two singular values (aspect squash allowed)
-MIN_SPREAD = 0.02  # inliers' convex hull, as a share of the overlap, on the smaller side
+MIN_SPREAD = 0.02  # inliers' convex hull over the overlap (or its keypoints' hull), the smaller side
+MOST_MATCHES = 0.5  # inliers among the matches for the spread to be measured over the keypoints' hull
 GRID = 4  # agreement: the covered part of the stored image cut into GRID x GRID cells
 MIN_COVERAGE = 0.55  # of the cells inside the overlap that hold stored keypoints, the share with inliers
 # A stored picture shown at half its working size or less in the query (an inset, a collage's
@@ -180,8 +181,9 @@ def _align(
     stored_region, stored_coverage = _frame_on(transform, query_size, stored_size)
     inverse = cv2.invertAffineTransform(transform)
     query_region, query_coverage = _frame_on(inverse, stored_size, query_size)
-    spread_query = _hull_share(source[inliers], query_size) / max(query_coverage, 1e-6)
-    spread_stored = _hull_share(target[inliers], stored_size) / max(stored_coverage, 1e-6)
+    most_agree = count >= MOST_MATCHES * len(source)
+    spread_query = _spread(source[inliers], query, transform, stored_size, query_coverage, most_agree)
+    spread_stored = _spread(target[inliers], stored, inverse, query_size, stored_coverage, most_agree)
     if min(spread_query, spread_stored) < MIN_SPREAD:
         return None, near
     linear = transform[:, :2]
@@ -355,6 +357,28 @@ def _frame_on(
     frame = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=np.float32)
     area, _ = cv2.intersectConvexConvex(relative.astype(np.float32), frame)
     return clipped, float(max(area, 0.0))
+
+
+def _spread(
+    inlier_points: npt.NDArray[np.float32],
+    features: LocalFeatures,
+    to_other: npt.NDArray[np.float64],
+    other_size: tuple[int, int],
+    coverage: float,
+    most_agree: bool,
+) -> float:
+    """How widely the inliers spread on one side: their convex hull's area over the overlap's
+    (`coverage`), or, when most matches agree with the transform, over the hull of that side's
+    keypoints in the overlap (those `to_other` maps into the other frame). A nebula on black sky
+    or a product on white has all its keypoints in a small patch, and inliers over that patch are
+    the whole picture's evidence; where most matches disagree, inliers bunched in a patch are
+    more likely a shared logo or the frame of a picture pasted at the same place."""
+    extent = coverage
+    if most_agree:
+        mapped = features.points @ to_other[:, :2].T + to_other[:, 2]
+        inside = np.all((mapped >= 0) & (mapped < np.array(other_size, dtype=np.float64)), axis=1)
+        extent = min(coverage, _hull_share(features.points[inside], features.size))
+    return _hull_share(inlier_points, features.size) / max(extent, 1e-6)
 
 
 def _hull_share(points: npt.NDArray[np.float32], size: tuple[int, int]) -> float:
