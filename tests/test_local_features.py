@@ -24,7 +24,13 @@ from lookalike.local.features import (
     mirrored,
     scale_mixed_order,
 )
-from lookalike.local.verify import MIN_COVERAGE, SMALL_COPY_COVERAGE, SMALL_COPY_SCALE, verify
+from lookalike.local.verify import (
+    MIN_COVERAGE,
+    SMALL_COPY_COVERAGE,
+    SMALL_COPY_SCALE,
+    agreement_needed,
+    verify,
+)
 
 
 def _gray(index: int) -> npt.NDArray[np.uint8]:
@@ -238,3 +244,17 @@ def test_two_small_pictures_at_one_place_on_one_ground_are_not_verified(photo: i
     over the overlap, as where most matches disagree, they do not."""
     crop = _small_object(other, 0.12)[77:714, 61:922]
     assert verify(extract(crop), extract(_small_object(photo, 0.12)).compact()) is None
+
+
+def test_the_agreement_needed_falls_with_the_scale_and_without_a_step() -> None:
+    """Full agreement need up to full size, the small copy's from half size on, and between
+    them one pyramid level's worth less for each 1.2x: no scale just under 2 that needs a
+    third more agreement than a scale just over it."""
+    scales = np.exp(np.linspace(np.log(0.5), np.log(4.0), 400))
+    needed = np.array([agreement_needed(s) for s in scales])
+    assert needed[scales <= 1.0] == pytest.approx(MIN_COVERAGE)
+    assert needed[scales >= SMALL_COPY_SCALE] == pytest.approx(SMALL_COPY_COVERAGE)
+    assert np.all(np.diff(needed) <= 1e-12) and np.abs(np.diff(needed)).max() < 0.002
+    assert agreement_needed(1.2**2) == pytest.approx(
+        MIN_COVERAGE - (MIN_COVERAGE - SMALL_COPY_COVERAGE) * 2 * np.log(1.2) / np.log(SMALL_COPY_SCALE)
+    )

@@ -31,8 +31,9 @@ MIN_SPREAD = 0.02  # inliers' convex hull over the overlap (or its keypoints' hu
 MOST_MATCHES = 0.5  # inliers among the matches for the spread to be measured over the keypoints' hull
 GRID = 4  # agreement: the covered part of the stored image cut into GRID x GRID cells
 MIN_COVERAGE = 0.55  # of the cells inside the overlap that hold stored keypoints, the share with inliers
-# A stored picture shown at half its working size or less in the query (an inset, a collage's
-# cell) has lost the finest scales its stored keypoints were found at: fewer cells can agree
+# A stored picture shown smaller in the query (an inset, a collage's cell) has lost the finest
+# scales its stored keypoints were found at: fewer cells can agree, down to SMALL_COPY_COVERAGE
+# at half its working size or less (`agreement_needed`)
 SMALL_COPY_SCALE = 2.0  # stored pixels per query pixel
 SMALL_COPY_COVERAGE = 0.4
 PLACE_PIXELS = 8.0  # inliers this close in both images are one place (a corner at several scales)
@@ -189,7 +190,7 @@ def _align(
     linear = transform[:, :2]
     scale = math.sqrt(abs(float(np.linalg.det(linear))))
     agreement = _agreement(stored, target[inliers], inverse, query_size)
-    if agreement < _agreement_needed(scale, min_agreement):
+    if agreement < agreement_needed(scale, min_agreement):
         return None, near
     places = _places(source[inliers], target[inliers])
     if len(places) < MIN_PLACES_SHARE * min_inliers:
@@ -240,12 +241,14 @@ def _fit(
     return transform, inlier_mask.ravel().astype(bool)
 
 
-def _agreement_needed(scale: float, min_agreement: float) -> float:
+def agreement_needed(scale: float, min_agreement: float = MIN_COVERAGE) -> float:
     """The agreement a pair needs: less where the stored picture is small in the query (`scale`:
-    stored pixels per query pixel)."""
-    if scale >= SMALL_COPY_SCALE:
-        return min_agreement * SMALL_COPY_COVERAGE / MIN_COVERAGE
-    return min_agreement
+    stored pixels per query pixel). A copy shown smaller has lost its original's finest
+    keypoints, a pyramid level for every 1.2x, so the need falls with the scale's logarithm from
+    `min_agreement` at full size to the small copy's share at `SMALL_COPY_SCALE` and beyond, not
+    in one step there."""
+    shrunk = min(max(math.log(max(scale, 1e-6)) / math.log(SMALL_COPY_SCALE), 0.0), 1.0)
+    return min_agreement * (1.0 - shrunk * (1.0 - SMALL_COPY_COVERAGE / MIN_COVERAGE))
 
 
 def _places(source: npt.NDArray[np.float32], target: npt.NDArray[np.float32]) -> npt.NDArray[np.int64]:
