@@ -296,9 +296,7 @@ def _agreement(
     """Cut the part of the stored image the query covers into a GRID x GRID grid: of the cells
     holding stored keypoints, the share that hold an inlier."""
     points = stored.points
-    mapped = points @ to_query[:, :2].T + to_query[:, 2]
-    inside = np.all((mapped >= 0) & (mapped < np.array(query_size, dtype=np.float64)), axis=1)
-    covered = points[inside]
+    covered = points[_lands_inside(points, to_query, query_size)]
     if not len(covered):
         return 0.0
     low, high = covered.min(axis=0), covered.max(axis=0)
@@ -378,10 +376,20 @@ def _spread(
     more likely a shared logo or the frame of a picture pasted at the same place."""
     extent = coverage
     if most_agree:
-        mapped = features.points @ to_other[:, :2].T + to_other[:, 2]
-        inside = np.all((mapped >= 0) & (mapped < np.array(other_size, dtype=np.float64)), axis=1)
+        inside = _lands_inside(features.points, to_other, other_size)
         extent = min(coverage, _hull_share(features.points[inside], features.size))
     return _hull_share(inlier_points, features.size) / max(extent, 1e-6)
+
+
+def _lands_inside(
+    points: npt.NDArray[np.float32], transform: npt.NDArray[np.float64], size: tuple[int, int]
+) -> npt.NDArray[np.bool_]:
+    """Which points `transform` maps inside a frame of `size` (the overlap, seen from one side)."""
+    mapped = points @ transform[:, :2].T + transform[:, 2]
+    inside: npt.NDArray[np.bool_] = np.all(
+        (mapped >= 0) & (mapped < np.array(size, dtype=np.float64)), axis=1
+    )
+    return inside
 
 
 def _hull_share(points: npt.NDArray[np.float32], size: tuple[int, int]) -> float:
