@@ -24,6 +24,7 @@ from lookalike.local.features import (
     mirrored,
     scale_mixed_order,
 )
+from lookalike.local.retrieval import by_shared_descriptors, nearest_distances
 from lookalike.local.verify import (
     MIN_COVERAGE,
     SMALL_COPY_COVERAGE,
@@ -258,3 +259,45 @@ def test_the_agreement_needed_falls_with_the_scale_and_without_a_step() -> None:
     assert agreement_needed(1.2**2) == pytest.approx(
         MIN_COVERAGE - (MIN_COVERAGE - SMALL_COPY_COVERAGE) * 2 * np.log(1.2) / np.log(SMALL_COPY_SCALE)
     )
+
+
+@pytest.mark.parametrize(("photo", "background"), [(30, 0), (5, 0), (27, 0)])
+def test_a_small_insets_original_shares_the_most_descriptors_whatever_its_votes(
+    photo: int, background: int
+) -> None:
+    """Votes over 24-bit keys rank an inset's original anywhere (a picture full of plain
+    keypoints collects chance votes from every query); the descriptors the composite and each
+    stored compact set share, mutually nearest and close, put the original first among every
+    committed photo but the one it was pasted on, even where the votes put it last."""
+    canvas, _ = small_inset(photo, background)
+    gray = np.asarray(canvas.convert("L"))
+    others = [i for i in range(len(COMMITTED_PHOTOS)) if i not in (photo, background)]
+    voted = np.array([*others, photo], dtype=np.int64)
+    stored = {i: (extract(_gray(i)).compact(), None) for i in voted.tolist()}
+    rows, ids = by_shared_descriptors(
+        np.zeros(len(voted), dtype=np.int64), voted, [(extract(gray), extract(mirrored(gray)))], stored, 1
+    )
+    assert rows.tolist() == [0] and ids.tolist() == [photo]
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_nearest_distances_are_the_brute_force_minimum(
+    compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compiled kernel (FAISS) and OpenCV's matcher give every descriptor's distance to its
+    nearest in the other set, as counting bits pair by pair does; blocks of the kernel's output
+    join without a seam."""
+    import lookalike.local.retrieval as retrieval
+
+    if not compiled:
+        monkeypatch.setattr(retrieval, "compiled_distances", lambda: None)
+    monkeypatch.setattr(retrieval, "NEAREST_BLOCK", 7 * 50)  # several blocks, the last one short
+    rng = np.random.default_rng(3)
+    among = rng.integers(0, 256, (50, 32), dtype=np.uint8)
+    points = np.concatenate([among[:20] ^ (rng.random((20, 32)) < 0.05), rng.integers(0, 256, (23, 32))])
+    points = points.astype(np.uint8)
+    bits = np.unpackbits(points[:, None, :] ^ among[None, :, :], axis=2).sum(axis=2)
+    distances, which = nearest_distances(points, among)
+    assert distances.tolist() == bits.min(axis=1).tolist()
+    assert bits[np.arange(len(points)), which].tolist() == distances.tolist()
+    assert nearest_distances(points[:0], among)[0].tolist() == []

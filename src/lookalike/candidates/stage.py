@@ -271,7 +271,14 @@ def local_candidates(
 ) -> tuple[Ids, Ids]:
     """(query row, entry id) pairs local features nominate (`lookalike.local.retrieval`) that the
     hash candidates (rows, ids) do not already hold, self-pairs left out."""
-    from lookalike.local.retrieval import NEIGHBOURS_ABOVE, one_bit_neighbours, query_descriptors, vote
+    from lookalike.local.retrieval import (
+        NEIGHBOURS_ABOVE,
+        POOL_PER_CANDIDATE,
+        by_shared_descriptors,
+        one_bit_neighbours,
+        query_descriptors,
+        vote,
+    )
 
     assert batch.local is not None
     found: list[tuple[Ids, Ids]] = []
@@ -292,7 +299,7 @@ def local_candidates(
                 posting_ids[own],
                 posting_tables[own],
             )
-        found.append(vote(owners, posting_rows, posting_ids, posting_tables, breadth))
+        found.append(vote(owners, posting_rows, posting_ids, posting_tables, POOL_PER_CANDIDATE * breadth))
     if not found:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty.copy()
@@ -301,6 +308,8 @@ def local_candidates(
     if batch.ids is not None:
         other = found_ids != batch.ids[found_rows]
         found_rows, found_ids = found_rows[other], found_ids[other]
+    stored = source.stored_local(np.unique(found_ids))
+    found_rows, found_ids = by_shared_descriptors(found_rows, found_ids, batch.local, stored, breadth)
     known = set(zip(rows.tolist(), ids.tolist(), strict=True))
     fresh = np.array(
         [(r, i) not in known for r, i in zip(found_rows.tolist(), found_ids.tolist(), strict=True)], bool

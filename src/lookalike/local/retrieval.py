@@ -4,16 +4,22 @@ Each stored keypoint's 256-bit descriptor gives one short exact key per table (t
 it, three tables of different bytes); a query descriptor meets the stored ones whose key is
 the same in some table. A meeting is a vote for the stored image, weighted by how rare the key
 is (a key half the collection shares, a patch of sky or a letter of a caption, says nothing);
-the stored images with the most weight are the candidates geometric verification then decides.
+the stored images with the most weight are put in order again by the descriptors each shares
+with the query (`shared_descriptors`, on the stored compact set), and the best of those are the
+candidates geometric verification then decides.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from lookalike.candidates.keys import KeyLayout
-from lookalike.local.features import LocalFeatures
+from lookalike.local.features import LocalFeatures, _opencv
+from lookalike.local.verify import IN_PLACE
+from lookalike.search.bits import compiled_distances
 
 Ids = npt.NDArray[np.int64]
 
@@ -22,6 +28,13 @@ COMMON_KEY = 64  # a key this many stored keypoints share carries no weight
 MIN_SCORE = 12.0  # about two rare keys in common
 CANDIDATES_PER_QUERY = 8
 NEIGHBOURS_ABOVE = CANDIDATES_PER_QUERY  # a search verifying more than this also probes keys one bit away
+# the votes choose this many stored images per image verified, the shared descriptors the best of
+# those: a key says little about a descriptor's other 232 bits, and an image with many plain
+# keypoints (a star field, foliage) collects chance votes from every query (docs/local.md,
+# "Votes, then shared descriptors")
+POOL_PER_CANDIDATE = 4
+NEAREST_BLOCK = 1 << 20  # distances computed at once (4 MB)
+SHARED_DISTANCE = 28  # of 256 bits: a stored descriptor this close to a query one shows the same point
 
 
 def descriptor_words(features: LocalFeatures) -> npt.NDArray[np.uint64]:
@@ -91,3 +104,102 @@ def one_bit_neighbours(words: npt.NDArray[np.uint64], owners: Ids) -> tuple[npt.
         expanded[position, :, word] ^= np.uint64(mask)
     probe_table = np.repeat(np.array([-1] + [t for t, _, _ in flips], dtype=np.int64), len(words))
     return expanded.reshape(-1, words.shape[1]), np.tile(owners, len(flips) + 1), probe_table
+
+
+def nearest_distances(
+    points: npt.NDArray[np.uint8], among: npt.NDArray[np.uint8]
+) -> tuple[npt.NDArray[np.int64], Ids]:
+    """Each descriptor of `points` (n, 32)'s distance to its nearest in `among` (m, 32), in bits,
+    and which that is: FAISS's compiled kernel where faiss-cpu is installed
+    (`search.bits.compiled_distances`, one thread, about 1 ns a distance; FAISS's own searches
+    spin OpenMP threads that a busy 2-core machine makes ten times slower), else OpenCV's
+    brute-force matcher (about 3)."""
+    nearest = np.full(len(points), 257, dtype=np.int64)
+    which = np.zeros(len(points), dtype=np.int64)
+    if not len(points) or not len(among):
+        return nearest, which
+    kernel = compiled_distances()
+    if kernel is None:
+        cv2 = _opencv()
+        matches = cv2.BFMatcher(cv2.NORM_HAMMING).match(
+            np.ascontiguousarray(points), np.ascontiguousarray(among)
+        )
+        found = [m.queryIdx for m in matches]
+        nearest[found] = [int(m.distance) for m in matches]
+        which[found] = [m.trainIdx for m in matches]
+        return nearest, which
+    left, right = _as_words(points), _as_words(among)
+    step = max(1, NEAREST_BLOCK // len(right))
+    out = np.empty(step * len(right), dtype=np.int32)
+    for start in range(0, len(left), step):
+        block = left[start : start + step]
+        kernel(block, right, out)
+        distances = out[: len(block) * len(right)].reshape(len(block), -1)
+        chosen = distances.argmin(axis=1)
+        which[start : start + len(block)] = chosen
+        nearest[start : start + len(block)] = distances[np.arange(len(block)), chosen]
+    return nearest, which
+
+
+def _as_words(descriptors: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]:
+    """(n, 32) descriptor bytes as (n, 4) uint64 words, the bytes in place (Hamming distances do
+    not care about their order within a word)."""
+    words: npt.NDArray[np.uint64] = np.ascontiguousarray(descriptors).view(np.uint64)
+    return words
+
+
+def shared_descriptors(
+    sides: Sequence[LocalFeatures | None],
+    stored: Sequence[LocalFeatures],
+    max_distance: int = SHARED_DISTANCE,
+) -> Ids:
+    """For each stored compact set, how many of its descriptors lie within `max_distance` bits of
+    some query descriptor (of the query's side that shares most: itself or its mirror image),
+    away from that descriptor's place in the frame: points the two pictures show alike, each
+    stored point counted once however many query points resemble it (a star field's stars all
+    do). What two pictures share in place (`IN_PLACE` of the side) is an app's bars and text in
+    two screenshots, not a copy, which was cropped, scaled or moved."""
+    counts = np.zeros(len(stored), dtype=np.int64)
+    sizes = [len(features) for features in stored]
+    if not sum(sizes):
+        return counts
+    points = np.concatenate([features.descriptors for features in stored])
+    owners = np.repeat(np.arange(len(stored)), sizes)
+    places = np.concatenate([features.points / np.asarray(features.size, np.float32) for features in stored])
+    for side in sides:
+        if side is None or not len(side):
+            continue
+        distances, nearest = nearest_distances(points, side.descriptors)
+        theirs = side.points[nearest] / np.asarray(side.size, np.float32)
+        in_place = np.abs(places - theirs).max(axis=1) <= IN_PLACE
+        close = (distances <= max_distance) & ~in_place
+        counts = np.maximum(counts, np.bincount(owners[close], minlength=len(stored)))
+    return counts
+
+
+QuerySides = tuple[LocalFeatures | None, LocalFeatures | None]  # a query's features, its mirror image's
+
+
+def by_shared_descriptors(
+    rows: Ids,
+    ids: Ids,
+    queries: Sequence[QuerySides],
+    stored: dict[int, tuple[LocalFeatures, LocalFeatures | None]],
+    top: int,
+) -> tuple[Ids, Ids]:
+    """Of voted (query row, stored id) pairs, the `top` per row that share the most descriptors
+    (`shared_descriptors`, against the stored compact sets); ties keep the votes' order, and a
+    stored image no longer held goes last."""
+    shared = np.full(len(rows), -1, dtype=np.int64)
+    by_row = np.argsort(rows, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(rows[by_row]) != 0]) if len(rows) else np.zeros(0, np.int64)
+    for group in np.split(by_row, starts[1:]) if len(rows) else []:
+        positions = [p for p in group.tolist() if int(ids[p]) in stored]
+        if positions:
+            held = [stored[int(ids[p])][0] for p in positions]
+            shared[positions] = shared_descriptors(queries[int(rows[positions[0]])], held)
+    order = np.lexsort((np.arange(len(rows)), -shared, rows))
+    rows, ids = rows[order], ids[order]
+    rank = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
+    chosen = rank < top
+    return rows[chosen], ids[chosen]
