@@ -28,6 +28,7 @@ from lookalike.matcher import NEAR_FACTOR, Matcher, Verdict
 from lookalike.sorted_arrays import sorted_unique
 
 Ids = npt.NDArray[np.int64]
+StoredFeatures = dict[int, tuple[LocalFeatures, LocalFeatures | None]]  # entry id -> compact sets
 LOCAL_QUERIES_PER_PROBE = 4  # queries whose one-bit neighbour probes go in one call (~600,000 probes)
 SAME_FRAME = 0.85  # each picture covers this much of the other: they lie on each other whole
 COINCIDE = 0.02  # corners this close (share of the side): the two frames are one frame
@@ -190,11 +191,12 @@ def judge_candidates(
     *,
     include_flagged: bool = False,
     floors: dict[str, Ids] | None = None,
-    nominated: tuple[Ids, Ids] | None = None,
+    nominated: tuple[Ids, Ids, StoredFeatures] | None = None,
 ) -> Judged:
     """The candidates (query row, entry id) that `rule` accepts, sorted by entry id: by their
     hashes, or for a rule with a local clause, near misses (and the `nominated` pairs local
-    features retrieved, whatever their hashes) that local features verify."""
+    features retrieved, whatever their hashes, with the stored features retrieval read) that
+    local features verify."""
     judged = judge(
         batch,
         rows,
@@ -218,7 +220,7 @@ def judge_candidates(
             keep_all=True,
         )
         judged = concat_judged([judged, retrieved])
-    return verify_near_misses(source, batch, judged, rule)
+    return verify_near_misses(source, batch, judged, rule, None if nominated is None else nominated[2])
 
 
 def with_stored_variants(
@@ -268,9 +270,10 @@ def _positions(rows: Ids, ids: Ids, wanted_rows: Ids, wanted_ids: Ids) -> Ids:
 
 def local_candidates(
     source: CandidateSource, batch: QueryBatch, rows: Ids, ids: Ids, breadth: int
-) -> tuple[Ids, Ids]:
+) -> tuple[Ids, Ids, StoredFeatures]:
     """(query row, entry id) pairs local features nominate (`lookalike.local.retrieval`) that the
-    hash candidates (rows, ids) do not already hold, self-pairs left out."""
+    hash candidates (rows, ids) do not already hold, self-pairs left out, and the stored features
+    read to choose them (verification needs them again)."""
     from lookalike.local.retrieval import (
         NEIGHBOURS_ABOVE,
         POOL_PER_CANDIDATE,
@@ -302,7 +305,7 @@ def local_candidates(
         found.append(vote(owners, posting_rows, posting_ids, posting_tables, POOL_PER_CANDIDATE * breadth))
     if not found:
         empty = np.zeros(0, dtype=np.int64)
-        return empty, empty.copy()
+        return empty, empty.copy(), {}
     found_rows = np.concatenate([voted[0] for voted in found])
     found_ids = np.concatenate([voted[1] for voted in found])
     if batch.ids is not None:
@@ -314,7 +317,9 @@ def local_candidates(
     fresh = np.array(
         [(r, i) not in known for r, i in zip(found_rows.tolist(), found_ids.tolist(), strict=True)], bool
     )
-    return found_rows[fresh] if len(fresh) else found_rows, found_ids[fresh] if len(fresh) else found_ids
+    if len(fresh):
+        found_rows, found_ids = found_rows[fresh], found_ids[fresh]
+    return found_rows, found_ids, stored
 
 
 def frames_coincide(alignment: Alignment) -> bool:
@@ -330,7 +335,13 @@ def frames_coincide(alignment: Alignment) -> bool:
     return True
 
 
-def verify_near_misses(source: CandidateSource, batch: QueryBatch, judged: Judged, rule: Matcher) -> Judged:
+def verify_near_misses(
+    source: CandidateSource,
+    batch: QueryBatch,
+    judged: Judged,
+    rule: Matcher,
+    read: StoredFeatures | None = None,
+) -> Judged:
     """The accepted pairs of `judged`, plus those local features verify (query features, and the
     mirrored query's, against the stored compact ones, and when those came close every keypoint
     of the files at hand, `SecondLook`: a search's own picture against the stored file, in a
@@ -340,7 +351,7 @@ def verify_near_misses(source: CandidateSource, batch: QueryBatch, judged: Judge
     copy there is the hashes' to judge, and what two different pictures share frame for frame or
     in place is an app's bars, a caption or a logo, not a picture. A light crop (each picture
     covering most of the other, `SAME_FRAME`) is the local features' to find: the hashes' crop
-    variants have fixed shapes."""
+    variants have fixed shapes. The stored features retrieval already `read` are not read again."""
     from lookalike.local.verify import verify_near
 
     assert rule.local_inliers is not None
@@ -349,7 +360,10 @@ def verify_near_misses(source: CandidateSource, batch: QueryBatch, judged: Judge
     alignments: list[Alignment | None] = [None] * len(judged.rows)
     pending = np.flatnonzero(~accepted)
     if len(pending) and batch.local is not None:
-        stored = source.stored_local(np.unique(judged.ids[pending]))
+        stored = dict(read or {})
+        unread = np.array([i for i in np.unique(judged.ids[pending]).tolist() if i not in stored], np.int64)
+        if len(unread):
+            stored.update(source.stored_local(unread))
         query_entries = batch.ids  # a duplicate search's queries are stored entries
         budget = None if query_entries is None else DUPLICATE_LOOKS_PER_QUERY * len(batch)
         second_look = SecondLook(source.local_at_hand, budget)

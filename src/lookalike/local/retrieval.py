@@ -192,8 +192,7 @@ def by_shared_descriptors(
     stored image no longer held goes last."""
     shared = np.full(len(rows), -1, dtype=np.int64)
     by_row = np.argsort(rows, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(rows[by_row]) != 0]) if len(rows) else np.zeros(0, np.int64)
-    for group in np.split(by_row, starts[1:]) if len(rows) else []:
+    for group in np.split(by_row, np.flatnonzero(np.diff(rows[by_row])) + 1):
         positions = [p for p in group.tolist() if int(ids[p]) in stored]
         if positions:
             held = [stored[int(ids[p])][0] for p in positions]
