@@ -346,3 +346,35 @@ def test_key_tables_past_the_memory_ceiling_are_left_to_clickhouse(
     assert _held(ch) >= set(HASH_RULE.algorithms) and not _held_keys(ch)
     assert calls  # every batch probed ClickHouse
     assert found == _scored(pair_search.rule_pairs(sqlite, HASH_RULE))
+
+
+def _local_meetings(
+    index: Index, keys: np.ndarray, tables: np.ndarray, limit: int | None
+) -> list[tuple[int, str]]:
+    """Every (probe, stored key) meeting, once per stored keypoint (an image may hold a key twice)."""
+    probes, ids = index.nominate_local(keys, tables, limit)
+    named = index.keys_by_id(np.unique(ids))
+    return sorted((p, named[i]) for p, i in zip(probes.tolist(), ids.tolist(), strict=True))
+
+
+def test_descriptor_keys_meet_the_same_keypoints_on_sqlite_and_chdb_and_common_ones_are_skipped(
+    both: tuple[Index, ClickHouseIndex], corpus: list[Path]
+) -> None:
+    """A query's descriptor probes (its keys and those one bit away) meet the same stored
+    keypoints in SQLite's tables held in memory and in ClickHouse's `local_keys`; with a limit,
+    both drop exactly the keys that many stored keypoints hold (a photo's copies share many)."""
+    from lookalike.local.retrieval import descriptor_probes, query_descriptors
+
+    sqlite, ch = both
+    query = lookalike.hash_file(corpus[0], default_index_hashes(), dihedral=True, local=True)
+    words, owners = query_descriptors([(query.local, query.local_mirrored)])
+    keys, tables, _ = descriptor_probes(words, owners, neighbours=True)
+    every = _local_meetings(sqlite, keys, tables, None)
+    assert every == _local_meetings(ch, keys, tables, None)
+    held: dict[int, int] = {}  # stored keypoints per probed key
+    for probe, _key in every:
+        held[probe] = held.get(probe, 0) + 1
+    assert max(held.values()) >= 3 and min(held.values()) < 3
+    rare = [(probe, key) for probe, key in every if held[probe] < 3]
+    assert _local_meetings(sqlite, keys, tables, 3) == rare
+    assert _local_meetings(ch, keys, tables, 3) == rare

@@ -171,3 +171,40 @@ def test_sparse_ids_have_no_direct_table_and_are_found_by_search(tmp_path: Path)
     assert loaded is not None and loaded[0]._position is None
     present, found, _, _ = loaded[0].lookup(np.array([10**12, 6], dtype=np.int64))
     assert present.tolist() == [True, False] and found[:, 0].tolist() == [2, 0]
+
+
+@pytest.mark.parametrize(
+    "layout", [LAYOUT, KeyLayout(64, ((0,), (3,)))], ids=["buckets of keys", "a key a bucket"]
+)
+def test_probe_keys_returns_every_meeting_of_a_key_but_those_of_keys_held_limit_times(
+    layout: KeyLayout,
+) -> None:
+    """(probe, entry) per (key, table) probe, against a brute force over the stored rows; with a
+    limit, a key the sorted part holds that many times or more returns nothing, the rest all."""
+    rng = np.random.default_rng(11)
+    tables = KeyTables(layout)
+    ids = np.arange(2000)
+    words = rng.integers(0, 2**63, size=(len(ids), layout.nbits // 64), dtype=np.int64).astype(np.uint64)
+    words[:300] = words[0]  # one key in every table that 300 rows hold
+    tables.add(ids, words)
+    tables.compact()
+    stored_keys = layout.keys(words)
+    probe_table = np.repeat(np.arange(layout.table_count), 50)
+    probe_keys = np.concatenate(
+        [stored_keys[rng.integers(0, len(ids), 50), t] for t in range(layout.table_count)]
+    )
+    probe_keys[0] = stored_keys[0, 0]
+    held = {
+        (t, int(k)): int((stored_keys[:, t] == k).sum()) for t, k in zip(probe_table, probe_keys, strict=True)
+    }
+    assert max(held.values()) >= 300
+    for limit in (None, 64):
+        probes, found = tables.probe_keys(probe_keys, probe_table, limit)
+        expected = {
+            (p, int(entry))
+            for p, (t, k) in enumerate(zip(probe_table, probe_keys, strict=True))
+            if limit is None or held[(int(t), int(k))] < limit
+            for entry in np.flatnonzero(stored_keys[:, t] == k)
+        }
+        assert set(zip(probes.tolist(), found.tolist(), strict=True)) == expected
+        assert len(probes) == len(expected)

@@ -301,3 +301,29 @@ def test_nearest_distances_are_the_brute_force_minimum(
     assert distances.tolist() == bits.min(axis=1).tolist()
     assert bits[np.arange(len(points)), which].tolist() == distances.tolist()
     assert nearest_distances(points[:0], among)[0].tolist() == []
+
+
+@pytest.mark.parametrize("id_step", [1, 1 << 40], ids=["small ids, one array", "64-bit ids, sorted"])
+def test_votes_are_the_summed_rarity_of_shared_keys_per_query_and_stored_image(id_step: int) -> None:
+    """Per query, the stored images whose postings weigh at least MIN_SCORE, most weight first
+    (ties by id), at most `top`: against a brute force over every posting, on the dense
+    per-cell path (SQLite's ids) and the sorting one (ClickHouse's 64-bit versions)."""
+    from lookalike.local import retrieval
+
+    rng = np.random.default_rng(5)
+    probe_owners = rng.integers(0, 4, size=3000)
+    posting_probes = np.sort(rng.integers(0, 3000, size=6000) % rng.integers(1, 3000, size=6000))
+    posting_ids = rng.integers(0, 40, size=6000) * id_step
+    counts = np.bincount(posting_probes)
+    scores: dict[int, dict[int, float]] = {}
+    for probe, entry in zip(posting_probes.tolist(), posting_ids.tolist(), strict=True):
+        weight = max(np.log2(retrieval.COMMON_KEY / counts[probe]), 0.0)
+        per_query = scores.setdefault(int(probe_owners[probe]), {})
+        per_query[entry] = per_query.get(entry, 0.0) + weight
+    expected = []
+    for query in sorted(scores):
+        ranked = sorted((-s, e) for e, s in scores[query].items() if s >= retrieval.MIN_SCORE - 1e-9)
+        expected += [(query, e) for _, e in ranked[:5]]
+    assert len(expected) > 4
+    query, stored = retrieval.vote(probe_owners, posting_probes, posting_ids, top=5)
+    assert list(zip(query.tolist(), stored.tolist(), strict=True)) == expected

@@ -236,17 +236,19 @@ def _flip_masks(
     # counter-based: a splitmix64 stream per (row, salt, word, bit chunk) gives uniform words;
     # AND-ing/OR-ing two uniform words gives bits at 1/4 and 3/4: mix them into ~0.35 per bit
     for word in range(word_count):
-        a = _splitmix(rows * np.uint64(1 << 20) + np.uint64(seed * 131 + salt * 17 + word * 3 + 1))
-        b = _splitmix(a ^ np.uint64(0x9E3779B97F4A7C15))
-        c = _splitmix(b ^ np.uint64(0xBF58476D1CE4E5B9))
+        a = splitmix(rows * np.uint64(1 << 20) + np.uint64(seed * 131 + salt * 17 + word * 3 + 1))
+        b = splitmix(a ^ np.uint64(0x9E3779B97F4A7C15))
+        c = splitmix(b ^ np.uint64(0xBF58476D1CE4E5B9))
         # P(bit) = P(a & b) + P(~(a & b)) * P(c & d...) ~ 0.25 + 0.75 * 0.125 = 0.344
-        d = _splitmix(c ^ np.uint64(0x94D049BB133111EB))
-        e = _splitmix(d ^ np.uint64(0x2545F4914F6CDD1D))
+        d = splitmix(c ^ np.uint64(0x94D049BB133111EB))
+        e = splitmix(d ^ np.uint64(0x2545F4914F6CDD1D))
         masks[:, word] = (a & b) | (c & d & e)
     return masks
 
 
-def _splitmix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+def splitmix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """SplitMix64's finaliser: 64 well-mixed bits of each value (a counter-based generator, so a
+    synthetic item is made again from its number alone)."""
     with np.errstate(over="ignore"):
         z = x + np.uint64(0x9E3779B97F4A7C15)
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)

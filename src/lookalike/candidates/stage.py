@@ -67,8 +67,11 @@ class CandidateSource(Protocol):
         self, ids: Ids, *, mirrored: bool = False
     ) -> dict[int, tuple[LocalFeatures, LocalFeatures | None]]: ...
 
-    def nominate_local(self, words: npt.NDArray[np.uint64]) -> tuple[Ids, Ids, Ids]:
-        """(row of `words`, entry id, table) for every stored keypoint sharing a descriptor key."""
+    def nominate_local(
+        self, keys: npt.NDArray[np.uint32], tables: Ids, limit: int | None = None
+    ) -> tuple[Ids, Ids]:
+        """(probe, entry id) for every stored keypoint whose descriptor key in table `tables[p]`
+        is `keys[p]`; keys held by `limit` keypoints or more may return none."""
 
     def stored_variants(self, algorithm: str) -> StoredVariants | None:
         """The stored variants of `algorithm` a query's own hash is compared with, if any."""
@@ -275,10 +278,11 @@ def local_candidates(
     hash candidates (rows, ids) do not already hold, self-pairs left out, and the stored features
     read to choose them (verification needs them again)."""
     from lookalike.local.retrieval import (
+        COMMON_KEY,
         NEIGHBOURS_ABOVE,
         POOL_PER_CANDIDATE,
         by_shared_descriptors,
-        one_bit_neighbours,
+        descriptor_probes,
         query_descriptors,
         vote,
     )
@@ -291,18 +295,9 @@ def local_candidates(
         if not len(words):
             continue
         owners += start
-        if breadth <= NEIGHBOURS_ABOVE:
-            posting_rows, posting_ids, posting_tables = source.nominate_local(words)
-        else:
-            words, owners, probe_table = one_bit_neighbours(words, owners)
-            posting_rows, posting_ids, posting_tables = source.nominate_local(words)
-            own = (probe_table[posting_rows] < 0) | (probe_table[posting_rows] == posting_tables)
-            posting_rows, posting_ids, posting_tables = (
-                posting_rows[own],
-                posting_ids[own],
-                posting_tables[own],
-            )
-        found.append(vote(owners, posting_rows, posting_ids, posting_tables, POOL_PER_CANDIDATE * breadth))
+        keys, tables, probe_owners = descriptor_probes(words, owners, neighbours=breadth > NEIGHBOURS_ABOVE)
+        posting_probes, posting_ids = source.nominate_local(keys, tables, COMMON_KEY)
+        found.append(vote(probe_owners, posting_probes, posting_ids, POOL_PER_CANDIDATE * breadth))
     if not found:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty.copy(), {}

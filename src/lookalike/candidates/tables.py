@@ -183,20 +183,38 @@ class KeyTables:
 
     def probe_tables(self, query_keys: npt.NDArray[np.uint32]) -> tuple[Ids, Ids, Ids]:
         """Every (query row, entry id, table) whose keys meet in that table."""
-        rows_found: list[Ids] = []
+        keys = self._checked(query_keys)
+        count = len(keys)
+        tables = np.repeat(np.arange(self.layout.table_count, dtype=np.int64), count)
+        probes, ids = self.probe_keys(keys.T.ravel(), tables)
+        return probes % max(count, 1), ids, probes // max(count, 1)
+
+    def probe_keys(
+        self, keys: npt.ArrayLike, tables: npt.ArrayLike, limit: int | None = None
+    ) -> tuple[Ids, Ids]:
+        """Every (probe, entry id) where probe p's key `keys[p]` meets a stored row of table
+        `tables[p]`. With `limit`, a key held by at least that many rows of the sorted part
+        returns none of them: a caller weighing keys by rarity can skip the commonest unread."""
+        probes_found: list[Ids] = []
         ids_found: list[Ids] = []
-        tables_found: list[Ids] = []
-        for rows, ids, tables in self._meetings(query_keys):
+        for probes, ids in self._flat_meetings(np.asarray(keys), np.asarray(tables), limit):
             if len(self._dead):
                 alive = ~_member(ids, self._dead)
-                rows, ids, tables = rows[alive], ids[alive], tables[alive]
-            rows_found.append(rows)
+                probes, ids = probes[alive], ids[alive]
+            probes_found.append(probes)
             ids_found.append(ids)
-            tables_found.append(tables)
-        if not rows_found:
+        if not probes_found:
             empty = np.zeros(0, dtype=np.int64)
-            return empty, empty.copy(), empty.copy()
-        return np.concatenate(rows_found), np.concatenate(ids_found), np.concatenate(tables_found)
+            return empty, empty.copy()
+        return np.concatenate(probes_found), np.concatenate(ids_found)
+
+    def _checked(self, query_keys: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
+        keys = np.asarray(query_keys)
+        if keys.ndim != 2 or keys.shape[1] != self.layout.table_count:
+            raise ValueError(f"expected (n, {self.layout.table_count}) keys, got {keys.shape}")
+        if len(keys) >= 2**31:
+            raise ValueError("at most 2**31 query rows per probe")
+        return keys
 
     def _meetings(self, query_keys: npt.NDArray[np.uint32]) -> Iterator[tuple[Ids, Ids, Ids]]:
         """(query rows, entry ids, tables) meeting in the sorted part and the buffer, removed
@@ -205,44 +223,58 @@ class KeyTables:
         microseconds whatever its size, and a match is a few hundred probes), a duplicate search's
         batch a table or two at a time (the working arrays follow the queries, not queries x
         tables, and a pass's part of the directory stays in cache)."""
-        keys = np.asarray(query_keys)
-        if keys.ndim != 2 or keys.shape[1] != self.layout.table_count:
-            raise ValueError(f"expected (n, {self.layout.table_count}) keys, got {keys.shape}")
+        keys = self._checked(query_keys)
         count = len(keys)
-        if count >= 2**31:
-            raise ValueError("at most 2**31 query rows per probe")
         if not count:
             return
         by_table = np.ascontiguousarray(keys.T, dtype=np.uint64)  # (tables, rows)
-        main, buffer = self._main, self._buffer
-        residual_bits = self.key_bits - main.bucket_bits
-        residual_mask = np.uint64((1 << residual_bits) - 1)
-        id_mask = (1 << main.id_bits) - 1
         step = max(1, min(self.layout.table_count, PROBES_PER_PASS // count))
         for first in range(0, self.layout.table_count, step):
             last = min(first + step, self.layout.table_count)
             column = by_table[first:last].ravel()  # probe p: table first + p // count, row p % count
             table_of = np.repeat(np.arange(first, last, dtype=np.uint64), count)
-            if len(main.rows):
-                bucket = (column >> np.uint64(residual_bits)).astype(np.intp)
-                bucket |= table_of.astype(np.intp) << main.bucket_bits
-                main.starts_ahead.rows(bucket)
-                start = main.starts[bucket].astype(np.intp)
-                length = main.starts[bucket + 1].astype(np.intp)
-                length -= start
-                positions, probes = _expand(start, length)
-                main.rows_ahead.rows(positions)
-                found = main.rows[positions]
-                residual = (column & residual_mask).astype(found.dtype)
-                same = (found >> main.id_bits) == residual[probes]  # the bucket holds neighbours too
-                probes = probes[same]
-                yield probes % count, (found[same] & id_mask).astype(np.int64), probes // count + first
-            if len(buffer):
-                low = (column | (table_of << np.uint64(self.key_bits))) << np.uint64(ID_BITS)
-                start = np.searchsorted(buffer, low, side="left").astype(np.intp)
-                stop = np.searchsorted(buffer, low | ID_MASK, side="right").astype(np.intp)
-                positions, probes = _expand(start, stop - start)
-                yield probes % count, (buffer[positions] & ID_MASK).astype(np.int64), probes // count + first
+            for probes, ids in self._flat_meetings(column, table_of, None):
+                yield probes % count, ids, probes // count + first
+
+    def _flat_meetings(
+        self, keys: npt.NDArray[Any], tables: npt.NDArray[Any], limit: int | None
+    ) -> Iterator[tuple[Ids, Ids]]:
+        """(probe, entry id) of every probe (key, table) meeting a row of the sorted part, then
+        of the buffer; with `limit`, keys with that many rows in the sorted part are skipped."""
+        if not len(keys):
+            return
+        column = keys.astype(np.uint64, copy=False)
+        table_of = tables.astype(np.uint64, copy=False)
+        main, buffer = self._main, self._buffer
+        if len(main.rows):
+            residual_bits = self.key_bits - main.bucket_bits
+            id_mask = (1 << main.id_bits) - 1
+            bucket = (column >> np.uint64(residual_bits)).astype(np.intp)
+            bucket |= table_of.astype(np.intp) << main.bucket_bits
+            main.starts_ahead.rows(bucket)
+            start = main.starts[bucket].astype(np.intp)
+            length = main.starts[bucket + 1].astype(np.intp)
+            length -= start
+            if limit is not None and not residual_bits:  # a bucket is one key
+                length[length >= limit] = 0
+            positions, probes = _expand(start, length)
+            main.rows_ahead.rows(positions)
+            found = main.rows[positions]
+            residual = (column & np.uint64((1 << residual_bits) - 1)).astype(found.dtype)
+            same = (found >> main.id_bits) == residual[probes]  # the bucket holds neighbours too
+            probes = probes[same]
+            ids = (found[same] & id_mask).astype(np.int64)
+            if limit is not None and residual_bits:
+                common = np.bincount(probes, minlength=len(column)) >= limit
+                keep = ~common[probes]
+                probes, ids = probes[keep], ids[keep]
+            yield probes.astype(np.int64), ids
+        if len(buffer):
+            low = (column | (table_of << np.uint64(self.key_bits))) << np.uint64(ID_BITS)
+            start = np.searchsorted(buffer, low, side="left").astype(np.intp)
+            stop = np.searchsorted(buffer, low | ID_MASK, side="right").astype(np.intp)
+            positions, probes = _expand(start, stop - start)
+            yield probes.astype(np.int64), (buffer[positions] & ID_MASK).astype(np.int64)
 
     # ----- snapshots -------------------------------------------------------------------------------
     def save(self, folder: Path, meta: Mapping[str, Any]) -> None:

@@ -568,12 +568,13 @@ class Index(ABC):
         return features_at_hand(self.entries_by_id(ids), mirrored=mirrored)
 
     def nominate_local(
-        self, words: npt.NDArray[np.uint64]
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """(row of `words`, entry id, table) for every stored keypoint sharing a descriptor key
-        (lookalike.local.retrieval); backends without local features find none."""
+        self, keys: npt.NDArray[np.uint32], tables: npt.NDArray[np.int64], limit: int | None = None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """(probe, entry id) for every stored keypoint whose descriptor key in table `tables[p]` is
+        `keys[p]` (lookalike.local.retrieval); keys held by `limit` keypoints or more may return
+        none. Backends without local features find none."""
         empty = np.zeros(0, dtype=np.int64)
-        return empty, empty.copy(), empty.copy()
+        return empty, empty.copy()
 
     def stored_variants(self, algorithm: str) -> StoredVariants | None:
         """The stored variants of `algorithm` that a query's own hash is compared with

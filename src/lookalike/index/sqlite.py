@@ -989,15 +989,14 @@ class SQLiteIndex(Index):
 
     @_serialised
     def nominate_local(
-        self, words: npt.NDArray[np.uint64]
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """(row of `words`, entry id, table) for every stored keypoint sharing a descriptor key."""
-        from lookalike.local.retrieval import DESCRIPTOR_LAYOUT
-
+        self, keys: npt.NDArray[np.uint32], tables: npt.NDArray[np.int64], limit: int | None = None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """(probe, entry id) for every stored keypoint whose descriptor key in table `tables[p]`
+        is `keys[p]`, skipping keys `limit` keypoints hold."""
         with self._transaction(write=False):
             generation = int(self._meta("generation"))
-            tables = self._candidates.local_keys(self._db, generation)
-        return tables.probe_tables(DESCRIPTOR_LAYOUT.keys(words))
+            held = self._candidates.local_keys(self._db, generation)
+        return held.probe_keys(keys, tables, limit)
 
     @_serialised
     def stored_local(

@@ -3,7 +3,8 @@
 Each stored keypoint's 256-bit descriptor gives one short exact key per table (three bytes of
 it, three tables of different bytes); a query descriptor meets the stored ones whose key is
 the same in some table. A meeting is a vote for the stored image, weighted by how rare the key
-is (a key half the collection shares, a patch of sky or a letter of a caption, says nothing);
+is (a key half the collection shares, a patch of sky or a letter of a caption, says nothing, and
+is not even read: at a million stored images most meetings are with such keys);
 the stored images with the most weight are put in order again by the descriptors each shares
 with the query (`shared_descriptors`, on the stored compact set), and the best of those are the
 candidates geometric verification then decides.
@@ -60,27 +61,40 @@ def query_descriptors(
     return np.concatenate(parts), np.concatenate(owners)
 
 
+def descriptor_probes(
+    words: npt.NDArray[np.uint64], owners: Ids, neighbours: bool = False
+) -> tuple[npt.NDArray[np.uint32], Ids, Ids]:
+    """The (key, table) probes of descriptors and the query each is for: every descriptor's key in
+    each table, and with `neighbours` every key one bit away from those (73 probes a descriptor
+    instead of 3). A descriptor of the same point seen at another scale keeps a 24-bit key exactly
+    only a few times in a hundred, within one bit several times as often."""
+    keys = DESCRIPTOR_LAYOUT.keys(words)  # (n, tables)
+    count, tables = keys.shape
+    flips = np.zeros(1, dtype=np.uint32)
+    if neighbours:
+        key_bits = 8 * len(DESCRIPTOR_LAYOUT.tables[0])
+        flips = np.concatenate([flips, np.uint32(1) << np.arange(key_bits, dtype=np.uint32)])
+    probed = keys.T[:, None, :] ^ flips[None, :, None]  # (tables, flips, n)
+    table_of = np.repeat(np.arange(tables, dtype=np.int64), len(flips) * count)
+    return probed.ravel(), table_of, np.tile(owners, tables * len(flips))
+
+
 def vote(
-    owners: Ids, posting_rows: Ids, posting_ids: Ids, posting_tables: Ids, top: int = CANDIDATES_PER_QUERY
+    probe_owners: Ids, posting_probes: Ids, posting_ids: Ids, top: int = CANDIDATES_PER_QUERY
 ) -> tuple[Ids, Ids]:
     """(query, stored id) candidates: per query, the `top` stored images with the most weight of
-    shared keys, each at least MIN_SCORE. A posting is one stored keypoint meeting one query
-    descriptor in one table; its key's frequency is how many postings that descriptor had in
-    that table (every stored keypoint with the key comes back)."""
-    if not len(posting_rows):
+    shared keys, each at least MIN_SCORE. A posting is one stored keypoint meeting one probe
+    (`descriptor_probes`; the query of probe p is `probe_owners[p]`), and weighs by how rare the
+    probe's key is: how many postings it had (every stored keypoint with the key comes back,
+    except from keys held by COMMON_KEY or more, which weigh nothing and may be left unread)."""
+    if not len(posting_probes):
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty.copy()
-    tables = int(posting_tables.max()) + 1
-    group = posting_rows * tables + posting_tables
-    _, inverse, counts = np.unique(group, return_inverse=True, return_counts=True)
-    weight = np.log2(np.maximum(COMMON_KEY / counts[inverse], 1.0))
-    queries = owners[posting_rows]
-    distinct_ids, dense = np.unique(posting_ids, return_inverse=True)  # ids may use 64 bits
-    pairs, which = np.unique((queries << 32) | dense, return_inverse=True)
-    score = np.bincount(which, weights=weight)
+    counts = np.bincount(posting_probes)
+    weight = np.log2(np.maximum(COMMON_KEY / counts[posting_probes], 1.0))
+    query, stored, score = _scores(probe_owners[posting_probes], posting_ids, weight)
     keep = score >= MIN_SCORE
-    pairs, score = pairs[keep], score[keep]
-    query, stored = pairs >> 32, distinct_ids[pairs & 0xFFFFFFFF]
+    query, stored, score = query[keep], stored[keep], score[keep]
     order = np.lexsort((-score, query))
     query, stored = query[order], stored[order]
     rank = np.arange(len(query)) - np.searchsorted(query, query, side="left")
@@ -88,22 +102,30 @@ def vote(
     return query[chosen], stored[chosen]
 
 
-def one_bit_neighbours(words: npt.NDArray[np.uint64], owners: Ids) -> tuple[npt.NDArray[np.uint64], Ids, Ids]:
-    """The descriptors, then each with one bit of one table's key flipped: (words, owners, the
-    table each probe is for, -1 for the descriptor itself). A descriptor of the same point seen
-    at another scale keeps a 24-bit key exactly only a few times in a hundred, within one bit
-    several times as often; a deeper search pays 73 probes per descriptor for that."""
-    tables = DESCRIPTOR_LAYOUT.tables
-    flips: list[tuple[int, int, int]] = []  # (table, word, mask)
-    for table, chosen in enumerate(tables):
-        for byte in chosen:
-            for bit in range(8):
-                flips.append((table, byte // 8, 1 << ((7 - byte % 8) * 8 + bit)))
-    expanded = np.repeat(words[None], len(flips) + 1, axis=0)
-    for position, (_, word, mask) in enumerate(flips, start=1):
-        expanded[position, :, word] ^= np.uint64(mask)
-    probe_table = np.repeat(np.array([-1] + [t for t, _, _ in flips], dtype=np.int64), len(words))
-    return expanded.reshape(-1, words.shape[1]), np.tile(owners, len(flips) + 1), probe_table
+DENSE_SCORES = 1 << 23  # (query, stored id) cells scored in one array rather than by sorting
+
+
+def _scores(
+    queries: Ids, ids: Ids, weight: npt.NDArray[np.float64]
+) -> tuple[Ids, Ids, npt.NDArray[np.float64]]:
+    """Every distinct (query, stored id) of the postings with its summed weight, in (query, id)
+    order. Where the queries times the id range fit DENSE_SCORES (a search's few queries on
+    SQLite's ids), one bincount over the cells; else (ClickHouse's 64-bit versions) sorting."""
+    low, high = int(ids.min()), int(ids.max())
+    first = int(queries.min())
+    span = high - low + 1
+    cells = (int(queries.max()) - first + 1) * span
+    if cells <= max(DENSE_SCORES, 4 * len(ids)):
+        score = np.bincount((queries - first) * span + (ids - low), weights=weight, minlength=cells).astype(
+            np.float64, copy=False
+        )
+        held = np.flatnonzero(score).astype(np.int64)
+        return held // span + first, held % span + low, score[held]
+    distinct_ids, dense = np.unique(ids, return_inverse=True)
+    pairs, which = np.unique((queries << 32) | dense, return_inverse=True)
+    summed = np.bincount(which, weights=weight).astype(np.float64, copy=False)
+    stored: Ids = distinct_ids[pairs & 0xFFFFFFFF]
+    return (pairs >> 32).astype(np.int64), stored, summed
 
 
 def nearest_distances(

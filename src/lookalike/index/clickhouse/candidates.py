@@ -142,14 +142,23 @@ def nominate(
 
 
 def nominate_local(
-    connection: Connection, read: Read, tables: Tables, words: npt.NDArray[np.uint64], stale: bool
-) -> tuple[Ids, Ids, Ids]:
-    """(row of `words`, row version, table) for every live stored keypoint sharing a key."""
-    from lookalike.local.retrieval import DESCRIPTOR_LAYOUT
-
-    return probe_keys(
-        connection, read, tables, DESCRIPTOR_LAYOUT, words, stale, lambda site: site.local_keys(), ""
+    connection: Connection,
+    read: Read,
+    tables: Tables,
+    keys: npt.NDArray[np.uint32],
+    table_numbers: Ids,
+    stale: bool,
+    limit: int | None = None,
+) -> tuple[Ids, Ids]:
+    """(probe, row version) for every live stored keypoint whose descriptor key in table
+    `table_numbers[p]` is `keys[p]`; with `limit`, keys that many keypoints hold return none
+    (counted and dropped in ClickHouse: at a million images the commonest keys hold thousands)."""
+    table_keys = (table_numbers.astype(np.uint64) << np.uint64(32)) | keys.astype(np.uint64)
+    probes, owners = _sorted_probes(table_keys[:, None])
+    owner, version, _ = _meet(
+        connection, read, tables, probes, owners, stale, lambda site: site.local_keys(), "", limit
     )
+    return owner, version
 
 
 def probe_keys(
@@ -163,14 +172,30 @@ def probe_keys(
     condition: str,
 ) -> tuple[Ids, Ids, Ids]:
     """(row of `words`, row version, table number) for every live stored row of a key table
-    sharing a key with a row of `words`.
+    sharing a key with a row of `words`."""
+    keys = layout.keys(words).astype(np.uint64)
+    tables_of = np.arange(layout.table_count, dtype=np.uint64) << np.uint64(32)
+    probes, owners = _sorted_probes(keys | tables_of[None, :])
+    return _meet(connection, read, tables, probes, owners, stale, table_of, condition, None)
+
+
+def _meet(
+    connection: Connection,
+    read: Read,
+    tables: Tables,
+    probes: npt.NDArray[np.uint64],
+    owners: Ids,
+    stale: bool,
+    table_of: Callable[[Tables], str],
+    condition: str,
+    limit: int | None,
+) -> tuple[Ids, Ids, Ids]:
+    """(owner, row version, table number) of every live stored row of a key table whose
+    `table << 32 | key` is one of the sorted `probes` (`owners` beside them).
 
     ClickHouse reads the key table where its primary key meets the probed keys and returns
     (key, version); which probe rows asked for each key is known here, so the join back to the
     rows is a sorted lookup in NumPy, not a join in SQL."""
-    keys = layout.keys(words).astype(np.uint64)
-    tables_of = np.arange(layout.table_count, dtype=np.uint64) << np.uint64(32)
-    probes, owners = _sorted_probes(keys | tables_of[None, :])
     distinct = distinct_sorted(probes)
     found_tk: list[npt.NDArray[np.uint64]] = []
     found_version: list[Ids] = []
@@ -181,7 +206,14 @@ def probe_keys(
             # k rows live on the shard of their entry (the views fill local tables), so liveness
             # is decided per shard against the local `superseded`
             live = f" AND version NOT IN (SELECT version FROM {site.superseded(True)})" if stale else ""
-            return f"SELECT tk, version FROM {table_of(site)} WHERE tk IN {probed}{condition}{live}"
+            rows = f"FROM {table_of(site)} WHERE tk IN {probed}{condition}{live}"
+            if limit is None:
+                return f"SELECT tk, version {rows}"
+            return (
+                "SELECT tk, arrayJoin(versions) AS version FROM "
+                f"(SELECT tk, groupArray(version) AS versions {rows} "
+                f"GROUP BY tk HAVING count() < {int(limit)})"
+            )
 
         result = query_with_set(connection, read, tables, "probes", "UInt64", chunk, sql)
         found_tk.append(result.array("tk", np.uint64))

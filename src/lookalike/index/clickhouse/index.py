@@ -1427,11 +1427,13 @@ class ClickHouseIndex(Index):
         return out
 
     def nominate_local(
-        self, words: npt.NDArray[np.uint64]
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        self, keys: npt.NDArray[np.uint32], tables: npt.NDArray[np.int64], limit: int | None = None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         self._version_keys.clear()
         with self._reading() as stale:
-            return candidate_sql.nominate_local(self._connection, self._read, self._tables, words, stale)
+            return candidate_sql.nominate_local(
+                self._connection, self._read, self._tables, keys, tables, stale, limit
+            )
 
     def variant_rows(self, algorithm: str) -> list[tuple[int, bytes]]:
         name = canonical_algorithm(algorithm)
