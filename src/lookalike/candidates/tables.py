@@ -193,11 +193,17 @@ class KeyTables:
         self, keys: npt.ArrayLike, tables: npt.ArrayLike, limit: int | None = None
     ) -> tuple[Ids, Ids]:
         """Every (probe, entry id) where probe p's key `keys[p]` meets a stored row of table
-        `tables[p]`. With `limit`, a key held by at least that many rows of the sorted part
-        returns none of them: a caller weighing keys by rarity can skip the commonest unread."""
+        `tables[p]`. With `limit`, a key that many live rows hold returns none of them: a caller
+        weighing keys by rarity skips the commonest, unread where the sorted part alone holds
+        that many (and no removal there is pending)."""
+        key_array, table_array = np.asarray(keys), np.asarray(tables)
+        common = np.zeros(len(key_array), dtype=bool)
         probes_found: list[Ids] = []
         ids_found: list[Ids] = []
-        for probes, ids in self._flat_meetings(np.asarray(keys), np.asarray(tables), limit):
+        unread_from = None if len(self._dead) else limit
+        for probes, ids, skipped in self._flat_meetings(key_array, table_array, unread_from):
+            if skipped is not None:
+                common |= skipped
             if len(self._dead):
                 alive = ~_member(ids, self._dead)
                 probes, ids = probes[alive], ids[alive]
@@ -206,7 +212,12 @@ class KeyTables:
         if not probes_found:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty.copy()
-        return np.concatenate(probes_found), np.concatenate(ids_found)
+        probes, ids = np.concatenate(probes_found), np.concatenate(ids_found)
+        if limit is not None and len(probes):
+            common |= np.bincount(probes, minlength=len(key_array)) >= limit
+            keep = ~common[probes]
+            probes, ids = probes[keep], ids[keep]
+        return probes, ids
 
     def _checked(self, query_keys: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
         keys = np.asarray(query_keys)
@@ -233,14 +244,15 @@ class KeyTables:
             last = min(first + step, self.layout.table_count)
             column = by_table[first:last].ravel()  # probe p: table first + p // count, row p % count
             table_of = np.repeat(np.arange(first, last, dtype=np.uint64), count)
-            for probes, ids in self._flat_meetings(column, table_of, None):
+            for probes, ids, _ in self._flat_meetings(column, table_of, None):
                 yield probes % count, ids, probes // count + first
 
     def _flat_meetings(
         self, keys: npt.NDArray[Any], tables: npt.NDArray[Any], limit: int | None
-    ) -> Iterator[tuple[Ids, Ids]]:
-        """(probe, entry id) of every probe (key, table) meeting a row of the sorted part, then
-        of the buffer; with `limit`, keys with that many rows in the sorted part are skipped."""
+    ) -> Iterator[tuple[Ids, Ids, npt.NDArray[np.bool_] | None]]:
+        """(probe, entry id, the probes skipped) of every probe (key, table) meeting a row of the
+        sorted part, then of the buffer; with `limit`, keys the sorted part holds that many
+        times are skipped there (and named, so that the caller drops them from the buffer too)."""
         if not len(keys):
             return
         column = keys.astype(np.uint64, copy=False)
@@ -255,8 +267,10 @@ class KeyTables:
             start = main.starts[bucket].astype(np.intp)
             length = main.starts[bucket + 1].astype(np.intp)
             length -= start
-            if limit is not None and not residual_bits:  # a bucket is one key
-                length[length >= limit] = 0
+            skipped = None
+            if limit is not None and not residual_bits:  # a bucket is one key: skipped unread
+                skipped = length >= limit
+                length[skipped] = 0
             positions, probes = _expand(start, length)
             main.rows_ahead.rows(positions)
             found = main.rows[positions]
@@ -265,16 +279,16 @@ class KeyTables:
             probes = probes[same]
             ids = (found[same] & id_mask).astype(np.int64)
             if limit is not None and residual_bits:
-                common = np.bincount(probes, minlength=len(column)) >= limit
-                keep = ~common[probes]
+                skipped = np.bincount(probes, minlength=len(column)) >= limit
+                keep = ~skipped[probes]
                 probes, ids = probes[keep], ids[keep]
-            yield probes.astype(np.int64), ids
+            yield probes.astype(np.int64), ids, skipped
         if len(buffer):
             low = (column | (table_of << np.uint64(self.key_bits))) << np.uint64(ID_BITS)
             start = np.searchsorted(buffer, low, side="left").astype(np.intp)
             stop = np.searchsorted(buffer, low | ID_MASK, side="right").astype(np.intp)
             positions, probes = _expand(start, stop - start)
-            yield probes.astype(np.int64), (buffer[positions] & ID_MASK).astype(np.int64)
+            yield probes.astype(np.int64), (buffer[positions] & ID_MASK).astype(np.int64), None
 
     # ----- snapshots -------------------------------------------------------------------------------
     def save(self, folder: Path, meta: Mapping[str, Any]) -> None:
