@@ -65,7 +65,7 @@ def descriptor_probes(
     words: npt.NDArray[np.uint64], owners: Ids, neighbours: bool = False
 ) -> tuple[npt.NDArray[np.uint32], Ids, Ids]:
     """The (key, table) probes of descriptors and the query each is for: every descriptor's key in
-    each table, and with `neighbours` every key one bit away from those (73 probes a descriptor
+    each table, and with `neighbours` every key one bit away from those (75 probes a descriptor
     instead of 3). A descriptor of the same point seen at another scale keeps a 24-bit key exactly
     only a few times in a hundred, within one bit several times as often."""
     keys = DESCRIPTOR_LAYOUT.keys(words)  # (n, tables)
