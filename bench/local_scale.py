@@ -36,6 +36,11 @@ def main() -> None:
         "--flip", type=float, default=0.3125, help="share of a synthetic descriptor's bits flipped"
     )
     parser.add_argument("--mixed", action="store_true", help="draw each synthetic keypoint from any source")
+    parser.add_argument(
+        "--every-key",
+        action="store_true",
+        help="read keys that weigh nothing too: how crowded the keypoints are",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
@@ -62,7 +67,7 @@ def main() -> None:
         started = time.perf_counter()
         source = ScaledSource(real.stored, synthetic, n)
         built = time.perf_counter() - started
-        outcomes = run_queries(source, real, args.breadth, args.min_inliers)
+        outcomes = run_queries(source, real, args.breadth, args.min_inliers, args.every_key)
         print(summary(n, real, outcomes, built, source.tables.nbytes()), flush=True)
         del source
         gc.collect()

@@ -255,14 +255,18 @@ class Outcome:
     wrong: int
 
 
-def run_queries(source: ScaledSource, real: RealSet, breadth: int, min_inliers: int) -> list[Outcome]:
-    """Each copy through the candidate stage alone (no hash candidates), then verified."""
+def run_queries(
+    source: ScaledSource, real: RealSet, breadth: int, min_inliers: int, every_key: bool = False
+) -> list[Outcome]:
+    """Each copy through the candidate stage alone (no hash candidates), then verified. With
+    `every_key`, keys held by COMMON_KEY keypoints are read too (the same candidates, slower):
+    the postings then say how crowded the stored descriptors are, real and synthetic."""
     from lookalike.candidates.batch import QueryBatch
     from lookalike.candidates.stage import frames_coincide, local_candidates
     from lookalike.local.verify import verify_near
 
     empty = np.zeros(0, dtype=np.int64)
-    counted = _CountingSource(source)
+    counted = _CountingSource(source, every_key)
     outcomes: list[Outcome] = []
     for sides, shown in zip(real.queries, real.query_photos, strict=True):
         batch = QueryBatch(1, {}, None, [sides])
@@ -302,15 +306,16 @@ def run_queries(source: ScaledSource, real: RealSet, breadth: int, min_inliers: 
 class _CountingSource:
     """A source that counts the postings its key probes return."""
 
-    def __init__(self, source: ScaledSource) -> None:
+    def __init__(self, source: ScaledSource, every_key: bool) -> None:
         self.source = source
+        self.every_key = every_key
         self.postings = 0
         self.found: list[Ids] = []
 
     def nominate_local(
         self, keys: npt.NDArray[np.uint32], tables: Ids, limit: int | None = None
     ) -> tuple[Ids, Ids]:
-        found = self.source.nominate_local(keys, tables, limit)
+        found = self.source.nominate_local(keys, tables, None if self.every_key else limit)
         self.postings += len(found[0])
         self.found.append(found[1])
         return found
