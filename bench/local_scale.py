@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,6 +42,9 @@ def main() -> None:
         action="store_true",
         help="read keys that weigh nothing too: how crowded the keypoints are",
     )
+    parser.add_argument(
+        "--backend", choices=["sqlite", "chdb"], default="sqlite", help="where the key rows live"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
@@ -65,12 +69,20 @@ def main() -> None:
     print(header(real))
     for n in [int(s) for s in args.sizes.split(",")]:
         started = time.perf_counter()
-        source = ScaledSource(real.stored, synthetic, n)
-        built = time.perf_counter() - started
-        outcomes = run_queries(source, real, args.breadth, args.min_inliers, args.every_key)
-        print(summary(n, real, outcomes, built, source.tables.nbytes()), flush=True)
-        del source
-        gc.collect()
+        with tempfile.TemporaryDirectory(prefix="lookalike-local-scale-") as folder:
+            if args.backend == "chdb":
+                source = ScaledSource.on_chdb(real.stored, synthetic, n, Path(folder) / "chdb")
+                held = 0
+            else:
+                source = ScaledSource(real.stored, synthetic, n)
+                held = source.tables.nbytes()
+            built = time.perf_counter() - started
+            outcomes = run_queries(source, real, args.breadth, args.min_inliers, args.every_key)
+            print(summary(n, real, outcomes, built, held), flush=True)
+            if source.index is not None:
+                source.index.close()
+            del source
+            gc.collect()
 
 
 if __name__ == "__main__":

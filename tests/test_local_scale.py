@@ -4,6 +4,8 @@ nominates a picture in picture's original, the same whether the commonest keys a
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -72,3 +74,22 @@ def test_an_insets_original_is_nominated_among_thousands_of_stored_images(source
     assert (ids >= SYNTHETIC_BASE).sum() > 0  # the synthetic images compete
     _, unlimited, _ = local_candidates(_Unlimited(source), batch, empty, empty, 32)  # type: ignore[arg-type]
     assert unlimited.tolist() == ids.tolist()
+
+
+def test_chdb_key_rows_nominate_what_the_tables_held_in_memory_do(sources: list, tmp_path: Path) -> None:
+    """The benchmark's ClickHouse backend: the same keypoint rows in a chDB index's `local_keys`,
+    probed by ClickHouse with the common-key limit, nominate the same stored images."""
+    canvas, _ = small_inset(INSET, BACKGROUND)
+    gray = np.asarray(canvas.convert("L"))
+    batch = QueryBatch(1, {}, None, [(extract(gray, finer=True), extract(mirrored(gray)))])
+    real = {i: (extract(_gray(i)).compact(), None) for i in (INSET, BACKGROUND)}
+    synthetic = SyntheticSets(sources, 0.0625, mixed=True)
+    empty = np.zeros(0, dtype=np.int64)
+    _, held, _ = local_candidates(ScaledSource(real, synthetic, 3000), batch, empty, empty, 32)  # type: ignore[arg-type]
+    on_chdb = ScaledSource.on_chdb(real, synthetic, 3000, tmp_path / "chdb")
+    try:
+        _, read, _ = local_candidates(on_chdb, batch, empty, empty, 32)  # type: ignore[arg-type]
+    finally:
+        on_chdb.index.close()
+    assert INSET in held.tolist()
+    assert read.tolist() == held.tolist()

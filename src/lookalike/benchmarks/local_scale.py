@@ -28,6 +28,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -217,6 +218,47 @@ class ScaledSource:
             parts_keys.append(DESCRIPTOR_LAYOUT.keys(padded))
         self._build(np.concatenate(parts_ids), np.concatenate(parts_keys))
 
+    @classmethod
+    def on_chdb(
+        cls,
+        real: dict[int, tuple[LocalFeatures, LocalFeatures | None]],
+        synthetic: SyntheticSets,
+        n: int,
+        folder: Path,
+    ) -> ScaledSource:
+        """The same collection with its keypoint rows in a chDB index's `local_keys` (ids as row
+        versions), probed by `ClickHouseIndex.nominate_local`: ClickHouse's own read of the keys."""
+        from lookalike.index import open_index
+        from lookalike.index.clickhouse import ClickHouseIndex
+        from lookalike.index.clickhouse.schema import LOCAL_KEY_TYPES
+        from lookalike.local.retrieval import DESCRIPTOR_LAYOUT, descriptor_words
+
+        source = cls.__new__(cls)
+        source.real, source.synthetic, source.n = real, synthetic, n
+        index = open_index(f"chdb://{folder}")
+        assert isinstance(index, ClickHouseIndex)
+        source.index = index
+        tables = np.arange(DESCRIPTOR_LAYOUT.table_count, dtype=np.uint64) << np.uint64(32)
+
+        def insert(owners: Ids, words: npt.NDArray[np.uint64]) -> None:
+            keys = DESCRIPTOR_LAYOUT.keys(words).astype(np.uint64) | tables[None, :]
+            versions = np.repeat(owners.astype(np.uint64), DESCRIPTOR_LAYOUT.table_count)
+            index._insert(
+                index._tables.local_keys(), {"tk": keys.ravel(), "version": versions}, LOCAL_KEY_TYPES
+            )
+
+        ids = np.array(sorted(real), dtype=np.int64)
+        words = [descriptor_words(real[i][0]) for i in ids.tolist()]
+        insert(np.repeat(ids, [len(w) for w in words]), np.concatenate(words))
+        for start in range(0, n, CHUNK * 8):
+            chunk = np.arange(start, min(n, start + CHUNK * 8), dtype=np.int64) + SYNTHETIC_BASE
+            chunk_owners, chunk_words = synthetic.words(chunk, words=2)
+            padded = np.zeros((len(chunk_words), 4), dtype=np.uint64)
+            padded[:, :2] = chunk_words
+            insert(chunk_owners, padded)
+        index._connection.execute(f"OPTIMIZE TABLE {index._tables.local_keys(True)} FINAL")
+        return source
+
     def _build(self, ids: Ids, keys: npt.NDArray[np.uint32]) -> None:
         """Key tables over all rows at once (one sort, as a snapshot's rebuild does)."""
         from lookalike.candidates.tables import _CompactRows
@@ -226,9 +268,14 @@ class ScaledSource:
         packed.sort()
         self.tables._main = _CompactRows.pack(packed, self.tables.layout.table_count, self.tables.key_bits)
 
+    index: Any = None  # a chDB index holding the rows instead of `tables` (`on_chdb`)
+
     def nominate_local(
         self, keys: npt.NDArray[np.uint32], tables: Ids, limit: int | None = None
     ) -> tuple[Ids, Ids]:
+        if self.index is not None:
+            found: tuple[Ids, Ids] = self.index.nominate_local(keys, tables, limit)
+            return found
         return self.tables.probe_keys(keys, tables, limit)
 
     def stored_local(self, ids: Ids) -> dict[int, tuple[LocalFeatures, LocalFeatures | None]]:
