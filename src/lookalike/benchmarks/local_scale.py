@@ -25,7 +25,7 @@ import functools
 import hashlib
 import pickle
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,32 +191,42 @@ class SyntheticSets:
         return found
 
 
+def _keypoint_keys(
+    real: dict[int, tuple[LocalFeatures, LocalFeatures | None]], synthetic: SyntheticSets, n: int, chunk: int
+) -> Iterator[tuple[Ids, npt.NDArray[np.uint32]]]:
+    """(owner id, (m, tables) descriptor keys) of every stored keypoint: the real photos', then N
+    synthetic images' `chunk` images at a time (only the two words the keys read are made)."""
+    from lookalike.local.retrieval import DESCRIPTOR_LAYOUT, descriptor_words
+
+    ids = np.array(sorted(real), dtype=np.int64)
+    words = [descriptor_words(real[i][0]) for i in ids.tolist()]
+    yield np.repeat(ids, [len(w) for w in words]), DESCRIPTOR_LAYOUT.keys(np.concatenate(words))
+    for start in range(0, n, chunk):
+        made = np.arange(start, min(n, start + chunk), dtype=np.int64) + SYNTHETIC_BASE
+        owners, first_words = synthetic.words(made, words=2)
+        padded = np.zeros((len(first_words), 4), dtype=np.uint64)
+        padded[:, :2] = first_words
+        yield owners, DESCRIPTOR_LAYOUT.keys(padded)
+
+
 class ScaledSource:
     """The candidate stage's view of a collection: real photos (ids below SYNTHETIC_BASE) and N
     synthetic images, every stored descriptor in key tables as an index holds them."""
+
+    index: Any = None  # a chDB index holding the rows instead of `tables` (`on_chdb`)
 
     def __init__(
         self, real: dict[int, tuple[LocalFeatures, LocalFeatures | None]], synthetic: SyntheticSets, n: int
     ):
         from lookalike.candidates.tables import KeyTables
-        from lookalike.local.retrieval import DESCRIPTOR_LAYOUT, descriptor_words
+        from lookalike.local.retrieval import DESCRIPTOR_LAYOUT
 
         self.real = real
         self.synthetic = synthetic
         self.n = n
         self.tables = KeyTables(DESCRIPTOR_LAYOUT)
-        ids = np.array(sorted(real), dtype=np.int64)
-        words = [descriptor_words(real[i][0]) for i in ids.tolist()]
-        owners = np.repeat(ids, [len(w) for w in words])
-        parts_ids, parts_keys = [owners], [DESCRIPTOR_LAYOUT.keys(np.concatenate(words))]
-        for start in range(0, n, CHUNK):
-            chunk = np.arange(start, min(n, start + CHUNK), dtype=np.int64) + SYNTHETIC_BASE
-            chunk_owners, chunk_words = synthetic.words(chunk, words=2)
-            padded = np.zeros((len(chunk_words), 4), dtype=np.uint64)
-            padded[:, :2] = chunk_words
-            parts_ids.append(chunk_owners)
-            parts_keys.append(DESCRIPTOR_LAYOUT.keys(padded))
-        self._build(np.concatenate(parts_ids), np.concatenate(parts_keys))
+        parts = list(_keypoint_keys(real, synthetic, n, CHUNK))
+        self._build(np.concatenate([ids for ids, _ in parts]), np.concatenate([keys for _, keys in parts]))
 
     @classmethod
     def on_chdb(
@@ -231,7 +241,7 @@ class ScaledSource:
         from lookalike.index import open_index
         from lookalike.index.clickhouse import ClickHouseIndex
         from lookalike.index.clickhouse.schema import LOCAL_KEY_TYPES
-        from lookalike.local.retrieval import DESCRIPTOR_LAYOUT, descriptor_words
+        from lookalike.local.retrieval import DESCRIPTOR_LAYOUT
 
         source = cls.__new__(cls)
         source.real, source.synthetic, source.n = real, synthetic, n
@@ -239,23 +249,12 @@ class ScaledSource:
         assert isinstance(index, ClickHouseIndex)
         source.index = index
         tables = np.arange(DESCRIPTOR_LAYOUT.table_count, dtype=np.uint64) << np.uint64(32)
-
-        def insert(owners: Ids, words: npt.NDArray[np.uint64]) -> None:
-            keys = DESCRIPTOR_LAYOUT.keys(words).astype(np.uint64) | tables[None, :]
+        for owners, keys in _keypoint_keys(real, synthetic, n, CHUNK * 8):
+            table_keys = (keys.astype(np.uint64) | tables[None, :]).ravel()
             versions = np.repeat(owners.astype(np.uint64), DESCRIPTOR_LAYOUT.table_count)
             index._insert(
-                index._tables.local_keys(), {"tk": keys.ravel(), "version": versions}, LOCAL_KEY_TYPES
+                index._tables.local_keys(), {"tk": table_keys, "version": versions}, LOCAL_KEY_TYPES
             )
-
-        ids = np.array(sorted(real), dtype=np.int64)
-        words = [descriptor_words(real[i][0]) for i in ids.tolist()]
-        insert(np.repeat(ids, [len(w) for w in words]), np.concatenate(words))
-        for start in range(0, n, CHUNK * 8):
-            chunk = np.arange(start, min(n, start + CHUNK * 8), dtype=np.int64) + SYNTHETIC_BASE
-            chunk_owners, chunk_words = synthetic.words(chunk, words=2)
-            padded = np.zeros((len(chunk_words), 4), dtype=np.uint64)
-            padded[:, :2] = chunk_words
-            insert(chunk_owners, padded)
         index._connection.execute(f"OPTIMIZE TABLE {index._tables.local_keys(True)} FINAL")
         return source
 
@@ -267,8 +266,6 @@ class ScaledSource:
         del keys
         packed.sort()
         self.tables._main = _CompactRows.pack(packed, self.tables.layout.table_count, self.tables.key_bits)
-
-    index: Any = None  # a chDB index holding the rows instead of `tables` (`on_chdb`)
 
     def nominate_local(
         self, keys: npt.NDArray[np.uint32], tables: Ids, limit: int | None = None
