@@ -251,8 +251,9 @@ class KeyTables:
         self, keys: npt.NDArray[Any], tables: npt.NDArray[Any], limit: int | None
     ) -> Iterator[tuple[Ids, Ids, npt.NDArray[np.bool_] | None]]:
         """(probe, entry id, the probes skipped) of every probe (key, table) meeting a row of the
-        sorted part, then of the buffer; with `limit`, keys the sorted part holds that many
-        times are skipped there (and named, so that the caller drops them from the buffer too)."""
+        sorted part, then of the buffer; with `limit`, where a directory bucket is one key, keys
+        the sorted part holds that many times are skipped unread (and named, so that the caller
+        drops them from the buffer too). The caller counts every other key's rows itself."""
         if not len(keys):
             return
         column = keys.astype(np.uint64, copy=False)
@@ -277,12 +278,7 @@ class KeyTables:
             residual = (column & np.uint64((1 << residual_bits) - 1)).astype(found.dtype)
             same = (found >> main.id_bits) == residual[probes]  # the bucket holds neighbours too
             probes = probes[same]
-            ids = (found[same] & id_mask).astype(np.int64)
-            if limit is not None and residual_bits:
-                skipped = np.bincount(probes, minlength=len(column)) >= limit
-                keep = ~skipped[probes]
-                probes, ids = probes[keep], ids[keep]
-            yield probes.astype(np.int64), ids, skipped
+            yield probes.astype(np.int64), (found[same] & id_mask).astype(np.int64), skipped
         if len(buffer):
             low = (column | (table_of << np.uint64(self.key_bits))) << np.uint64(ID_BITS)
             start = np.searchsorted(buffer, low, side="left").astype(np.intp)
