@@ -218,3 +218,23 @@ def test_probe_keys_returns_every_meeting_of_a_key_but_those_of_keys_held_limit_
             if limit is None or len(holders) < limit:
                 expected += [(p, int(entry)) for entry in holders]
         assert sorted(zip(probes.tolist(), found.tolist(), strict=True)) == sorted(expected)
+
+
+def test_an_entry_replaced_while_its_rows_are_in_the_sorted_part_is_found_with_its_new_rows() -> None:
+    """`replace` of an entry held in the sorted part: its new rows wait in the buffer and are
+    found at once (the removal hid them too, until the next compaction), its old ones are not."""
+    rng = np.random.default_rng(11)
+    tables = KeyTables(LAYOUT)
+    words = rng.integers(0, 2**63, size=(50, 4), dtype=np.uint64)
+    tables.add(np.arange(50), words)
+    tables.compact()
+    fresh = rng.integers(0, 2**63, size=(1, 4), dtype=np.uint64)
+    tables.replace([7], fresh)
+    _, ids = tables.probe(LAYOUT.keys(fresh))
+    assert ids.tolist() == [7]
+    assert 7 not in tables.probe(LAYOUT.keys(words[7:8]))[1].tolist()
+    keys = LAYOUT.keys(fresh)[0]
+    _, found = tables.probe_keys(keys, np.arange(LAYOUT.table_count), limit=5)
+    assert found.tolist() == [7] * LAYOUT.table_count
+    tables.compact()
+    assert tables.probe(LAYOUT.keys(fresh))[1].tolist() == [7]

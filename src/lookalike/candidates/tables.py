@@ -76,13 +76,22 @@ class KeyTables:
     directory instead of the 8 of a whole `(table, key, id)`. Recent adds wait in a small sorted
     buffer of whole `(table << key bits | key) << 32 | entry id` values."""
 
-    def __init__(self, layout: KeyLayout) -> None:
+    def __init__(self, layout: KeyLayout, id_bits: int = ID_BITS, entry_shift: int = 0) -> None:
+        """`id_bits`: the width of a row's id (32, or what the key leaves of 64 bits where ids are
+        wider); `entry_shift`: the low id bits that name a part of an entry (a keypoint of an
+        image), which `remove` and the removal filter ignore: they name entries by `id >>
+        entry_shift`."""
         self.layout = layout
         self.key_bits = 8 * len(layout.tables[0]) if layout.tables else 0
         self.table_bits = max(1, (layout.table_count - 1).bit_length())
-        if self.key_bits + self.table_bits + ID_BITS > 64:
-            raise ValueError(f"{layout.table_count} tables of {self.key_bits}-bit keys do not fit in 32 bits")
+        if self.key_bits + self.table_bits + id_bits > 64:
+            raise ValueError(
+                f"{layout.table_count} tables of {self.key_bits}-bit keys do not fit in {64 - id_bits} bits"
+            )
         self.slot_bits = self.key_bits + self.table_bits  # bits of (table, key)
+        self.id_bits = id_bits
+        self.id_mask = np.uint64((1 << id_bits) - 1)
+        self.entry_shift = entry_shift
         self._main = _CompactRows.empty()
         self._buffer: Packed = np.zeros(0, dtype=np.uint64)
         self._dead: Ids = np.zeros(0, dtype=np.int64)  # ids removed from the main part
@@ -99,18 +108,22 @@ class KeyTables:
         tables = np.arange(self.layout.table_count, dtype=np.uint64) << np.uint64(self.key_bits)
         packed: Packed = np.array(keys, dtype=np.uint64)  # in place from here: a million images'
         packed |= tables[None, :]  # rows are 1.3 GB, and each temporary as much again
-        packed <<= np.uint64(ID_BITS)
+        packed <<= np.uint64(self.id_bits)
         packed |= ids.astype(np.uint64)[:, None]
         return packed.ravel()
 
     def add(self, ids: npt.ArrayLike, words: Words) -> None:
         """Add rows (ids must be removed first if they were present: see `replace`)."""
+        self.add_keys(ids, self.layout.keys(words))
+
+    def add_keys(self, ids: npt.ArrayLike, keys: npt.NDArray[np.uint32]) -> None:
+        """`add` from the rows' (n, tables) keys."""
         id_array = np.asarray(ids, dtype=np.int64).ravel()
         if len(id_array) == 0:
             return
-        if id_array.min() < 0 or id_array.max() > int(ID_MASK):
-            raise ValueError("entry ids must fit in 32 bits")
-        merged = self._pack(self.layout.keys(words), id_array)
+        if id_array.min() < 0 or id_array.max() > int(self.id_mask):
+            raise ValueError(f"entry ids must fit in {self.id_bits} bits")
+        merged = self._pack(keys, id_array)
         if len(self._buffer):
             merged = np.concatenate([self._buffer, merged])
         merged.sort()
@@ -124,12 +137,17 @@ class KeyTables:
         if len(gone) == 0:
             return
         if len(self._buffer):
-            self._buffer = self._buffer[~_member((self._buffer & ID_MASK).astype(np.int64), gone)]
+            self._buffer = self._buffer[~_member(self._entries(self._buffer & self.id_mask), gone)]
         if len(self._main.rows):
             self._dead = sorted_unique(np.concatenate([self._dead, gone]))
             rows = len(self._main.rows) // max(self.layout.table_count, 1)
-            if len(self._dead) > max(1024, rows // (BUFFER_SHARE * 2)):
+            if len(self._dead) > max(1024, (rows >> self.entry_shift) // (BUFFER_SHARE * 2)):
                 self.compact()
+
+    def _entries(self, ids: npt.NDArray[Any]) -> Ids:
+        """The entries row ids belong to (`entry_shift`)."""
+        entries: Ids = ids.astype(np.int64) >> self.entry_shift
+        return entries
 
     def replace(self, ids: npt.ArrayLike, words: Words) -> None:
         """Remove every row of the entries named in `ids`, then add the given rows."""
@@ -141,9 +159,9 @@ class KeyTables:
         if not len(self._buffer) and not len(self._dead):
             return
         if len(self._main.rows):
-            main = self._main.whole(self.key_bits)
+            main = self._main.whole(self.key_bits, self.id_bits)
             if len(self._dead):
-                main = main[~_member((main & ID_MASK).astype(np.int64), self._dead)]
+                main = main[~_member(self._entries(main & self.id_mask), self._dead)]
             if len(self._buffer):
                 main = np.concatenate([main, self._buffer])
                 main.sort()
@@ -152,7 +170,7 @@ class KeyTables:
         self._buffer = np.zeros(0, dtype=np.uint64)
         self._dead = np.zeros(0, dtype=np.int64)
         self._main = _CompactRows.empty()  # the old rows go before the new ones are made
-        self._main = _CompactRows.pack(main, self.layout.table_count, self.key_bits)
+        self._main = _CompactRows.pack(main, self.layout.table_count, self.key_bits, self.id_bits)
 
     def probe(self, query_keys: npt.NDArray[np.uint32], owners: Ids | None = None) -> tuple[Ids, Ids]:
         """Every (query row, entry id) whose keys meet in some table, each pair once: a copy meets
@@ -168,11 +186,11 @@ class KeyTables:
             holder = np.asarray(owners, dtype=np.int64)
         if count and int(holder.max()) >= 2**31:
             raise ValueError("at most 2**31 queries per probe")
+        if self.id_bits != ID_BITS:
+            raise ValueError(f"probe packs {ID_BITS}-bit ids: use probe_keys")
         shifted = holder << 32
         found = [shifted[rows] | ids for rows, ids, _ in self._meetings(query_keys)]
         packed = sorted_unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
-        if len(self._dead) and len(packed):
-            packed = packed[~_member(packed & int(ID_MASK), self._dead)]
         ids = packed & int(ID_MASK)
         held = packed >> 32
         if owners is None:
@@ -204,9 +222,6 @@ class KeyTables:
         for probes, ids, skipped in self._flat_meetings(key_array, table_array, unread_from):
             if skipped is not None:
                 common |= skipped
-            if len(self._dead):
-                alive = ~_member(ids, self._dead)
-                probes, ids = probes[alive], ids[alive]
             probes_found.append(probes)
             ids_found.append(ids)
         if not probes_found:
@@ -228,8 +243,8 @@ class KeyTables:
         return keys
 
     def _meetings(self, query_keys: npt.NDArray[np.uint32]) -> Iterator[tuple[Ids, Ids, Ids]]:
-        """(query rows, entry ids, tables) meeting in the sorted part and the buffer, removed
-        entries included (the caller drops them once, after folding). Tables go in passes of about
+        """(query rows, entry ids, tables) meeting in the sorted part and the buffer, live rows
+        only (`_flat_meetings`). Tables go in passes of about
         PROBES_PER_PASS probes: a single query's 40 tables in one pass (each NumPy call costs
         microseconds whatever its size, and a match is a few hundred probes), a duplicate search's
         batch a table or two at a time (the working arrays follow the queries, not queries x
@@ -250,10 +265,12 @@ class KeyTables:
     def _flat_meetings(
         self, keys: npt.NDArray[Any], tables: npt.NDArray[Any], limit: int | None
     ) -> Iterator[tuple[Ids, Ids, npt.NDArray[np.bool_] | None]]:
-        """(probe, entry id, the probes skipped) of every probe (key, table) meeting a row of the
-        sorted part, then of the buffer; with `limit`, where a directory bucket is one key, keys
-        the sorted part holds that many times are skipped unread (and named, so that the caller
-        drops them from the buffer too). The caller counts every other key's rows itself."""
+        """(probe, entry id, the probes skipped) of every probe (key, table) meeting a live row of
+        the sorted part (removed entries' rows there are dropped: an entry removed and added
+        again lives in the buffer), then of the buffer; with `limit`, where a directory bucket is
+        one key, keys the sorted part holds that many times are skipped unread (and named, so
+        that the caller drops them from the buffer too). The caller counts every other key's
+        rows itself."""
         if not len(keys):
             return
         column = keys.astype(np.uint64, copy=False)
@@ -277,14 +294,17 @@ class KeyTables:
             found = main.rows[positions]
             residual = (column & np.uint64((1 << residual_bits) - 1)).astype(found.dtype)
             same = (found >> main.id_bits) == residual[probes]  # the bucket holds neighbours too
-            probes = probes[same]
-            yield probes.astype(np.int64), (found[same] & id_mask).astype(np.int64), skipped
+            probes, ids = probes[same].astype(np.int64), (found[same] & id_mask).astype(np.int64)
+            if len(self._dead):
+                alive = ~_member(self._entries(ids), self._dead)
+                probes, ids = probes[alive], ids[alive]
+            yield probes, ids, skipped
         if len(buffer):
-            low = (column | (table_of << np.uint64(self.key_bits))) << np.uint64(ID_BITS)
+            low = (column | (table_of << np.uint64(self.key_bits))) << np.uint64(self.id_bits)
             start = np.searchsorted(buffer, low, side="left").astype(np.intp)
-            stop = np.searchsorted(buffer, low | ID_MASK, side="right").astype(np.intp)
+            stop = np.searchsorted(buffer, low | self.id_mask, side="right").astype(np.intp)
             positions, probes = _expand(start, stop - start)
-            yield probes.astype(np.int64), (buffer[positions] & ID_MASK).astype(np.int64), None
+            yield probes.astype(np.int64), (buffer[positions] & self.id_mask).astype(np.int64), None
 
     # ----- snapshots -------------------------------------------------------------------------------
     def save(self, folder: Path, meta: Mapping[str, Any]) -> None:
@@ -292,10 +312,19 @@ class KeyTables:
         main = self._main
         arrays: dict[str, npt.NDArray[Any]] = {"rows": main.rows, "starts": main.starts}
         shape = {"bucket_bits": main.bucket_bits, "id_bits": main.id_bits}
-        _save_arrays(folder, arrays, {**meta, **shape, "layout": _layout_signature(self.layout)})
+        _save_arrays(folder, arrays, {**meta, **shape, "layout": self._signature()})
+
+    def _signature(self) -> list[Any]:
+        """What a snapshot must agree with: the layout, and ids' width and parts where not plain."""
+        signature = _layout_signature(self.layout)
+        if (self.id_bits, self.entry_shift) != (ID_BITS, 0):
+            signature.append([self.id_bits, self.entry_shift])
+        return signature
 
     @classmethod
-    def load(cls, folder: Path, layout: KeyLayout) -> tuple[KeyTables, dict[str, Any]] | None:
+    def load(
+        cls, folder: Path, layout: KeyLayout, id_bits: int = ID_BITS, entry_shift: int = 0
+    ) -> tuple[KeyTables, dict[str, Any]] | None:
         """A snapshot of this layout, or None (absent, another layout, or the per-table arrays
         of the first snapshot format: the caller rebuilds from the catalog). A snapshot of whole
         64-bit rows (`keys`, before rows were compact) is converted, and its meta says
@@ -304,9 +333,9 @@ class KeyTables:
         if loaded is None:
             return None
         arrays, meta = loaded
-        if meta.get("layout") != _layout_signature(layout):
+        tables = cls(layout, id_bits, entry_shift)
+        if meta.get("layout") != tables._signature():
             return None
-        tables = cls(layout)
         if "rows" in arrays and "starts" in arrays:
             main = _CompactRows.of_snapshot(
                 arrays["rows"], arrays["starts"], meta, layout.table_count, tables.key_bits
@@ -316,6 +345,8 @@ class KeyTables:
             tables._main = main  # memory-mapped
             return tables, meta
         if "keys" in arrays:
+            if id_bits != ID_BITS:
+                return None
             tables._main = _CompactRows.pack(np.asarray(arrays["keys"]), layout.table_count, tables.key_bits)
             return tables, {**meta, "upgraded": True}
         return None
@@ -354,8 +385,10 @@ class _CompactRows:
         return np.uint32 if residual_bits + id_bits <= 32 else np.uint64
 
     @classmethod
-    def pack(cls, packed: Packed, table_count: int, key_bits: int) -> _CompactRows:
-        """The compact form of sorted whole rows (`(table << key_bits | key) << 32 | id`), made
+    def pack(
+        cls, packed: Packed, table_count: int, key_bits: int, whole_id_bits: int = ID_BITS
+    ) -> _CompactRows:
+        """The compact form of sorted whole rows (`(table << key_bits | key) << whole_id_bits | id`), made
         PACK_CHUNK rows at a time: at a million images the whole rows are 1.6 GB, and each
         full-size temporary would be as much again."""
         count = len(packed)
@@ -363,26 +396,28 @@ class _CompactRows:
             return cls.empty()
         bucket_bits = cls.bucket_bits_for(count // max(table_count, 1), key_bits)
         residual_bits = key_bits - bucket_bits
-        top_id = max(int((packed[a : a + PACK_CHUNK] & ID_MASK).max()) for a in range(0, count, PACK_CHUNK))
+        id_mask = np.uint64((1 << whole_id_bits) - 1)
+        top_id = max(int((packed[a : a + PACK_CHUNK] & id_mask).max()) for a in range(0, count, PACK_CHUNK))
         id_bits = max(1, top_id.bit_length())
         rows = np.empty(count, dtype=cls.row_dtype(residual_bits, id_bits))
         starts = np.zeros((table_count << bucket_bits) + 1, dtype=np.uint32 if count < 2**32 else np.int64)
         residual_mask = np.uint64((1 << residual_bits) - 1)
         for first in range(0, count, PACK_CHUNK):
             part = packed[first : first + PACK_CHUNK]
-            slots = part >> np.uint64(ID_BITS)
+            slots = part >> np.uint64(whole_id_bits)
             buckets = (slots >> np.uint64(residual_bits)).astype(np.intp)
             low = int(buckets[0])  # sorted: a chunk's buckets are one run of the directory
             starts[low + 1 : int(buckets[-1]) + 2] += np.bincount(buckets - low).astype(starts.dtype)
             slots &= residual_mask
             slots <<= np.uint64(id_bits)
-            slots |= part & ID_MASK
+            slots |= part & id_mask
             rows[first : first + len(part)] = slots
         np.cumsum(starts, out=starts, dtype=starts.dtype)
         return cls(rows, starts, bucket_bits, id_bits)
 
-    def whole(self, key_bits: int) -> Packed:
-        """The rows as sorted `(table << key_bits | key) << 32 | id` again (to merge and remove)."""
+    def whole(self, key_bits: int, whole_id_bits: int = ID_BITS) -> Packed:
+        """The rows as sorted `(table << key_bits | key) << whole_id_bits | id` again (to merge and
+        remove)."""
         residual_bits = key_bits - self.bucket_bits
         whole = np.empty(len(self.rows), dtype=np.uint64)
         buckets = len(self.starts) - 1
@@ -397,7 +432,7 @@ class _CompactRows:
             rows = self.rows[begin:end].astype(np.uint64)
             part <<= np.uint64(residual_bits)
             part |= rows >> np.uint64(self.id_bits)
-            part <<= np.uint64(ID_BITS)
+            part <<= np.uint64(whole_id_bits)
             part |= rows & np.uint64((1 << self.id_bits) - 1)
             whole[begin:end] = part
         return whole
@@ -538,6 +573,19 @@ class WordStore:
         words = self._words[positions]
         words[~present] = 0
         return present, words, self._quality[positions], self._flagged[positions] & present
+
+    def words_at(self, ids: npt.ArrayLike, columns: npt.ArrayLike) -> Words:
+        """Word `columns[i]` of the row of `ids[i]`, for each i (0 where the id is absent): one
+        word each of many rows, without reading the rest of them."""
+        self._settle()
+        wanted = np.asarray(ids, dtype=np.int64).ravel()
+        if not len(self._ids) or not len(wanted):
+            return np.zeros(len(wanted), dtype=np.uint64)
+        positions = self._positions_of(wanted)
+        present = self._ids[positions] == wanted
+        found: Words = np.asarray(self._words[positions, np.asarray(columns, dtype=np.intp).ravel()])
+        found[~present] = 0
+        return found
 
     def _positions_of(self, wanted: Ids) -> Ids:
         """Row of each id (any row where absent: the caller compares). Ids of a SQLite index are
