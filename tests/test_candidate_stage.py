@@ -350,31 +350,67 @@ def test_key_tables_past_the_memory_ceiling_are_left_to_clickhouse(
 
 def _local_meetings(
     index: Index, keys: np.ndarray, tables: np.ndarray, limit: int | None
-) -> list[tuple[int, str]]:
-    """Every (probe, stored key) meeting, once per stored keypoint (an image may hold a key twice)."""
-    probes, ids = index.nominate_local(keys, tables, limit)
+) -> list[tuple[int, str, int]]:
+    """Every (probe, stored key, keypoint signature) meeting, once per stored keypoint (an image
+    may hold a key twice)."""
+    probes, ids, signatures = index.nominate_local(keys, tables, limit)
     named = index.keys_by_id(np.unique(ids))
-    return sorted((p, named[i]) for p, i in zip(probes.tolist(), ids.tolist(), strict=True))
+    return sorted(
+        (p, named[i], s) for p, i, s in zip(probes.tolist(), ids.tolist(), signatures.tolist(), strict=True)
+    )
 
 
 def test_descriptor_keys_meet_the_same_keypoints_on_sqlite_and_chdb_and_common_ones_are_skipped(
     both: tuple[Index, ClickHouseIndex], corpus: list[Path]
 ) -> None:
     """A query's descriptor probes (its keys and those one bit away) meet the same stored
-    keypoints in SQLite's tables held in memory and in ClickHouse's `local_keys`; with a limit,
-    both drop exactly the keys that many stored keypoints hold (a photo's copies share many)."""
+    keypoints, with the same signatures, in SQLite's tables held in memory and in ClickHouse's
+    `local_keys`; a stored keypoint of the query's own photo has its descriptor's signature; with
+    a limit, both drop exactly the keys that many stored keypoints hold (a photo's copies share
+    many)."""
     from lookalike.local.retrieval import descriptor_probes, query_descriptors
 
     sqlite, ch = both
     query = lookalike.hash_file(corpus[0], default_index_hashes(), dihedral=True, local=True)
     words, owners = query_descriptors([(query.local, query.local_mirrored)])
-    keys, tables, _ = descriptor_probes(words, owners, neighbours=True)
+    keys, tables, _, signatures = descriptor_probes(words, owners, neighbours=True)
     every = _local_meetings(sqlite, keys, tables, None)
     assert every == _local_meetings(ch, keys, tables, None)
+    same = [s == int(signatures[p]) for p, key, s in every if key.endswith(corpus[0].name)]
+    assert sum(same) >= 50  # the stored keypoints are the query's own, their descriptors equal
     held: dict[int, int] = {}  # stored keypoints per probed key
-    for probe, _key in every:
+    for probe, _key, _ in every:
         held[probe] = held.get(probe, 0) + 1
     assert max(held.values()) >= 3 and min(held.values()) < 3
-    rare = [(probe, key) for probe, key in every if held[probe] < 3]
+    rare = [(probe, key, s) for probe, key, s in every if held[probe] < 3]
     assert _local_meetings(sqlite, keys, tables, 3) == rare
     assert _local_meetings(ch, keys, tables, 3) == rare
+
+
+def test_an_index_made_before_keypoint_signatures_gains_them_when_it_opens(
+    corpus: list[Path], tmp_path: Path
+) -> None:
+    """A chDB index whose `local_keys` has no signatures (made by an older lookalike): opening it
+    builds `keypoint_keys` from the stored local features, with the rows a new index writes, and
+    drops the old table, so partial-copy retrieval goes on without re-adding a file."""
+    from lookalike.local.retrieval import descriptor_probes, query_descriptors
+
+    url = f"chdb://{tmp_path / 'ch'}"
+    query = lookalike.hash_file(corpus[0], default_index_hashes(), dihedral=True, local=True)
+    words, owners = query_descriptors([(query.local, query.local_mirrored)])
+    keys, tables, _, _ = descriptor_probes(words, owners, neighbours=True)
+    with open_index(url) as index:
+        assert isinstance(index, ClickHouseIndex)
+        assert index.add_files(corpus[:6], workers=1).added == 6
+        expected = _local_meetings(index, keys, tables, None)
+        assert len(expected) > 100
+        new, old = index._tables.local_keys(), index._tables.legacy_local_keys()
+        index.connection.execute(
+            f"CREATE TABLE {old} (tk UInt64, version UInt64) ENGINE = MergeTree ORDER BY (tk, version)"
+        )
+        index.connection.execute(f"INSERT INTO {old} SELECT tk, version FROM {new}")
+        index.connection.execute(f"DROP TABLE {new}")
+    with open_index(url) as index:
+        assert isinstance(index, ClickHouseIndex)
+        assert _local_meetings(index, keys, tables, None) == expected
+        assert not index._has_column(index._tables.legacy_local_keys(), "tk")  # dropped

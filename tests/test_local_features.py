@@ -304,19 +304,31 @@ def test_nearest_distances_are_the_brute_force_minimum(
 
 
 @pytest.mark.parametrize("id_step", [1, 1 << 40], ids=["small ids, one array", "64-bit ids, sorted"])
-def test_votes_are_the_summed_rarity_of_shared_keys_per_query_and_stored_image(id_step: int) -> None:
-    """Per query, the stored images whose postings weigh at least MIN_SCORE, most weight first
-    (ties by id), at most `top`: against a brute force over every posting, on the dense
-    per-cell path (SQLite's ids) and the sorting one (ClickHouse's 64-bit versions)."""
+def test_votes_are_the_summed_rarity_of_meetings_whose_signatures_agree(id_step: int) -> None:
+    """Per query, the stored images whose meetings weigh at least MIN_SCORE, most weight first
+    (ties by id), at most `top`: against a brute force over every posting, where a posting is a
+    meeting only if its stored signature is within SIGNATURE_DISTANCE bits of its probe's (and
+    a key's rarity counts meetings, not postings), on the dense per-cell path (SQLite's ids) and
+    the sorting one (ClickHouse's 64-bit versions)."""
     from lookalike.local import retrieval
 
     rng = np.random.default_rng(5)
     probe_owners = rng.integers(0, 4, size=3000)
+    probe_signatures = rng.integers(0, 2**63, size=3000, dtype=np.uint64)
     posting_probes = np.sort(rng.integers(0, 3000, size=6000) % rng.integers(1, 3000, size=6000))
     posting_ids = rng.integers(0, 40, size=6000) * id_step
-    counts = np.bincount(posting_probes)
+    # each posting's signature its probe's with 0-16 bits flipped: about half of them meet
+    flipped = rng.integers(0, 17, size=6000)
+    masks = np.array([sum(1 << int(b) for b in rng.choice(64, f, replace=False)) for f in flipped], np.uint64)
+    posting_signatures = probe_signatures[posting_probes] ^ masks
+    posting_probes[:70] = 0  # one key held by COMMON_KEY keypoints: it weighs nothing
+    common = np.bincount(posting_probes)[posting_probes] >= retrieval.COMMON_KEY
+    assert common.sum() >= 70
+    met = (flipped <= retrieval.SIGNATURE_DISTANCE) & ~common
+    assert 0.3 < met.mean() < 0.7
+    counts = np.bincount(posting_probes[met], minlength=3000)
     scores: dict[int, dict[int, float]] = {}
-    for probe, entry in zip(posting_probes.tolist(), posting_ids.tolist(), strict=True):
+    for probe, entry in zip(posting_probes[met].tolist(), posting_ids[met].tolist(), strict=True):
         weight = max(np.log2(retrieval.COMMON_KEY / counts[probe]), 0.0)
         per_query = scores.setdefault(int(probe_owners[probe]), {})
         per_query[entry] = per_query.get(entry, 0.0) + weight
@@ -325,5 +337,7 @@ def test_votes_are_the_summed_rarity_of_shared_keys_per_query_and_stored_image(i
         ranked = sorted((-s, e) for e, s in scores[query].items() if s >= retrieval.MIN_SCORE - 1e-9)
         expected += [(query, e) for _, e in ranked[:5]]
     assert len(expected) > 4
-    query, stored = retrieval.vote(probe_owners, posting_probes, posting_ids, top=5)
+    query, stored = retrieval.vote(
+        (probe_owners, probe_signatures), (posting_probes, posting_ids, posting_signatures), top=5
+    )
     assert list(zip(query.tolist(), stored.tolist(), strict=True)) == expected

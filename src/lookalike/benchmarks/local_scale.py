@@ -193,20 +193,22 @@ class SyntheticSets:
 
 def _keypoint_keys(
     real: dict[int, tuple[LocalFeatures, LocalFeatures | None]], synthetic: SyntheticSets, n: int, chunk: int
-) -> Iterator[tuple[Ids, npt.NDArray[np.uint32]]]:
-    """(owner id, (m, tables) descriptor keys) of every stored keypoint: the real photos', then N
-    synthetic images' `chunk` images at a time (only the two words the keys read are made)."""
-    from lookalike.local.retrieval import DESCRIPTOR_LAYOUT, descriptor_words
+) -> Iterator[tuple[Ids, npt.NDArray[np.uint32], npt.NDArray[np.uint64]]]:
+    """(owner id, (m, tables) descriptor keys, signatures) of every stored keypoint: the real
+    photos', then N synthetic images' `chunk` images at a time (only the three words the keys
+    and signatures read are made)."""
+    from lookalike.local.retrieval import DESCRIPTOR_LAYOUT, descriptor_signatures, descriptor_words
 
     ids = np.array(sorted(real), dtype=np.int64)
     words = [descriptor_words(real[i][0]) for i in ids.tolist()]
-    yield np.repeat(ids, [len(w) for w in words]), DESCRIPTOR_LAYOUT.keys(np.concatenate(words))
+    whole = np.concatenate(words)
+    yield np.repeat(ids, [len(w) for w in words]), DESCRIPTOR_LAYOUT.keys(whole), descriptor_signatures(whole)
     for start in range(0, n, chunk):
         made = np.arange(start, min(n, start + chunk), dtype=np.int64) + SYNTHETIC_BASE
-        owners, first_words = synthetic.words(made, words=2)
+        owners, first_words = synthetic.words(made, words=3)
         padded = np.zeros((len(first_words), 4), dtype=np.uint64)
-        padded[:, :2] = first_words
-        yield owners, DESCRIPTOR_LAYOUT.keys(padded)
+        padded[:, :3] = first_words
+        yield owners, DESCRIPTOR_LAYOUT.keys(padded), descriptor_signatures(padded)
 
 
 class ScaledSource:
@@ -218,15 +220,18 @@ class ScaledSource:
     def __init__(
         self, real: dict[int, tuple[LocalFeatures, LocalFeatures | None]], synthetic: SyntheticSets, n: int
     ):
-        from lookalike.candidates.tables import KeyTables
-        from lookalike.local.retrieval import DESCRIPTOR_LAYOUT
+        from lookalike.local.keypoint_tables import KeypointTables
 
         self.real = real
         self.synthetic = synthetic
         self.n = n
-        self.tables = KeyTables(DESCRIPTOR_LAYOUT)
+        self.tables = KeypointTables()
         parts = list(_keypoint_keys(real, synthetic, n, CHUNK))
-        self._build(np.concatenate([ids for ids, _ in parts]), np.concatenate([keys for _, keys in parts]))
+        owners = np.concatenate([part[0] for part in parts])
+        keys = np.concatenate([part[1] for part in parts])
+        signatures = np.concatenate([part[2] for part in parts])
+        del parts
+        self.tables.add_keys(owners, keys, signatures)  # one sort, as a snapshot's rebuild does
 
     @classmethod
     def on_chdb(
@@ -249,29 +254,20 @@ class ScaledSource:
         assert isinstance(index, ClickHouseIndex)
         source.index = index
         tables = np.arange(DESCRIPTOR_LAYOUT.table_count, dtype=np.uint64) << np.uint64(32)
-        for owners, keys in _keypoint_keys(real, synthetic, n, CHUNK * 8):
+        for owners, keys, signatures in _keypoint_keys(real, synthetic, n, CHUNK * 8):
             table_keys = (keys.astype(np.uint64) | tables[None, :]).ravel()
             versions = np.repeat(owners.astype(np.uint64), DESCRIPTOR_LAYOUT.table_count)
-            index._insert(
-                index._tables.local_keys(), {"tk": table_keys, "version": versions}, LOCAL_KEY_TYPES
-            )
+            sig = np.repeat(signatures, DESCRIPTOR_LAYOUT.table_count)
+            columns = {"tk": table_keys, "version": versions, "sig": sig}
+            index._insert(index._tables.local_keys(), columns, LOCAL_KEY_TYPES)
         index._connection.execute(f"OPTIMIZE TABLE {index._tables.local_keys(True)} FINAL")
         return source
 
-    def _build(self, ids: Ids, keys: npt.NDArray[np.uint32]) -> None:
-        """Key tables over all rows at once (one sort, as a snapshot's rebuild does)."""
-        from lookalike.candidates.tables import _CompactRows
-
-        packed = self.tables._pack(keys, ids)
-        del keys
-        packed.sort()
-        self.tables._main = _CompactRows.pack(packed, self.tables.layout.table_count, self.tables.key_bits)
-
     def nominate_local(
         self, keys: npt.NDArray[np.uint32], tables: Ids, limit: int | None = None
-    ) -> tuple[Ids, Ids]:
+    ) -> tuple[Ids, Ids, npt.NDArray[np.uint64]]:
         if self.index is not None:
-            found: tuple[Ids, Ids] = self.index.nominate_local(keys, tables, limit)
+            found: tuple[Ids, Ids, npt.NDArray[np.uint64]] = self.index.nominate_local(keys, tables, limit)
             return found
         return self.tables.probe_keys(keys, tables, limit)
 
@@ -358,7 +354,7 @@ class _CountingSource:
 
     def nominate_local(
         self, keys: npt.NDArray[np.uint32], tables: Ids, limit: int | None = None
-    ) -> tuple[Ids, Ids]:
+    ) -> tuple[Ids, Ids, npt.NDArray[np.uint64]]:
         found = self.source.nominate_local(keys, tables, None if self.every_key else limit)
         self.postings += len(found[0])
         self.found.append(found[1])

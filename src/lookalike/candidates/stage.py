@@ -69,9 +69,9 @@ class CandidateSource(Protocol):
 
     def nominate_local(
         self, keys: npt.NDArray[np.uint32], tables: Ids, limit: int | None = None
-    ) -> tuple[Ids, Ids]:
-        """(probe, entry id) for every stored keypoint whose descriptor key in table `tables[p]`
-        is `keys[p]`; keys held by `limit` keypoints or more may return none."""
+    ) -> tuple[Ids, Ids, npt.NDArray[np.uint64]]:
+        """(probe, entry id, keypoint signature) for every stored keypoint whose descriptor key in
+        table `tables[p]` is `keys[p]`; keys held by `limit` keypoints or more may return none."""
 
     def stored_variants(self, algorithm: str) -> StoredVariants | None:
         """The stored variants of `algorithm` a query's own hash is compared with, if any."""
@@ -295,9 +295,11 @@ def local_candidates(
         if not len(words):
             continue
         owners += start
-        keys, tables, probe_owners = descriptor_probes(words, owners, neighbours=breadth > NEIGHBOURS_ABOVE)
-        posting_probes, posting_ids = source.nominate_local(keys, tables, COMMON_KEY)
-        found.append(vote(probe_owners, posting_probes, posting_ids, POOL_PER_CANDIDATE * breadth))
+        keys, tables, probe_owners, signatures = descriptor_probes(
+            words, owners, neighbours=breadth > NEIGHBOURS_ABOVE
+        )
+        postings = source.nominate_local(keys, tables, COMMON_KEY)
+        found.append(vote((probe_owners, signatures), postings, POOL_PER_CANDIDATE * breadth))
     if not found:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty.copy(), {}

@@ -569,12 +569,12 @@ class Index(ABC):
 
     def nominate_local(
         self, keys: npt.NDArray[np.uint32], tables: npt.NDArray[np.int64], limit: int | None = None
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """(probe, entry id) for every stored keypoint whose descriptor key in table `tables[p]` is
-        `keys[p]` (lookalike.local.retrieval); keys held by `limit` keypoints or more may return
-        none. Backends without local features find none."""
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.uint64]]:
+        """(probe, entry id, keypoint signature) for every stored keypoint whose descriptor key in
+        table `tables[p]` is `keys[p]` (lookalike.local.retrieval); keys held by `limit` keypoints
+        or more may return none. Backends without local features find none."""
         empty = np.zeros(0, dtype=np.int64)
-        return empty, empty.copy()
+        return empty, empty.copy(), np.zeros(0, dtype=np.uint64)
 
     def stored_variants(self, algorithm: str) -> StoredVariants | None:
         """The stored variants of `algorithm` that a query's own hash is compared with

@@ -990,9 +990,9 @@ class SQLiteIndex(Index):
     @_serialised
     def nominate_local(
         self, keys: npt.NDArray[np.uint32], tables: npt.NDArray[np.int64], limit: int | None = None
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """(probe, entry id) for every stored keypoint whose descriptor key in table `tables[p]`
-        is `keys[p]`, skipping keys `limit` keypoints hold."""
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.uint64]]:
+        """(probe, entry id, keypoint signature) for every stored keypoint whose descriptor key in
+        table `tables[p]` is `keys[p]`, skipping keys `limit` keypoints hold."""
         with self._transaction(write=False):
             generation = int(self._meta("generation"))
             held = self._candidates.local_keys(self._db, generation)

@@ -10,6 +10,7 @@ Snapshots (`<index>.search/words-*`, `keys-*`) open memory-mapped.
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from lookalike.candidates.keys import KeyLayout
 from lookalike.candidates.plan import family_of
 from lookalike.candidates.tables import KeyTables, WordStore
 from lookalike.index import sqlite_hash_tables as hash_tables
+from lookalike.local.keypoint_tables import KeypointTables
 from lookalike.sorted_arrays import sorted_unique
 
 Ids = npt.NDArray[np.int64]
@@ -51,6 +53,7 @@ class CandidateCache:
         self.uuid = uuid
         self._words: dict[str, _Loaded] = {}
         self._keys: dict[str, _Loaded] = {}
+        self._local: _Loaded | None = None
 
     # ----- word stores -----------------------------------------------------------------------------
     def words(self, db: sqlite3.Connection, algorithm: str, nbits: int, generation: int) -> WordStore:
@@ -107,32 +110,29 @@ class CandidateCache:
         return [chosen.plain, chosen.flagged] if include_flagged else [chosen.plain]
 
     # ----- local features: descriptor keys ---------------------------------------------------------
-    def local_keys(self, db: sqlite3.Connection, generation: int) -> KeyTables:
-        """Key tables over every stored keypoint's descriptor (lookalike.local.retrieval)."""
-        from lookalike.local.retrieval import DESCRIPTOR_LAYOUT
-
-        loaded = self._keys.get(LOCAL_FAMILY)
+    def local_keys(self, db: sqlite3.Connection, generation: int) -> KeypointTables:
+        """Key tables over every stored keypoint's descriptor, with their signatures
+        (lookalike.local.keypoint_tables)."""
+        loaded = self._local
         if loaded is None:
-            loaded = self._read_keys_snapshot(LOCAL_FAMILY, DESCRIPTOR_LAYOUT, generation) or _Loaded(
-                _Keys(KeyTables(DESCRIPTOR_LAYOUT), KeyTables(DESCRIPTOR_LAYOUT)), 0
-            )
-            self._keys[LOCAL_FAMILY] = loaded
+            loaded = self._read_local_snapshot(generation) or _Loaded(KeypointTables(), 0)
+            self._local = loaded
         if loaded.rev != generation:
-            tables: _Keys = loaded.value
+            tables: KeypointTables = loaded.value
             if loaded.rev == 0:
                 rows = db.execute("SELECT entry_id, data FROM local_features").fetchall()
             else:
                 changed = sorted_unique(
                     np.concatenate([_tombstones(db, loaded.rev), _changed_local(db, loaded.rev)])
                 )
-                tables.plain.remove(changed)
+                tables.remove(changed)
                 rows = _local_rows_of(db, changed)
             ids, words = _descriptor_rows(rows)
-            tables.plain.add(ids, words)
+            tables.add(ids, words)
             loaded.changes += len(rows)
             loaded.rev = generation
-        chosen: _Keys = loaded.value
-        return chosen.plain
+        chosen: KeypointTables = loaded.value
+        return chosen
 
     # ----- snapshots -------------------------------------------------------------------------------
     def persist(self, min_changes: int) -> None:
@@ -156,12 +156,24 @@ class CandidateCache:
                     tables.flagged.save(folder / "flagged", self._meta(loaded))
 
                 self._save(loaded, save, f"keys-{name}")
+        local = self._local
+        if local is not None and self._worth_saving(local, min_changes):
+            keypoints: KeypointTables = local.value
+
+            def save_local(folder: Path, tables: KeypointTables = keypoints, loaded: _Loaded = local) -> None:
+                tables.save(folder, self._meta(loaded))
+
+            self._save(local, save_local, LOCAL_FAMILY)
+            for retired in RETIRED_SNAPSHOTS:
+                shutil.rmtree(self.folder / retired, ignore_errors=True)
 
     def nbytes(self) -> int:
         total = sum(int(loaded.value.nbytes()) for loaded in self._words.values())
         for loaded in self._keys.values():
             tables: _Keys = loaded.value
             total += tables.plain.nbytes() + tables.flagged.nbytes()
+        if self._local is not None:
+            total += self._local.value.nbytes()
         return total
 
     @staticmethod
@@ -193,6 +205,13 @@ class CandidateCache:
         rev = None if found is None else self._usable(found[1], generation)
         return None if found is None or rev is None else _Loaded(found[0], rev, 0, True)
 
+    def _read_local_snapshot(self, generation: int) -> _Loaded | None:
+        if self.folder is None:
+            return None
+        found = KeypointTables.load(self.folder / LOCAL_FAMILY)
+        rev = None if found is None else self._usable(found[1], generation)
+        return None if found is None or rev is None else _Loaded(found[0], rev, 0, True)
+
     def _read_keys_snapshot(self, family: str, layout: KeyLayout, generation: int) -> _Loaded | None:
         if self.folder is None:
             return None
@@ -207,7 +226,8 @@ class CandidateCache:
         return _Loaded(_Keys(plain[0], flagged[0]), rev, 0, not upgraded)
 
 
-LOCAL_FAMILY = "local-descriptors"  # the key tables of local features' descriptors
+LOCAL_FAMILY = "keypoints"  # the snapshot of local features' key tables and signatures
+RETIRED_SNAPSHOTS = ("keys-local-descriptors",)  # keypoint keys without signatures, never read again
 
 
 def _changed_local(db: sqlite3.Connection, after: int) -> Ids:

@@ -2,9 +2,12 @@
 
 Each stored keypoint's 256-bit descriptor gives one short exact key per table (three bytes of
 it, three tables of different bytes); a query descriptor meets the stored ones whose key is
-the same in some table. A meeting is a vote for the stored image, weighted by how rare the key
-is (a key half the collection shares, a patch of sky or a letter of a caption, says nothing, and
-is not even read: at a million stored images most meetings are with such keys);
+the same in some table and whose signature (64 other bits of the descriptor) is within
+SIGNATURE_DISTANCE of its own: at a million stored images a 24-bit key is held by several
+keypoints by chance, and the signature tells the same point from those (Hamming embedding). A
+meeting is a vote for the stored image, weighted by how rare the key is among the meetings (a
+key half the collection shares, a patch of sky or a letter of a caption, says nothing, and is
+not even read);
 the stored images with the most weight are put in order again by the descriptors each shares
 with the query (`shared_descriptors`, on the stored compact set), and the best of those are the
 candidates geometric verification then decides.
@@ -26,7 +29,9 @@ Ids = npt.NDArray[np.int64]
 
 DESCRIPTOR_LAYOUT = KeyLayout(256, ((0, 1, 2), (3, 4, 5), (6, 7, 8)))
 COMMON_KEY = 64  # a key this many stored keypoints share carries no weight
-MIN_SCORE = 12.0  # about two rare keys in common
+MIN_SCORE = 6.0  # one rare meeting, its signature agreeing
+SIGNATURE_WORD = 2  # descriptor bytes 16-23: bits no key reads
+SIGNATURE_DISTANCE = 8  # of 64 bits: a stored signature this close shows the same point
 CANDIDATES_PER_QUERY = 8
 NEIGHBOURS_ABOVE = CANDIDATES_PER_QUERY  # a search verifying more than this also probes keys one bit away
 # the votes choose this many stored images per image verified, the shared descriptors the best of
@@ -43,6 +48,12 @@ def descriptor_words(features: LocalFeatures) -> npt.NDArray[np.uint64]:
     raw = np.ascontiguousarray(features.descriptors, dtype=np.uint8).tobytes()
     words: npt.NDArray[np.uint64] = np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(-1, 4)
     return words
+
+
+def descriptor_signatures(words: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """Each descriptor's signature: the 64 bits of `SIGNATURE_WORD`, which no table's key holds."""
+    signatures: npt.NDArray[np.uint64] = np.ascontiguousarray(words[:, SIGNATURE_WORD])
+    return signatures
 
 
 def query_descriptors(
@@ -63,11 +74,12 @@ def query_descriptors(
 
 def descriptor_probes(
     words: npt.NDArray[np.uint64], owners: Ids, neighbours: bool = False
-) -> tuple[npt.NDArray[np.uint32], Ids, Ids]:
-    """The (key, table) probes of descriptors and the query each is for: every descriptor's key in
-    each table, and with `neighbours` every key one bit away from those (75 probes a descriptor
-    instead of 3). A descriptor of the same point seen at another scale keeps a 24-bit key exactly
-    only a few times in a hundred, within one bit several times as often."""
+) -> tuple[npt.NDArray[np.uint32], Ids, Ids, npt.NDArray[np.uint64]]:
+    """The (key, table) probes of descriptors, the query each is for and its descriptor's
+    signature: every descriptor's key in each table, and with `neighbours` every key one bit away
+    from those (75 probes a descriptor instead of 3). A descriptor of the same point seen at
+    another scale keeps a 24-bit key exactly only a few times in a hundred, within one bit
+    several times as often."""
     keys = DESCRIPTOR_LAYOUT.keys(words)  # (n, tables)
     count, tables = keys.shape
     flips = np.zeros(1, dtype=np.uint32)
@@ -76,17 +88,28 @@ def descriptor_probes(
         flips = np.concatenate([flips, np.uint32(1) << np.arange(key_bits, dtype=np.uint32)])
     probed = keys.T[:, None, :] ^ flips[None, :, None]  # (tables, flips, n)
     table_of = np.repeat(np.arange(tables, dtype=np.int64), len(flips) * count)
-    return probed.ravel(), table_of, np.tile(owners, tables * len(flips))
+    repeats = tables * len(flips)
+    return probed.ravel(), table_of, np.tile(owners, repeats), np.tile(descriptor_signatures(words), repeats)
 
 
 def vote(
-    probe_owners: Ids, posting_probes: Ids, posting_ids: Ids, top: int = CANDIDATES_PER_QUERY
+    probes: tuple[Ids, npt.NDArray[np.uint64]],
+    postings: tuple[Ids, Ids, npt.NDArray[np.uint64]],
+    top: int = CANDIDATES_PER_QUERY,
 ) -> tuple[Ids, Ids]:
     """(query, stored id) candidates: per query, the `top` stored images with the most weight of
-    shared keys, each at least MIN_SCORE. A posting is one stored keypoint meeting one probe
-    (`descriptor_probes`; the query of probe p is `probe_owners[p]`), and weighs by how rare the
-    probe's key is: how many postings it had (every stored keypoint with the key comes back,
-    except from keys held by COMMON_KEY or more, which weigh nothing and may be left unread)."""
+    meetings, each at least MIN_SCORE. `probes`: the query and signature of each probe
+    (`descriptor_probes`); `postings`: (probe, stored id, stored signature) of every stored
+    keypoint sharing a probe's key (except from keys held by COMMON_KEY keypoints or more,
+    which weigh nothing and may be left unread). A posting is a meeting where the signatures
+    agree to SIGNATURE_DISTANCE bits, and weighs by how rare its probe's meetings are: a key
+    whose few meetings stand out of many postings is as telling as a rare key."""
+    probe_owners, probe_signatures = probes
+    posting_probes, posting_ids, posting_signatures = postings
+    close = np.bitwise_count(posting_signatures ^ probe_signatures[posting_probes]) <= SIGNATURE_DISTANCE
+    if len(posting_probes):  # a key held by COMMON_KEY keypoints weighs nothing, read or not
+        close &= np.bincount(posting_probes)[posting_probes] < COMMON_KEY
+    posting_probes, posting_ids = posting_probes[close], posting_ids[close]
     if not len(posting_probes):
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty.copy()

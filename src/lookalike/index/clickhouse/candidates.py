@@ -18,6 +18,7 @@ import itertools
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -135,10 +136,10 @@ def nominate(
 ) -> tuple[Ids, Ids]:
     """(row of `words`, row version) for every live stored hash of `family` sharing a key."""
     flag = "" if include_flagged else " AND flagged = 0"
-    rows, versions, _ = probe_keys(
+    met = probe_keys(
         connection, read, tables, layout, words, stale, lambda site: site.family(family, layout), flag
     )
-    return rows, versions
+    return met.owners, met.versions
 
 
 def nominate_local(
@@ -149,16 +150,17 @@ def nominate_local(
     table_numbers: Ids,
     stale: bool,
     limit: int | None = None,
-) -> tuple[Ids, Ids]:
-    """(probe, row version) for every live stored keypoint whose descriptor key in table
-    `table_numbers[p]` is `keys[p]`; with `limit`, keys that many keypoints hold return none
-    (counted and dropped in ClickHouse: at a million images the commonest keys hold thousands)."""
+) -> tuple[Ids, Ids, npt.NDArray[np.uint64]]:
+    """(probe, row version, keypoint signature) for every live stored keypoint whose descriptor
+    key in table `table_numbers[p]` is `keys[p]`; with `limit`, keys that many keypoints hold
+    return none (counted and dropped in ClickHouse: at a million images the commonest keys hold
+    thousands)."""
     table_keys = (table_numbers.astype(np.uint64) << np.uint64(32)) | keys.astype(np.uint64)
     probes, owners = _sorted_probes(table_keys[:, None])
-    owner, version, _ = _meet(
-        connection, read, tables, probes, owners, stale, lambda site: site.local_keys(), "", limit
+    met = _meet(
+        connection, read, tables, probes, owners, stale, lambda site: site.local_keys(), "", limit, True
     )
-    return owner, version
+    return met.owners, met.versions, met.signatures
 
 
 def probe_keys(
@@ -170,13 +172,24 @@ def probe_keys(
     stale: bool,
     table_of: Callable[[Tables], str],
     condition: str,
-) -> tuple[Ids, Ids, Ids]:
+) -> Meetings:
     """(row of `words`, row version, table number) for every live stored row of a key table
     sharing a key with a row of `words`."""
     keys = layout.keys(words).astype(np.uint64)
     tables_of = np.arange(layout.table_count, dtype=np.uint64) << np.uint64(32)
     probes, owners = _sorted_probes(keys | tables_of[None, :])
     return _meet(connection, read, tables, probes, owners, stale, table_of, condition, None)
+
+
+@dataclass(frozen=True)
+class Meetings:
+    """Stored key rows met by probes: the probe's owner, the row's version and table number, and
+    (of keypoint rows) the keypoint's signature."""
+
+    owners: Ids
+    versions: Ids
+    table_numbers: Ids
+    signatures: npt.NDArray[np.uint64]
 
 
 def _meet(
@@ -189,9 +202,11 @@ def _meet(
     table_of: Callable[[Tables], str],
     condition: str,
     limit: int | None,
-) -> tuple[Ids, Ids, Ids]:
+    signatures: bool = False,
+) -> Meetings:
     """(owner, row version, table number) of every live stored row of a key table whose
-    `table << 32 | key` is one of the sorted `probes` (`owners` beside them).
+    `table << 32 | key` is one of the sorted `probes` (`owners` beside them), and with
+    `signatures` each row's `sig`.
 
     ClickHouse reads the key table where its primary key meets the probed keys and returns
     (key, version); which probe rows asked for each key is known here, so the join back to the
@@ -199,6 +214,8 @@ def _meet(
     distinct = distinct_sorted(probes)
     found_tk: list[npt.NDArray[np.uint64]] = []
     found_version: list[Ids] = []
+    found_sig: list[npt.NDArray[np.uint64]] = []
+    sig, sigs = (", sig", ", groupArray(sig) AS sigs") if signatures else ("", "")
     for start in range(0, len(distinct), PROBES_PER_STATEMENT):
         chunk = distinct[start : start + PROBES_PER_STATEMENT]
 
@@ -208,24 +225,28 @@ def _meet(
             live = f" AND version NOT IN (SELECT version FROM {site.superseded(True)})" if stale else ""
             rows = f"FROM {table_of(site)} WHERE tk IN {probed}{condition}{live}"
             if limit is None:
-                return f"SELECT tk, version {rows}"
+                return f"SELECT tk, version{sig} {rows}"
+            joined = "versions AS version, sigs AS sig" if signatures else "versions AS version"
             return (
-                "SELECT tk, arrayJoin(versions) AS version FROM "
-                f"(SELECT tk, groupArray(version) AS versions {rows} "
-                f"GROUP BY tk HAVING count() < {int(limit)})"
+                f"SELECT tk, version{sig} FROM "
+                f"(SELECT tk, groupArray(version) AS versions{sigs} {rows} "
+                f"GROUP BY tk HAVING count() < {int(limit)}) ARRAY JOIN {joined}"
             )
 
         result = query_with_set(connection, read, tables, "probes", "UInt64", chunk, sql)
         found_tk.append(result.array("tk", np.uint64))
         found_version.append(result.array("version", np.uint64).view(np.int64))
+        if signatures:
+            found_sig.append(result.array("sig", np.uint64))
     if not found_tk:
         empty = np.zeros(0, dtype=np.int64)
-        return empty, empty.copy(), empty.copy()
+        return Meetings(empty, empty.copy(), empty.copy(), np.zeros(0, dtype=np.uint64))
     tk, version = np.concatenate(found_tk), np.concatenate(found_version)
     low = np.searchsorted(probes, tk, side="left")
     high = np.searchsorted(probes, tk, side="right")
     positions, which = expand_ranges(low.astype(np.int64), (high - low).astype(np.int64), np.arange(len(tk)))
-    return owners[positions], version[which], (tk[which] >> np.uint64(32)).astype(np.int64)
+    met_sig = np.concatenate(found_sig)[which] if signatures else np.zeros(len(which), dtype=np.uint64)
+    return Meetings(owners[positions], version[which], (tk[which] >> np.uint64(32)).astype(np.int64), met_sig)
 
 
 def _sorted_probes(table_keys: npt.NDArray[np.uint64]) -> tuple[npt.NDArray[np.uint64], Ids]:
@@ -409,7 +430,7 @@ def stored_variants(
             strict=True,
         )
     )
-    found = {(v, a): _as_bytes(w) for v, a, w, twin in rows if not twin}
+    found = {(v, a): as_bytes(w) for v, a, w, twin in rows if not twin}
     for version, algorithm, _, twin in rows:
         if twin and (version, twin) in found:
             found[(version, algorithm)] = found[(version, twin)]
@@ -429,7 +450,7 @@ def variant_rows(read: Read, algorithm: str, live: Ids, among: Ids | None = None
     return [
         (version, blob)
         for version, words, kept in zip(versions.tolist(), result.values("words"), alive, strict=True)
-        if kept and (blob := _as_bytes(words))
+        if kept and (blob := as_bytes(words))
     ]
 
 
@@ -441,8 +462,8 @@ def stored_regions(
         return {}
     result = read(lambda binder, site: _variant_words_sql(binder, site, REGION_ALGORITHM, ids, boxes=True))
     versions = result.array("version", np.uint64).view(np.int64).tolist()
-    words = [_as_bytes(value) for value in result.values("words")]
-    boxes = [_as_bytes(value) for value in result.values("boxes")]
+    words = [as_bytes(value) for value in result.values("words")]
+    boxes = [as_bytes(value) for value in result.values("boxes")]
     return regions_of_rows(list(zip(versions, words, boxes, strict=True)))
 
 
@@ -468,7 +489,7 @@ def _unsigned(versions: Ids) -> list[int]:
     return np.asarray(versions, dtype=np.int64).view(np.uint64).tolist()  # type: ignore[no-any-return]
 
 
-def _as_bytes(value: Any) -> bytes:
+def as_bytes(value: Any) -> bytes:
     """Variant words as stored: hex text (a String column every driver reads back the same)."""
     return bytes.fromhex(value.decode() if isinstance(value, bytes) else str(value))
 
@@ -491,9 +512,9 @@ def stored_local(
     for version, data, mirrored in zip(
         versions, result.values("data"), result.values("mirrored"), strict=True
     ):
-        flipped = _as_bytes(mirrored)
+        flipped = as_bytes(mirrored)
         found[version] = (
-            LocalFeatures.from_bytes(_as_bytes(data)),
+            LocalFeatures.from_bytes(as_bytes(data)),
             LocalFeatures.from_bytes(flipped) if flipped else None,
         )
     return found

@@ -192,6 +192,7 @@ class ClickHouseIndex(Index):
         self._closed = False
         self._create_base_tables()
         self._migrate_key_tables()
+        self._migrate_local_keys()
 
     # ----- opening -------------------------------------------------------------------------------
     @classmethod
@@ -363,6 +364,35 @@ class ClickHouseIndex(Index):
             objects = self._tables.family_objects(family, existing)
             if objects and _bare_name(self._tables.family(family, layout, True)) not in objects:
                 self._ensure_family(family, layout)
+
+    def _migrate_local_keys(self) -> None:
+        """Give an index made before stored keypoints kept signatures its `keypoint_keys`, made
+        from the stored local features, and then drop its `local_keys`: last, so that an
+        interrupted migration starts over on the next open."""
+        from lookalike.local.features import LocalFeatures
+
+        tables = self._tables
+        existing = self._table_names()
+        legacy = [tables.legacy_local_keys(), tables.legacy_local_keys(True)]
+        if not any(_bare_name(name) in existing for name in legacy):
+            return
+        fresh = list(dict.fromkeys([tables.local_keys(), tables.local_keys(True)]))
+        self._run_ddl([f"DROP TABLE IF EXISTS {name}" for name in fresh])
+        self._create_base_tables()
+        last = -1
+        while True:
+            found = self._connection.query(
+                f"SELECT version, data FROM {tables.local_features()} WHERE version > {last}"
+                f" ORDER BY version LIMIT {MIGRATION_BATCH}"
+            )
+            versions = found.array("version", np.uint64).view(np.int64).tolist()
+            if not versions:
+                break
+            data = [candidate_sql.as_bytes(value) for value in found.values("data")]
+            stored = [(v, LocalFeatures.from_bytes(d)) for v, d in zip(versions, data, strict=True)]
+            self._insert(tables.local_keys(), _local_key_columns(stored), LOCAL_KEY_TYPES)
+            last = versions[-1]
+        self._run_ddl([f"DROP TABLE IF EXISTS {name}" for name in dict.fromkeys(legacy)])
 
     def _table_names(self) -> set[str]:
         binder = self._connection.binder()
@@ -785,7 +815,12 @@ class ClickHouseIndex(Index):
                     local_columns[name].append(value)
         if local_columns["key"]:
             self._insert(self._tables.local_features(), local_columns, LOCAL_TYPES)
-            self._insert(self._tables.local_keys(), _local_key_columns(writes, versions), LOCAL_KEY_TYPES)
+            compact = [
+                (version, item.local.compact())
+                for (item, _), version in zip(writes, versions, strict=True)
+                if item.local is not None
+            ]
+            self._insert(self._tables.local_keys(), _local_key_columns(compact), LOCAL_KEY_TYPES)
 
     def _write_tombstones(self, removed: Sequence[tuple[str, int]]) -> None:
         if not removed:
@@ -1428,7 +1463,7 @@ class ClickHouseIndex(Index):
 
     def nominate_local(
         self, keys: npt.NDArray[np.uint32], tables: npt.NDArray[np.int64], limit: int | None = None
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.uint64]]:
         self._version_keys.clear()
         with self._reading() as stale:
             return candidate_sql.nominate_local(
@@ -1569,25 +1604,30 @@ def _prefilter_sql(
     )
 
 
+MIGRATION_BATCH = 10_000  # stored local features read at a time when an old index gains signatures
+
 # what a server without ZooKeeper / Keeper answers to ON CLUSTER
 _NO_DISTRIBUTED_DDL = ("zookeeper", "keeper", "ddl background thread is not initialized")
 
 
-def _local_key_columns(writes: Sequence[tuple[IndexItem, float]], versions: list[int]) -> dict[str, Any]:
-    """The `local_keys` rows of the written states' stored keypoints."""
-    from lookalike.local.retrieval import DESCRIPTOR_LAYOUT, descriptor_words
+def _local_key_columns(stored: Sequence[tuple[int, LocalFeatures]]) -> dict[str, Any]:
+    """The `local_keys` rows of stored keypoints: (row version, stored compact features) each."""
+    from lookalike.local.retrieval import DESCRIPTOR_LAYOUT, descriptor_signatures, descriptor_words
 
     keys: list[npt.NDArray[np.uint64]] = []
     owners: list[npt.NDArray[np.uint64]] = []
-    for (item, _), version in zip(writes, versions, strict=True):
-        if item.local is not None and len(item.local):
-            found = DESCRIPTOR_LAYOUT.keys(descriptor_words(item.local.compact())).astype(np.uint64)
+    signatures: list[npt.NDArray[np.uint64]] = []
+    for version, features in stored:
+        if len(features):
+            words = descriptor_words(features)
+            found = DESCRIPTOR_LAYOUT.keys(words).astype(np.uint64)
             tables = np.arange(found.shape[1], dtype=np.uint64) << np.uint64(32)
             keys.append((found | tables[None, :]).ravel())
             owners.append(np.full(found.size, version, dtype=np.uint64))
+            signatures.append(np.repeat(descriptor_signatures(words), found.shape[1]))
     if not keys:
-        return {"tk": np.zeros(0, np.uint64), "version": np.zeros(0, np.uint64)}
-    return {"tk": np.concatenate(keys), "version": np.concatenate(owners)}
+        return {name: np.zeros(0, np.uint64) for name in LOCAL_KEY_TYPES}
+    return {"tk": np.concatenate(keys), "version": np.concatenate(owners), "sig": np.concatenate(signatures)}
 
 
 def _hash_columns(

@@ -96,6 +96,11 @@ class Tables:
         return self._name("local_features", local)
 
     def local_keys(self, local: bool = False) -> str:
+        """Stored keypoints' descriptor keys and signatures (`lookalike.local.keypoint_tables`)."""
+        return self._name("keypoint_keys", local)
+
+    def legacy_local_keys(self, local: bool = False) -> str:
+        """The keys of an index made before keypoints kept signatures (no `sig` column)."""
         return self._name("local_keys", local)
 
     def algorithms(self, local: bool = False) -> str:
@@ -169,7 +174,7 @@ ALGORITHM_TYPES = {"name": "String", "nbits": "UInt32"}
 # Compact keypoints (lookalike.local.features.LocalFeatures.to_bytes), hex; and of the mirror image
 LOCAL_TYPES = {"key": "String", "version": "UInt64", "data": "String", "mirrored": "String"}
 # The descriptor keys of every stored keypoint (lookalike.local.retrieval): tk = table << 32 | key
-LOCAL_KEY_TYPES = {"tk": "UInt64", "version": "UInt64"}
+LOCAL_KEY_TYPES = {"tk": "UInt64", "version": "UInt64", "sig": "UInt64"}
 
 
 def origin_ddl(tables: Tables) -> list[str]:
