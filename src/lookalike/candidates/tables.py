@@ -603,11 +603,14 @@ class WordStore:
         return np.minimum(np.searchsorted(self._ids, wanted), len(self._ids) - 1).astype(np.int64)
 
     def _position_table(self) -> npt.NDArray[np.int32] | None:
-        """Row of each id from 0 to the greatest, when ids are dense enough for a direct table."""
+        """Row of each id from 0 to the greatest, when ids are dense enough for a direct table:
+        at most 4 slots an id, or where rows are wide (an image's keypoint signatures, 896
+        bytes) a table no larger than the words."""
         if not len(self._ids):
             return None
         top = int(self._ids[-1])
-        if not 0 <= top < 4 * len(self._ids) + 1024:
+        slots = max(4 * len(self._ids) + 1024, self._words.nbytes // 4)
+        if not 0 <= top < slots:
             return None
         position = np.zeros(top + 1, dtype=np.int32)
         position[self._ids] = np.arange(len(self._ids), dtype=np.int32)
