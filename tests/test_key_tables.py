@@ -238,3 +238,25 @@ def test_an_entry_replaced_while_its_rows_are_in_the_sorted_part_is_found_with_i
     assert found.tolist() == [7] * LAYOUT.table_count
     tables.compact()
     assert tables.probe(LAYOUT.keys(fresh))[1].tolist() == [7]
+
+
+@pytest.mark.parametrize("step", [1, 3, 1000], ids=["dense ids", "sparse ids", "very sparse ids"])
+def test_words_at_reads_one_word_of_each_row_as_lookup_does(step: int) -> None:
+    """`WordStore.words_at` against `lookup`: the word asked of each id's row, 0 for an absent id;
+    with `held` (every id stored) the same, by the direct table or by search."""
+    from lookalike.candidates.tables import WordStore
+
+    rng = np.random.default_rng(step)
+    store = WordStore(64 * 20)
+    ids = np.arange(500) * step
+    words = rng.integers(0, 2**63, size=(500, 20), dtype=np.uint64)
+    store.upsert(ids, words)
+    store.remove(ids[:10])
+    asked = rng.choice(ids, 3000)
+    columns = rng.integers(0, 20, 3000)
+    present, rows, _, _ = store.lookup(asked)
+    expected = np.where(present, rows[np.arange(3000), columns], 0)
+    assert 0 < (~present).sum() < 3000
+    assert store.words_at(asked, columns).tolist() == expected.tolist()
+    alive = present
+    assert store.words_at(asked[alive], columns[alive], held=True).tolist() == expected[alive].tolist()

@@ -87,7 +87,8 @@ class KeypointTables:
         (`KeyTables.probe_keys`, whose `limit` counts keypoints)."""
         probes, rows = self.keys.probe_keys(keys, tables, limit)
         images = rows >> KEYPOINT_BITS
-        signatures = self.signatures.words_at(images, rows & ((1 << KEYPOINT_BITS) - 1))
+        # every image the key tables hold has its signatures: add and remove change both
+        signatures = self.signatures.words_at(images, rows & ((1 << KEYPOINT_BITS) - 1), held=True)
         return probes, images, signatures
 
     def save(self, folder: Path, meta: dict[str, Any]) -> None:
