@@ -260,3 +260,44 @@ def test_words_at_reads_one_word_of_each_row_as_lookup_does(step: int) -> None:
     assert store.words_at(asked, columns).tolist() == expected.tolist()
     alive = present
     assert store.words_at(asked[alive], columns[alive], held=True).tolist() == expected[alive].tolist()
+
+
+def test_a_word_store_growing_by_appends_rewrites_and_removals_holds_what_a_dict_holds() -> None:
+    """Adds of new, larger ids go after the stored rows in spare room (no rewrite of the store);
+    an update of a held id, a removal, or ids out of order take the general merge; a removal of
+    ids never stored changes nothing. After every step the store answers as a dict would."""
+    from lookalike.candidates.tables import WordStore
+
+    rng = np.random.default_rng(21)
+    store = WordStore(64 * 3)
+    model: dict[int, np.ndarray] = {}
+    next_id = 0
+    rooms = set()
+    for _ in range(60):
+        kind = rng.choice(["append", "append", "update", "remove", "absent"])
+        if kind == "append":
+            ids = next_id + np.sort(rng.choice(50, int(rng.integers(1, 20)), replace=False))
+            next_id = int(ids[-1]) + 1
+        elif kind == "update" and model:
+            ids = rng.choice(sorted(model), int(rng.integers(1, 4)))
+        elif kind == "remove" and model:
+            gone = rng.choice(sorted(model), int(rng.integers(1, 4)), replace=False)
+            store.remove(gone)
+            for i in gone.tolist():
+                model.pop(i)
+            continue
+        else:
+            store.remove([next_id + 1000])  # never stored
+            continue
+        words = rng.integers(0, 2**63, size=(len(ids), 3), dtype=np.uint64)
+        store.upsert(ids, words)
+        for i, w in zip(ids.tolist(), words, strict=True):
+            model[i] = w
+        asked = np.array([*sorted(model), next_id + 5], dtype=np.int64)
+        present, found, _, _ = store.lookup(asked)
+        assert present.tolist() == [True] * len(model) + [False]
+        assert np.array_equal(found[:-1], np.array([model[i] for i in sorted(model)]).reshape(-1, 3))
+        assert store.rows()[0].tolist() == sorted(model)
+        if store._room is not None:
+            rooms.add(id(store._room[1]))
+    assert len(model) > 50 and rooms  # the spare room served appends
