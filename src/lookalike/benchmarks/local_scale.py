@@ -9,7 +9,7 @@ its finer set and its mirror image, as `lookalike search` computes them). The re
 collection is synthetic: each synthetic image is a real photo's stored compact set (another
 photo's than any query's) with a share of every descriptor's bits flipped (`synthetic_sets`),
 its keypoints where they were. The key tables hold every stored descriptor as an index holds them
-(`candidates.tables.KeyTables` over `DESCRIPTOR_LAYOUT`), and each query runs the production
+(`local.keypoint_tables.KeypointTables`: keys and signatures), and each query runs the production
 candidate stage (`candidates.stage.local_candidates`) against them, then geometric verification
 of what it nominated (`local.verify.verify_near`).
 
@@ -241,7 +241,7 @@ class ScaledSource:
         n: int,
         folder: Path,
     ) -> ScaledSource:
-        """The same collection with its keypoint rows in a chDB index's `local_keys` (ids as row
+        """The same collection with its keypoint rows in a chDB index's `keypoint_keys` (ids as row
         versions), probed by `ClickHouseIndex.nominate_local`: ClickHouse's own read of the keys."""
         from lookalike.index import open_index
         from lookalike.index.clickhouse import ClickHouseIndex

@@ -1611,7 +1611,7 @@ _NO_DISTRIBUTED_DDL = ("zookeeper", "keeper", "ddl background thread is not init
 
 
 def _local_key_columns(stored: Sequence[tuple[int, LocalFeatures]]) -> dict[str, Any]:
-    """The `local_keys` rows of stored keypoints: (row version, stored compact features) each."""
+    """The `keypoint_keys` rows of stored keypoints: (row version, stored compact features) each."""
     from lookalike.local.retrieval import DESCRIPTOR_LAYOUT, descriptor_signatures, descriptor_words
 
     keys: list[npt.NDArray[np.uint64]] = []
