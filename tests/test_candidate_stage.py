@@ -391,7 +391,7 @@ def test_an_index_made_before_keypoint_signatures_gains_them_when_it_opens(
     corpus: list[Path], tmp_path: Path
 ) -> None:
     """A chDB index whose `local_keys` has no signatures (made by an older lookalike): opening it
-    builds `keypoint_keys` from the stored local features, with the rows a new index writes, and
+    builds `local_keypoints` from the stored local features, with the rows a new index writes, and
     drops the old table, so partial-copy retrieval goes on without re-adding a file."""
     from lookalike.local.retrieval import descriptor_probes, query_descriptors
 

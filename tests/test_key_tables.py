@@ -301,3 +301,24 @@ def test_a_word_store_growing_by_appends_rewrites_and_removals_holds_what_a_dict
         if store._room is not None:
             rooms.add(id(store._room[1]))
     assert len(model) > 50 and rooms  # the spare room served appends
+
+
+def test_removing_entries_the_sorted_part_never_held_leaves_it_without_removals() -> None:
+    """An index's sync removes each new entry before adding it. An id past every one the sorted
+    part holds is not there, so it is not named dead: probes keep skipping common keys unread
+    (only possible with no removal pending) and compaction is not brought nearer; the entry is
+    found once added, and a held entry's removal still hides it."""
+    rng = np.random.default_rng(5)
+    tables = KeyTables(LAYOUT)
+    words = rng.integers(0, 2**63, size=(100, 4), dtype=np.uint64)
+    tables.add(np.arange(100), words)
+    tables.compact()
+    fresh = rng.integers(0, 2**63, size=(2, 4), dtype=np.uint64)
+    tables.remove([150, 151])
+    tables.add([150, 151], fresh)
+    assert len(tables._dead) == 0
+    assert sorted(tables.probe(LAYOUT.keys(fresh))[1].tolist()) == [150, 151]
+    tables.remove([151, 42])
+    assert tables._dead.tolist() == [42]
+    assert tables.probe(LAYOUT.keys(fresh))[1].tolist() == [150]
+    assert 42 not in tables.probe(LAYOUT.keys(words[42:43]))[1].tolist()

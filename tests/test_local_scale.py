@@ -77,7 +77,7 @@ def test_an_insets_original_is_nominated_among_thousands_of_stored_images(source
 
 
 def test_chdb_key_rows_nominate_what_the_tables_held_in_memory_do(sources: list, tmp_path: Path) -> None:
-    """The benchmark's ClickHouse backend: the same keypoint rows in a chDB index's `keypoint_keys`,
+    """The benchmark's ClickHouse backend: the same keypoint rows in a chDB index's `local_keypoints`,
     probed by ClickHouse with the common-key limit, nominate the same stored images."""
     canvas, _ = small_inset(INSET, BACKGROUND)
     gray = np.asarray(canvas.convert("L"))

@@ -191,7 +191,7 @@ class SyntheticSets:
         return found
 
 
-def _keypoint_keys(
+def _local_keypoints(
     real: dict[int, tuple[LocalFeatures, LocalFeatures | None]], synthetic: SyntheticSets, n: int, chunk: int
 ) -> Iterator[tuple[Ids, npt.NDArray[np.uint32], npt.NDArray[np.uint64]]]:
     """(owner id, (m, tables) descriptor keys, signatures) of every stored keypoint: the real
@@ -226,7 +226,7 @@ class ScaledSource:
         self.synthetic = synthetic
         self.n = n
         self.tables = KeypointTables()
-        parts = list(_keypoint_keys(real, synthetic, n, CHUNK))
+        parts = list(_local_keypoints(real, synthetic, n, CHUNK))
         owners = np.concatenate([part[0] for part in parts])
         keys = np.concatenate([part[1] for part in parts])
         signatures = np.concatenate([part[2] for part in parts])
@@ -241,7 +241,7 @@ class ScaledSource:
         n: int,
         folder: Path,
     ) -> ScaledSource:
-        """The same collection with its keypoint rows in a chDB index's `keypoint_keys` (ids as row
+        """The same collection with its keypoint rows in a chDB index's `local_keypoints` (ids as row
         versions), probed by `ClickHouseIndex.nominate_local`: ClickHouse's own read of the keys."""
         from lookalike.index import open_index
         from lookalike.index.clickhouse import ClickHouseIndex
@@ -254,7 +254,7 @@ class ScaledSource:
         assert isinstance(index, ClickHouseIndex)
         source.index = index
         tables = np.arange(DESCRIPTOR_LAYOUT.table_count, dtype=np.uint64) << np.uint64(32)
-        for owners, keys, signatures in _keypoint_keys(real, synthetic, n, CHUNK * 8):
+        for owners, keys, signatures in _local_keypoints(real, synthetic, n, CHUNK * 8):
             table_keys = (keys.astype(np.uint64) | tables[None, :]).ravel()
             versions = np.repeat(owners.astype(np.uint64), DESCRIPTOR_LAYOUT.table_count)
             sig = np.repeat(signatures, DESCRIPTOR_LAYOUT.table_count)

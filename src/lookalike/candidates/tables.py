@@ -138,7 +138,11 @@ class KeyTables:
             return
         if len(self._buffer):
             self._buffer = self._buffer[~_member(self._entries(self._buffer & self.id_mask), gone)]
-        if len(self._main.rows):
+        # an entry after every one the sorted part holds (an index's new entry, which its sync
+        # removes before adding) is not there: naming it dead would only cost every probe a
+        # filter and bring the next compaction nearer
+        gone = gone[gone <= self._main.top_id >> self.entry_shift]
+        if len(gone) and len(self._main.rows):
             self._dead = sorted_unique(np.concatenate([self._dead, gone]))
             rows = len(self._main.rows) // max(self.layout.table_count, 1)
             if len(self._dead) > max(1024, (rows >> self.entry_shift) // (BUFFER_SHARE * 2)):
@@ -311,7 +315,7 @@ class KeyTables:
         self.compact()
         main = self._main
         arrays: dict[str, npt.NDArray[Any]] = {"rows": main.rows, "starts": main.starts}
-        shape = {"bucket_bits": main.bucket_bits, "id_bits": main.id_bits}
+        shape = {"bucket_bits": main.bucket_bits, "id_bits": main.id_bits, "top_id": main.top_id}
         _save_arrays(folder, arrays, {**meta, **shape, "layout": self._signature()})
 
     def _signature(self) -> list[Any]:
@@ -357,18 +361,25 @@ class _CompactRows:
     `starts[b]` the first row of bucket b = table << `bucket_bits` | top key bits."""
 
     def __init__(
-        self, rows: npt.NDArray[Any], starts: npt.NDArray[Any], bucket_bits: int, id_bits: int
+        self,
+        rows: npt.NDArray[Any],
+        starts: npt.NDArray[Any],
+        bucket_bits: int,
+        id_bits: int,
+        top_id: int | None = None,
     ) -> None:
         self.rows = rows  # uint32, or uint64 where residual and id bits need more than 32
         self.starts = starts  # uint32, or int64 past 2**32 rows
         self.bucket_bits = bucket_bits
         self.id_bits = id_bits
+        # the greatest id held (at most what id_bits hold where a snapshot did not say)
+        self.top_id = (1 << id_bits) - 1 if top_id is None else top_id
         self.starts_ahead = ReadAhead(starts, span=2)  # a bucket's start and the next one
         self.rows_ahead = ReadAhead(rows)
 
     @classmethod
     def empty(cls) -> _CompactRows:
-        return cls(np.zeros(0, dtype=np.uint32), np.zeros(1, dtype=np.uint32), 0, 1)
+        return cls(np.zeros(0, dtype=np.uint32), np.zeros(1, dtype=np.uint32), 0, 1, -1)
 
     def nbytes(self) -> int:
         return int(self.rows.nbytes + self.starts.nbytes)
@@ -413,7 +424,7 @@ class _CompactRows:
             slots |= part & id_mask
             rows[first : first + len(part)] = slots
         np.cumsum(starts, out=starts, dtype=starts.dtype)
-        return cls(rows, starts, bucket_bits, id_bits)
+        return cls(rows, starts, bucket_bits, id_bits, top_id)
 
     def whole(self, key_bits: int, whole_id_bits: int = ID_BITS) -> Packed:
         """The rows as sorted `(table << key_bits | key) << whole_id_bits | id` again (to merge and
@@ -464,7 +475,9 @@ class _CompactRows:
         ):
             return None
         # plain ndarray views of the memory maps: np.memmap's indexing costs microseconds a call
-        return cls(rows.view(np.ndarray), starts.view(np.ndarray), bucket_bits, id_bits)
+        top_id = meta.get("top_id")
+        known = top_id if isinstance(top_id, int) else None
+        return cls(rows.view(np.ndarray), starts.view(np.ndarray), bucket_bits, id_bits, known)
 
 
 class WordStore:
@@ -577,8 +590,9 @@ class WordStore:
                 np.empty(size, dtype=bool),
             )
             stored: tuple[npt.NDArray[Any], ...] = (self._ids, self._words, self._quality, self._flagged)
-            for target, source in zip(grown, stored, strict=True):
-                target[:held] = source
+            parts: tuple[npt.NDArray[Any], ...] = grown
+            for part, source in zip(parts, stored, strict=True):
+                part[:held] = source
             room = self._room = grown
         targets: tuple[npt.NDArray[Any], ...] = room
         for number, target in enumerate(targets):

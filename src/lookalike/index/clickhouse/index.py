@@ -366,7 +366,7 @@ class ClickHouseIndex(Index):
                 self._ensure_family(family, layout)
 
     def _migrate_local_keys(self) -> None:
-        """Give an index made before stored keypoints kept signatures its `keypoint_keys`, made
+        """Give an index made before stored keypoints kept signatures its `local_keypoints`, made
         from the stored local features, and then drop its `local_keys`: last, so that an
         interrupted migration starts over on the next open."""
         from lookalike.local.features import LocalFeatures
@@ -1611,7 +1611,7 @@ _NO_DISTRIBUTED_DDL = ("zookeeper", "keeper", "ddl background thread is not init
 
 
 def _local_key_columns(stored: Sequence[tuple[int, LocalFeatures]]) -> dict[str, Any]:
-    """The `keypoint_keys` rows of stored keypoints: (row version, stored compact features) each."""
+    """The `local_keypoints` rows of stored keypoints: (row version, stored compact features) each."""
     from lookalike.local.retrieval import DESCRIPTOR_LAYOUT, descriptor_signatures, descriptor_words
 
     keys: list[npt.NDArray[np.uint64]] = []

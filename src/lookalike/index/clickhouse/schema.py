@@ -97,7 +97,7 @@ class Tables:
 
     def local_keys(self, local: bool = False) -> str:
         """Stored keypoints' descriptor keys and signatures (`lookalike.local.keypoint_tables`)."""
-        return self._name("keypoint_keys", local)
+        return self._name("local_keypoints", local)
 
     def legacy_local_keys(self, local: bool = False) -> str:
         """The keys of an index made before keypoints kept signatures (no `sig` column)."""
