@@ -414,3 +414,33 @@ def test_an_index_made_before_keypoint_signatures_gains_them_when_it_opens(
         assert isinstance(index, ClickHouseIndex)
         assert _local_meetings(index, keys, tables, None) == expected
         assert not index._has_column(index._tables.legacy_local_keys(), "tk")  # dropped
+
+
+def test_sqlite_keypoints_reopen_from_their_snapshot_and_take_new_images_after_it(
+    corpus: list[Path], tmp_path: Path
+) -> None:
+    """An index's keypoint tables and signatures are snapshotted (`<index>.search/keypoints`,
+    the folder of the tables before signatures removed), open from it with the same meetings,
+    and images added afterwards are met too, with their signatures, as an index built at once
+    meets them."""
+    from lookalike.local.retrieval import descriptor_probes, query_descriptors
+
+    query = lookalike.hash_file(corpus[0], default_index_hashes(), dihedral=True, local=True)
+    words, owners = query_descriptors([(query.local, query.local_mirrored)])
+    keys, tables, _, _ = descriptor_probes(words, owners, neighbours=True)
+    path = tmp_path / "index.db"
+    retired = Path(f"{path}.search") / "keys-local-descriptors"
+    with open_index(f"sqlite:///{path}") as index:
+        assert index.add_files(corpus[:5], workers=1).added == 5
+        before = _local_meetings(index, keys, tables, None)
+        retired.mkdir(parents=True)
+        index.persist_search(force=True)  # type: ignore[attr-defined]
+    assert (retired.parent / "keypoints" / "signatures").is_dir() and not retired.exists()
+    with open_index(f"sqlite:///{path}") as index:
+        assert _local_meetings(index, keys, tables, None) == before
+        assert index._candidates._local.from_snapshot  # type: ignore[attr-defined]
+        assert index.add_files(corpus[5:8], workers=1).added == 3
+        grown = _local_meetings(index, keys, tables, None)
+    with open_index(f"sqlite:///{tmp_path / 'at_once.db'}") as index:
+        assert index.add_files(corpus[:8], workers=1).added == 8
+        assert grown == _local_meetings(index, keys, tables, None) != before
