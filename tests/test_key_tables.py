@@ -220,15 +220,21 @@ def test_probe_keys_returns_every_meeting_of_a_key_but_those_of_keys_held_limit_
         assert sorted(zip(probes.tolist(), found.tolist(), strict=True)) == sorted(expected)
 
 
+def _sorted_part(seed: int, count: int) -> tuple[np.random.Generator, KeyTables, np.ndarray, np.ndarray]:
+    """Tables holding entries 0..count-1 (random words) in their sorted part, and two fresh words."""
+    rng = np.random.default_rng(seed)
+    tables = KeyTables(LAYOUT)
+    words = rng.integers(0, 2**63, size=(count, 4), dtype=np.uint64)
+    tables.add(np.arange(count), words)
+    tables.compact()
+    return rng, tables, words, rng.integers(0, 2**63, size=(2, 4), dtype=np.uint64)
+
+
 def test_an_entry_replaced_while_its_rows_are_in_the_sorted_part_is_found_with_its_new_rows() -> None:
     """`replace` of an entry held in the sorted part: its new rows wait in the buffer and are
     found at once (the removal hid them too, until the next compaction), its old ones are not."""
-    rng = np.random.default_rng(11)
-    tables = KeyTables(LAYOUT)
-    words = rng.integers(0, 2**63, size=(50, 4), dtype=np.uint64)
-    tables.add(np.arange(50), words)
-    tables.compact()
-    fresh = rng.integers(0, 2**63, size=(1, 4), dtype=np.uint64)
+    _, tables, words, pair = _sorted_part(11, 50)
+    fresh = pair[:1]
     tables.replace([7], fresh)
     _, ids = tables.probe(LAYOUT.keys(fresh))
     assert ids.tolist() == [7]
@@ -308,12 +314,7 @@ def test_removing_entries_the_sorted_part_never_held_leaves_it_without_removals(
     part holds is not there, so it is not named dead: probes keep skipping common keys unread
     (only possible with no removal pending) and compaction is not brought nearer; the entry is
     found once added, and a held entry's removal still hides it."""
-    rng = np.random.default_rng(5)
-    tables = KeyTables(LAYOUT)
-    words = rng.integers(0, 2**63, size=(100, 4), dtype=np.uint64)
-    tables.add(np.arange(100), words)
-    tables.compact()
-    fresh = rng.integers(0, 2**63, size=(2, 4), dtype=np.uint64)
+    _, tables, words, fresh = _sorted_part(5, 100)
     tables.remove([150, 151])
     tables.add([150, 151], fresh)
     assert len(tables._dead) == 0

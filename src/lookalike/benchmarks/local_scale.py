@@ -191,7 +191,7 @@ class SyntheticSets:
         return found
 
 
-def _local_keypoints(
+def _stored_keypoints(
     real: dict[int, tuple[LocalFeatures, LocalFeatures | None]], synthetic: SyntheticSets, n: int, chunk: int
 ) -> Iterator[tuple[Ids, npt.NDArray[np.uint32], npt.NDArray[np.uint64]]]:
     """(owner id, (m, tables) descriptor keys, signatures) of every stored keypoint: the real
@@ -226,7 +226,7 @@ class ScaledSource:
         self.synthetic = synthetic
         self.n = n
         self.tables = KeypointTables()
-        parts = list(_local_keypoints(real, synthetic, n, CHUNK))
+        parts = list(_stored_keypoints(real, synthetic, n, CHUNK))
         owners = np.concatenate([part[0] for part in parts])
         keys = np.concatenate([part[1] for part in parts])
         signatures = np.concatenate([part[2] for part in parts])
@@ -245,21 +245,18 @@ class ScaledSource:
         versions), probed by `ClickHouseIndex.nominate_local`: ClickHouse's own read of the keys."""
         from lookalike.index import open_index
         from lookalike.index.clickhouse import ClickHouseIndex
+        from lookalike.index.clickhouse.index import keypoint_rows
         from lookalike.index.clickhouse.schema import LOCAL_KEY_TYPES
-        from lookalike.local.retrieval import DESCRIPTOR_LAYOUT
 
         source = cls.__new__(cls)
         source.real, source.synthetic, source.n = real, synthetic, n
         index = open_index(f"chdb://{folder}")
         assert isinstance(index, ClickHouseIndex)
         source.index = index
-        tables = np.arange(DESCRIPTOR_LAYOUT.table_count, dtype=np.uint64) << np.uint64(32)
-        for owners, keys, signatures in _local_keypoints(real, synthetic, n, CHUNK * 8):
-            table_keys = (keys.astype(np.uint64) | tables[None, :]).ravel()
-            versions = np.repeat(owners.astype(np.uint64), DESCRIPTOR_LAYOUT.table_count)
-            sig = np.repeat(signatures, DESCRIPTOR_LAYOUT.table_count)
-            columns = {"tk": table_keys, "version": versions, "sig": sig}
-            index._insert(index._tables.local_keys(), columns, LOCAL_KEY_TYPES)
+        for owners, keys, signatures in _stored_keypoints(real, synthetic, n, CHUNK * 8):
+            index._insert(
+                index._tables.local_keys(), keypoint_rows(owners, keys, signatures), LOCAL_KEY_TYPES
+            )
         index._connection.execute(f"OPTIMIZE TABLE {index._tables.local_keys(True)} FINAL")
         return source
 

@@ -76,6 +76,12 @@ class KeyTables:
     directory instead of the 8 of a whole `(table, key, id)`. Recent adds wait in a small sorted
     buffer of whole `(table << key bits | key) << 32 | entry id` values."""
 
+    @staticmethod
+    def free_id_bits(layout: KeyLayout) -> int:
+        """The widest row id the layout's (table, key) bits leave of 64."""
+        key_bits = 8 * len(layout.tables[0]) if layout.tables else 0
+        return 64 - key_bits - max(1, (layout.table_count - 1).bit_length())
+
     def __init__(self, layout: KeyLayout, id_bits: int = ID_BITS, entry_shift: int = 0) -> None:
         """`id_bits`: the width of a row's id (32, or what the key leaves of 64 bits where ids are
         wider); `entry_shift`: the low id bits that name a part of an entry (a keypoint of an
@@ -84,7 +90,7 @@ class KeyTables:
         self.layout = layout
         self.key_bits = 8 * len(layout.tables[0]) if layout.tables else 0
         self.table_bits = max(1, (layout.table_count - 1).bit_length())
-        if self.key_bits + self.table_bits + id_bits > 64:
+        if id_bits > self.free_id_bits(layout):
             raise ValueError(
                 f"{layout.table_count} tables of {self.key_bits}-bit keys do not fit in {64 - id_bits} bits"
             )
@@ -643,20 +649,18 @@ class WordStore:
             return np.zeros(len(wanted), dtype=np.uint64)
         if self._position is None:
             self._position = self._position_table()
-        direct = held and self._position is not None and int(wanted.min()) >= 0
-        if direct and int(wanted.max()) <= int(self._ids[-1]):
-            assert self._position is not None
-            flat: Ids = self._position[wanted].astype(np.int64)
-            flat *= self.word_count  # one gather from the flat words: 2D indexing costs 1.5x
-            flat += np.asarray(columns, dtype=np.int64).ravel()
-            held_words: Words = np.take(self._words.reshape(-1), flat)
-            return held_words
-        positions = self._positions_of(wanted)
-        present = self._ids[positions] == wanted
-        flat = positions * self.word_count
+        position = self._position
+        present = None
+        if held and position is not None and int(wanted.min()) >= 0 and int(wanted.max()) < len(position):
+            flat: Ids = position[wanted].astype(np.int64)
+        else:
+            flat = self._positions_of(wanted)
+            present = self._ids[flat] == wanted
+        flat *= self.word_count  # one gather from the flat words: 2D indexing costs 1.5x
         flat += np.asarray(columns, dtype=np.int64).ravel()
         found: Words = np.take(self._words.reshape(-1), flat)
-        found[~present] = 0
+        if present is not None:
+            found[~present] = 0
         return found
 
     def _positions_of(self, wanted: Ids) -> Ids:

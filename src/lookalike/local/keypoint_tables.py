@@ -27,9 +27,7 @@ Signatures = npt.NDArray[np.uint64]
 
 KEYPOINT_BITS = max(1, (STORED_KEYPOINTS - 1).bit_length())  # a keypoint's number in its image
 # a row's id is what the (table, key) bits leave of 64: 31 bits of image id at three 24-bit tables
-ROW_ID_BITS = (
-    64 - 8 * len(DESCRIPTOR_LAYOUT.tables[0]) - max(1, (DESCRIPTOR_LAYOUT.table_count - 1).bit_length())
-)
+ROW_ID_BITS = KeyTables.free_id_bits(DESCRIPTOR_LAYOUT)
 
 
 def keypoint_numbers(owners: Ids) -> Ids:

@@ -1614,20 +1614,26 @@ def _local_key_columns(stored: Sequence[tuple[int, LocalFeatures]]) -> dict[str,
     """The `local_keypoints` rows of stored keypoints: (row version, stored compact features) each."""
     from lookalike.local.retrieval import DESCRIPTOR_LAYOUT, descriptor_signatures, descriptor_words
 
-    keys: list[npt.NDArray[np.uint64]] = []
-    owners: list[npt.NDArray[np.uint64]] = []
-    signatures: list[npt.NDArray[np.uint64]] = []
-    for version, features in stored:
-        if len(features):
-            words = descriptor_words(features)
-            found = DESCRIPTOR_LAYOUT.keys(words).astype(np.uint64)
-            tables = np.arange(found.shape[1], dtype=np.uint64) << np.uint64(32)
-            keys.append((found | tables[None, :]).ravel())
-            owners.append(np.full(found.size, version, dtype=np.uint64))
-            signatures.append(np.repeat(descriptor_signatures(words), found.shape[1]))
-    if not keys:
+    held = [(version, descriptor_words(features)) for version, features in stored if len(features)]
+    if not held:
         return {name: np.zeros(0, np.uint64) for name in LOCAL_KEY_TYPES}
-    return {"tk": np.concatenate(keys), "version": np.concatenate(owners), "sig": np.concatenate(signatures)}
+    words = np.concatenate([w for _, w in held])
+    owners = np.repeat(np.array([v for v, _ in held], dtype=np.int64), [len(w) for _, w in held])
+    return keypoint_rows(owners, DESCRIPTOR_LAYOUT.keys(words), descriptor_signatures(words))
+
+
+def keypoint_rows(
+    owners: npt.NDArray[np.int64], keys: npt.NDArray[np.uint32], signatures: npt.NDArray[np.uint64]
+) -> dict[str, npt.NDArray[np.uint64]]:
+    """`local_keypoints` columns of keypoints: one row per (keypoint, table), `tk` = table << 32 |
+    key, beside the keypoint's row version and signature."""
+    tables = keys.shape[1]
+    table_keys = keys.astype(np.uint64) | (np.arange(tables, dtype=np.uint64) << np.uint64(32))[None, :]
+    return {
+        "tk": table_keys.ravel(),
+        "version": np.repeat(owners.astype(np.uint64), tables),
+        "sig": np.repeat(signatures.astype(np.uint64), tables),
+    }
 
 
 def _hash_columns(
