@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from conftest import COMMITTED_PHOTOS
 from lookalike import pipeline
@@ -25,6 +25,7 @@ from lookalike.local.second_look import NEAR_INLIERS, SecondLook, worth_a_look
 from lookalike.local.verify import NearMiss, verify, verify_near
 from lookalike.matcher import default_index_hashes
 from lookalike.pipeline import hash_file
+from tests_support import chat_screenshot
 
 PHOTO = 16  # a hammer on white; the crop below keeps a third of it, off centre
 BOX = (0.4, 0.35, 0.95, 0.9)  # left, top, right, bottom as shares of the side
@@ -91,18 +92,8 @@ def test_a_different_photo_does_not_come_close(other: int) -> None:
 
 def _chat_screenshot(photo: int) -> np.ndarray:
     """A phone screenshot of a chat: the app's bars and bubbles, and one committed photo."""
-    page = Image.new("RGB", (540, 1170), (245, 245, 245))
-    draw = ImageDraw.Draw(page)
-    draw.rectangle((0, 0, 540, 90), fill=(30, 60, 110))
-    draw.text((20, 30), "12:41   Messages   Alice Example", fill=(255, 255, 255))
-    for row, line in enumerate(("Look at this one!", "Taken yesterday, unedited", "What do you think?")):
-        top = 120 + row * 50
-        draw.rounded_rectangle((20, top, 400, top + 38), radius=12, fill=(220, 230, 250))
-        draw.text((32, top + 12), line, fill=(20, 20, 20))
     with Image.open(COMMITTED_PHOTOS[photo]) as image:
-        page.paste(image.convert("RGB").resize((480, 360)), (30, 300))
-    draw.rectangle((0, 1080, 540, 1170), fill=(230, 230, 230))
-    draw.text((20, 1115), "Type a message", fill=(120, 120, 120))
+        page = chat_screenshot(image.convert("RGB").resize((480, 360)))
     return np.asarray(page.convert("L"))
 
 

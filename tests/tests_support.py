@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from PIL import Image, ImageDraw
+
 
 def random_hash_hex(seed: int, nbits: int = 256) -> str:
     """A deterministic random hash of `nbits` bits, as hex."""
@@ -69,3 +71,20 @@ def all_process_stats() -> Iterator[ProcessStat]:
     for folder in Path("/proc").iterdir():
         if folder.name.isdigit() and (stat := process_stat(int(folder.name))) is not None:
             yield stat
+
+
+def chat_screenshot(photo: Image.Image) -> Image.Image:
+    """A phone screenshot of a chat (540 x 1170 RGB): the app's bars and bubbles, and `photo`
+    pasted as given below the bubbles."""
+    page = Image.new("RGB", (540, 1170), (245, 245, 245))
+    draw = ImageDraw.Draw(page)
+    draw.rectangle((0, 0, 540, 90), fill=(30, 60, 110))
+    draw.text((20, 30), "12:41   Messages   Alice Example", fill=(255, 255, 255))
+    for row, line in enumerate(("Look at this one!", "Taken yesterday, unedited", "What do you think?")):
+        top = 120 + row * 50
+        draw.rounded_rectangle((20, top, 400, top + 38), radius=12, fill=(220, 230, 250))
+        draw.text((32, top + 12), line, fill=(20, 20, 20))
+    page.paste(photo.convert("RGB"), (30, 300))
+    draw.rectangle((0, 1080, 540, 1170), fill=(230, 230, 230))
+    draw.text((20, 1115), "Type a message", fill=(120, 120, 120))
+    return page

@@ -85,7 +85,7 @@ def propose_regions(pixels: npt.NDArray[np.uint8]) -> list[Box]:
     for left, top, right, bottom in _distinct(boxes, planes.mean(axis=0)):
         box = (round(left * inverse), round(top * inverse), round(right * inverse), round(bottom * inverse))
         box = _refined(image, box, int(np.ceil(2 * inverse)))
-        if len(found) < MAX_REGIONS and all(_overlap(box, cell) <= SAME_PLACE for cell in found):
+        if len(found) < MAX_REGIONS and all(overlap(box, cell) <= SAME_PLACE for cell in found):
             found.append(box)
     return found[:MAX_REGIONS]
 
@@ -251,7 +251,7 @@ def _distinct(boxes: list[tuple[int, Box]], thumb: npt.NDArray[np.float32]) -> l
             continue
         if (left == 0) + (top == 0) + (right == width) + (bottom == height) > MAX_FRAME_SIDES:
             continue  # a band cut off by one line (a horizon) is not a picture
-        if any(_overlap(box, other) > SAME_PLACE for other in kept):
+        if any(overlap(box, other) > SAME_PLACE for other in kept):
             continue
         patch = thumb[top:bottom, left:right]
         level, share = common_level(patch)
@@ -295,15 +295,15 @@ def one_object(pixels: npt.NDArray[np.float32], level: float) -> bool:
     )
 
 
-def _overlap(a: Box, b: Box) -> float:
-    """Intersection over union."""
+def overlap(a: Box | RelativeBox, b: Box | RelativeBox) -> float:
+    """Intersection over union of two boxes (left, top, right, bottom), in pixels or as shares."""
     width = min(a[2], b[2]) - max(a[0], b[0])
     height = min(a[3], b[3]) - max(a[1], b[1])
     if width <= 0 or height <= 0:
         return 0.0
     inter = width * height
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / max(union, 1)
+    return inter / union
 
 
 def _planes(image: npt.NDArray[np.uint8], scale: float) -> npt.NDArray[np.float32]:

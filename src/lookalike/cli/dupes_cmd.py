@@ -24,6 +24,7 @@ from lookalike.dedupe.describe import TIER_TITLES, describe_groups
 from lookalike.dedupe.grouping import Group
 from lookalike.dedupe.relations import KINDS
 from lookalike.dedupe.report import write_report
+from lookalike.dedupe.shown_copies import NOT_A_COPY
 from lookalike.discover import file_key
 from lookalike.errors import LookalikeError
 from lookalike.index.base import FROM_FILE, Entry, Index
@@ -255,6 +256,7 @@ def print_groups(groups: list[Group], json_output: bool, include_edited: bool = 
                         }
                         for entry in group.members
                     ],
+                    "similar": [{"path": _file_path(entry), "key": entry.key} for entry in group.similar],
                 }
             )
             continue
@@ -268,12 +270,17 @@ def print_groups(groups: list[Group], json_output: bool, include_edited: bool = 
             mark = "keep" if entry.key == best else "  - " if entry.key in selected else "    "
             said = f"  {relation.describe()}" if relation is not None else ""
             emit_line(f"  {mark}  {entry.key}  {size}  {entry.byte_size or 0:,} bytes{said}")
+        for entry in group.similar:
+            emit_line(f"   ~    {entry.key}  {NOT_A_COPY}")
     if not json_output:
         files = sum(len(g.members) for g in groups)
         chosen = sum(len(g.selected(include_edited)) for g in groups)
         stderr.print(
             f"{len(groups)} groups, {files} images in them, {chosen} copies safe to remove (marked -)"
         )
+        similar = sum(len(g.similar) for g in groups)
+        if similar:
+            stderr.print(f"{similar} images the search paired are similar, not copies (marked ~, left out)")
 
 
 def _kinds_text(group: Group) -> str:

@@ -33,6 +33,7 @@ from lookalike.dedupe.best_copy import best_copy_rank, check_keep_rule, fidelity
 from lookalike.dedupe.fidelity import ImageFacts, try_load_facts
 from lookalike.dedupe.grouping import Group
 from lookalike.dedupe.relations import IDENTICAL_FILE, KINDS, UNVERIFIED, Relation, canvas, relate
+from lookalike.dedupe.shown_copies import Looks, composites, split_group
 from lookalike.discover import key_path
 from lookalike.index.base import FROM_FILE, Entry
 
@@ -55,15 +56,18 @@ def describe_groups(
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Group]:
     """Each group with the copy to keep first, every member's relation to it and its tier,
-    ordered by tier (identical files first), then largest first. `read_files=False` judges from
-    the index alone (sha256 says which files are identical; the rest are unverified).
+    ordered by tier (identical files first), then largest first. Read from their files, groups
+    are first cut where a pair is similar but not a copy (`shown_copies`). `read_files=False`
+    judges from the index alone (sha256 says which files are identical; the rest are unverified).
     `progress(members done, members in all)` follows the verification, which reads every file."""
     rule = check_keep_rule(keep)
     pending = list(groups)
     total = sum(len(group.members) for group in pending)
     described, done = [], 0
     for group in pending:
-        described.append(describe_group(group, rule, read_files))
+        facts = member_facts(group) if read_files else dict.fromkeys(e.key for e in group.members)
+        for part in split_group(group, facts).groups if read_files else (group,):
+            described.append(describe_group(part, rule, facts))
         done += len(group.members)
         if progress is not None:
             progress(done, total)
@@ -71,11 +75,10 @@ def describe_groups(
     return described
 
 
-def describe_group(group: Group, keep: str = "auto", read_files: bool = True) -> Group:
+def describe_group(group: Group, keep: str, facts: Mapping[str, ImageFacts | None]) -> Group:
+    """`group` with the copy to keep first and every other member's relation to it, judged on
+    `facts` (by key; None where a file cannot be read)."""
     members = list(group.members)
-    facts: dict[str, ImageFacts | None] = {
-        entry.key: _facts(entry) if read_files else None for entry in members
-    }
     kept, relations = _choose(members, facts, keep)
     for entry in members:
         if entry.key != kept.key and entry.key not in relations:
@@ -110,6 +113,11 @@ def tier_of(relations: Iterable[Relation]) -> str:
     if "unverified" in kinds and kinds <= {"identical-file", "unverified"}:
         return "unverified"
     return "edited-copies"
+
+
+def member_facts(group: Group) -> dict[str, ImageFacts | None]:
+    """Each member's file facts, by key (None where no file can be read)."""
+    return {entry.key: _facts(entry) for entry in group.members}
 
 
 def _facts(entry: Entry) -> ImageFacts | None:
@@ -147,6 +155,11 @@ def _auto(
     )
     if not ordered:
         return min(members, key=best_copy_rank), {}
+    # A member showing another inside it (a screenshot, a collage) is derived from it: the
+    # original is among the others, and their frame is the reference.
+    derived = composites({entry.key: Looks(image) for entry, image in ordered})
+    if len(derived) < len(ordered):
+        ordered = [item for item in ordered if item[0].key not in derived]
     reference = ordered[0][1]
     whole: list[tuple[Entry, ImageFacts]] = []
     canvases = []

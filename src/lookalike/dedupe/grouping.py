@@ -35,6 +35,9 @@ class Group:
     # the group's tier (identical-files, identical-pixels, copies, edited-copies, unverified).
     relations: Mapping[str, Relation] = field(default_factory=dict)
     tier: str | None = None
+    # Set by `lookalike.dedupe.shown_copies`: entries the search paired with a member whose files
+    # show they are not copies of it (similar pictures), left out of every group.
+    similar: tuple[Entry, ...] = ()
 
     @property
     def best(self) -> Entry:

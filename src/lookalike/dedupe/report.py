@@ -321,7 +321,7 @@ def render_report(
         tier = tier_of(group)
         tiers[tier] += 1
         first_of_tier.setdefault(tier, number)
-        sections.append(_group_html(number, tier, members))
+        sections.append(_group_html(number, tier, members, [_display_name(entry) for entry in group.similar]))
     chips = "".join(
         f'<a class="chip {tier_label(tier)[1]}" href="#group-{first_of_tier[tier]}" '
         f'title="go to the first group of this tier">{html.escape(tier_label(tier)[0])}<b>{count}</b></a>'
@@ -377,9 +377,14 @@ def _counted(kinds: Counter[str]) -> str:
     )
 
 
-def _group_html(number: int, tier: str, members: list[ReportMember]) -> str:
+def _display_name(entry: Entry) -> str:
+    path = _path_of(entry)
+    return os.path.basename(path_text(path) if path is not None else entry.key)
+
+
+def _group_html(number: int, tier: str, members: list[ReportMember], similar: Sequence[str] = ()) -> str:
     """A group: its tier, its size and what its copies are, the kept copy first, the members past
-    `SHOWN_MEMBERS` behind a button that counts them."""
+    `SHOWN_MEMBERS` behind a button that counts them, and the similar pictures left out of it."""
     label, css = tier_label(tier)
     kinds = Counter(m.relation.text if m.relation else "copy" for m in members[1:])
     counted = _counted(kinds)
@@ -398,7 +403,14 @@ def _group_html(number: int, tier: str, members: list[ReportMember]) -> str:
         f'<section class="group {css}" id="group-{number}"><h2><span class="tier">{html.escape(label)}</span>'
         f"Group {number} · {len(members)} images</h2>"
         f"<p class=summary>keeps <b>{html.escape(kept_name)}</b>; copies: {counted}</p>"
-        f'<div class="members">{body}</div></section>'
+        f'<div class="members">{body}</div>'
+        + (
+            f"<p class=similar>similar, not copies (the files show no picture in common; left out): "
+            f"{html.escape(', '.join(similar))}</p>"
+            if similar
+            else ""
+        )
+        + "</section>"
     )
 
 

@@ -35,6 +35,7 @@ section.group h2{font-size:15px;margin:0 0 4px;display:flex;gap:8px;align-items:
 .tier{color:#fff;border-radius:3px;padding:1px 7px;font-size:12px;text-transform:uppercase;
 letter-spacing:.03em}
 .summary{font-size:13px;color:#555;margin:0 0 10px}
+.similar{font-size:12px;color:#777;margin:8px 0 0}
 .members{display:flex;gap:14px;flex-wrap:wrap;align-items:flex-start}
 figure.member{margin:0;width:300px;font-size:12.5px;border:2px solid transparent;border-radius:6px;
 padding:4px}

@@ -231,6 +231,14 @@ def duplicates(request: Request, options: Annotated[DuplicatesOptions, QueryStri
                     }
                     for position, entry in enumerate(group.members)
                 ],
+                "similar": [
+                    {
+                        "id": entry.key,
+                        "name": display_name(entry),
+                        "thumbnail": thumbnail_url(request, entry.key),
+                    }
+                    for entry in group.similar
+                ],
             }
             for group in groups[: options.limit]
         ],
