@@ -240,12 +240,15 @@ def evaluate_half(
     workers: int | None = None,
     cache: Path | None = None,
     verify: bool = True,
+    files: bool = False,
     log: Callable[[str], None] = print,
 ) -> IndexRun:
     """Index `paths` (the pair set's images, row by row) in a new SQLite index under `folder`,
     run each rule's duplicate search, and score it on `pairs`; with `verify`, the default
-    preset's pairs again after keypoint verification ("<preset>, verified"). `cache`: a hash
-    cache file, so a second run hashes nothing again."""
+    preset's pairs again after keypoint verification ("<preset>, verified"); with `files`, each
+    rule's groups as `lookalike dupes` shows them, cut where the files show a pair is not a copy
+    ("<rule>, files": `dedupe.shown_copies`). `cache`: a hash cache file, so a second run hashes
+    nothing again."""
     database = folder / f"index-{half}.db"
     with temporary_index(paths, rules, database, workers=workers, cache=cache) as (index, indexed):
         log(f"  index path, {half} half: {len(paths)} images indexed in {indexed.seconds:.0f} s")
@@ -259,6 +262,15 @@ def evaluate_half(
                 RuleResult(name, str(rule), seconds, score_links(links, pairs, family_of, indexed.keys))
             )
             log(f"  index path, {half} half: {name}: {seconds:.0f} s")
+            if files:
+                started = time.perf_counter()
+                split = files_split(groups)
+                checked = seconds + time.perf_counter() - started
+                scores = score_links(
+                    Links.from_groups(split, indexed.row_of, indexed.twins), pairs, family_of, indexed.keys
+                )
+                results.append(RuleResult(f"{name}, files", str(rule), checked, scores))
+                log(f"  index path, {half} half: {name}, files: {checked:.0f} s")
             if name == DEFAULT_PRESET and verify:
                 started = time.perf_counter()
                 kept = verified_links(index, links, indexed.keys, workers=workers)
@@ -267,6 +279,17 @@ def evaluate_half(
                 results.append(RuleResult(f"{name}, verified", str(rule), seconds, scores))
                 log(f"  index path, {half} half: {name}, verified: {seconds:.0f} s")
     return IndexRun(half, len(paths), pairs.negative_count, indexed.seconds, indexed.failed, results)
+
+
+def files_split(groups: Sequence[Group]) -> list[Group]:
+    """`groups` cut where their files show a pair is not a copy, as `lookalike dupes` does."""
+    from lookalike.dedupe.describe import member_facts
+    from lookalike.dedupe.shown_copies import split_group
+
+    split: list[Group] = []
+    for group in groups:
+        split.extend(split_group(group, member_facts(group)).groups)
+    return split
 
 
 def verified_links(index: Index, links: Links, keys: Sequence[str], workers: int | None = None) -> Links:

@@ -82,6 +82,7 @@ def run(
             Path(folder),
             workers=workers,
             cache=layout.folder / "index-hashes.sqlite",
+            files=True,
         )
         hard_rows, hard = _hard_negative_originals(photos, images)
         found = matched_pairs([str(images[row].path) for row in hard_rows], hard, rules, Path(folder))
