@@ -8,9 +8,10 @@ pair the search found is checked on the two files before the group is described.
 - a picture inside one frame (`lookalike.regions`: a collage's cell, the photo in a screenshot)
   is the other's whole picture (32x32 thumbnails correlate >= 0.9 under one of its 8 turns);
 - keypoints verify one picture in the other, either way, mirrored or not (a crop, a turn, a
-  picture in a picture), and the pictures inside the two frames agree where the alignment lays
-  one on the other (two screenshots of different photos in one app verify on the app's bars and
-  text, and the alignment lays one photo on the other);
+  picture in a picture); where the alignment only shifts one frame on the other, unturned at one
+  scale, the pictures inside the two frames must also agree where it lays one on the other (two
+  screenshots of different photos in one app verify on the app's bars and text, and the
+  alignment lays one photo on the other);
 - or keypoints cannot judge (a nearly flat picture has too few).
 
 Otherwise the pair is similar, not a copy. Groups are the connected parts of the pairs that
@@ -40,6 +41,8 @@ INSIDE_CORRELATION = 0.9  # a picture inside a frame and the other's whole pictu
 SAME_PLACE_CORRELATION = 0.8  # the pictures at one place in two frames that lie on each other
 SAME_BOX = 0.7  # boxes in two frames are one place when they share this much of the smaller
 SAME_SCALE = 0.25  # ... and the smaller is at least this share of the larger
+SHIFT_TURN = 3.0  # degrees: an alignment turning less only shifts one frame on the other ...
+SHIFT_SCALE = 0.05  # ... when it also scales by less than this
 INSIDE_ASPECT = 0.1  # log aspect ratios this close may be one picture (a region's box is not exact)
 THUMBNAIL_SIDE = 32
 NOT_A_COPY = "similar, not a copy: the files show no picture in common"
@@ -223,9 +226,19 @@ def shown_copy(first: Looks, second: Looks) -> bool:
             return True
     for query, stored in ((first, second), (second, first)):
         alignment = verify(query.keypoints, stored.keypoints, query.mirrored_keypoints)
-        if alignment is not None and pictures_agree(query, stored, alignment):
+        if alignment is not None and (
+            not _shifted_frame(alignment) or pictures_agree(query, stored, alignment)
+        ):
             return True
     return False
+
+
+def _shifted_frame(alignment: Alignment) -> bool:
+    """Whether the alignment only shifts one frame on the other, unturned at one scale: how
+    two screenshots of one app lie on each other (their bars in place, the lower ones pushed
+    down by a taller photo). A copy that was turned, mirrored or scaled is not checked."""
+    turn = abs((alignment.rotation + 180.0) % 360.0 - 180.0)
+    return not alignment.mirrored and turn <= SHIFT_TURN and abs(alignment.scale - 1.0) <= SHIFT_SCALE
 
 
 @dataclass(frozen=True)
