@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -152,6 +153,24 @@ def test_a_member_without_a_file_keeps_its_pairs(tmp_path: Path) -> None:
     )
     split = split_group(Group(entries, {("s18", "s27"): 20}), facts)
     assert [sorted(entry.key for entry in part.members) for part in split.groups] == [["s18", "s27"]]
+
+
+def test_files_with_the_same_bytes_keep_their_pair_unchecked(tmp_path: Path) -> None:
+    """The sha256 already says they are one file's copies: no keypoints are computed for them
+    (the facts here are two different screenshots, which the check would cut)."""
+    facts: dict[str, ImageFacts | None] = {
+        "a": _facts(_chat_screenshot(13), tmp_path, "a"),
+        "b": _facts(_chat_screenshot(14), tmp_path, "b"),
+    }
+    entries = tuple(
+        replace(_entry(n, key, value), sha256="same")  # type: ignore[arg-type]
+        for n, (key, value) in enumerate(facts.items())
+    )
+    split = split_group(Group(entries, {("a", "b"): 0}), facts)
+    assert [sorted(entry.key for entry in part.members) for part in split.groups] == [["a", "b"]]
+    assert not split_group(
+        Group(tuple(replace(e, sha256=None) for e in entries), {("a", "b"): 0}), facts
+    ).groups
 
 
 def test_dupes_partial_groups_each_photo_with_its_own_screenshot_only(tmp_path: Path) -> None:

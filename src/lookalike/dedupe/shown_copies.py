@@ -253,7 +253,8 @@ class Split:
 def split_group(group: Group, facts: Mapping[str, ImageFacts | None]) -> Split:
     """`group` cut where its pairs do not hold. Pairs are checked most alike first (by the
     search's distance), and a pair whose members are already joined by held pairs is not checked:
-    it could not change the groups. A member without facts (no file to read) keeps its pairs."""
+    it could not change the groups. Files with the same bytes, and a member without facts (no file
+    to read), keep their pairs."""
     members = {entry.key: entry for entry in group.members}
     looks = {key: Looks(value) for key, value in facts.items() if value is not None and key in members}
     parent = {key: key for key in members}
@@ -270,7 +271,13 @@ def split_group(group: Group, facts: Mapping[str, ImageFacts | None]) -> Split:
             continue
         a, b = root(first), root(second)
         if a != b:
-            if first in looks and second in looks and not shown_copy(looks[first], looks[second]):
+            same_bytes = members[first].sha256 is not None and members[first].sha256 == members[second].sha256
+            if (
+                not same_bytes
+                and first in looks
+                and second in looks
+                and not shown_copy(looks[first], looks[second])
+            ):
                 continue
             parent[a] = b
         held[(first, second)] = distance
