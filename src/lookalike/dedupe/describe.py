@@ -33,7 +33,7 @@ from lookalike.dedupe.best_copy import best_copy_rank, check_keep_rule, fidelity
 from lookalike.dedupe.fidelity import ImageFacts, try_load_facts
 from lookalike.dedupe.grouping import Group
 from lookalike.dedupe.relations import IDENTICAL_FILE, KINDS, UNVERIFIED, Relation, canvas, relate
-from lookalike.dedupe.shown_copies import Looks, composites, split_group
+from lookalike.dedupe.shown_copies import Looks, composites, looks_of, split_group
 from lookalike.discover import key_path
 from lookalike.index.base import FROM_FILE, Entry
 
@@ -66,8 +66,9 @@ def describe_groups(
     described, done = [], 0
     for group in pending:
         facts = member_facts(group) if read_files else dict.fromkeys(e.key for e in group.members)
-        for part in split_group(group, facts).groups if read_files else (group,):
-            described.append(describe_group(part, rule, facts))
+        looks = looks_of(facts)  # built once: the split and the choice of the kept copy share it
+        for part in split_group(group, facts, looks).groups if read_files else (group,):
+            described.append(describe_group(part, rule, facts, looks))
         done += len(group.members)
         if progress is not None:
             progress(done, total)
@@ -75,11 +76,16 @@ def describe_groups(
     return described
 
 
-def describe_group(group: Group, keep: str, facts: Mapping[str, ImageFacts | None]) -> Group:
+def describe_group(
+    group: Group,
+    keep: str,
+    facts: Mapping[str, ImageFacts | None],
+    looks: Mapping[str, Looks] | None = None,
+) -> Group:
     """`group` with the copy to keep first and every other member's relation to it, judged on
-    `facts` (by key; None where a file cannot be read)."""
+    `facts` (by key; None where a file cannot be read; `looks`: `looks_of(facts)` if made before)."""
     members = list(group.members)
-    kept, relations = _choose(members, facts, keep)
+    kept, relations = _choose(members, facts, keep, looks_of(facts) if looks is None else looks)
     for entry in members:
         if entry.key != kept.key and entry.key not in relations:
             relations[entry.key] = relation_between(kept, entry, facts)
@@ -131,22 +137,22 @@ def _facts(entry: Entry) -> ImageFacts | None:
 
 
 def _choose(
-    members: Sequence[Entry], facts: Mapping[str, ImageFacts | None], keep: str
+    members: Sequence[Entry], facts: Mapping[str, ImageFacts | None], keep: str, looks: Mapping[str, Looks]
 ) -> tuple[Entry, dict[str, Relation]]:
     """The member to keep, and the relations to it found on the way."""
     if keep.startswith("path:"):
         preferred = [entry for entry in members if key_path(entry.key).startswith(keep[5:])]
         if preferred:
-            kept, relations = _auto(preferred, facts)
+            kept, relations = _auto(preferred, facts, looks)
             return kept, ({} if len(preferred) < len(members) else relations)
-        return _auto(members, facts)
+        return _auto(members, facts, looks)
     if keep == "auto":
-        return _auto(members, facts)
+        return _auto(members, facts, looks)
     return min(members, key=lambda entry: simple_rank(entry, keep)), {}
 
 
 def _auto(
-    members: Sequence[Entry], facts: Mapping[str, ImageFacts | None]
+    members: Sequence[Entry], facts: Mapping[str, ImageFacts | None], looks: Mapping[str, Looks]
 ) -> tuple[Entry, dict[str, Relation]]:
     """The original: see the module docstring."""
     ordered: list[tuple[Entry, ImageFacts]] = sorted(
@@ -157,7 +163,7 @@ def _auto(
         return min(members, key=best_copy_rank), {}
     # A member showing another inside it (a screenshot, a collage) is derived from it: the
     # original is among the others, and their frame is the reference.
-    derived = composites({entry.key: Looks(image) for entry, image in ordered})
+    derived = composites({entry.key: looks.get(entry.key) or Looks(image) for entry, image in ordered})
     if len(derived) < len(ordered):
         ordered = [item for item in ordered if item[0].key not in derived]
     reference = ordered[0][1]

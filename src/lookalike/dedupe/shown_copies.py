@@ -250,13 +250,20 @@ class Split:
     left_out: tuple[Entry, ...]
 
 
-def split_group(group: Group, facts: Mapping[str, ImageFacts | None]) -> Split:
+def looks_of(facts: Mapping[str, ImageFacts | None]) -> dict[str, Looks]:
+    """A `Looks` for each member with facts, to share between the checks of its group."""
+    return {key: Looks(value) for key, value in facts.items() if value is not None}
+
+
+def split_group(
+    group: Group, facts: Mapping[str, ImageFacts | None], looks: Mapping[str, Looks] | None = None
+) -> Split:
     """`group` cut where its pairs do not hold. Pairs are checked most alike first (by the
     search's distance), and a pair whose members are already joined by held pairs is not checked:
     it could not change the groups. Files with the same bytes, and a member without facts (no file
-    to read), keep their pairs."""
+    to read), keep their pairs. `looks` (from `looks_of(facts)`) shares their work with later checks."""
     members = {entry.key: entry for entry in group.members}
-    looks = {key: Looks(value) for key, value in facts.items() if value is not None and key in members}
+    looks = looks_of(facts) if looks is None else looks
     parent = {key: key for key in members}
 
     def root(key: str) -> str:
