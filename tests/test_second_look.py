@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from conftest import COMMITTED_PHOTOS
 from lookalike import pipeline
@@ -200,6 +200,71 @@ def test_a_folder_checked_without_an_index_finds_the_crop(library: tuple[str, Pa
     _, original, crop = library
     moved = Path(shutil.move(crop, original.parent / "crop.jpg"))
     assert _dupes(str(original.parent)) == [{str(original), str(moved)}]
+
+
+INSET, BACKDROP, INSET_SCALE = 26, 22, 0.45  # a photo pasted at 45% of its size into another
+
+
+def _picture_in_picture(into: Path) -> Path:
+    """Photo INSET at INSET_SCALE of its size, pasted into photo BACKDROP near its top left with
+    soft edges (no border for region proposals to find: only keypoints can)."""
+    with Image.open(COMMITTED_PHOTOS[INSET]) as image:
+        photo = image.convert("RGB")
+    with Image.open(COMMITTED_PHOTOS[BACKDROP]) as image:
+        canvas = image.convert("RGB").resize(photo.size)
+    inset = photo.resize((round(photo.width * INSET_SCALE), round(photo.height * INSET_SCALE)))
+    edge = max(4, inset.width // 12)
+    mask = Image.new("L", inset.size, 0)
+    mask.paste(255, (edge, edge, inset.width - edge, inset.height - edge))
+    mask = mask.filter(ImageFilter.GaussianBlur(edge / 2))
+    canvas.paste(inset, (round(photo.width * 0.1), round(photo.height * 0.15)), mask)
+    canvas.save(into, quality=92)
+    return into
+
+
+def test_a_picture_in_picture_fits_on_its_files_and_not_even_nearly_on_compact_keypoints(
+    tmp_path: Path,
+) -> None:
+    """The premise of a wide duplicate search's look: 112 keypoints spread over each frame hold
+    too few of the inset's, at its scale, to come near (no second look for a near miss), while
+    every keypoint of both files fits."""
+    copy = _picture_in_picture(tmp_path / "pip.jpg")
+    with Image.open(copy) as image:
+        composite = extract(np.asarray(image.convert("L")))
+    with Image.open(COMMITTED_PHOTOS[INSET]) as image:
+        photo = extract(np.asarray(image.convert("L")))
+    for query, stored in ((composite.compact(), photo.compact()), (photo.compact(), composite.compact())):
+        near = verify_near(query, stored, near_from=NEAR_INLIERS)[1]
+        assert near is None or not worth_a_look(near)
+    assert verify(composite, photo, min_inliers=10) is not None
+
+
+def test_a_partial_duplicate_search_groups_a_picture_in_picture_through_its_files(tmp_path: Path) -> None:
+    """`lookalike dupes --partial` looks at each picture's pair that shares most descriptors
+    with it, on the files, when its compact keypoints fit none: the inset's photo and the
+    composite are one group, the other photos none."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photo = Path(shutil.copy(COMMITTED_PHOTOS[INSET], folder))
+    for other in (1, 9, 30):
+        shutil.copy(COMMITTED_PHOTOS[other], folder)
+    copy = _picture_in_picture(folder / "pip.jpg")
+    assert _dupes(str(folder)) == [{str(photo), str(copy)}]
+
+
+def test_a_look_for_a_pair_without_a_near_miss_keeps_to_the_budget() -> None:
+    with Image.open(COMMITTED_PHOTOS[PHOTO]) as image:
+        full = extract(np.asarray(image.convert("L")))
+    read: list[int] = []
+
+    def at_hand(ids: np.ndarray, *, mirrored: bool = False) -> dict[int, tuple[LocalFeatures, None]]:
+        read.append(int(ids[0]))
+        return {int(ids[0]): (full, None)}
+
+    looks = SecondLook(at_hand, budget=1)
+    assert looks.look_stored(0, 1, 2, False, 10) is not None
+    assert looks.look_stored(1, 3, 4, False, 10) is None  # over the batch's budget: nothing read
+    assert read == [1, 2]
 
 
 def test_a_duplicate_searchs_batch_takes_no_more_looks_than_its_budget() -> None:

@@ -24,7 +24,7 @@ from lookalike.candidates.stored_variants import StoredVariants
 from lookalike.local.features import LocalFeatures
 from lookalike.local.second_look import DUPLICATE_LOOKS_PER_QUERY, NEAR_INLIERS, SecondLook
 from lookalike.local.verify import Alignment
-from lookalike.matcher import NEAR_FACTOR, Matcher, Verdict
+from lookalike.matcher import LOCAL_BREADTH, NEAR_FACTOR, Matcher, Verdict
 from lookalike.sorted_arrays import sorted_unique
 
 Ids = npt.NDArray[np.int64]
@@ -348,7 +348,10 @@ def verify_near_misses(
     copy there is the hashes' to judge, and what two different pictures share frame for frame or
     in place is an app's bars, a caption or a logo, not a picture. A light crop (each picture
     covering most of the other, `SAME_FRAME`) is the local features' to find: the hashes' crop
-    variants have fixed shapes. The stored features retrieval already `read` are not read again."""
+    variants have fixed shapes. A duplicate search with a breadth above the default also looks at
+    each query's unverified pair sharing most descriptors on the files (`_best_shared`): a
+    picture in picture does not come near on compact keypoints. The stored features retrieval
+    already `read` are not read again."""
     from lookalike.local.verify import verify_near
 
     assert rule.local_inliers is not None
@@ -390,10 +393,46 @@ def verify_near_misses(
                 continue
             inliers[position] = alignment.inliers
             alignments[position] = alignment
+        if query_entries is not None and rule.local_breadth > LOCAL_BREADTH:
+            unfit = pending[inliers[pending] < 0]
+            for position, mirrored in _best_shared(batch, judged, unfit, stored):
+                row, entry = int(judged.rows[position]), int(judged.ids[position])
+                alignment = second_look.look_stored(
+                    row, int(query_entries[row]), entry, mirrored, rule.local_inliers
+                )
+                if alignment is None or frames_coincide(alignment) or alignment.in_place:
+                    continue
+                inliers[position] = alignment.inliers
+                alignments[position] = alignment
     verified = Judged(
         judged.rows, judged.ids, judged.evaluation, judged.distances, judged.variants, inliers, alignments
     )
     return verified.take(np.flatnonzero(accepted | (inliers >= 0)))
+
+
+def _best_shared(
+    batch: QueryBatch, judged: Judged, positions: Ids, stored: StoredFeatures
+) -> list[tuple[int, bool]]:
+    """Of the unverified `positions`, each query's pair sharing most descriptors out of place
+    (`shared_descriptors`, at least one), and whether the query's mirror image shares more."""
+    from lookalike.local.retrieval import shared_descriptors
+
+    assert batch.local is not None
+    chosen: list[tuple[int, bool]] = []
+    rows = judged.rows[positions]
+    for row in np.unique(rows).tolist():
+        mine = positions[rows == row]
+        query, query_mirrored = batch.local[row]
+        held = [(p, stored[int(judged.ids[p])][0]) for p in mine.tolist() if int(judged.ids[p]) in stored]
+        if query is None or not held:
+            continue
+        features = [f for _, f in held]
+        straight = shared_descriptors((query, None), features)
+        turned = shared_descriptors((None, query_mirrored), features)
+        best = int(np.argmax(np.maximum(straight, turned)))
+        if max(straight[best], turned[best]) >= 1:
+            chosen.append((held[best][0], bool(turned[best] > straight[best])))
+    return chosen
 
 
 def match_batch(

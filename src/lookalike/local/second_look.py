@@ -12,6 +12,12 @@ at most, `DUPLICATE_LOOKS_PER_QUERY`), each file read once per batch, and a pair
 whose near matches lie in place gets none (`NearMiss.in_place`, most of them at the same place in
 both frames): what two different pictures share in place is an app's bars and text (two
 screenshots in one app), while a copy the compact keypoints miss was cropped, scaled or turned.
+
+A picture pasted small into another (a picture in picture) does not even come near: of 112
+keypoints spread over each frame, too few lie in the inset at its scale. A duplicate search that
+searches wider than the default (`partial-copy`'s `local >= 10 of 32`) therefore also looks, within
+the same budget, at each query's pair that shares most descriptors out of place
+(`look_stored`).
 """
 
 from __future__ import annotations
@@ -94,6 +100,21 @@ class SecondLook:
         if not self._may_look(row, near):
             return None
         mine = self._file(query_entry, mirrored=near.mirrored)
+        theirs = None if mine is None else self._file(entry, mirrored=False)
+        if mine is None or theirs is None:
+            return None
+        self._took(row)
+        return verify(mine[0], theirs[0], mine[1], min_inliers=min_inliers)
+
+    def look_stored(
+        self, row: int, query_entry: int, entry: int, mirrored: bool, min_inliers: int
+    ) -> Alignment | None:
+        """`verify_stored` for a pair chosen on other grounds than a near miss (a wide duplicate
+        search's best-sharing pair that its compact keypoints could not fit at all), within the
+        same budget of looks."""
+        if self._looks[row] >= LOOKS_PER_QUERY or (self._budget is not None and self._taken >= self._budget):
+            return None
+        mine = self._file(query_entry, mirrored=mirrored)
         theirs = None if mine is None else self._file(entry, mirrored=False)
         if mine is None or theirs is None:
             return None
