@@ -9,9 +9,10 @@ pair the search found is checked on the two files before the group is described.
   is the other's whole picture (32x32 thumbnails correlate >= 0.9 under one of its 8 turns);
 - keypoints verify one picture in the other, either way, mirrored or not (a crop, a turn, a
   picture in a picture); where the alignment only shifts one frame on the other, unturned at one
-  scale, the pictures inside the two frames must also agree where it lays one on the other (two
-  screenshots of different photos in one app verify on the app's bars and text, and the
-  alignment lays one photo on the other);
+  scale, the pictures inside the two frames must also agree where one lies on the other, laid by
+  the homography their keypoints agree with (two screenshots of different photos in one app
+  verify on the app's bars and text, and the alignment lays one photo on the other; a keystoned
+  copy lies on its original);
 - or keypoints cannot judge (a nearly flat picture has too few).
 
 Otherwise the pair is similar, not a copy. Groups are the connected parts of the pairs that
@@ -33,8 +34,8 @@ from lookalike.dedupe.best_copy import best_copy_rank
 from lookalike.dedupe.fidelity import ImageFacts
 from lookalike.dedupe.grouping import Group
 from lookalike.index.base import Entry
-from lookalike.local.features import LocalFeatures, extract, local_features_available, mirrored
-from lookalike.local.verify import Alignment, can_judge, verify
+from lookalike.local.features import LocalFeatures, _opencv, extract, local_features_available, mirrored
+from lookalike.local.verify import Alignment, can_judge, fit_homography, verify
 from lookalike.regions import RelativeBox, propose_regions, relative_boxes
 
 INSIDE_CORRELATION = 0.9  # a picture inside a frame and the other's whole picture, 32x32 thumbnails
@@ -154,27 +155,57 @@ def composites(looks: Mapping[str, Looks]) -> set[str]:
 
 
 def pictures_agree(query: Looks, stored: Looks, alignment: Alignment) -> bool:
-    """Whether the pictures inside the two frames agree where `alignment` lays the query on the
-    stored picture. A box found in the query, carried over by the alignment, and a box found in
-    the stored frame that mostly covers it or lies mostly inside it, at a like scale, are one
-    place: the two frames must show the same picture on the part they share. Two screenshots of
-    different photos in one app verify on the app's bars and text, and the alignment lays one
-    photo on the other. A box found in one frame only is not compared: a caption or a logo added
-    to a copy is no picture the other lacks."""
-    forward = np.asarray(alignment.transform, dtype=np.float64)
-    backward = np.linalg.inv(np.vstack([forward, [0.0, 0.0, 1.0]]))[:2]
-    query_size, stored_size = query.keypoints.size, stored.keypoints.size
+    """Whether the pictures inside the two frames agree where the query lies on the stored
+    picture. A box found in the query, carried over, and a box found in the stored frame that
+    mostly covers it or lies mostly inside it, at a like scale, are one place: the two frames must
+    show the same picture on the part they share. Two screenshots of different photos in one app
+    verify on the app's bars and text, and the alignment lays one photo on the other. The query is
+    laid on the stored frame by the perspective transform its keypoints agree with (`alignment`'s
+    affine where none fits), so a keystoned copy's pictures lie on the original's. A box found in
+    one frame only is not compared: a caption or a logo added to a copy is no picture the other
+    lacks."""
+    cv2 = _opencv()
+    gray = query.gray[:, ::-1] if alignment.mirrored else query.gray
+    onto = _query_onto_stored(query, stored, alignment)
+    height, width = stored.gray.shape
+    laid = cv2.warpPerspective(np.ascontiguousarray(gray), onto, (width, height), flags=cv2.INTER_AREA)
     for box in query.regions:
-        carried = _carried(_mirrored(box, alignment.mirrored), forward, query_size, stored_size)
+        carried = _carried(
+            _mirrored(box, alignment.mirrored), onto, (gray.shape[1], gray.shape[0]), (width, height)
+        )
         for theirs in stored.regions:
             common = _common(carried, theirs)
             if common is None:
                 continue
-            back = _mirrored(_carried(common, backward, stored_size, query_size), alignment.mirrored)
-            mine, other = query.picture_at(back), stored.picture_at(common)
-            if mine and other and max(_alike(turn[1], other[0][1]) for turn in mine) < SAME_PLACE_CORRELATION:
+            left, top, right, bottom = (
+                round(common[0] * width),
+                round(common[1] * height),
+                round(common[2] * width),
+                round(common[3] * height),
+            )
+            if min(right - left, bottom - top) < THUMBNAIL_SIDE // 2:
+                continue
+            mine, other = laid[top:bottom, left:right], stored.gray[top:bottom, left:right]
+            if _alike(_thumbnail(mine), _thumbnail(other)) < SAME_PLACE_CORRELATION:
                 return False
     return True
+
+
+def _query_onto_stored(query: Looks, stored: Looks, alignment: Alignment) -> npt.NDArray[np.float64]:
+    """The 3 x 3 transform from the query's pixels (mirrored first if the alignment is) to the
+    stored picture's: the homography their keypoints agree with, else the alignment's affine."""
+    side = query.mirrored_keypoints if alignment.mirrored else query.keypoints
+    working = fit_homography(side, stored.keypoints)
+    if working is None:
+        working = np.vstack([np.asarray(alignment.transform, dtype=np.float64), [0.0, 0.0, 1.0]])
+    query_height, query_width = query.gray.shape
+    stored_height, stored_width = stored.gray.shape
+    to_working = np.diag([side.size[0] / query_width, side.size[1] / query_height, 1.0])
+    from_working = np.diag(
+        [stored_width / stored.keypoints.size[0], stored_height / stored.keypoints.size[1], 1.0]
+    )
+    onto: npt.NDArray[np.float64] = from_working @ working @ to_working
+    return onto
 
 
 def _area(box: RelativeBox) -> float:
@@ -202,16 +233,17 @@ def _mirrored(box: RelativeBox, mirrored: bool) -> RelativeBox:
 
 
 def _carried(
-    box: RelativeBox, affine: npt.NDArray[np.float64], size: tuple[int, int], to_size: tuple[int, int]
+    box: RelativeBox, transform: npt.NDArray[np.float64], size: tuple[int, int], to_size: tuple[int, int]
 ) -> RelativeBox:
     """The bounding box, relative to a frame of `to_size` pixels, of `box` (relative to a frame
-    of `size` pixels) carried over by a 2 x 3 affine between the two frames' pixels."""
+    of `size` pixels) carried over by a 3 x 3 transform between the two frames' pixels."""
     left, top, right, bottom = box
     width, height = size
     xs = np.array([left, right, left, right]) * width
     ys = np.array([top, top, bottom, bottom]) * height
-    placed = np.stack([xs, ys, np.ones(4)], axis=1) @ affine.T
-    xs, ys = placed[:, 0] / to_size[0], placed[:, 1] / to_size[1]
+    placed = np.stack([xs, ys, np.ones(4)], axis=1) @ transform.T
+    xs = placed[:, 0] / placed[:, 2] / to_size[0]
+    ys = placed[:, 1] / placed[:, 2] / to_size[1]
     return float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())
 
 

@@ -332,6 +332,20 @@ def _matches(
     return query.points[query_index], stored.points[stored_index]
 
 
+def fit_homography(query: LocalFeatures, stored: LocalFeatures) -> npt.NDArray[np.float64] | None:
+    """The perspective transform (3 x 3, query working-size pixels to stored ones) that most of
+    the two pictures' matched keypoints agree with (RANSAC), or None with too few matches: where
+    an affine alignment is only close (a keystoned copy), this lays one picture on the other."""
+    cv2 = _opencv()
+    source, target = _matches(query, stored)
+    if len(source) < MIN_INLIERS:
+        return None
+    homography, _ = cv2.findHomography(source, target, cv2.RANSAC, REPROJECTION_PIXELS)
+    if homography is None or not np.isfinite(homography).all() or abs(np.linalg.det(homography)) < 1e-9:
+        return None
+    return np.asarray(homography, dtype=np.float64)
+
+
 def _plausible(transform: npt.NDArray[np.float64]) -> bool:
     if not np.isfinite(transform).all():  # RANSAC on nearly collinear points
         return False
