@@ -207,12 +207,22 @@ def test_dupes_partial_groups_each_photo_with_its_own_screenshot_only(tmp_path: 
     assert sorted(shown) == [[f"chat{n}", f"photo{n}"] for n in PHOTOS]
     kept = sorted(Path(m["key"]).stem for group in groups for m in group["members"] if m["best"])
     assert kept == [f"photo{n}" for n in PHOTOS]  # the screenshot has more pixels, and shows the photo
+    # each screenshot is named for what it is: its photo, shown inside it where the app put it
+    # (`chat_screenshot` pastes the photo 480 pixels wide at (30, 300) of a 540 x 1170 page)
+    for group in groups:
+        (shot,) = [m for m in group["members"] if not m["best"]]
+        relation = shot["relation"]
+        assert relation["kind"] == "edited" and relation["edit"] == "shown inside", relation
+        width, height = _photo(int(Path(shot["key"]).stem.removeprefix("chat"))).size
+        expected = (30 / 540, 300 / 1170, 510 / 540, (300 + 480 * height / width) / 1170)
+        assert all(abs(a - b) < 0.02 for a, b in zip(relation["shown_at"], expected, strict=True))
     similar = [Path(entry["key"]).stem for group in groups for entry in group["similar"]]
     assert similar == [f"chat{LONE}"]
     assert "similar, not copies" in page.read_text() and f"chat{LONE}.png" in page.read_text()
     text = CliRunner().invoke(app, ["dupes", "--index", str(tmp_path / "i.db"), "--partial", "--no-progress"])
     assert text.exit_code == 0, text.output
     assert any(line.strip().startswith("~") and f"chat{LONE}" in line for line in text.stdout.splitlines())
+    assert sum("edited (shown inside, at x 0.06-0.94" in line for line in text.stdout.splitlines()) == 3
 
 
 def test_the_hashes_alone_pair_the_screenshots(tmp_path: Path) -> None:

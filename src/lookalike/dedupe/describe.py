@@ -32,11 +32,21 @@ import numpy as np
 from lookalike.dedupe.best_copy import best_copy_rank, check_keep_rule, fidelity_rank, simple_rank
 from lookalike.dedupe.fidelity import ImageFacts, try_load_facts
 from lookalike.dedupe.grouping import Group
-from lookalike.dedupe.relations import IDENTICAL_FILE, KINDS, UNVERIFIED, Relation, canvas, relate
-from lookalike.dedupe.shown_copies import Looks, composites, looks_of, split_group
+from lookalike.dedupe.relations import (
+    IDENTICAL_FILE,
+    KINDS,
+    SHOWN_INSIDE,
+    UNVERIFIED,
+    Relation,
+    canvas,
+    relate,
+)
+from lookalike.dedupe.shown_copies import Looks, composites, looks_of, shown_inside, split_group
 from lookalike.discover import key_path
 from lookalike.index.base import FROM_FILE, Entry
+from lookalike.regions import overlap
 
+SAME_CONTENT = 0.8  # a picture shown inside a copy is its content between bars when they overlap this much
 CANVAS_SIDE = 256  # pixels on the long side of the canvas members are compared on
 TIERS = ("identical-files", "identical-pixels", "copies", "edited-copies", "unverified")
 TIER_TITLES = {
@@ -85,15 +95,37 @@ def describe_group(
     """`group` with the copy to keep first and every other member's relation to it, judged on
     `facts` (by key; None where a file cannot be read; `looks`: `looks_of(facts)` if made before)."""
     members = list(group.members)
-    kept, relations = _choose(members, facts, keep, looks_of(facts) if looks is None else looks)
+    looks = looks_of(facts) if looks is None else looks
+    kept, relations = _choose(members, facts, keep, looks)
     for entry in members:
         if entry.key != kept.key and entry.key not in relations:
             relations[entry.key] = relation_between(kept, entry, facts)
+    for key, relation in list(relations.items()):
+        if key in looks and kept.key in looks:
+            relations[key] = _as_shown_inside(relation, looks[key], looks[kept.key])
     order = sorted(
         (entry for entry in members if entry.key != kept.key),
         key=lambda e: (KINDS.index(relations[e.key].kind), best_copy_rank(e)),
     )
     return replace(group, members=(kept, *order), relations=relations, tier=tier_of(relations.values()))
+
+
+def _as_shown_inside(relation: Relation, copy: Looks, kept: Looks) -> Relation:
+    """A changed copy that shows the kept picture whole inside it (a screenshot, a collage, a
+    picture in a picture) is named for that, with where: measured on the whole frame, its tone
+    or detail says little. Uniform bars or padding around the picture stay a frame."""
+    if relation.safe or relation.kind == "unverified":
+        return relation
+    box = shown_inside(copy, kept)
+    if box is None:
+        return relation
+    content = copy.facts.content
+    if relation.edit == "frame" and content is not None:
+        height, width = copy.facts.pixels.shape[:2]
+        left, top, right, bottom = content
+        if overlap(box, (left / width, top / height, right / width, bottom / height)) >= SAME_CONTENT:
+            return relation  # the picture is what the bars leave: a frame
+    return Relation("edited", edit=SHOWN_INSIDE, shown_at=box)
 
 
 def relation_between(kept: Entry, other: Entry, facts: Mapping[str, ImageFacts | None]) -> Relation:

@@ -16,7 +16,9 @@ resized            another size, lossy differences only
 rotated, flipped   turned or mirrored, otherwise a copy
 cropped            a part of the kept copy (`region`: x0, y0, x1, y1 as shares of its frame)
 edited             changed on purpose: a tone or colour change, a filter, an overlay, a frame
-                   (bars, padding: uniform borders the kept copy lacks)
+                   (bars, padding: uniform borders the kept copy lacks), or shown inside
+                   something else (a screenshot, a collage, another picture: `shown_at` is
+                   where, x0, y0, x1, y1 as shares of the copy's frame)
 unverified         the files could not be read, so only the hashes vouch for the match
 """
 
@@ -45,6 +47,7 @@ KINDS = (
     "unverified",
 )
 SAFE_KINDS = frozenset({"identical-file", "identical-pixels", "re-encoded", "resized"})
+SHOWN_INSIDE = "shown inside"  # the edit of a screenshot, a collage or a picture showing the kept one
 
 # Bounds of a copy that holds the same picture (measured on the derived-copy families of
 # `lookalike.benchmarks.derived_copies`: see docs/dupes.md).
@@ -85,11 +88,12 @@ class Relation:
     kind: Kind
     transform: str = "none"  # the rotation/flip that aligns the copy on the kept copy
     region: tuple[float, float, float, float] | None = None  # of the kept frame the copy shows
-    edit: str | None = None  # for edited copies: "tone/colour", "filter", "overlay" or "frame"
+    edit: str | None = None  # for edited copies: "tone/colour", "filter", "overlay", "frame", SHOWN_INSIDE
     psnr: float | None = None  # dB at the common size
     tone_shift: float | None = None
     detail: float | None = None
     measures: dict[str, float] = field(default_factory=dict, compare=False)
+    shown_at: tuple[float, float, float, float] | None = None  # where the copy shows the kept picture
 
     @property
     def safe(self) -> bool:
@@ -106,6 +110,8 @@ class Relation:
             data["edit"] = self.edit
         if self.psnr is not None and math.isfinite(self.psnr):
             data["psnr"] = round(self.psnr, 1)
+        if self.shown_at is not None:
+            data["shown_at"] = [round(v, 4) for v in self.shown_at]
         return data
 
     def describe(self) -> str:
@@ -113,6 +119,9 @@ class Relation:
         if self.kind == "cropped" and self.region is not None:
             x0, y0, x1, y1 = self.region
             return f"cropped (x {x0:.2f}-{x1:.2f}, y {y0:.2f}-{y1:.2f})"
+        if self.kind == "edited" and self.edit == SHOWN_INSIDE and self.shown_at is not None:
+            x0, y0, x1, y1 = self.shown_at
+            return f"edited ({SHOWN_INSIDE}, at x {x0:.2f}-{x1:.2f}, y {y0:.2f}-{y1:.2f})"
         if self.kind == "edited" and self.edit:
             return f"edited ({self.edit})"
         if self.kind in ("rotated", "flipped"):

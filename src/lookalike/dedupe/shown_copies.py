@@ -120,14 +120,20 @@ def _alike(first: npt.NDArray[np.float64], second: npt.NDArray[np.float64]) -> f
 
 def inside(outer: Looks, picture: Looks) -> bool:
     """Whether a picture inside `outer` is `picture`'s whole picture, under one of its turns."""
+    return shown_inside(outer, picture) is not None
+
+
+def shown_inside(outer: Looks, picture: Looks) -> RelativeBox | None:
+    """The box (shares of `outer`'s frame) of the picture inside `outer` that is `picture`'s
+    whole picture under one of its turns (a screenshot's photo, a collage's cell), if any."""
     for box in outer.regions:
         part = outer.picture_at(box)
         if part and any(
             abs(aspect - part[0][0]) <= INSIDE_ASPECT and _alike(part[0][1], thumbnail) >= INSIDE_CORRELATION
             for aspect, thumbnail in picture.thumbnails
         ):
-            return True
-    return False
+            return box
+    return None
 
 
 def composites(looks: Mapping[str, Looks]) -> set[str]:
