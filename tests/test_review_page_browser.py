@@ -40,6 +40,7 @@ class Known:
     safe: bool
     region: tuple[float, float, float, float] | None = None
     transform: str = "none"
+    shown_at: tuple[float, float, float, float] | None = None
 
     def describe(self) -> str:
         return self.kind.replace("-", " ")
@@ -90,7 +91,8 @@ def _rgb(photo: Path) -> Image.Image:
 
 def make_gallery(root: Path) -> list[DescribedGroup]:
     """Four groups: identical files (one under a long folder name), identical pixels, a photo with
-    six kinds of copies, and a photo with 11 re-encoded and resized copies."""
+    six kinds of copies (one of them sent in a chat), and a photo with 11 re-encoded and resized
+    copies."""
     larger = {p.name: p for p in skimage_images()}  # 600x400 and 640x427: the viewer has more to show
     a, b = larger["coffee.png"], larger["rocket.jpg"]
     c = next(p for p in COMMITTED_PHOTOS if p.suffix == ".jpg")
@@ -137,6 +139,11 @@ def make_gallery(root: Path) -> list[DescribedGroup]:
     draw.rectangle((0, int(h * 0.8), w, h), fill=(250, 250, 250))
     draw.text((int(w * 0.05), int(h * 0.85)), "(c) someone else, all rights reserved", fill=(20, 20, 20))
     stamped.save(root / "library" / "coffee-captioned.jpg", quality=90)
+    chat = Image.new("RGB", (w + 60, 2 * h), (245, 245, 245))  # the photo sent in a chat
+    ImageDraw.Draw(chat).rectangle((0, 0, w + 60, h // 4), fill=(30, 60, 110))
+    chat.paste(original, (30, h // 2))
+    chat.save(root / "library" / "coffee-in-chat.jpg", quality=90)
+    shown_at = (30 / (w + 60), 0.25, (30 + w) / (w + 60), (h // 2 + h) / (2 * h))
     region = (box[0] / w, box[1] / h, box[2] / w, box[3] / h)
     mixed = _group(
         [
@@ -146,6 +153,7 @@ def make_gallery(root: Path) -> list[DescribedGroup]:
             (root / "library" / "coffee-mirrored.jpg", Known("flipped", False, transform="mirror")),
             (root / "library" / "coffee-cropped.jpg", Known("cropped", False, region=region)),
             (root / "library" / "coffee-captioned.jpg", Known("edited", False)),
+            (root / "library" / "coffee-in-chat.jpg", Known("edited", False, shown_at=shown_at)),
         ],
         "copies",
     )
@@ -219,7 +227,7 @@ def test_tiers_relations_and_the_matching_hash_are_shown(page: Any) -> None:
 
     mixed = page.locator("section.group").nth(2)
     relations = mixed.locator("figure.member .rel").all_inner_texts()
-    assert relations == ["resized", "re encoded", "flipped", "cropped", "edited"]
+    assert relations == ["resized", "re encoded", "flipped", "cropped", "edited", "edited"]
     matches = mixed.locator("figure.member .match").all_inner_texts()
     # A resized copy matches on a named hash within its limit, as the files are:
     assert re.fullmatch(r"matched: (phash_eq\w*|phash:16) \d+.*", matches[0]), matches
@@ -229,10 +237,10 @@ def test_tiers_relations_and_the_matching_hash_are_shown(page: Any) -> None:
     # Safe copies are chosen at first, copies changed on purpose are not:
     copies = mixed.locator("figure.member:not(.best) input.pick")
     checked = copies.evaluate_all("(boxes) => boxes.map(b => b.checked)")
-    assert checked == [True, True, False, False, False]
-    assert mixed.locator(".note").count() == 3
+    assert checked == [True, True, False, False, False, False]
+    assert mixed.locator(".note").count() == 4
     assert not mixed.locator("figure.best input.pick").is_checked()  # the kept copy: choosable, never chosen
-    assert page.locator("#count").inner_text() == f"{2 + 1 + 2 + 11} of {3 + 2 + 6 + 12} files chosen"
+    assert page.locator("#count").inner_text() == f"{2 + 1 + 2 + 11} of {3 + 2 + 7 + 12} files chosen"
     # Long folder names wrap at their slashes and stay inside the card:
     deep = page.locator("section.group").nth(0).locator("figure.member").nth(1)
     assert deep.locator(".dir").evaluate("(e) => e.scrollWidth <= e.clientWidth + 1")
@@ -328,6 +336,11 @@ def test_the_viewer_enlarges_compares_flickers_and_shows_the_difference_aligned(
     _wait_for_text(page, "#stage", "coffee-captioned")
     assert _mean(page.locator("#stage .label").inner_text()) > 3 * resized_mean
     page.screenshot(path=str(SCREENSHOTS / "review-difference.png"))
+    page.keyboard.press("ArrowRight")  # the photo in a chat: compared where the chat shows it
+    _wait_for_text(page, "#stage .label", "the part of the copy that shows it")
+    assert _mean(page.locator("#stage .label").inner_text()) < 8
+    page.screenshot(path=str(SCREENSHOTS / "review-shown-inside.png"))
+    page.keyboard.press("ArrowLeft")
 
     page.keyboard.press("ArrowLeft")
     page.keyboard.press("f")

@@ -215,6 +215,9 @@ def _member_html(member: ReportMember, position: int) -> str:
         "region": ",".join(f"{v:.4f}" for v in member.relation.region)
         if member.relation is not None and member.relation.region
         else "",
+        "shown": ",".join(f"{v:.4f}" for v in member.relation.shown_at)
+        if member.relation is not None and member.relation.shown_at
+        else "",
     }
     attributes = "".join(f' data-{key}="{esc(value)}"' for key, value in data.items() if value)
     return f'<figure class="{classes}"{attributes}>{image}<figcaption>{"".join(lines)}</figcaption></figure>'

@@ -180,8 +180,18 @@ function grey(canvas) {
   for (let i = 0; i < out.length; i++) out[i] = 0.299 * d[4*i] + 0.587 * d[4*i+1] + 0.114 * d[4*i+2];
   return out;
 }
-async function aligned(kept, copy, region) {
-  const a = await load(kept.src), b = await load(copy.src);
+async function aligned(kept, copy, region, shown) {
+  const a = await load(kept.src);
+  let b = await load(copy.src);
+  if (shown) {  // the part of the copy that shows the kept picture (a screenshot's photo, a cell)
+    const bw = b.naturalWidth, bh = b.naturalHeight;
+    const pw = Math.max(1, Math.round((shown[2] - shown[0]) * bw));
+    const ph = Math.max(1, Math.round((shown[3] - shown[1]) * bh));
+    const part = canvasOf(pw, ph);
+    part.getContext('2d').drawImage(b, shown[0] * bw, shown[1] * bh, pw, ph, 0, 0, pw, ph);
+    part.naturalWidth = pw; part.naturalHeight = ph;
+    b = part;
+  }
   let sx = 0, sy = 0, sw = a.naturalWidth, sh = a.naturalHeight;
   if (region) {
     sx = region[0] * sw; sy = region[1] * sh;
@@ -286,10 +296,13 @@ async function show() {
   const token = {};
   view.token = token;
   const region = fig.dataset.region ? fig.dataset.region.split(',').map(Number) : null;
-  const pair = await aligned(kept.querySelector('.thumb img'), fig.querySelector('.thumb img'), region);
+  const shown = fig.dataset.shown ? fig.dataset.shown.split(',').map(Number) : null;
+  const pair = await aligned(
+    kept.querySelector('.thumb img'), fig.querySelector('.thumb img'), region, shown);
   if (view.token !== token) return;
-  const note = (region ? 'the region of the kept copy it shows' : 'the kept frame')
-    + (pair.how ? ', copy ' + pair.how : '');
+  const compared = shown ? 'the part of the copy that shows it'
+    : region ? 'the region of the kept copy it shows' : 'the kept frame';
+  const note = compared + (pair.how ? ', copy ' + pair.how : '');
   if (view.mode === 'flicker') {
     const shown = canvasOf(pair.kept.width, pair.kept.height), ctx = shown.getContext('2d');
     const f = panel(shown, fig, '', true);

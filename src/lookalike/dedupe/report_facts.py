@@ -41,6 +41,7 @@ class RelationFacts:
     safe: bool  # removing it loses nothing (pre-selected)
     transform: str = "none"  # the rotation/flip that aligns the copy on the kept copy
     region: tuple[float, float, float, float] | None = None  # of the kept frame the copy shows
+    shown_at: tuple[float, float, float, float] | None = None  # of the copy's frame showing the kept one
 
 
 @dataclass(frozen=True)
@@ -80,15 +81,22 @@ def relation_of(group: Group, entry: Entry) -> RelationFacts | None:
     describe = getattr(relation, "describe", None)
     text = str(describe()) if callable(describe) else kind.replace("-", " ")
     safe = getattr(relation, "safe", None)
-    region = getattr(relation, "region", None)
-    region_ok = isinstance(region, tuple | list) and len(region) == 4
     return RelationFacts(
         kind=kind,
         text=text,
         safe=bool(safe) if isinstance(safe, bool) else kind in SAFE_KINDS,
         transform=str(getattr(relation, "transform", "none") or "none"),
-        region=tuple(float(v) for v in region) if region_ok else None,  # type: ignore[arg-type,union-attr]
+        region=_box(getattr(relation, "region", None)),
+        shown_at=_box(getattr(relation, "shown_at", None)),
     )
+
+
+def _box(value: Any) -> tuple[float, float, float, float] | None:
+    """Four shares (x0, y0, x1, y1) from a relation's attribute, or None."""
+    if not isinstance(value, tuple | list) or len(value) != 4:
+        return None
+    x0, y0, x1, y1 = (float(v) for v in value)
+    return x0, y0, x1, y1
 
 
 def match_of(group: Group, entry: Entry, rule: Matcher | None) -> MatchFacts:
