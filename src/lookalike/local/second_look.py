@@ -62,9 +62,11 @@ class SecondLook:
         self._taken = 0
 
     def _may_look(self, row: int, near: NearMiss) -> bool:
-        if self._looks[row] >= LOOKS_PER_QUERY or not worth_a_look(near):
-            return False
-        return self._budget is None or self._taken < self._budget
+        return worth_a_look(near) and self._has_looks(row)
+
+    def _has_looks(self, row: int) -> bool:
+        """Whether query `row` and its batch have looks left."""
+        return self._looks[row] < LOOKS_PER_QUERY and (self._budget is None or self._taken < self._budget)
 
     def _took(self, row: int) -> None:
         self._looks[row] += 1
@@ -99,12 +101,7 @@ class SecondLook:
         looks left and both files are at hand; else None."""
         if not self._may_look(row, near):
             return None
-        mine = self._file(query_entry, mirrored=near.mirrored)
-        theirs = None if mine is None else self._file(entry, mirrored=False)
-        if mine is None or theirs is None:
-            return None
-        self._took(row)
-        return verify(mine[0], theirs[0], mine[1], min_inliers=min_inliers)
+        return self._look_stored(row, query_entry, entry, near.mirrored, min_inliers)
 
     def look_stored(
         self, row: int, query_entry: int, entry: int, mirrored: bool, min_inliers: int
@@ -112,8 +109,14 @@ class SecondLook:
         """`verify_stored` for a pair chosen on other grounds than a near miss (a wide duplicate
         search's best-sharing pair that its compact keypoints could not fit at all), within the
         same budget of looks."""
-        if self._looks[row] >= LOOKS_PER_QUERY or (self._budget is not None and self._taken >= self._budget):
+        if not self._has_looks(row):
             return None
+        return self._look_stored(row, query_entry, entry, mirrored, min_inliers)
+
+    def _look_stored(
+        self, row: int, query_entry: int, entry: int, mirrored: bool, min_inliers: int
+    ) -> Alignment | None:
+        """Both files' keypoints (the query's mirror image too, with `mirrored`), one look taken."""
         mine = self._file(query_entry, mirrored=mirrored)
         theirs = None if mine is None else self._file(entry, mirrored=False)
         if mine is None or theirs is None:
