@@ -22,7 +22,7 @@ of its nearest pair.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -349,16 +349,3 @@ def split_group(
         )
     left_out = tuple(entry for key, entry in members.items() if key not in joined)
     return Split(tuple(groups), left_out)
-
-
-def split_groups(
-    groups: Sequence[Group], facts_of: Mapping[str, ImageFacts | None]
-) -> tuple[list[Group], list[Entry]]:
-    """Every group split (`split_group`), and every member left out."""
-    kept: list[Group] = []
-    left_out: list[Entry] = []
-    for group in groups:
-        split = split_group(group, facts_of)
-        kept.extend(split.groups)
-        left_out.extend(split.left_out)
-    return kept, left_out
