@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -252,7 +253,8 @@ def test_a_partial_duplicate_search_groups_a_picture_in_picture_through_its_file
     assert _dupes(str(folder)) == [{str(photo), str(copy)}]
 
 
-def test_a_look_for_a_pair_without_a_near_miss_keeps_to_the_budget() -> None:
+def _counted_files() -> tuple[Callable[..., dict[int, tuple[LocalFeatures, None]]], list[int]]:
+    """Files at hand that all hold PHOTO's keypoints, and the list of entries read, in order."""
     with Image.open(COMMITTED_PHOTOS[PHOTO]) as image:
         full = extract(np.asarray(image.convert("L")))
     read: list[int] = []
@@ -260,6 +262,12 @@ def test_a_look_for_a_pair_without_a_near_miss_keeps_to_the_budget() -> None:
     def at_hand(ids: np.ndarray, *, mirrored: bool = False) -> dict[int, tuple[LocalFeatures, None]]:
         read.append(int(ids[0]))
         return {int(ids[0]): (full, None)}
+
+    return at_hand, read
+
+
+def test_a_look_for_a_pair_without_a_near_miss_keeps_to_the_budget() -> None:
+    at_hand, read = _counted_files()
 
     looks = SecondLook(at_hand, budget=1)
     assert looks.look_stored(0, 1, 2, False, 10) is not None
@@ -268,13 +276,7 @@ def test_a_look_for_a_pair_without_a_near_miss_keeps_to_the_budget() -> None:
 
 
 def test_a_duplicate_searchs_batch_takes_no_more_looks_than_its_budget() -> None:
-    with Image.open(COMMITTED_PHOTOS[PHOTO]) as image:
-        full = extract(np.asarray(image.convert("L")))
-    read: list[int] = []
-
-    def at_hand(ids: np.ndarray, *, mirrored: bool = False) -> dict[int, tuple[LocalFeatures, None]]:
-        read.append(int(ids[0]))
-        return {int(ids[0]): (full, None)}
+    at_hand, read = _counted_files()
 
     close = NearMiss(NEAR_INLIERS)
     looks = SecondLook(at_hand, budget=1)
